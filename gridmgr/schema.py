@@ -1,0 +1,8 @@
+"""All tables, core and layers: the metadata Alembic compares the migrations against."""
+from __future__ import annotations
+
+from gridmgr import models
+from gridmgr.registry import load_layers
+
+load_layers()  # each layer module adds its tables to the shared metadata
+metadata = models.Base.metadata
