@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from gridmgr import migrate
 from gridmgr.pgcluster import Cluster
+from support import insert_small_grid
 
 TEMPLATE = "gm_template"
 
@@ -132,3 +133,9 @@ def cli(fresh_db, monkeypatch, tmp_path):
         return result
 
     return run
+
+
+@pytest.fixture
+def small_grid(conn):
+    """The 2 × 2 test grid inside the test's transaction: code → cell id."""
+    return insert_small_grid(conn)

@@ -1,0 +1,39 @@
+"""The `gridmgr` command: assembles the command groups and turns our errors into clear messages."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gridmgr.errors import GridmgrError, TopologyError
+
+
+class ErrorsAsMessages(click.Group):
+    """A group that prints a GridmgrError as one clear message (never a traceback) and exits 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TopologyError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(1)
+        except GridmgrError as exc:
+            click.secho(f"error: {exc.message}", fg="red", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=ErrorsAsMessages)
+@click.version_option(package_name="gridmgr")
+def main() -> None:
+    """网格化城市管理平台 gridmgr — the unit grid, its layers, workflow and reports."""
+
+
+def _register() -> None:
+    from gridmgr.commands import assign, db, demo, grid, regions, roster, serve
+
+    for module in (db, regions, grid, roster, assign, demo, serve):
+        for cmd in module.COMMANDS:
+            main.add_command(cmd)
+
+
+_register()

@@ -1,0 +1,69 @@
+"""`gridmgr db …`: the embedded cluster and migrations."""
+from __future__ import annotations
+
+import click
+
+from gridmgr import migrate
+from gridmgr.config import Config
+from gridmgr.db import database_url, embedded_cluster, engine_for
+
+
+@click.group("db")
+def db_group() -> None:
+    """The database: embedded cluster (var/pg/) or GRIDMGR_DATABASE_URL."""
+
+
+@db_group.command("up")
+def up() -> None:
+    """Start the embedded PostGIS cluster (initialising it the first time)."""
+    if Config.from_env().database_url:
+        click.echo("GRIDMGR_DATABASE_URL is set: using that server; nothing to start.")
+        return
+    cluster = embedded_cluster()
+    cluster.start()
+    click.echo(f"embedded PostGIS running: {cluster.data} (socket {cluster.socket_dir}, port {cluster.port})")
+
+
+@db_group.command("down")
+def down() -> None:
+    """Stop the embedded cluster."""
+    cluster = embedded_cluster()
+    was = cluster.running()
+    cluster.stop()
+    click.echo("embedded PostGIS stopped" if was else "embedded PostGIS was not running")
+
+
+@db_group.command("status")
+def status() -> None:
+    """Say which database is in use, whether it runs, and its migration revision."""
+    config = Config.from_env()
+    if config.database_url:
+        click.echo("database: external (GRIDMGR_DATABASE_URL)")
+    else:
+        cluster = embedded_cluster()
+        state = "running" if cluster.running() else ("stopped" if cluster.initialised() else "not created")
+        click.echo(f"database: embedded, {state}, {cluster.data}")
+        if state != "running":
+            return
+    engine = engine_for(database_url(config, start=False))
+    rev = migrate.current(engine)
+    click.echo(f"revision: {rev or 'none'} (code: {migrate.head()})")
+
+
+@db_group.command("url")
+def url() -> None:
+    """Print the SQLAlchemy URL in use (starting the embedded cluster if needed)."""
+    click.echo(database_url(Config.from_env()))
+
+
+@db_group.command("migrate")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def migrate_cmd(revision: str) -> None:
+    """Migrate the database (embedded or external) to the code's schema."""
+    engine = engine_for(database_url(Config.from_env()))
+    before = migrate.current(engine)
+    migrate.upgrade(engine, revision)
+    click.echo(f"migrated: {before or 'none'} → {migrate.current(engine)}")
+
+
+COMMANDS = [db_group]

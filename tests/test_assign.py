@@ -1,0 +1,131 @@
+"""Assignment: the one rule for points, lines and polygons, out-of-grid features, and --reassign."""
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import Column, BigInteger, DateTime, ForeignKey, MetaData, Table, text
+from geoalchemy2 import Geometry
+
+from support import SMALL_ORIGIN, SMALL_STEP
+from gridmgr import assign, registry
+from gridmgr.errors import CoordinateError, NotFound
+
+X0, Y0 = SMALL_ORIGIN
+D = SMALL_STEP
+
+
+def code_at(conn, ids, lon, lat, at=None):
+    cid = assign.cell_id_at(conn, lon, lat, at)
+    return {v: k for k, v in ids.items()}.get(cid)
+
+
+def test_interior_points(conn, small_grid):
+    assert code_at(conn, small_grid, X0 + 0.5 * D, Y0 + 1.5 * D) == "110101001001001"  # NW
+    assert code_at(conn, small_grid, X0 + 1.5 * D, Y0 + 1.5 * D) == "110101001001002"  # NE
+    assert code_at(conn, small_grid, X0 + 0.5 * D, Y0 + 0.5 * D) == "110101001001003"  # SW
+    assert code_at(conn, small_grid, X0 + 1.5 * D, Y0 + 0.5 * D) == "110101001001004"  # SE
+
+
+def test_edge_and_vertex_points_go_to_lowest_code(conn, small_grid):
+    # on the vertical edge between 003 and 004, and on the shared vertex of all four
+    assert code_at(conn, small_grid, X0 + D, Y0 + 0.5 * D) == "110101001001003"
+    assert code_at(conn, small_grid, X0 + D, Y0 + D) == "110101001001001"
+    # on the outer boundary: the one cell covering it
+    assert code_at(conn, small_grid, X0 + 2 * D, Y0 + 0.5 * D) == "110101001001004"
+
+
+def test_outside_point_has_no_cell(conn, small_grid):
+    assert code_at(conn, small_grid, X0 - D, Y0) is None
+
+
+def test_polygon_spanning_four_cells(conn, small_grid):
+    # a square centred on the shared vertex, larger part in the NE cell
+    poly = (f"ST_GeomFromText('POLYGON(({X0 + 0.6 * D} {Y0 + 0.6 * D}, {X0 + 1.6 * D} {Y0 + 0.6 * D}, "
+            f"{X0 + 1.6 * D} {Y0 + 1.6 * D}, {X0 + 0.6 * D} {Y0 + 1.6 * D}, {X0 + 0.6 * D} {Y0 + 0.6 * D}))', 4326)")
+    shares = dict(conn.execute(text(f"SELECT cell_id, share FROM cell_shares({poly})")).all())
+    assert set(shares) == set(small_grid.values())
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-6)
+    primary = conn.execute(text(f"SELECT cell_id FROM cell_for({poly})")).scalar()
+    assert primary == small_grid["110101001001002"]
+    assert shares[primary] == pytest.approx(0.36, abs=0.01)
+
+
+def test_line_goes_to_longest_overlap(conn, small_grid):
+    line = f"ST_GeomFromText('LINESTRING({X0 + 0.8 * D} {Y0 + 0.5 * D}, {X0 + 1.9 * D} {Y0 + 0.5 * D})', 4326)"
+    assert conn.execute(text(f"SELECT cell_id FROM cell_for({line})")).scalar() == small_grid["110101001001004"]
+    shares = dict(conn.execute(text(f"SELECT cell_id, share FROM cell_shares({line})")).all())
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_locate_describes_cell_and_rejects_swapped(conn, small_grid):
+    info = assign.locate(conn, X0 + 0.5 * D, Y0 + 0.5 * D)
+    assert info.code == "110101001001003" and info.community[0] == "110101001001"
+    assert info.street[0] == "110101001" and info.district[0] == "110101"
+    with pytest.raises(CoordinateError, match="swapped"):
+        assign.locate(conn, Y0, X0)
+    with pytest.raises(NotFound, match="outside the grid"):
+        assign.locate(conn, X0 + 0.02, Y0 + 0.02)
+
+
+def test_gcj02_point_lands_in_same_cell_as_wgs84(conn, small_grid):
+    from gridmgr import crs
+
+    lon, lat = X0 + 1.5 * D, Y0 + 0.5 * D
+    gx, gy = crs.from_wgs84([lon], [lat], "gcj02")
+    assert assign.locate(conn, float(gx[0]), float(gy[0]), "gcj02").code == "110101001001004"
+
+
+@pytest.fixture
+def point_layer(conn):
+    """A layer of our own, registered through the same registry a real layer uses."""
+    md = MetaData()
+    table = Table("test_points", md,
+                  Column("id", BigInteger, primary_key=True),
+                  Column("geom", Geometry("POINT", 4326, spatial_index=False), nullable=False),
+                  Column("cell_id", BigInteger, ForeignKey("grid_cells.id")),
+                  Column("created_at", DateTime(timezone=True), nullable=False))
+    conn.execute(text("CREATE TABLE test_points (id bigserial PRIMARY KEY, geom geometry(Point, 4326) NOT NULL,"
+                      " cell_id bigint REFERENCES grid_cells(id), created_at timestamptz NOT NULL)"))
+    layer = registry.register(registry.Layer("test_points", "测试点", "test points", table, "POINT"))
+    yield layer
+    registry.unregister("test_points")
+
+
+def test_new_grid_version_and_reassign(conn, small_grid, point_layer):
+    cut = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    p = (X0 + 0.5 * D, Y0 + 0.5 * D)
+    # a feature assigned in the old grid, through the one rule, in the statement that inserts it
+    conn.execute(text(f"""
+        INSERT INTO test_points (geom, cell_id, created_at)
+        SELECT g, c.cell_id, '2025-06-01' FROM (SELECT ST_SetSRID(ST_MakePoint(:x, :y), 4326) AS g) s
+        {assign.cell_join('s.g', "'2025-06-01'::timestamptz")}
+    """), {"x": p[0], "y": p[1]})
+    old_id = small_grid["110101001001003"]
+    # a new version of the grid: close the old cells, open one merged cell from the cut
+    conn.execute(text("UPDATE grid_cells SET valid_to = :t"), {"t": cut})
+    new_id = conn.execute(text("""
+        INSERT INTO grid_cells (code, community_id, geom, area_m2, valid_from, source)
+        SELECT '110101001001001', community_id, ST_Multi(ST_Union(geom)), sum(area_m2), :t, 'imported'
+        FROM grid_cells GROUP BY community_id RETURNING id
+    """), {"t": cut}).scalar()
+    # both versions answer for their own time
+    assert assign.cell_id_at(conn, *p, at=datetime(2025, 6, 1, tzinfo=timezone.utc)) == old_id
+    assert assign.cell_id_at(conn, *p, at=datetime(2026, 6, 1, tzinfo=timezone.utc)) == new_id
+    # the feature keeps its cell until an explicit reassign
+    assert conn.execute(text("SELECT cell_id FROM test_points")).scalar() == old_id
+    [pend] = [x for x in assign.pending(conn) if x.layer == "test_points"]
+    assert (pend.in_closed_cells, pend.out_of_grid) == (1, 0)
+    moved = assign.reassign(conn, "tester", layer_names=["test_points"])
+    assert moved == {"test_points": 1}
+    assert conn.execute(text("SELECT cell_id FROM test_points")).scalar() == new_id
+    log = conn.execute(text("SELECT actor, layer, from_cell_id, to_cell_id FROM cell_reassignments")).all()
+    assert log == [("tester", "test_points", old_id, new_id)]
+    assert assign.reassign(conn, "tester", layer_names=["test_points"]) == {"test_points": 0}
+
+
+def test_bulk_assignment_is_one_inlined_statement(conn, small_grid):
+    plan = "\n".join(r[0] for r in conn.execute(text(f"""
+        EXPLAIN SELECT p.g, c.cell_id FROM (SELECT ST_SetSRID(ST_MakePoint(116.4005 + i * 1e-6, 39.9005), 4326) g
+        FROM generate_series(1, 100) i) p {assign.cell_join('p.g')}
+    """)))
+    # the SQL function is inlined: the plan scans grid_cells itself instead of calling cell_for per row
+    assert "grid_cells" in plan and "Function Scan on cell_for" not in plan

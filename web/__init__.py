@@ -1,0 +1,33 @@
+"""The Flask app, installed as gridmgr.web: `create_app(config)` builds it; nothing runs at import."""
+from __future__ import annotations
+
+if __name__ != "gridmgr.web":  # pragma: no cover - `web.x` beside `gridmgr.web.x` loads modules twice
+    raise ImportError("import this package as gridmgr.web, not " + __name__)
+
+import secrets
+
+from flask import Flask
+
+from gridmgr.config import Config
+
+
+def create_app(config: Config | dict | None = None) -> Flask:
+    """Build the app: settings, the database hook, error pages and the blueprints."""
+    if isinstance(config, dict):
+        config = Config.from_env(**config)
+    config = config or Config.from_env()
+    app = Flask(__name__)
+    app.config["GRIDMGR"] = config
+    app.config["SECRET_KEY"] = config.get("GRIDMGR_SECRET_KEY") or secrets.token_hex(32)
+    app.config["JSON_AS_ASCII"] = False
+
+    from gridmgr import labels
+    from gridmgr.web import database, errors, home
+
+    app.jinja_env.filters["zh"] = labels.zh
+    app.jinja_env.filters["en"] = labels.en
+
+    database.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(home.bp)
+    return app
