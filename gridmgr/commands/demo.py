@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import click
 
-from gridmgr import demo
 from gridmgr.commands import Timer, engine, summary
 from gridmgr.paths import var_dir
 
@@ -16,6 +15,8 @@ from gridmgr.paths import var_dir
 @click.option("--port", default=5000, show_default=True, type=int)
 def demo_cmd(size: str, no_serve: bool, host: str, port: int) -> None:
     """Load the demo district (Beijing Dongcheng, synthetic streets and communities) and serve it."""
+    from gridmgr import demo  # the loader pulls in geopandas and the grid generator: only when asked
+
     timer = Timer()
     with engine().begin() as conn:
         result = demo.load(conn, size, var_dir() / "demo" / size,
