@@ -99,7 +99,7 @@ def locate(conn: Connection, lon: float, lat: float, crs: str = "wgs84",
            at: datetime | None = None) -> CellInfo:
     """The cell (with its people and units) covering a point given in any supported CRS."""
     x, y = crsmod.to_wgs84([lon], [lat], crs)
-    crsmod.check_points(x, y, city_extent(conn), records=[f"point ({lon}, {lat})"])
+    crsmod.check_points(x, y, city_extent(conn), records=["input"])
     cell_id = cell_id_at(conn, float(x[0]), float(y[0]), at)
     if cell_id is None:
         when = f" at {at.isoformat()}" if at else ""

@@ -110,7 +110,7 @@ class Extent:
         return (x >= self.lon_min) & (x <= self.lon_max) & (y >= self.lat_min) & (y <= self.lat_max)
 
     def __str__(self) -> str:
-        return f"lon {self.lon_min}..{self.lon_max}, lat {self.lat_min}..{self.lat_max}"
+        return f"lon {self.lon_min:.6g}..{self.lon_max:.6g}, lat {self.lat_min:.6g}..{self.lat_max:.6g}"
 
 
 CHINA = Extent(73.0, 3.0, 136.0, 54.0)

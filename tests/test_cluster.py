@@ -1,0 +1,59 @@
+"""The embedded cluster: `gridmgr db up/status/url/down` on a private folder, never the user's var/pg."""
+import os
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from gridmgr.cli import main
+from gridmgr.pgcluster import Cluster
+
+
+def test_embedded_lifecycle(tmp_path, monkeypatch):
+    var = tmp_path / "var"
+    monkeypatch.delenv("GRIDMGR_DATABASE_URL", raising=False)
+    monkeypatch.setenv("GRIDMGR_VAR", str(var))
+    runner = CliRunner()
+    try:
+        r = runner.invoke(main, ["db", "up"])
+        assert r.exit_code == 0, r.output
+        assert "embedded PostGIS running" in r.output
+        r = runner.invoke(main, ["db", "status"])
+        assert "embedded, running" in r.output
+        url = runner.invoke(main, ["db", "url"]).output.strip()
+        assert url.startswith("postgresql+psycopg2://gridmgr@/gridmgr?host=/tmp/")
+        # the socket path stays far below the 107-byte limit
+        assert len(url.split("host=")[1].split("&")[0]) < 40
+        # any other command starts and migrates it by itself
+        r = runner.invoke(main, ["db", "down"])
+        assert "stopped" in r.output
+        r = runner.invoke(main, ["locate", "116.4", "39.9"])
+        assert "in no cell" in r.output
+        r = runner.invoke(main, ["db", "status"])
+        assert "revision: 0001" in r.output
+    finally:
+        Cluster(var / "pg").destroy()
+
+
+def test_server_does_not_hold_the_callers_output(tmp_path):
+    """A detached server: a command that started it returns, with its pipes closed (CI would hang)."""
+    env = {**os.environ, "GRIDMGR_VAR": str(tmp_path / "var")}
+    env.pop("GRIDMGR_DATABASE_URL", None)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "gridmgr.cli", "db", "up"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        Cluster(tmp_path / "var" / "pg").destroy()
+
+
+def test_missing_binaries_say_what_to_do(tmp_path, monkeypatch):
+    import pytest
+
+    from gridmgr.errors import ConfigError
+
+    monkeypatch.setenv("GRIDMGR_PG_BINDIR", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("gridmgr.pgcluster.Path.is_dir", lambda self: False)
+    with pytest.raises(ConfigError, match="make setup.*GRIDMGR_DATABASE_URL"):
+        Cluster(tmp_path / "pg").start()

@@ -1,0 +1,37 @@
+"""The README documents every command and setting (a missing one fails here)."""
+import click
+
+from gridmgr.cli import main
+from gridmgr.config import SETTINGS
+from gridmgr.paths import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def _commands(group: click.Group, prefix: str = ""):
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}"
+
+
+def test_every_command_in_readme():
+    missing = []
+    for cmd in _commands(main):
+        parts = cmd.split()
+        # a row may name sub-commands after the first as `db up` / `db down`
+        if f"gridmgr {cmd}" not in README and f"`{parts[0]} {parts[-1]}`" not in README and \
+                not (len(parts) > 1 and f"/ `{parts[0]} {parts[1]}`" in README):
+            missing.append(cmd)
+    assert missing == []
+
+
+def test_every_setting_in_readme():
+    assert [s.name for s in SETTINGS if s.name not in README] == []
+
+
+def test_quick_start_is_the_two_commands():
+    quick = README.split("## Quick start", 1)[1].split("```", 2)[1]
+    lines = [ln.split("#")[0].strip() for ln in quick.strip().splitlines()[1:]]
+    assert lines == ["make demo", "make test"]
