@@ -124,7 +124,7 @@ STALE = ("(f.cell_id IS NULL OR EXISTS (SELECT 1 FROM grid_cells oc WHERE oc.id 
 def pending(conn: Connection, at: datetime | None = None) -> list[Pending]:
     """Per layer, how many features sit in closed cells or in no cell (what --reassign would look at)."""
     out = []
-    for layer in layers():
+    for layer in layers(spatial=True):
         t = layer.table.name
         row = conn.execute(text(f"""
             SELECT count(*) FILTER (WHERE f.cell_id IS NOT NULL), count(*) FILTER (WHERE f.cell_id IS NULL)
@@ -143,7 +143,7 @@ def reassign(conn: Connection, actor: str, *, layer_names: list[str] | None = No
     """
     at = at or datetime.now().astimezone()
     moved = {}
-    for layer in layers():
+    for layer in layers(spatial=True):
         if layer_names and layer.name not in layer_names:
             continue
         t = layer.table.name

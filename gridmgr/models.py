@@ -173,3 +173,30 @@ class CellReassignment(Base):
     feature_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     from_cell_id: Mapped[int | None] = mapped_column(ForeignKey("grid_cells.id"))
     to_cell_id: Mapped[int | None] = mapped_column(ForeignKey("grid_cells.id"))
+
+
+class Category(Base):
+    """A case category (事件/部件 class), with its time limits; loaded from data/categories.csv."""
+
+    __tablename__ = "categories"
+    __table_args__ = (
+        CheckConstraint("kind IN ('event', 'component')", name="kind"),
+        CheckConstraint("code ~ '^C?[0-9]{4}$'", name="code_format"),
+    )
+    # events keep their 4-digit code (0102 暴露垃圾); components are prefixed C (C0102 污水井盖),
+    # because the national lists number both from 0101 and one key must name one category
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    major_code: Mapped[str] = mapped_column(String(2), nullable=False)
+    major_name: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    name_en: Mapped[str | None] = mapped_column(Text)
+    # time limits: "<n>h" working hours or "<n>d" working days; empty = the bureau's default
+    verify_limit: Mapped[str | None] = mapped_column(String(8))
+    register_limit: Mapped[str | None] = mapped_column(String(8))
+    dispatch_limit: Mapped[str | None] = mapped_column(String(8))
+    handle_limit: Mapped[str | None] = mapped_column(String(8))
+    handle_limit_urgent: Mapped[str | None] = mapped_column(String(8))
+    check_limit: Mapped[str | None] = mapped_column(String(8))
+    register_condition: Mapped[str | None] = mapped_column(Text)
+    close_condition: Mapped[str | None] = mapped_column(Text)

@@ -85,7 +85,8 @@ def point_layer(conn):
                   Column("created_at", DateTime(timezone=True), nullable=False))
     conn.execute(text("CREATE TABLE test_points (id bigserial PRIMARY KEY, geom geometry(Point, 4326) NOT NULL,"
                       " cell_id bigint REFERENCES grid_cells(id), created_at timestamptz NOT NULL)"))
-    layer = registry.register(registry.Layer("test_points", "测试点", "test points", table, "POINT"))
+    layer = registry.register(registry.Layer("test_points", "测试点", "test points", table, ("POINT",),
+                                             fields=(), natural_key="id"))
     yield layer
     registry.unregister("test_points")
 

@@ -1,0 +1,51 @@
+"""Cases (案件): reported problems, each a point bound to its cell; the workflow drives their state."""
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Index, Sequence, String, UniqueConstraint, text
+
+from gridmgr.codes import CASE_SOURCES, CASE_STATES, URGENCIES, sql_in
+from gridmgr.features import feature_table
+from gridmgr.models import Base
+from gridmgr.registry import Field, Layer, Metric, register
+
+FIELDS = (
+    # year + 7-digit sequence; given by the importer when the file has none
+    Field("case_no", "text", "案件编号", "case number", max_length=16, aliases=("案件编号", "编号"),
+          popup=True, generated=True),
+    Field("category", "ref", "案件类别", "category", required=True, ref=("categories", "code", "category_code"),
+          aliases=("类别", "类别代码", "category_code"), popup=True, tile=True),
+    Field("source", "choice", "来源", "source", required=True, choices=CASE_SOURCES,
+          aliases=("来源", "案件来源"), popup=True),
+    Field("urgency", "choice", "紧急程度", "urgency", choices=URGENCIES, default="normal",
+          aliases=("紧急程度",)),
+    Field("reported_at", "datetime", "上报时间", "reported at", required=True,
+          aliases=("上报时间", "发现时间"), popup=True),
+    Field("description", "text", "问题描述", "description", max_length=2000, aliases=("问题描述", "描述"),
+          popup=True),
+    Field("address", "text", "地址", "address", max_length=300, aliases=("地址", "位置描述"), popup=True),
+    Field("photos", "text[]", "照片", "photos", aliases=("照片",)),
+)
+
+case_no_seq = Sequence("case_no_seq", metadata=Base.metadata)
+table = feature_table(
+    "cases", "POINT", FIELDS,
+    Column("status", String(16), nullable=False, server_default=text("'reported'")),
+    Column("deadline", DateTime(timezone=True)),
+    Column("unit_id", BigInteger, ForeignKey("units.id"), index=True),
+    CheckConstraint(sql_in("status", CASE_STATES), name="status"),
+    Index("ix_cases_reported_at", "reported_at"),
+    Index("ix_cases_status", "status"),
+    UniqueConstraint("case_no"),
+)
+
+LAYER = register(Layer(
+    name="cases", title_zh="案件", title_en="cases", table=table, geometry_types=("POINT",),
+    fields=FIELDS, natural_key="case_no", time_column="reported_at",
+    computed={"case_no": "COALESCE(s.case_no, to_char(s.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY')"
+                         " || lpad(nextval('case_no_seq')::text, 7, '0'))"},
+    style={"radius": 5, "color": "#dc2626",
+           "by_status": {"reported": "#f59e0b", "closed": "#16a34a", "rework": "#9333ea"}},
+    metrics=(
+        Metric("open_cases", "未结案件", "open cases", "count(*) FILTER (WHERE f.status NOT IN ('closed', 'rejected'))"),
+    ),
+))
