@@ -29,9 +29,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from gridmgr.commands import assign, db, demo, grid, regions, roster, serve
+    from gridmgr.commands import assign, categories, db, demo, grid, layer, regions, roster, serve
 
-    for module in (db, regions, grid, roster, assign, demo, serve):
+    for module in (db, regions, grid, roster, categories, layer, assign, demo, serve):
         for cmd in module.COMMANDS:
             main.add_command(cmd)
 

@@ -200,3 +200,20 @@ class Category(Base):
     check_limit: Mapped[str | None] = mapped_column(String(8))
     register_condition: Mapped[str | None] = mapped_column(Text)
     close_condition: Mapped[str | None] = mapped_column(Text)
+
+
+class ImportLog(Base):
+    """One layer import: the file, its content hash (a re-import of it adds nothing) and the counts."""
+
+    __tablename__ = "import_log"
+    __table_args__ = (Index("ix_import_log_layer_sha256", "layer", "sha256"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    layer: Mapped[str] = mapped_column(String(32), nullable=False)
+    file_name: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    rows: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    imported: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    existing: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    rejected: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    actor: Mapped[str] = mapped_column(Text, nullable=False)

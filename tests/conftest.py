@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from gridmgr import migrate
+from gridmgr import categories, migrate
 from gridmgr.pgcluster import Cluster
 from support import insert_small_grid
 
@@ -57,6 +57,8 @@ def template_url(pg_admin_url):
     url = _url_for(pg_admin_url, TEMPLATE)
     eng = create_engine(url)
     migrate.upgrade(eng)
+    with eng.begin() as conn:
+        categories.load(conn)  # the shipped categories, as `gridmgr categories load` gives a bureau
     eng.dispose()  # a template must have no connections when cloned
     yield url
     with admin.connect() as c:

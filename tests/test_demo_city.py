@@ -1,4 +1,4 @@
-"""Tests of gridmgr.demo_city: synthetic streets and communities tile their parents; the roster is complete."""
+"""Tests of gridmgr.demo_city: synthetic streets and communities tile their parents; the roster is whole."""
 import json
 import re
 from collections import Counter
@@ -106,13 +106,35 @@ def test_codes_names_and_order(regions):
     assert ys[0] >= np.median(ys)
 
 
-def test_demo_size_counts(district):
+def test_demo_size(district):
     size = demo_city.SIZES["demo"]
     streets, communities = demo_city.synthetic_regions(district, "110101", n_streets=size.n_streets,
                                                        n_communities=size.n_communities, seed=size.seed)
     assert len(streets) == 17 and abs(len(communities) - 200) <= 17
     assert communities.groupby("parent").size().min() >= 3
     assert all(shapely.is_valid(communities.geometry.values))
+    # 8 squads of 2–3 streets, each squad's streets one connected patch (coarse cells suffice here)
+    roster = demo_city.demo_roster(lattice_cells(communities, 250.0), list(streets.code))
+    area = {}
+    for r in roster["cell_units"]:
+        if r["duty"] == "enforcement":
+            area.setdefault(r["unit_code"], set()).add(r["cell_code"][:9])
+    assert len(area) == 8 and sorted(map(len, area.values())) == [2] * 7 + [3]
+    geom = dict(zip(streets.code, streets.geometry))
+    for codes in area.values():
+        assert shapely.union_all([geom[c] for c in codes]).geom_type == "Polygon", codes
+
+
+def test_concave_parent_gives_single_polygons():
+    # a comb: Voronoi cells cut across its teeth, leaving detached parts to hand to a neighbour
+    lon, lat, w = 116.40, 39.90, 0.0035
+    teeth = [shapely.box(lon + 2 * i * w, lat, lon + (2 * i + 1) * w, lat + 0.018) for i in range(6)]
+    comb = shapely.union_all([*teeth, shapely.box(lon, lat, lon + 11 * w, lat + 0.0014)])
+    streets, communities = demo_city.synthetic_regions(comb, "110101", n_streets=5, n_communities=20, seed=12)
+    assert set(streets.geom_type) == set(communities.geom_type) == {"Polygon"}
+    assert_tiles(comb, streets.geometry.values)
+    for code, geom in zip(streets.code, streets.geometry):
+        assert_tiles(geom, communities[communities.parent == code].geometry.values)
 
 
 def test_regions_are_deterministic(district, regions):
@@ -156,7 +178,8 @@ def test_roster_references_are_consistent(roster, cells, regions):
     assert {p["role"] for p in people.values()} <= set(PERSON_ROLES)
     assert {r["duty"] for r in roster["cell_units"]} <= set(CELL_DUTIES)
     assert all(p["unit_code"] in units for p in people.values())
-    assert all(re.fullmatch(r"P\d{4}", c) and re.fullmatch(r"1380000\d{4}", p["phone"]) for c, p in people.items())
+    assert all(re.fullmatch(r"P\d{4}", c) for c in people)
+    assert all(re.fullmatch(r"1380000\d{4}", p["phone"]) for p in people.values())
     community_of = {c[0]: c[1] for c in cells}
     for r in roster["cell_units"]:
         unit = units[r["unit_code"]]
@@ -175,7 +198,8 @@ def test_roster_references_are_consistent(roster, cells, regions):
         assert people[g["supervisor_code"]]["role"] == "supervisor"
         assert people[g["supervisor_code"]]["unit_code"] == g["unit_code"]
         assert units[g["unit_code"]]["kind"] == "enforcement_squad"
-    supervisor_of = {r["cell_code"]: r["person_code"] for r in roster["cell_people"] if r["post"] == "supervisor"}
+    supervisor_of = {r["cell_code"]: r["person_code"]
+                     for r in roster["cell_people"] if r["post"] == "supervisor"}
     for r in roster["duty_grid_cells"]:
         assert supervisor_of[r["cell_code"]] == grids[r["duty_grid_code"]]["supervisor_code"]
     sizes = Counter(r["duty_grid_code"] for r in roster["duty_grid_cells"])

@@ -9,7 +9,8 @@ import openpyxl
 import pytest
 from sqlalchemy import text
 
-from gridmgr.roster import SHEETS, RosterError, as_text, export_roster, import_roster
+from gridmgr.paths import ROOT
+from gridmgr.roster import ENUMS, LABELS, REQUIRED, SHEETS, RosterError, as_text, export_roster, import_roster
 
 # One district → street → community, four current cells in a 2×2 block, and a redrawn corner:
 # cell 005 has an old version (closed 2020) and a new one; 009 exists only in the old grid.
@@ -93,6 +94,9 @@ def write_xlsx(path, data):
         ws = wb.create_sheet(name)
         for row in rows:
             ws.append(row)
+            for cell in ws[ws.max_row]:
+                if isinstance(cell.value, str) and cell.value.startswith("="):
+                    cell.data_type = "s"  # text, as a spreadsheet stores it
     wb.save(path)
     return path
 
@@ -171,7 +175,8 @@ def test_import_xlsx_stores_the_roster(grid, xlsx):
     assert (C1, "enforcement", "SQ01") in snap["cell_units"]
     assert (C1, "territorial", "JD01") in snap["cell_units"]
     assert (C2, "sanitation", "HW01") in snap["cell_units"]
-    assert snap["duty_grids"] == [("DG01", "东华门一号责任网格", "JD01", "P003"), ("DG02", "东华门二号责任网格", None, None)]
+    assert snap["duty_grids"] == [("DG01", "东华门一号责任网格", "JD01", "P003"),
+                                  ("DG02", "东华门二号责任网格", None, None)]
     # a redrawn cell resolves to its current version
     assert grid.execute(text("SELECT cell_id FROM cell_units WHERE duty = 'territorial' AND cell_id = :i"),
                         {"i": cell_id(grid, C5)}).scalar() is not None
@@ -199,6 +204,29 @@ def test_chinese_labels_and_keys_are_accepted(grid, tmp_path):
     assert sorted(c[1] for c in snap["cell_units"]) == sorted(
         ["territorial", "enforcement", "sanitation", "maintenance", "other"])
     assert sorted(c[2] for c in snap["cell_people"]) == ["grid_leader", "grid_officer", "supervisor"]
+
+
+def test_glossary_labels_are_accepted_too(grid, tmp_path):
+    data = roster_data()
+    data["people"][1][2] = "grid leader"   # the glossary's English label
+    data["cell_units"][4][1] = "环卫所"     # the glossary's label of the key sanitation
+    import_roster(grid, write_xlsx(tmp_path / "glossary.xlsx", data))
+    snap = snapshot(grid, ids=False)
+    assert snap["people"][0][2] == "grid_leader"
+    assert (C2, "sanitation", "HW01") in snap["cell_units"]
+
+
+def test_every_key_has_its_label_and_the_docs_name_them():
+    doc = (ROOT / "docs" / "roster.md").read_text()
+    for name, enum in ENUMS.items():
+        assert set(LABELS[name]) == set(enum), name
+        for key, zh in LABELS[name].items():
+            assert f"`{key}`" in doc and zh in doc, (name, key)
+    for sheet, cols in SHEETS.items():
+        assert f"`{sheet}`" in doc
+        for col in cols:
+            assert f"`{col}`" in doc
+        assert set(REQUIRED[sheet]) <= set(cols)
 
 
 def test_csv_folder_with_bom_loads_like_the_workbook(grid, tmp_path, xlsx):
@@ -238,8 +266,11 @@ def test_export_then_import_is_a_no_op(grid, xlsx, tmp_path, kind):
     assert snapshot(grid, ids=False) == without_ids(before)
 
 
-def test_xlsx_export_is_readable(grid, xlsx, tmp_path):
-    import_roster(grid, xlsx)
+def test_xlsx_export_is_readable(grid, tmp_path):
+    data = roster_data()
+    data["units"][3][1] = "=HYPERLINK(\"x\")环卫所"  # text that looks like a formula stays text
+    import_roster(grid, write_xlsx(tmp_path / "in.xlsx", data))
+    before = snapshot(grid)
     out = tmp_path / "sub" / "export.xlsx"
     export_roster(grid, out)
     wb = openpyxl.load_workbook(out)
@@ -254,6 +285,9 @@ def test_xlsx_export_is_readable(grid, xlsx, tmp_path):
     # codes are text, never numbers
     assert [r[0] for r in wb["cell_units"].iter_rows(min_row=2, values_only=True)][0] == C1
     assert wb["people"]["A2"].value == "0042"
+    assert wb["units"]["B2"].value == '=HYPERLINK("x")环卫所'
+    assert import_roster(grid, out).sheets["units"].changed == 0
+    assert snapshot(grid) == before
 
 
 def test_csv_export_has_bom_and_the_template_header(grid, xlsx, tmp_path):

@@ -19,6 +19,20 @@ depends_on = None
 def upgrade() -> None:
     # case numbers given by imports that bring none: year + this sequence
     op.execute("CREATE SEQUENCE case_no_seq")
+    op.create_table('import_log',
+    sa.Column('id', sa.BigInteger(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('layer', sa.String(length=32), nullable=False),
+    sa.Column('file_name', sa.Text(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('rows', sa.BigInteger(), nullable=False),
+    sa.Column('imported', sa.BigInteger(), nullable=False),
+    sa.Column('existing', sa.BigInteger(), nullable=False),
+    sa.Column('rejected', sa.BigInteger(), nullable=False),
+    sa.Column('actor', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_import_log'))
+    )
+    op.create_index('ix_import_log_layer_sha256', 'import_log', ['layer', 'sha256'], unique=False)
     op.create_table('categories',
     sa.Column('code', sa.String(length=8), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
@@ -244,4 +258,5 @@ def downgrade() -> None:
     op.drop_geospatial_index('idx_billboards_geom', table_name='billboards', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('billboards')
     op.drop_table('categories')
+    op.drop_table('import_log')
     op.execute("DROP SEQUENCE case_no_seq")
