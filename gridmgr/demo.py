@@ -10,7 +10,7 @@ from typing import Callable
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmgr import demo_city, grid, regions, roster
+from gridmgr import categories, demo_city, demo_layers, dispatch, grid, layer_import, regions, registry, roster
 from gridmgr.errors import InputError
 from gridmgr.gisfile import read_features
 from gridmgr.paths import DATA
@@ -43,7 +43,8 @@ def counts(conn: Connection) -> dict[str, int]:
         UNION ALL SELECT 'units', count(*) FROM units
         UNION ALL SELECT 'people', count(*) FROM people
         UNION ALL SELECT 'duty grids', count(*) FROM duty_grids
-    """)).all())
+    """)).all()) | {layer.name: conn.execute(text(f"SELECT count(*) FROM {layer.table.name}")).scalar()
+                    for layer in registry.layers()}
 
 
 def load(conn: Connection, size: str, workdir: Path, *, today: date | None = None,
@@ -91,6 +92,19 @@ def load(conn: Connection, size: str, workdir: Path, *, today: date | None = Non
     roster_file = workdir / "roster.xlsx"
     demo_city.write_roster(tables, roster_file)
     roster.import_roster(conn, roster_file)
+
+    step("案件类别与派遣规则 categories and dispatch rules")
+    categories.ensure_loaded(conn)
+    dispatch.load(conn)
+
+    step("专题图层 layers: a year of cases, parking, construction sites, billboards")
+    files = demo_layers.write_demo_layers(workdir / "layers", district=district[0].geom, streets=streets,
+                                          communities=communities, anchor=anchor, size=size, seed=params.seed)
+    for name, path in files.items():
+        result = layer_import.import_file(conn, registry.get(name), path, actor="demo")
+        if result.rejected:
+            raise InputError(f"demo data for {name} had {result.rejected} rejected rows")
+        step(f"  {result.line()}")
 
     conn.execute(text("INSERT INTO meta (key, value) VALUES ('demo', CAST(:v AS jsonb))"),
                  {"v": json.dumps({"size": size, "anchor": anchor.isoformat(), "district": DISTRICT_CODE})})

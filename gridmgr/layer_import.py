@@ -30,6 +30,7 @@ from gridmgr.tabular import RawTable, read
 from gridmgr.validate import Problems, parse_fields
 
 MAX_LISTED = 50  # problems spelled out in one error; the rest are counted
+NULL_MARK = "\x01"
 
 
 @dataclass
@@ -92,19 +93,26 @@ def import_file(conn: Connection, layer: Layer, path: str | Path, *, crs: str | 
     typed = parse_fields(layer, raw.frame, problems, conn)
     geo = _geometry(layer, raw, crs, problems, city_extent(conn)) if layer.spatial else None
     n = len(typed)
-    progress("staging")
-    _stage(conn, layer, typed, geo)
-    if layer.spatial and not layer.is_point:
-        _invalid_geometries(conn, problems)
-    bad = np.zeros(n, dtype=bool)
-    bad[list(problems.by_row)] = True
     if problems and not skip_invalid:
         raise ImportRejected(layer.name, problems.lines(raw.records), len(problems))
+    # rows already refused never reach the database (a NUL byte would break the COPY itself)
+    keep = np.ones(n, dtype=bool)
+    keep[list(problems.by_row)] = False
+    progress("staging")
+    _stage(conn, layer, typed, geo, keep)
+    if layer.spatial and not layer.is_point:
+        _invalid_geometries(conn, problems)
+    if problems and not skip_invalid:
+        raise ImportRejected(layer.name, problems.lines(raw.records), len(problems))
+    bad = np.zeros(n, dtype=bool)
+    bad[list(problems.by_row)] = True
     if problems:
         conn.execute(text("DELETE FROM stage WHERE row_no = ANY(:r)"), {"r": list(problems.by_row)})
         _write_rejects(rejects or path.with_suffix(".rejects.csv"), raw, problems)
     progress("inserting with cell assignment")
-    imported, out_of_grid = _insert(conn, layer)
+    imported, out_of_grid = _insert(conn, layer, from_lonlat=geo is not None and "lon" in geo)
+    for statement in layer.after_import:
+        conn.execute(text(statement))
     result = ImportResult(layer.name, n, imported, n - int(bad.sum()) - imported, int(bad.sum()), out_of_grid,
                           raw.ignored)
     conn.execute(text("""
@@ -120,6 +128,9 @@ def _geometry(layer: Layer, raw: RawTable, crs: str | None, problems: Problems,
     """WGS84 geometry per row: lon/lat arrays for points from tables, else WKB; bad rows recorded."""
     key = crsmod.parse_crs(crs or raw.file_crs or "wgs84")
     if raw.lon is not None:
+        if "POINT" not in layer.geometry_types:
+            raise InputError(f"{layer.name} takes {' or '.join(layer.geometry_types)}: give a wkt column, "
+                             "not lon/lat")
         lon = pd.to_numeric(raw.lon.where(raw.lon != ""), errors="coerce").to_numpy(float)
         lat = pd.to_numeric(raw.lat.where(raw.lat != ""), errors="coerce").to_numpy(float)
         missing = np.isnan(lon) | np.isnan(lat)
@@ -152,7 +163,7 @@ def _geometry(layer: Layer, raw: RawTable, crs: str | None, problems: Problems,
     return {"wkb": wkb}
 
 
-def _stage(conn: Connection, layer: Layer, typed: pd.DataFrame, geo: dict | None) -> None:
+def _stage(conn: Connection, layer: Layer, typed: pd.DataFrame, geo: dict | None, keep: np.ndarray) -> None:
     """COPY the typed rows into a temporary staging table `stage` (dropped at commit)."""
     cols = [c for c in layer.table.c if c.name not in ("id", "cell_id", "out_of_grid", "created_at", "geom")]
     by_column = {f.column: f.name for f in layer.fields}
@@ -168,13 +179,15 @@ def _stage(conn: Connection, layer: Layer, typed: pd.DataFrame, geo: dict | None
     elif geo is not None:
         defs.append("geom geometry(Geometry, 4326)")
         frame["geom"] = geo["wkb"]
+    frame = frame[keep]
     conn.execute(text("DROP TABLE IF EXISTS stage"))
     conn.execute(text(f"CREATE TEMP TABLE stage ({', '.join(defs)}) ON COMMIT DROP"))
     buf = io.StringIO()
-    frame.to_csv(buf, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+    # NULL is \x01, a character validation refuses in text, so no text value can be read as NULL
+    frame.to_csv(buf, index=False, header=False, na_rep=NULL_MARK, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
     buf.seek(0)
     with conn.connection.dbapi_connection.cursor() as cur:
-        cur.copy_expert(f"COPY stage ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf)
+        cur.copy_expert(f"COPY stage ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv, NULL E'\\x01')", buf)
 
 
 def _array_columns(layer: Layer) -> set[str]:
@@ -193,7 +206,7 @@ def _invalid_geometries(conn: Connection, problems: Problems) -> None:
         problems.by_row.setdefault(row_no, []).append(("geometry", f"invalid geometry: {reason}"))
 
 
-def _insert(conn: Connection, layer: Layer) -> tuple[int, int]:
+def _insert(conn: Connection, layer: Layer, from_lonlat: bool) -> tuple[int, int]:
     """One INSERT … SELECT: staged rows with their cell, skipping natural keys already stored."""
     t = layer.table
     by_column = {f.column for f in layer.fields}
@@ -202,7 +215,7 @@ def _insert(conn: Connection, layer: Layer) -> tuple[int, int]:
     target = cols + list(computed)
     select = [f"s.{c}" for c in cols] + [f"({expr})" for expr in computed.values()]
     if layer.spatial:
-        geom = "ST_SetSRID(ST_MakePoint(lon, lat), 4326)" if layer.is_point else "geom"
+        geom = "ST_SetSRID(ST_MakePoint(lon, lat), 4326)" if from_lonlat else "geom"
         if t.c.geom.type.geometry_type == "MULTIPOLYGON":
             geom = f"ST_Multi({geom})"
         at = f"COALESCE(s.{layer.time_column}, now())" if layer.time_column in cols else "now()"
@@ -223,6 +236,8 @@ def _insert(conn: Connection, layer: Layer) -> tuple[int, int]:
               SELECT '{layer.name}', ins.id, s.cell_id, s.share FROM ins {shares_join('ins.geom', ins_at)}
               RETURNING 1
             )"""
+        if layer.on_insert:
+            sql += f", hook AS ({layer.on_insert} RETURNING 1)"
         sql += " SELECT count(*), count(*) FILTER (WHERE cell_id IS NULL) FROM ins"
         imported, out = conn.execute(text(sql)).first()
         return imported, out

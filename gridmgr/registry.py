@@ -81,6 +81,11 @@ class Layer:
     # columns computed in SQL as a staged row `s` is inserted (geometry `s.geom`), column → expression;
     # e.g. a parking zone's capacity from its length, a case number from a sequence
     computed: dict[str, str] = field(default_factory=dict)
+    # a statement run on the rows an import inserted, given as the CTE `ins` (id, geom, cell_id and the
+    # time column): e.g. each imported case's first audit event, written in the same statement
+    on_insert: str | None = None
+    # statements run once after an import's insert (e.g. moving a number sequence past imported numbers)
+    after_import: tuple[str, ...] = ()
     # SQL expressions added to exports and the API (derived values, never stored), name → expression on `f`
     derived: dict[str, str] = field(default_factory=dict)
     extras: dict = field(default_factory=dict)

@@ -93,7 +93,7 @@ def read(path: Path, layer: Layer, mapping: dict[str, str]) -> RawTable:
         lon_col = next((c for c in df.columns if c.lower() in LON_NAMES), None)
         lat_col = next((c for c in df.columns if c.lower() in LAT_NAMES), None)
         wkt_col = next((c for c in df.columns if c.lower() in WKT_NAMES), None)
-        if wkt_col is not None and not (lon_col and lat_col and layer.is_point):
+        if wkt_col is not None and not (lon_col and lat_col and "POINT" in layer.geometry_types):
             text = df.pop(wkt_col).str.strip()
             geometry = _parse_wkt(text, records)
         elif lon_col and lat_col:

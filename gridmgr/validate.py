@@ -17,6 +17,9 @@ TRUE = {"true", "t", "1", "yes", "y", "是", "有"}
 FALSE = {"false", "f", "0", "no", "n", "否", "无"}
 HAS_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 ARRAY_SEP = re.compile(r"[;|；]")
+# control characters never belong in a text field (tab, newline and carriage return do); refusing
+# them also keeps NUL out of PostgreSQL and frees \x01 to mark NULL in the COPY to staging
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 @dataclass
@@ -52,6 +55,8 @@ def parse_field(f: Field, s: pd.Series, problems: Problems, conn: Connection) ->
     empty = _empty(s)
     if f.required and not f.generated:
         problems.add(empty, f.name, "is missing (required)")
+    if f.type in ("text", "text[]"):
+        problems.add(s.str.contains(CONTROL), f.name, "contains a control character (e.g. NUL)")
     if f.type == "text":
         if f.max_length:
             problems.add(s.str.len() > f.max_length, f.name, f"is longer than {f.max_length} characters")
@@ -65,8 +70,9 @@ def parse_field(f: Field, s: pd.Series, problems: Problems, conn: Connection) ->
             problems.add(frac, f.name, lambda i: f"{s.iat[i]!r} is not a whole number")
         if f.minimum is not None:
             problems.add(num < f.minimum, f.name, lambda i: f"{s.iat[i]} is below {f.minimum:g}")
-        out = num.astype(object).where(num.notna(), None)
-        return out.map(lambda v: int(v) if v is not None and f.type == "int" else v)
+        # built as an object column: pandas would turn whole numbers with a gap back into floats
+        cast = int if f.type == "int" else float
+        return pd.Series([cast(v) if v == v else None for v in num], index=s.index, dtype=object)
     if f.type == "bool":
         low = s.str.lower()
         problems.add(~empty & ~low.isin(TRUE | FALSE), f.name,
