@@ -1,6 +1,6 @@
 """Benchmark: assign 10⁶ points to the demo grid with `cell_for`, against geopandas sjoin and a bare join.
 
-    .venv/bin/python bench/assign_points.py [--points 1000000]
+    .venv/bin/python bench/assign_points.py [--points 1000000 | --quick]
 
 Points are seeded, spread over Dongcheng with a few dense clusters (as cases are). Reports the rate of
 gridmgr's rule (one set-based statement through `cell_for`, with the edge and validity rules) beside
@@ -11,54 +11,55 @@ test), the floor. Checks that every point gets the same cell from all three.
 from __future__ import annotations
 
 import argparse
+import io
+import sys
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from common import bench_engine, timed
+from common import bench_engine, district_points, machine, timed, vertex_points
 
 
 def make_points(conn, n: int, seed: int = 7) -> None:
-    """A table of n points inside the district: 70% uniform, 30% around 6 hot spots."""
-    rng = np.random.default_rng(seed)
-    x0, y0, x1, y1 = conn.execute(text(
-        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-        "(SELECT ST_Extent(geom)::geometry e FROM regions WHERE level = 'district') s")).first()
-    n_uni = int(n * 0.7)
-    xs = rng.uniform(x0, x1, n_uni * 2)
-    ys = rng.uniform(y0, y1, n_uni * 2)
-    centres = rng.uniform([x0, y0], [x1, y1], (6, 2))
-    pick = rng.integers(0, 6, n - n_uni)
-    hx = centres[pick, 0] + rng.normal(0, 0.002, n - n_uni)
-    hy = centres[pick, 1] + rng.normal(0, 0.002, n - n_uni)
+    """A table of n points inside the district: 70% uniform, 30% around 6 hot spots, 0.1% on cell corners."""
+    lon, lat, _ = district_points(conn, n, seed=seed, hot_share=0.3, n_hot=6)
+    k = n // 1000  # replace some points by shared cell corners, where the lowest-code rule decides
+    lon[:k], lat[:k] = vertex_points(conn, k, seed=seed)
     conn.execute(text("DROP TABLE IF EXISTS bench_points"))
-    conn.execute(text("CREATE UNLOGGED TABLE bench_points (id bigint PRIMARY KEY, lon float8, lat float8, geom geometry(Point, 4326))"))
-    import io
-
+    conn.execute(text("CREATE TEMP TABLE bench_xy (id bigint, lon float8, lat float8) ON COMMIT DROP"))
     buf = io.StringIO()
-    lon = np.concatenate([xs, hx])
-    lat = np.concatenate([ys, hy])
-    for i, (a, b) in enumerate(zip(lon, lat)):
-        buf.write(f"{i}\t{a:.7f}\t{b:.7f}\n")
+    # repr-exact coordinates: the database sees the same doubles as geopandas below
+    pd.DataFrame({"id": np.arange(n), "lon": lon, "lat": lat}).to_csv(buf, index=False, header=False)
     buf.seek(0)
-    raw = conn.connection.dbapi_connection
-    with raw.cursor() as cur:
-        cur.copy_expert("COPY bench_points (id, lon, lat) FROM STDIN", buf)
-    conn.execute(text("UPDATE bench_points SET geom = ST_SetSRID(ST_MakePoint(lon, lat), 4326)"))
-    # keep points inside the district, then exactly n of them
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.copy_expert("COPY bench_xy (id, lon, lat) FROM STDIN WITH (FORMAT csv)", buf)
     conn.execute(text("""
-        DELETE FROM bench_points p WHERE NOT EXISTS (
-          SELECT 1 FROM regions d WHERE d.level = 'district' AND ST_Covers(d.geom, p.geom))"""))
-    conn.execute(text("DELETE FROM bench_points WHERE id IN (SELECT id FROM bench_points ORDER BY id OFFSET :n)"), {"n": n})
+        CREATE UNLOGGED TABLE bench_points AS
+        SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geometry(Point, 4326) AS geom FROM bench_xy"""))
+    conn.execute(text("ALTER TABLE bench_points ADD PRIMARY KEY (id)"))
     conn.execute(text("ANALYZE bench_points"))
+
+
+def lowest_code(pairs: pd.DataFrame, codes: dict) -> pd.Series:
+    """Point id → cell code, a point on a shared edge (several rows) going to the lowest code."""
+    return pairs.assign(code=pairs["cell_id"].map(codes)).groupby("id")["code"].min()
+
+
+def same(a: pd.Series, b: pd.Series) -> int:
+    """How many points two assignments (id → code, NaN = out of grid) agree on."""
+    both = pd.DataFrame({"a": a, "b": b})
+    return int(((both.a == both.b) | (both.a.isna() & both.b.isna())).sum())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--quick", action="store_true", help="100,000 points instead of the default size")
     args = ap.parse_args()
+    if args.quick:
+        args.points = 100_000
     eng = bench_engine()
     t: dict[str, float] = {}
     with eng.begin() as conn:
@@ -84,22 +85,31 @@ def main() -> None:
             joined = gpd.sjoin(pts, cells, how="left", predicate="covered_by")
         codes = dict(conn.execute(text("SELECT id, code FROM grid_cells")).all())
         ours = pd.Series(dict(conn.execute(text("SELECT id, cell_id FROM a_gridmgr")).all())).map(codes)
-        floor_dupes = conn.execute(text("SELECT count(*) - count(DISTINCT id) FROM a_floor")).scalar()
-        # geopandas joins a point on a shared edge to every covering cell: apply our rule (lowest code)
-        joined["code"] = joined["cell_id"].map(codes)
-        theirs = joined.groupby("id")["code"].min()
-        both = pd.DataFrame({"ours": ours, "theirs": theirs})
-        same = int(((both.ours == both.theirs) | (both.ours.isna() & both.theirs.isna())).sum())
-        out_of_grid = int(both.ours.isna().sum())
+        floor_pairs = pd.DataFrame(conn.execute(text("SELECT id, cell_id FROM a_floor")).all(), columns=["id", "cell_id"])
+        where = machine(conn)
+    # the floor and geopandas join a point on a shared edge to every covering cell: apply our rule
+    floor = lowest_code(floor_pairs, codes)
+    theirs = lowest_code(joined[["id", "cell_id"]], codes)
+    edge_points = int(floor_pairs["id"].duplicated().sum())
+    same_floor, same_gpd = same(ours, floor), same(ours, theirs)
+    out_of_grid = int(ours.isna().sum())
     rate = lambda k: n / t[k]  # noqa: E731
+    r_ours, r_floor = rate("gridmgr cell_for (one statement)"), rate("plain ST_Covers join (floor)")
+    r_gpd, r_gpd_all = rate("geopandas sjoin"), n / (t["geopandas sjoin"] + t["geopandas read cells + points"])
     print()
-    print(f"points: {n:,}; out of grid: {out_of_grid:,}; floor join duplicate rows (edge points): {floor_dupes:,}")
-    print(f"same cell as geopandas: {same:,} / {n:,}")
-    print(f"gridmgr cell_for:        {rate('gridmgr cell_for (one statement)'):>12,.0f} points/s")
-    print(f"plain ST_Covers (floor): {rate('plain ST_Covers join (floor)'):>12,.0f} points/s")
-    print(f"geopandas sjoin only:    {rate('geopandas sjoin'):>12,.0f} points/s "
-          f"(+ {t['geopandas read cells + points']:.1f} s to read the data out of PostGIS)")
-
+    print(f"machine: {where}")
+    print(f"points: {n:,}; out of grid: {out_of_grid:,}; extra floor rows for points on shared edges: {edge_points:,}")
+    print(f"same cell as the floor join: {same_floor:,} / {n:,}; as geopandas: {same_gpd:,} / {n:,}")
+    print(f"gridmgr cell_for:        {r_ours:>12,.0f} points/s")
+    print(f"plain ST_Covers (floor): {r_floor:>12,.0f} points/s  (gridmgr at {r_ours / r_floor:.2f}× the floor's rate)")
+    print(f"geopandas sjoin only:    {r_gpd:>12,.0f} points/s "
+          f"(+ {t['geopandas read cells + points']:.1f} s to read the data out of PostGIS: {r_gpd_all:,.0f} points/s)")
+    ok = same_floor == n and same_gpd == n
+    print(f"assign_points: {n:,} points, gridmgr {r_ours:,.0f}/s, floor {r_floor:,.0f}/s, "
+          f"geopandas {r_gpd:,.0f}/s ({r_gpd_all:,.0f}/s with reads); "
+          f"cells {'identical' if ok else 'DIFFER'}")
+    if not ok:
+        sys.exit(1)
 
 if __name__ == "__main__":
     main()

@@ -1,12 +1,18 @@
 """Shared pieces of the benchmarks: a scratch database with the demo grid, timing, reporting."""
 from __future__ import annotations
 
+import hashlib
+import platform
 import statistics
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
+import numpy as np
+import shapely
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
@@ -20,11 +26,37 @@ from gridmgr.paths import var_dir  # noqa: E402
 BENCH_DB = "gridmgr_bench"
 
 
+ROOT = Path(__file__).resolve().parent.parent
+# what the bench database is built from: when one of these changes (an edited migration, a new
+# demo), the database is dropped and built again instead of silently reused
+BUILT_FROM = ("migrations/versions/*.py", "gridmgr/demo*.py", "gridmgr/grid*.py")
+
+
+def built_from() -> str:
+    """A digest of the files the bench database is built from."""
+    h = hashlib.sha256()
+    for pattern in BUILT_FROM:
+        for f in sorted(ROOT.glob(pattern)):
+            h.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def bench_engine(size: str = "demo") -> Engine:
     """A database of the benchmarks' own (never the user's data) with the demo grid loaded once."""
     base = make_url(database_url(Config.from_env()))
+    digest = built_from()
     admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
+        if c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": BENCH_DB}).scalar():
+            probe = create_engine(base.set(database=BENCH_DB))
+            with probe.connect() as b:
+                stored = b.execute(text(
+                    "SELECT value #>> '{}' FROM meta WHERE key = 'bench_built_from'")).scalar() \
+                    if b.execute(text("SELECT to_regclass('meta')")).scalar() else None
+            probe.dispose()
+            if stored != digest:
+                print(f"  · {BENCH_DB} was built from other migrations or demo code: dropping it", flush=True)
+                c.execute(text(f'DROP DATABASE "{BENCH_DB}" WITH (FORCE)'))
         if not c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": BENCH_DB}).scalar():
             c.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
     admin.dispose()
@@ -32,8 +64,79 @@ def bench_engine(size: str = "demo") -> Engine:
     migrate.upgrade(eng)
     with eng.begin() as conn:
         result = demo.load(conn, size, var_dir() / "bench" / size, step=lambda m: print(f"  · {m}", flush=True))
+        conn.execute(text("INSERT INTO meta (key, value) VALUES ('bench_built_from', to_jsonb(CAST(:d AS text))) "
+                          "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"), {"d": digest})
+        # fresh tables have no statistics until autovacuum comes by: without them the planner
+        # joins points to cells through the partial index on open cells instead of the GiST index
+        conn.execute(text("ANALYZE regions"))
+        conn.execute(text("ANALYZE grid_cells"))
     print(f"bench database {BENCH_DB}: {result.counts['cells']:,} cells ({'loaded' if result.loaded else 'reused'})")
     return eng
+
+
+def district_points(conn, n: int, *, seed: int = 7, hot_share: float = 0.3, n_hot: int = 6,
+                    sigma_deg: float = 0.002) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n seeded points inside the demo district: uniform, plus `hot_share` of them around `n_hot` hot spots.
+
+    Returns lon, lat and the hot spot of each point (-1 for the uniform ones). Hot-spot centres
+    are drawn inside the district and every point is kept only when inside it, so exactly n come back.
+    """
+    rng = np.random.default_rng(seed)
+    district = shapely.from_wkb(bytes(conn.execute(text(
+        "SELECT ST_AsBinary(ST_Union(geom)) FROM regions WHERE level = 'district'")).scalar()))
+    shapely.prepare(district)
+    x0, y0, x1, y1 = district.bounds
+
+    def inside(draw, k: int) -> tuple[np.ndarray, ...]:
+        parts, got = [], 0
+        while got < k:
+            cols = draw(max(2 * (k - got), 1000))
+            keep = shapely.contains_xy(district, cols[0], cols[1])
+            parts.append([c[keep] for c in cols])
+            got += int(keep.sum())
+        return tuple(np.concatenate([p[i] for p in parts])[:k] for i in range(len(parts[0])))
+
+    n_hot_pts = int(round(n * hot_share))
+    ux, uy = inside(lambda m: (rng.uniform(x0, x1, m), rng.uniform(y0, y1, m)), n - n_hot_pts)
+    cx, cy = inside(lambda m: (rng.uniform(x0, x1, m), rng.uniform(y0, y1, m)), n_hot)
+
+    def around(m: int):
+        pick = rng.integers(0, n_hot, m)
+        return cx[pick] + rng.normal(0, sigma_deg, m), cy[pick] + rng.normal(0, sigma_deg, m), pick
+
+    hx, hy, hp = inside(around, n_hot_pts) if n_hot_pts else (np.empty(0), np.empty(0), np.empty(0, int))
+    # interleave so that any prefix of the points has the same mix
+    order = rng.permutation(n)
+    lon = np.concatenate([ux, hx])[order]
+    lat = np.concatenate([uy, hy])[order]
+    spot = np.concatenate([np.full(len(ux), -1), hp])[order]
+    return lon, lat, spot
+
+
+def vertex_points(conn, k: int, *, seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    """k points exactly on cell corners shared by several open cells (the edge rule's cases), seeded."""
+    xy = np.array(conn.execute(text("""
+        SELECT x, y FROM (
+          SELECT ST_X(d.geom) AS x, ST_Y(d.geom) AS y FROM grid_cells c, ST_DumpPoints(c.geom) d
+          WHERE c.valid_to IS NULL) v
+        GROUP BY x, y HAVING count(*) > 2 ORDER BY x, y""")).all(), dtype=float).reshape(-1, 2)
+    pick = np.random.default_rng(seed).integers(0, len(xy), k)
+    return xy[pick, 0], xy[pick, 1]
+
+
+def machine(conn) -> str:
+    """One line about where a benchmark ran: cores, RAM, PostgreSQL and PostGIS versions, date."""
+    ram = next((int(line.split()[1]) // 1024 ** 2 for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    pg = conn.execute(text("SHOW server_version")).scalar()
+    gis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    root = Path(__file__).resolve().parent.parent
+    git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    code = git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if git("status", "--porcelain") else "")
+    return (f"{nproc} cores ({cpu}), {ram} GiB RAM, PostgreSQL {pg}, PostGIS {gis}, "
+            f"{date.today().isoformat()}, code {code}")
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -146,10 +146,10 @@ def visible(conn: Connection, actor: Actor, case_id: int) -> bool:
 def allowed_actions(conn: Connection, actor: Actor, case: dict) -> list[str]:
     """The actions this actor may take on this case now (for buttons and the API)."""
     out = []
+    probe = {"limit": "1d", "unit_id": case.get("unit_id") or 0, "photos": ["x", "y"]}
     for t in TRANSITIONS.values():
         try:
-            _check(conn, actor, case, t, note="x", data={"limit": "1d", "unit_id": case.get("unit_id") or 0,
-                                                         "photos": ["x", "y"]})
+            check(actor, case, t, _in_scope(conn, actor, case, t.scope), note="x", data=probe)
         except GridmgrError:
             continue
         out.append(t.action)
@@ -160,7 +160,7 @@ def _load(conn: Connection, case_id: int) -> dict:
     row = conn.execute(text("""
         SELECT f.id, f.case_no, f.status, f.source, f.category_code, f.urgency, f.cell_id, f.unit_id,
                f.deadline, f.deadline_step, f.step_started_at, f.reporter_user_id, f.extension_request,
-               f.resume_state, f.reported_at
+               f.resume_state, f.reported_at, f.rework_count
         FROM cases f WHERE f.id = :id FOR UPDATE
     """), {"id": case_id}).mappings().first()
     if row is None:
@@ -177,7 +177,7 @@ def _in_scope(conn: Connection, actor: Actor, case: dict, scope: str) -> bool:
     return True
 
 
-def _check(conn: Connection, actor: Actor, case: dict, t: Transition, note: str | None, data: dict) -> None:
+def check(actor: Actor, case: dict, t: Transition, in_scope: bool, note: str | None, data: dict) -> None:
     """Raise WorkflowError (or Forbidden) unless this actor may take this action on this case now."""
     name = f"case {case['case_no']}"
     if case["status"] not in t.sources:
@@ -185,7 +185,7 @@ def _check(conn: Connection, actor: Actor, case: dict, t: Transition, note: str 
                             f"'{t.action}' is allowed only from {', '.join(t.sources)}")
     if actor.role != "system" and actor.role not in t.roles:
         raise Forbidden(f"{name}: '{t.action}' is for {', '.join(t.roles)}, not {actor.role}")
-    if actor.role != "system" and not _in_scope(conn, actor, case, t.scope):
+    if actor.role != "system" and not in_scope:
         where = "cells of your duty grid" if t.scope == "cell" else "cases dispatched to your unit"
         raise Forbidden(f"{name}: '{t.action}' only on {where}")
     if t.note_required and not (note or "").strip():
@@ -227,64 +227,83 @@ def step_limit(conn: Connection, category: str, step: str, urgency: str = "norma
     return limit or DEFAULT_LIMIT[step]
 
 
+def transition(case: dict, t: Transition, actor: Actor, *, now: datetime, calendar: WorkCalendar,
+               limit: Callable[[str], str], in_scope: bool, note: str | None = None, data: dict | None = None,
+               settings: Settings | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pure heart of a transition: check it, then return (updates to the case, the audit event).
+
+    `limit(step)` gives the time limit of a step for this case (category and urgency); `in_scope`
+    says whether the case lies in the actor's cells or unit. No database: `apply` and the demo's
+    bulk history both go through here, so they cannot disagree.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    settings = settings or Settings()
+    data = dict(data or {})
+    check(actor, case, t, in_scope, note, data)
+    target, step = t.target or case["status"], t.step
+    updates: dict[str, Any] = {}
+    if t.action == "check_pass" and settings.close_on_check:
+        target, step = "closed", ""
+    if t.action == "resume":
+        target = case["resume_state"] or "registered"
+        step = STATE_STEP.get(target)
+        updates["resume_state"] = None
+    if target in PAUSED:
+        updates["resume_state"] = case["status"]
+    if t.action == "dispatch":
+        updates["unit_id"] = data["unit_id"]
+    if t.action == "check_fail":
+        updates["rework_count"] = (case.get("rework_count") or 0) + 1
+    if t.action == "self_handle":
+        updates["self_handled"] = True
+    if t.action == "request_extension":
+        updates["extension_request"] = {"limit": data["limit"], "note": note, "at": now.isoformat()}
+    if t.action in ("approve_extension", "refuse_extension"):
+        updates["extension_request"] = None
+    deadline = case["deadline"]
+    if step == "":
+        deadline = None
+        updates.update(deadline=None, deadline_step=None, step_started_at=None)
+    elif step is not None:
+        deadline = calendar.add_working_time(now, limit(step))
+        updates.update(deadline=deadline, deadline_step=step, step_started_at=now)
+    if t.action == "approve_extension":
+        # approval moves the deadline on by the requested working time (延期)
+        deadline = calendar.add_working_time(case["deadline"] or now, case["extension_request"]["limit"])
+        updates["deadline"] = deadline
+        data["limit"] = case["extension_request"]["limit"]
+    updates["status"] = target
+    event = {"action": t.action, "from_state": case["status"], "to_state": target, "at": now, "note": note,
+             "unit_id": data.get("unit_id") if t.action == "dispatch" else None,
+             "deadline_before": case["deadline"], "deadline_after": deadline,
+             "photos": data.get("photos") or [], "data": {k: v for k, v in data.items() if k != "photos"}}
+    return updates, event
+
+
 def apply(conn: Connection, actor: Actor, case_id: int, action: str, *, now: datetime,
           calendar: WorkCalendar, note: str | None = None, data: dict | None = None,
           settings: Settings | None = None) -> Outcome:
-    """Take one action on a case (see the module docstring); returns what happened."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
+    """Take one action on a case in the caller's transaction (see the module docstring)."""
     t = TRANSITIONS.get(action)
     if t is None:
         raise InputError(f"unknown action {action!r}; known: {', '.join(TRANSITIONS)}", field="action")
-    settings = settings or Settings()
     data = dict(data or {})
     case = _load(conn, case_id)
     if action == "dispatch" and not data.get("unit_id"):
         from gridmgr.dispatch import resolve
 
         data["unit_id"], data["dispatch_rule"] = resolve(conn, case["category_code"], case["cell_id"])
-    _check(conn, actor, case, t, note, data)
-
-    target, step = t.target or case["status"], t.step
-    updates: dict[str, Any] = {}
-    if action == "check_pass" and settings.close_on_check:
-        target, step = "closed", ""
-    if action == "resume":
-        target = case["resume_state"] or "registered"
-        step = STATE_STEP.get(target)
-        updates["resume_state"] = None
-    if target in PAUSED:
-        updates["resume_state"] = case["status"]
-    if action == "dispatch":
-        updates["unit_id"] = data["unit_id"]
-    if action == "check_fail":
-        updates["rework_count"] = text("rework_count + 1")
-    if action == "self_handle":
-        updates["self_handled"] = True
-    if action == "request_extension":
-        updates["extension_request"] = {"limit": data["limit"], "note": note, "at": now.isoformat()}
-    if action in ("approve_extension", "refuse_extension"):
-        updates["extension_request"] = None
-
-    deadline = case["deadline"]
-    if step == "":
-        deadline = None
-        updates.update(deadline=None, deadline_step=None, step_started_at=None)
-    elif step is not None:
-        deadline = calendar.add_working_time(now, step_limit(conn, case["category_code"], step, case["urgency"]))
-        updates.update(deadline=deadline, deadline_step=step, step_started_at=now)
-    if action == "approve_extension":
-        # approval moves the deadline on by the requested working time (延期)
-        deadline = calendar.add_working_time(case["deadline"] or now, case["extension_request"]["limit"])
-        updates["deadline"] = deadline
-        data["limit"] = case["extension_request"]["limit"]
-    updates["status"] = target
+    updates, event = transition(
+        case, t, actor, now=now, calendar=calendar, in_scope=_in_scope(conn, actor, case, t.scope),
+        limit=lambda step: step_limit(conn, case["category_code"], step, case["urgency"]),
+        note=note, data=data, settings=settings)
     _update_case(conn, case_id, updates)
-    event_id = record(conn, case_id, actor, action, case["status"], target, now, note=note,
-                      unit_id=data.get("unit_id") if action == "dispatch" else None,
-                      deadline_before=case["deadline"], deadline_after=deadline,
-                      photos=data.get("photos") or [], data={k: v for k, v in data.items() if k != "photos"})
-    return Outcome(case_id, action, case["status"], target, deadline, event_id, data)
+    event_id = record(conn, case_id, actor, action, event["from_state"], event["to_state"], now, note=note,
+                      unit_id=event["unit_id"], deadline_before=event["deadline_before"],
+                      deadline_after=event["deadline_after"], photos=event["photos"], data=event["data"])
+    return Outcome(case_id, action, event["from_state"], event["to_state"], event["deadline_after"], event_id,
+                   event["data"])
 
 
 def _update_case(conn: Connection, case_id: int, updates: dict[str, Any]) -> None:
@@ -292,9 +311,7 @@ def _update_case(conn: Connection, case_id: int, updates: dict[str, Any]) -> Non
 
     sets, params = [], {"id": case_id}
     for k, v in updates.items():
-        if hasattr(v, "text"):  # a SQL expression such as rework_count + 1
-            sets.append(f"{k} = {v.text}")
-        elif k == "extension_request":
+        if k == "extension_request":
             sets.append(f"{k} = CAST(:{k} AS jsonb)")
             params[k] = None if v is None else json.dumps(v, ensure_ascii=False)
         else:
