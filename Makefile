@@ -4,9 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.gridmgr-installed
 
-.PHONY: setup system venv demo test serve clean-db bench
+NODE_STAMP := node_modules/.package-lock.json
 
-setup: system venv
+.PHONY: setup system venv node demo test serve clean-db bench
+
+setup: system venv node
 
 system:
 	@bash tools/setup-system.sh
@@ -18,6 +20,12 @@ $(STAMP): setup.cfg pyproject.toml
 	@$(BIN)/python -m pip install -q --upgrade pip
 	@$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(STAMP)
+
+# the map assets (Leaflet and plugins) from the npm registry, served by the app: no CDN at runtime
+node: $(NODE_STAMP)
+$(NODE_STAMP): $(wildcard package.json package-lock.json)
+	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+	@mkdir -p node_modules && touch $(NODE_STAMP)
 
 demo: setup
 	$(BIN)/gridmgr demo

@@ -36,9 +36,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from gridmgr.commands import assign, categories, db, demo, grid, layer, regions, roster, serve
+    from gridmgr.commands import assign, categories, db, demo, grid, layer, regions, roster, serve, users
 
-    for module in (db, regions, grid, roster, categories, layer, assign, demo, serve):
+    for module in (db, regions, grid, roster, categories, layer, assign, users, demo, serve):
         for cmd in module.COMMANDS:
             main.add_command(cmd)
 

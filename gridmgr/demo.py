@@ -10,7 +10,7 @@ from typing import Callable
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmgr import categories, demo_city, demo_layers, dispatch, grid, layer_import, regions, registry, roster
+from gridmgr import categories, demo_accounts, demo_city, demo_layers, dispatch, grid, layer_import, regions, registry, roster
 from gridmgr.errors import InputError
 from gridmgr.gisfile import read_features
 from gridmgr.paths import DATA
@@ -105,6 +105,9 @@ def load(conn: Connection, size: str, workdir: Path, *, today: date | None = Non
         if result.rejected:
             raise InputError(f"demo data for {name} had {result.rejected} rejected rows")
         step(f"  {result.line()}")
+
+    step("演示账号 demo accounts, one per role")
+    demo_accounts.create(conn)
 
     conn.execute(text("INSERT INTO meta (key, value) VALUES ('demo', CAST(:v AS jsonb))"),
                  {"v": json.dumps({"size": size, "anchor": anchor.isoformat(), "district": DISTRICT_CODE})})

@@ -235,6 +235,9 @@ CELLS_PER_OFFICER = 8  # a grid officer (网格员) walks ~6–10 cells
 CELLS_PER_DUTY_GRID = 30  # a supervisor's duty grid (责任网格) holds ~20–40 cells
 DEPARTMENTS = ("市政管理委员会", "园林绿化局", "住房和城乡建设委员会", "交通委员会")
 STAFF = {"enforcement_squad": 3, "sanitation": 4, "department": 2, "street_office": 1}
+# the command centre (监督指挥中心) receives, registers, dispatches and closes cases: its staff are the
+# receivers (受理员), dispatchers (派遣员) and shift leaders (值班长) of the workflow
+COMMAND_CENTRE = ("ZX01", "城市管理监督指挥中心", 6)
 CN_NUMERALS = "一二三四五六七八九十"
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚英华玉兰红建国文志海燕鹏辉宇浩凯晨欣佳思雨嘉子俊博蕾颖琳婷倩悦雪梅丹鑫斌宁飞"
@@ -274,6 +277,8 @@ def demo_roster(cells: list[CellRow], streets: list[str], *, seed: int = 2004,
     sanitation = unit("HW01", f"{district_name}环卫所", "sanitation", district)
     for i, name in enumerate(DEPARTMENTS, 1):
         unit(f"BM{i:02d}", f"{district_name}{name}", "department", district)
+    centre_code, centre_name, centre_staff = COMMAND_CENTRE
+    unit(centre_code, f"{district_name}{centre_name}", "department", district)
 
     people: list[dict] = []
     names = _names(random.Random(seed))
@@ -303,7 +308,7 @@ def demo_roster(cells: list[CellRow], streets: list[str], *, seed: int = 2004,
             duty_grid_cells += [{"duty_grid_code": code, "cell_code": c} for c in group]
             cell_people += [{"cell_code": c, "person_code": supervisor, "post": "supervisor"} for c in group]
     for u in list(units):
-        for _ in range(STAFF[u["kind"]]):
+        for _ in range(centre_staff if u["code"] == centre_code else STAFF[u["kind"]]):
             person("staff", u["code"])
 
     cell_units = [{"cell_code": code, "duty": duty, "unit_code": unit_code}

@@ -3,6 +3,8 @@
 set -euo pipefail
 
 want=(postgresql postgresql-contrib)
+# Node.js and npm install the map assets; a machine that has them (e.g. from nodesource) keeps its own
+command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
 if [ "${GRIDMGR_BROWSER:-1}" = 1 ]; then
   # headless browser tests: Debian's chromium, its driver and a CJK font (PITFALLS.md)
   want+=(chromium chromium-driver fonts-noto-cjk)

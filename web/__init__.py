@@ -22,12 +22,34 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.config["JSON_AS_ASCII"] = False
 
     from gridmgr import labels
-    from gridmgr.web import database, errors, home
+    from gridmgr.web import auth, database, errors, home, nav
 
     app.jinja_env.filters["zh"] = labels.zh
     app.jinja_env.filters["en"] = labels.en
-
     database.init_app(app)
     errors.init_app(app)
-    app.register_blueprint(home.bp)
+    auth.init_app(app)
+    nav.init_app(app)
+    for blueprint in (home.bp, auth.bp, *_feature_blueprints()):
+        app.register_blueprint(blueprint)
     return app
+
+
+def _feature_blueprints() -> list:
+    """The audience blueprints (one module each), in the order their menus appear."""
+    import importlib
+
+    found = []
+    for name in FEATURE_MODULES:
+        try:
+            module = importlib.import_module(f"gridmgr.web.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"gridmgr.web.{name}":
+                raise
+            continue  # a module not written yet
+        found.append(module.bp)
+    return found
+
+
+# supervisor map, case pages, dispatch desk, API, Open311, tiles, planner, reports: one module each
+FEATURE_MODULES = ("cases", "api", "open311", "maps", "tiles", "planner", "reports")

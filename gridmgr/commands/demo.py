@@ -26,6 +26,11 @@ def demo_cmd(size: str, no_serve: bool, host: str, port: int) -> None:
         summary(f"demo ({size}) loaded, anchor date {result.anchor}: {figures}, 0 rejected", timer)
     else:
         click.echo(f"demo ({size}) already loaded (anchor date {result.anchor}); nothing changed: {figures}")
+    with engine().begin() as conn:
+        logins = demo.demo_accounts.create(conn)
+    click.echo("演示账号 demo logins (username / password):")
+    for username, role, name, password in logins:
+        click.echo(f"  {username:14} {password:20} {name} ({role})")
     if not no_serve:
         from gridmgr.commands.serve import serve_app
 

@@ -1,0 +1,140 @@
+"""Who is asking: session login for pages (Flask-Login), bearer tokens for API clients; CSRF on writes."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, url_for
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import text
+
+from gridmgr import accounts
+from gridmgr.errors import Forbidden
+from gridmgr.workflow import Actor
+from gridmgr.web.database import engine
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+class WebUser(UserMixin):
+    """A logged-in account, with the person and unit it acts for."""
+
+    def __init__(self, row):
+        self.id = row.id
+        self.username = row.username
+        self.role = row.role
+        self.name = row.name
+        self.person_id = row.person_id
+        self.unit_id = row.unit_id
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.id, self.name, self.role, self.person_id, self.unit_id)
+
+
+def _load(user_id: int) -> WebUser | None:
+    with engine().connect() as conn:
+        row = conn.execute(text("""
+            SELECT u.id, u.username, u.role, p.name, p.id AS person_id, p.unit_id
+            FROM users u JOIN people p ON p.id = u.person_id WHERE u.id = :id AND u.active
+        """), {"id": user_id}).first()
+    return WebUser(row) if row else None
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> WebUser | None:
+    return _load(int(user_id))
+
+
+@login_manager.request_loader
+def load_from_token(req) -> WebUser | None:
+    """`Authorization: Bearer TOKEN` logs an API client in for this request only (no cookie)."""
+    header = req.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    with engine().connect() as conn:
+        uid = accounts.user_for_token(conn, header[7:].strip())
+    if uid is None:
+        return None
+    g.token_auth = True
+    return _load(uid)
+
+
+def init_app(app: Flask) -> None:
+    """Login manager and CSRF; token and API-key requests carry no cookie and skip CSRF."""
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "请先登录 Please log in."
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    csrf.init_app(app)
+
+    @app.before_request
+    def csrf_unless_token():
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return
+        if request.headers.get("Authorization", "").startswith("Bearer "):
+            # a bearer request is authenticated by its token or refused: never by a session cookie
+            if not current_user.is_authenticated or not g.get("token_auth"):
+                abort(401, description="无效的令牌 invalid or missing API token")
+            return
+        if request.blueprint == "open311":
+            return  # Open311 posts authenticate with an api_key parameter and carry no cookie
+        csrf.protect()
+
+
+def current_actor() -> Actor:
+    """The actor behind this request (401 when nobody is logged in)."""
+    if not current_user.is_authenticated:
+        abort(401)
+    return current_user.actor
+
+
+def roles_required(*roles: str):
+    """A view only these roles may use (403 for the others, the login page for nobody)."""
+    def wrap(view):
+        @wraps(view)
+        def inner(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if current_user.role not in roles:
+                raise Forbidden(f"此页面仅限 {', '.join(roles)}。This page is for {', '.join(roles)}.")
+            return view(*args, **kwargs)
+        return inner
+    return wrap
+
+
+def login_required(view):
+    """A view for any logged-in user."""
+    @wraps(view)
+    def inner(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return view(*args, **kwargs)
+    return inner
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """The login form."""
+    error = None
+    if request.method == "POST":
+        with engine().connect() as conn:
+            uid = accounts.check_login(conn, request.form.get("username", ""), request.form.get("password", ""))
+        if uid is not None:
+            login_user(_load(uid))
+            target = request.args.get("next") or ""
+            # only local paths: never an open redirect
+            return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("home.index"))
+        error = "用户名或密码错误。Wrong username or password."
+    return render_template("login.html", error=error), (401 if error else 200)
+
+
+@bp.post("/logout")
+def logout():
+    """Log out (a POST with the CSRF token, so no page can log a user out by a link)."""
+    logout_user()
+    flash("已退出 Logged out.")
+    return redirect(url_for("auth.login"))
