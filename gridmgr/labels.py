@@ -26,6 +26,15 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "supervisor": ("监督员", "supervisor"),
     "staff": ("工作人员", "staff"),
     "unit": ("责任单位", "responsible unit"),
+    # account roles
+    "receiver": ("受理员", "receiver"),
+    "dispatcher": ("派遣员", "dispatcher"),
+    "shift_leader": ("值班长", "shift leader"),
+    "unit_handler": ("责任单位", "unit handler"),
+    "planner": ("规划员", "planner"),
+    "leader": ("领导", "leader"),
+    "admin": ("管理员", "administrator"),
+    "system": ("系统", "system"),
     # case sources
     "public": ("公众举报", "public report"),
     "hotline_12319": ("12319城管热线", "12319 hotline"),

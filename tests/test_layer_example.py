@@ -1,6 +1,6 @@
 """docs/layers.md works: its manhole-cover layer (module + migration) is run as written.
 
-The python blocks under "### layers/manholes.py" and "### migrations/versions/0003_manholes.py" are
+The python blocks under "### layers/manholes.py" and "### migrations/versions/0004_manholes.py" are
 taken from the document; the migration's upgrade() creates the table inside the test's transaction
 (rolled back), the module registers the layer through the registry, and the layer imports, assigns
 and exports like a built-in. Afterwards the layer and its table leave the registry and the metadata.
@@ -51,7 +51,7 @@ def block_under(heading: str, lang: str) -> str:
 
 
 MODULE = "layers/manholes.py"
-MIGRATION = "migrations/versions/0003_manholes.py"
+MIGRATION = "migrations/versions/0004_manholes.py"
 
 
 def run_migration(conn, step: str) -> None:
@@ -232,3 +232,4 @@ def test_default_of_a_non_choice_field_is_applied(conn, small_grid, defaults_lay
     p.write_text(f"item_no,checked,note,kind,lon,lat\nA1,,,,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n", encoding="utf-8")
     assert import_file(conn, defaults_layer, p).imported == 1
     assert conn.execute(text("SELECT checked, note, kind FROM test_defaults")).first() == (False, "无", "normal")
+

@@ -2,7 +2,7 @@
 
 `gridmgr layer import cases BIG.csv` runs as a real process against a fresh database; its backend is
 terminated, or the process is SIGKILLed, while it runs the COPY or the INSERT; a COPY that fails
-mid-way is the third way to die. Each time: no case, no import_log row, no feature_cells row.
+mid-way is the third way to die. Each time: no case, no audit row, no import_log row.
 """
 from __future__ import annotations
 
@@ -108,6 +108,7 @@ def assert_untouched(eng) -> None:
         assert c.execute(text("SELECT count(*) FROM cases")).scalar() == 0
         assert c.execute(text("SELECT count(*) FROM import_log")).scalar() == 0
         assert c.execute(text("SELECT count(*) FROM feature_cells")).scalar() == 0
+        assert c.execute(text("SELECT count(*) FROM case_events")).scalar() == 0
 
 
 def terminate_mid_write(db, big, tmp_path, pattern=INSERTING):

@@ -9,14 +9,12 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import geopandas as gpd
-import psycopg2.errors
 import pandas as pd
 import pytest
 import shapely
 from pyproj import Geod
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 from sqlalchemy import text
-from sqlalchemy.exc import ProgrammingError
 
 from gridmgr import registry
 from gridmgr.errors import InputError
@@ -77,9 +75,9 @@ ZONES = [
           parking_angle="parallel", capacity="", capacity_reason="", fee_rule="首小时5元",
           time_rules="07:00-21:00", status="painted", valid_from="2026-01-01", valid_to=""),
      line((0.1, 0.2), (0.9, 0.2)), SW),
-    # a lot (a file mixing given and empty capacities is test_mixed_capacities_import below)
+    # a lot with a drawn capacity below the estimate
     (dict(zone_no="Z-002", name="社区停车场", street_name="南池子大街", street_side="",
-          parking_angle="parallel", capacity="", capacity_reason="", fee_rule="",
+          parking_angle="parallel", capacity="40", capacity_reason="消防通道占用", fee_rule="",
           time_rules="", status="approved", valid_from="2026-03-01", valid_to="2027-02-28"),
      rect(1.2, 1.2, 1.8, 1.8), NE),
     # a kerb crossing from SW into SE, longer in SE
@@ -278,20 +276,8 @@ def roundtrip(conn, fresh_db, tmp_path, name, fmt):
     return before
 
 
-POINTS_FROM_GIS_BUG = pytest.mark.xfail(
-    strict=True, raises=ProgrammingError,
-    reason="bug: layer_import._insert builds a point layer's geometry from staged lon/lat, but a GIS file's "
-           "points are staged as `geom` (column \"lon\" does not exist)")
-
-
-def roundtrip_params():
-    for name in LAYERS:
-        for fmt in FORMATS:
-            gis_points = fmt in DRIVERS and registry.get(name).is_point
-            yield pytest.param(name, fmt, marks=POINTS_FROM_GIS_BUG if gis_points else (), id=f"{name}-{fmt}")
-
-
-@pytest.mark.parametrize("name, fmt", list(roundtrip_params()))
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", list(LAYERS))
 def test_roundtrip(conn, small_grid, fresh_db, tmp_path, name, fmt):
     before = roundtrip(conn, fresh_db, tmp_path, name, fmt)
     features = shp_safe(name, LAYERS[name]) if fmt == "shp" else LAYERS[name]
@@ -347,10 +333,8 @@ def test_first_import_stores_the_typed_values(conn, small_grid, tmp_path):
     assert [code for code, _ in z3] == [SW, SE] and z3[1][1] == pytest.approx(0.7 / 1.2, abs=1e-3)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: layer_import._stage writes NULL as an unquoted \\N in COPY csv, so a text value "
-                          "that is exactly \\N is stored as NULL (and a required one breaks the INSERT)")
 def test_backslash_n_text_is_kept(conn, small_grid, tmp_path):
+    """A text that looks like a COPY NULL marker is text (the staging COPY must not read it as NULL)."""
     p = tmp_path / "bs.csv"
     p.write_text("case_no,category,source,reported_at,description,address,lon,lat\n"
                  f"2026000001,0102,public,2026-10-01T08:00:00,\\N,C:\\N,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n",
@@ -419,51 +403,26 @@ def test_parking_capacity_estimated_from_the_ground(conn, small_grid, tmp_path):
     assert abs(GEOD.geometry_area_perimeter(lot(50.0))[0]) == pytest.approx(2500.0, rel=1e-4)
     features = [
         (zone_row("K-120", "parallel"), kerb(120.0), None),
+        # PostGIS measures this one as 49.9999999983 m: the estimate must not lose a stall to that
+        (zone_row("K-050", "perpendicular"), kerb(50.0, azimuth=0.0), None),
         (zone_row("L-050", "parallel"), lot(50.0), None),
+        # given capacities (a file mixing given and empty ones: an int column with gaps)
+        (zone_row("K-KEPT", "parallel", "7"), kerb(125.0, lat=Y0 + 0.0015), None),
+        (zone_row("L-KEPT", "parallel", "130"), lot(56.0, lat=Y0 + 0.0012), None),
     ]
-    zones = registry.get("parking_zones")
     path = write_input(tmp_path / "cap.csv", "csv", features, point_layer=False)
-    assert import_file(conn, zones, path).imported == 2
-    # a file whose zones all give their capacity (one that mixes given and empty: see the next test)
-    given = [(zone_row("K-KEPT", "parallel", "7"), kerb(125.0, lat=Y0 + 0.0015), None),
-             (zone_row("L-KEPT", "parallel", "130"), lot(56.0, lat=Y0 + 0.0012), None)]
-    assert import_file(conn, zones, write_input(tmp_path / "given.csv", "csv", given, point_layer=False)).imported == 2
+    assert import_file(conn, registry.get("parking_zones"), path).imported == 5
     got = {r.zone_no: r for r in conn.execute(text(
         "SELECT zone_no, capacity, capacity_estimated, length_m, area_m2 FROM parking_zones"))}
     assert got["K-120"].length_m == pytest.approx(120.0, abs=0.01)
     assert (got["K-120"].capacity, got["K-120"].capacity_estimated) == (20, 20)
+    assert got["K-050"].length_m == pytest.approx(50.0, abs=1e-6)
+    assert (got["K-050"].capacity, got["K-050"].capacity_estimated) == (20, 20)
     assert got["L-050"].area_m2 == pytest.approx(2500.0, rel=1e-3) and got["L-050"].length_m is None
     assert (got["L-050"].capacity, got["L-050"].capacity_estimated) == (100, 100)
     # a capacity given by the planner is kept (even above the estimate); the estimate is recorded beside it
     assert (got["K-KEPT"].capacity, got["K-KEPT"].capacity_estimated) == (7, 20)
     assert (got["L-KEPT"].capacity, got["L-KEPT"].capacity_estimated) == (130, 125)  # ⌊3136 / 25⌋
-
-
-@pytest.mark.xfail(strict=True, raises=psycopg2.errors.InvalidTextRepresentation,
-                   reason="bug: validate.parse_field turns an int column with an empty value into float64 "
-                          "(Series.map infers NaN), so COPY gets '40.0' for an integer column")
-def test_mixed_given_and_empty_capacities(conn, small_grid, tmp_path):
-    features = [(zone_row("K-1", "parallel", "40"), kerb(120.0), None),
-                (zone_row("K-2", "parallel", ""), kerb(120.0, lat=Y0 + 0.0015), None)]
-    path = write_input(tmp_path / "mixed.csv", "csv", features, point_layer=False)
-    assert import_file(conn, registry.get("parking_zones"), path).imported == 2
-    assert dict(conn.execute(text("SELECT zone_no, capacity FROM parking_zones")).all()) == {"K-1": 40, "K-2": 20}
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: parking.capacity_sql and estimate_capacity floor the raw float quotient, so a "
-                          "length a hair under an exact multiple (50 m measured as 49.9999999983 m; 28.9 / 2.89 = "
-                          "9.999999999999998) loses a stall")
-def test_capacity_at_an_exact_multiple(conn, small_grid, tmp_path):
-    from gridmgr.layers.parking import estimate_capacity
-
-    path = write_input(tmp_path / "k50.csv", "csv",
-                       [(zone_row("K-050", "perpendicular"), kerb(50.0, azimuth=0.0), None)], point_layer=False)
-    import_file(conn, registry.get("parking_zones"), path)
-    length, capacity = conn.execute(text("SELECT length_m, capacity FROM parking_zones")).first()
-    assert length == pytest.approx(50.0, abs=1e-6)
-    assert estimate_capacity("angled_60", length_m=28.9) == 10
-    assert capacity == 20  # DOMAIN.md §5: a 50 m perpendicular kerb holds ⌊50 / 2.5⌋ = 20
 
 
 def test_python_capacity_estimate():
@@ -472,6 +431,7 @@ def test_python_capacity_estimate():
     assert estimate_capacity("parallel", length_m=120.0) == 20
     assert estimate_capacity("perpendicular", length_m=50.0) == 20
     assert estimate_capacity("angled_30", length_m=50.0) == 10
+    assert estimate_capacity("angled_60", length_m=28.9) == 10  # 28.9 / 2.89 is 9.999999999999998 in floats
     assert estimate_capacity("parallel", area_m2=2500.0) == 100
 
 
