@@ -18,9 +18,10 @@ second one waits and then finds nothing left to do.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Text, text
 from sqlalchemy.engine import Connection, RowMapping

@@ -1,0 +1,543 @@
+"""Reading cases for an actor: filters, pages, one case with its events, and their plain-data form.
+
+Framework-free, shared by the JSON API (gridmgr.web.api), Open311 (gridmgr.web.open311) and the case
+pages (gridmgr.web.cases): callers pass a Connection, the Actor, "now" and the working calendar; nothing
+here reads the clock, a request or a setting by itself. The functions below are the stable interface:
+
+- `parse_filter(args)` / `parse_page(args)`: query-string values → `CaseFilter` / (page, page_size);
+- `list_cases(conn, actor, flt, now=, calendar=, page=, page_size=, sort=)` → `Page` of case dicts;
+- `get_case(conn, actor, case_id, now=, calendar=)` → one case dict with `events` and `allowed_actions`;
+- `case_id_for_number(conn, case_no)`, `case_number(conn, case_id)`, `case_events(conn, case_id)`, `categories(conn)`, `category(conn, code)`,
+  `unit(conn, code=|unit_id=)`;
+- `cell_by_code(conn, code, at)` / `cell_at_point(conn, lon, lat, crs=, at=)` → `CellInfo`; `cell_dict(info)`;
+- `timing(...)`: overdue and 超时倍数; `jsonable(value)`: datetimes → ISO 8601 text; `to_json(value)`: JSON
+  text in which `<`, `>`, `&` and `'` are escaped, so user text can never be read as HTML;
+- `resolve_now(setting)`: "now" of a request; `default_calendar()`: the shipped working calendar, loaded once.
+
+Scope. Every read goes through `workflow.scope_filter`: a supervisor sees the cases in the cells of their
+duty grid, a unit handler those dispatched to their unit, the other roles every case. A case outside the
+actor's scope is `NotFound` with the same message as a case that does not exist, so a 404 tells nothing.
+
+Overdue (超期) and 超时倍数 are computed here and nowhere else:
+- overdue: the case waits for a step (not closed, rejected, suspended or deferred), has a deadline, and
+  now > deadline. The `overdue` filter uses the same condition in SQL (`OVERDUE_SQL`).
+- overtime_ratio: `WorkCalendar.overtime_ratio(step_started_at, deadline, now)`: working time used on the
+  current step / working time allowed; None when the case waits for no step.
+So ratio > 1 implies overdue, and overdue implies ratio >= 1 (time past the deadline outside working hours
+makes a case overdue without adding working time).
+
+"Now" in the web app: `resolve_now(app.config.get("GRIDMGR_NOW"))`, once per request. The setting is
+unset in production (the request time); tests set an aware datetime, an ISO 8601 string or a callable
+returning one, so deadlines and ratios are deterministic.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Callable, Mapping, Union
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from gridmgr.assign import CellInfo, describe_cell, locate
+from gridmgr.codes import CASE_STATES
+from gridmgr.errors import InputError, NotFound
+from gridmgr.labels import en, zh
+from gridmgr.workcalendar import WorkCalendar
+from gridmgr.workflow import PAUSED, TERMINAL, Actor, allowed_actions, scope_filter
+
+TZ = ZoneInfo("Asia/Shanghai")
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+# states in which no step's clock runs: such a case is never overdue and has no 超时倍数
+NOT_WAITING = (*TERMINAL, *PAUSED)
+# the overdue condition in SQL (`f` = cases, `:now` = now); `timing` is the same rule in Python
+OVERDUE_SQL = (f"(f.deadline IS NOT NULL AND :now > f.deadline "
+               f"AND f.status NOT IN ({', '.join(repr(s) for s in NOT_WAITING)}))")
+# sort keys a caller may ask for; the case id breaks ties so pages never overlap
+SORTS = {
+    "reported_at": "f.reported_at ASC, f.id ASC",
+    "-reported_at": "f.reported_at DESC, f.id DESC",
+    "deadline": "f.deadline ASC NULLS LAST, f.id ASC",
+    "-deadline": "f.deadline DESC NULLS LAST, f.id DESC",
+    "case_no": "f.case_no ASC, f.id ASC",
+    "-case_no": "f.case_no DESC, f.id DESC",
+}
+DEFAULT_SORT = "-reported_at"
+# the query parameters `parse_filter` reads, with their help text (the OpenAPI document says the same)
+FILTER_PARAMS = {
+    "status": "state keys, comma-separated (reported, verified, registered, …)",
+    "category": "category codes, comma-separated (0102, C0101, …)",
+    "cell": "15-digit cell codes, comma-separated",
+    "street": "9-digit street codes, comma-separated",
+    "unit": "responsible unit codes, comma-separated",
+    "case_no": "case numbers, comma-separated",
+    "period": "reported in: 2026, 2026-10, 2026-10-13, or FROM/TO (dates inclusive, or ISO datetimes)",
+    "overdue": "true: only overdue cases; false: only cases not overdue",
+    "bbox": "lon_min,lat_min,lon_max,lat_max (WGS84)",
+    "sort": f"one of {', '.join(SORTS)} (default {DEFAULT_SORT})",
+}
+
+NowSetting = Union[None, str, datetime, Callable[[], datetime]]
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """Which cases to list; empty fields do not filter. `period` is half-open: [start, end)."""
+
+    statuses: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    cells: tuple[str, ...] = ()
+    streets: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+    case_nos: tuple[str, ...] = ()
+    period: tuple[datetime | None, datetime | None] = (None, None)
+    overdue: bool | None = None
+    bbox: tuple[float, float, float, float] | None = None
+
+
+@dataclass
+class Page:
+    """One page of a listing: its items, the total over all pages, and where it is."""
+
+    items: list[dict]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages the listing has (at least 1)."""
+        return max(1, math.ceil(self.total / self.page_size))
+
+    def as_dict(self) -> dict:
+        """The page as plain data: items, total, page, page_size, pages."""
+        return {"items": self.items, "total": self.total, "page": self.page, "page_size": self.page_size,
+                "pages": self.pages}
+
+
+# ---------------------------------------------------------------- now and the calendar
+
+def resolve_now(setting: NowSetting = None) -> datetime:
+    """"Now" for one request: the clock when `setting` is None, else the fixed moment it gives."""
+    value = setting() if callable(setting) else setting
+    if value is None:
+        return datetime.now(TZ)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"GRIDMGR_NOW {value!r} is not an ISO 8601 datetime") from None
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ValueError(f"GRIDMGR_NOW must be a timezone-aware datetime, got {value!r}")
+    return value.astimezone(TZ)
+
+
+@functools.lru_cache(maxsize=1)
+def default_calendar() -> WorkCalendar:
+    """The shipped working calendar (data/calendar), read once per process."""
+    return WorkCalendar.load()
+
+
+# ---------------------------------------------------------------- parsing query values
+
+def _values(args: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    raw = args.get(name)
+    if raw is None:
+        return ()
+    return tuple(v.strip() for v in str(raw).split(",") if v.strip())
+
+
+def _codes(args: Mapping[str, Any], name: str, pattern: str, what: str) -> tuple[str, ...]:
+    values = _values(args, name)
+    bad = [v for v in values if not re.fullmatch(pattern, v)]
+    if bad:
+        raise InputError(f"{', '.join(repr(b) for b in bad)} is not {what}", field=name)
+    return values
+
+
+def parse_bool(value: Any, name: str) -> bool | None:
+    """'true'/'false' (also 1/0, yes/no) → bool; empty → None."""
+    if value is None or str(value).strip() == "":
+        return None
+    v = str(value).strip().lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise InputError(f"{value!r} is neither true nor false", field=name)
+
+
+def parse_datetime(value: str, name: str, tz: ZoneInfo = TZ) -> datetime:
+    """An ISO 8601 date or datetime (local time `tz` when it names no offset; a trailing Z is UTC)."""
+    v = value.strip()
+    try:
+        moment = datetime.fromisoformat(v[:-1] + "+00:00" if v.endswith(("Z", "z")) else v)
+    except ValueError:
+        raise InputError(f"{value!r} is not an ISO 8601 date or datetime such as 2026-10-13T09:00:00+08:00",
+                         field=name) from None
+    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=tz)
+
+
+def parse_period(value: str, name: str = "period", tz: ZoneInfo = TZ) -> tuple[datetime, datetime]:
+    """'2026', '2026-10', '2026-10-13' or 'FROM/TO' → [start, end); a date as TO includes that whole day."""
+    v = value.strip()
+    if "/" in v:
+        a, b = (p.strip() for p in v.split("/", 1))
+        start = parse_datetime(a, name, tz)
+        end = parse_datetime(b, name, tz)
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", b):
+            end += timedelta(days=1)
+        if end <= start:
+            raise InputError(f"{value!r}: the end is not after the start", field=name)
+        return start, end
+    if re.fullmatch(r"[0-9]{4}", v):
+        y = int(v)
+        return datetime(y, 1, 1, tzinfo=tz), datetime(y + 1, 1, 1, tzinfo=tz)
+    m = re.fullmatch(r"([0-9]{4})-([0-9]{2})", v)
+    if m and 1 <= int(m[2]) <= 12:
+        y, mo = int(m[1]), int(m[2])
+        return datetime(y, mo, 1, tzinfo=tz), datetime(y + mo // 12, mo % 12 + 1, 1, tzinfo=tz)
+    try:
+        day = date.fromisoformat(v)
+    except ValueError:
+        raise InputError(f"{value!r} is not a period: use 2026, 2026-10, 2026-10-13 or FROM/TO",
+                         field=name) from None
+    start = datetime(day.year, day.month, day.day, tzinfo=tz)
+    return start, start + timedelta(days=1)
+
+
+def parse_bbox(value: str, name: str = "bbox") -> tuple[float, float, float, float]:
+    """'lon_min,lat_min,lon_max,lat_max' → four floats, min before max."""
+    try:
+        box = tuple(float(p) for p in value.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not all(math.isfinite(b) for b in box):
+        raise InputError(f"{value!r} is not lon_min,lat_min,lon_max,lat_max", field=name)
+    if not (box[0] <= box[2] and box[1] <= box[3]):
+        raise InputError(f"{value!r}: the minimum comes before the maximum", field=name)
+    if not (-180 <= box[0] <= 180 and -180 <= box[2] <= 180 and -90 <= box[1] <= 90 and -90 <= box[3] <= 90):
+        raise InputError(f"{value!r} is outside WGS84 longitude/latitude", field=name)
+    return box  # type: ignore[return-value]
+
+
+def parse_filter(args: Mapping[str, Any]) -> CaseFilter:
+    """A CaseFilter from query-string values (see FILTER_PARAMS); bad values raise InputError naming the field."""
+    statuses = _values(args, "status")
+    unknown = [s for s in statuses if s not in CASE_STATES]
+    if unknown:
+        raise InputError(f"unknown state {', '.join(map(repr, unknown))}; known: {', '.join(CASE_STATES)}",
+                         field="status")
+    period = (None, None)
+    if (args.get("period") or "").strip():
+        period = parse_period(args["period"])
+    bbox = parse_bbox(args["bbox"]) if (args.get("bbox") or "").strip() else None
+    return CaseFilter(
+        statuses=statuses,
+        categories=_codes(args, "category", r"C?[0-9]{4}", "a category code such as 0102 or C0101"),
+        cells=_codes(args, "cell", r"[0-9]{15}", "a 15-digit cell code"),
+        streets=_codes(args, "street", r"[0-9]{9}", "a 9-digit street code"),
+        units=_values(args, "unit"),
+        case_nos=_values(args, "case_no"),
+        period=period,
+        overdue=parse_bool(args.get("overdue"), "overdue"),
+        bbox=bbox,
+    )
+
+
+def _int(value: Any, name: str, default: int, low: int, high: int | None = None) -> int:
+    if value is None or str(value).strip() == "":
+        return default
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        raise InputError(f"{value!r} is not a whole number", field=name) from None
+    if n < low or (high is not None and n > high):
+        raise InputError(f"{n} is outside {low}…{high if high is not None else '∞'}", field=name)
+    return n
+
+
+def parse_page(args: Mapping[str, Any], default_size: int = DEFAULT_PAGE_SIZE,
+               max_size: int = MAX_PAGE_SIZE) -> tuple[int, int]:
+    """(page, page_size) from `page` (1-based) and `page_size` query values."""
+    return (_int(args.get("page"), "page", 1, 1),
+            _int(args.get("page_size"), "page_size", default_size, 1, max_size))
+
+
+# ---------------------------------------------------------------- timing and serialisation
+
+def timing(status: str, deadline: datetime | None, step_started_at: datetime | None, *,
+           now: datetime, calendar: WorkCalendar) -> tuple[bool, float | None]:
+    """(overdue, 超时倍数) of a case at `now` (see the module docstring for the rule)."""
+    if status in NOT_WAITING or deadline is None:
+        return False, None
+    overdue = WorkCalendar.overdue(deadline, now)
+    ratio = None
+    if step_started_at is not None and now >= step_started_at:
+        try:
+            ratio = round(calendar.overtime_ratio(step_started_at, deadline, now), 4)
+        except ValueError:  # a deadline that leaves no working time (bad data): no ratio rather than a crash
+            ratio = None
+    return overdue, ratio
+
+
+def _local(moment: datetime | None) -> datetime | None:
+    return moment.astimezone(TZ) if moment is not None else None
+
+
+def case_dict(row: Mapping[str, Any], *, now: datetime, calendar: WorkCalendar) -> dict:
+    """One case row (as selected by this module) as plain data; datetimes stay aware datetimes in Asia/Shanghai."""
+    overdue, ratio = timing(row["status"], row["deadline"], row["step_started_at"], now=now, calendar=calendar)
+    return {
+        "id": row["id"],
+        "case_no": row["case_no"],
+        "status": row["status"],
+        "status_label": {"zh": zh(row["status"]), "en": en(row["status"])},
+        "source": row["source"],
+        "category": {"code": row["category_code"], "name": row["category_name"],
+                     "name_en": row["category_name_en"]},
+        "urgency": row["urgency"],
+        "description": row["description"],
+        "address": row["address"],
+        "photos": list(row["photos"] or []),
+        "lon": row["lon"],
+        "lat": row["lat"],
+        "cell": {"id": row["cell_id"], "code": row["cell_code"]} if row["cell_id"] is not None else None,
+        "community": ({"code": row["community_code"], "name": row["community_name"]}
+                      if row["community_code"] else None),
+        "street": {"code": row["street_code"], "name": row["street_name"]} if row["street_code"] else None,
+        "unit": ({"id": row["unit_id"], "code": row["unit_code"], "name": row["unit_name"]}
+                 if row["unit_id"] is not None else None),
+        "reported_at": _local(row["reported_at"]),
+        "updated_at": _local(row["updated_at"]),
+        "deadline": _local(row["deadline"]),
+        "deadline_step": row["deadline_step"],
+        "step_started_at": _local(row["step_started_at"]),
+        "overdue": overdue,
+        "overtime_ratio": ratio,
+        "self_handled": row["self_handled"],
+        "rework_count": row["rework_count"],
+        "extension_request": row["extension_request"],
+    }
+
+
+def event_dict(row: Mapping[str, Any]) -> dict:
+    """One `case_events` row as plain data."""
+    return {
+        "id": row["id"], "at": _local(row["at"]), "action": row["action"],
+        "from_state": row["from_state"], "to_state": row["to_state"],
+        "actor": row["actor"], "role": row["role"], "user_id": row["user_id"], "note": row["note"],
+        "unit": ({"id": row["unit_id"], "code": row["unit_code"], "name": row["unit_name"]}
+                 if row["unit_id"] is not None else None),
+        "deadline_before": _local(row["deadline_before"]), "deadline_after": _local(row["deadline_after"]),
+        "photos": list(row["photos"] or []), "data": row["data"] or {},
+    }
+
+
+_HTML_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"})
+
+
+def to_json(value: Any) -> str:
+    """JSON text of plain data, safe inside HTML too: <, >, & and ' are written as \\u escapes."""
+    # outside strings JSON never contains these characters, so escaping them everywhere is lossless
+    out = json.dumps(jsonable(value), ensure_ascii=False)
+    return out.translate(_HTML_UNSAFE)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain data ready for json.dumps: datetimes and dates become ISO 8601 text, tuples lists."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- queries
+
+_SELECT = """
+SELECT f.id, f.case_no, f.status, f.source, f.category_code, k.name AS category_name,
+       k.name_en AS category_name_en, f.urgency, f.description, f.address, f.photos, f.reported_at,
+       ST_X(f.geom) AS lon, ST_Y(f.geom) AS lat, f.cell_id, gc.code AS cell_code,
+       cm.code AS community_code, cm.name AS community_name, st.code AS street_code, st.name AS street_name,
+       f.unit_id, u.code AS unit_code, u.name AS unit_name, f.deadline, f.deadline_step, f.step_started_at,
+       f.self_handled, f.rework_count, f.extension_request, f.reporter_user_id, f.resume_state,
+       (SELECT max(e.at) FROM case_events e WHERE e.case_id = f.id) AS updated_at
+"""
+_FROM = """
+FROM cases f
+JOIN categories k ON k.code = f.category_code
+LEFT JOIN grid_cells gc ON gc.id = f.cell_id
+LEFT JOIN regions cm ON cm.id = gc.community_id AND cm.level = 'community'
+LEFT JOIN regions st ON st.id = cm.parent_id AND st.level = 'street'
+LEFT JOIN units u ON u.id = f.unit_id
+"""
+
+
+def _where(actor: Actor, flt: CaseFilter, now: datetime) -> tuple[str, dict]:
+    cond, params = scope_filter(actor, "f")
+    parts = [cond]
+    params = {**params, "now": now}
+    for values, sql, name in ((flt.statuses, "f.status", "st_"), (flt.categories, "f.category_code", "cat"),
+                              (flt.cells, "gc.code", "cell"), (flt.streets, "st.code", "street"),
+                              (flt.units, "u.code", "unit"), (flt.case_nos, "f.case_no", "no")):
+        if values:
+            parts.append(f"{sql} = ANY(:{name})")
+            params[name] = list(values)
+    start, end = flt.period
+    if start is not None:
+        parts.append("f.reported_at >= :p_start")
+        params["p_start"] = start
+    if end is not None:
+        parts.append("f.reported_at < :p_end")
+        params["p_end"] = end
+    if flt.overdue is not None:
+        parts.append(OVERDUE_SQL if flt.overdue else f"NOT {OVERDUE_SQL}")
+    if flt.bbox is not None:
+        parts.append("f.geom && ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, 4326)")
+        params.update(zip(("bx0", "by0", "bx1", "by1"), flt.bbox))
+    return " AND ".join(f"({p})" for p in parts), params
+
+
+def list_cases(conn: Connection, actor: Actor, flt: CaseFilter = CaseFilter(), *, now: datetime,
+               calendar: WorkCalendar, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE,
+               sort: str = DEFAULT_SORT) -> Page:
+    """The cases the actor may see that match the filter, one page of them, newest report first by default."""
+    if sort not in SORTS:
+        raise InputError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}", field="sort")
+    if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InputError(f"page {page} / page_size {page_size}: page ≥ 1, page_size 1…{MAX_PAGE_SIZE}",
+                         field="page")
+    where, params = _where(actor, flt, now)
+    total = conn.execute(text(f"SELECT count(*) {_FROM} WHERE {where}"), params).scalar()
+    rows = conn.execute(text(f"{_SELECT} {_FROM} WHERE {where} ORDER BY {SORTS[sort]} "
+                             "LIMIT :limit OFFSET :offset"),
+                        {**params, "limit": page_size, "offset": (page - 1) * page_size}).mappings().all()
+    return Page([case_dict(r, now=now, calendar=calendar) for r in rows], total, page, page_size)
+
+
+def case_events(conn: Connection, case_id: int) -> list[dict]:
+    """The audit trail of a case, oldest first (callers check visibility first)."""
+    rows = conn.execute(text("""
+        SELECT e.id, e.at, e.action, e.from_state, e.to_state, e.actor, e.role, e.user_id, e.note, e.unit_id,
+               u.code AS unit_code, u.name AS unit_name, e.deadline_before, e.deadline_after, e.photos, e.data
+        FROM case_events e LEFT JOIN units u ON u.id = e.unit_id
+        WHERE e.case_id = :c ORDER BY e.at, e.id
+    """), {"c": case_id}).mappings().all()
+    return [event_dict(r) for r in rows]
+
+
+def get_case(conn: Connection, actor: Actor, case_id: int, *, now: datetime, calendar: WorkCalendar,
+             events: bool = True, actions: bool = True) -> dict:
+    """One case the actor may see, with its events and the actions the actor may take now; else NotFound."""
+    cond, params = scope_filter(actor, "f")
+    row = conn.execute(text(f"{_SELECT} {_FROM} WHERE f.id = :id AND ({cond})"),
+                       {**params, "id": case_id}).mappings().first()
+    if row is None:
+        raise NotFound(f"no case {case_id}")  # the same answer for a case out of scope: a 404 tells nothing
+    out = case_dict(row, now=now, calendar=calendar)
+    if events:
+        out["events"] = case_events(conn, case_id)
+    if actions:
+        out["allowed_actions"] = allowed_actions(conn, actor, dict(row))
+    return out
+
+
+def case_id_for_number(conn: Connection, case_no: str) -> int | None:
+    """The id of the case with this number, or None (callers check visibility with get_case)."""
+    return conn.execute(text("SELECT id FROM cases WHERE case_no = :n"), {"n": case_no}).scalar()
+
+
+def case_number(conn: Connection, case_id: int) -> str | None:
+    """The number (案件编号) of the case with this id, or None."""
+    return conn.execute(text("SELECT case_no FROM cases WHERE id = :i"), {"i": case_id}).scalar()
+
+
+def unit(conn: Connection, *, code: str | None = None, unit_id: int | None = None) -> dict | None:
+    """A responsible unit {id, code, name, kind} by code or id, or None."""
+    if (code is None) == (unit_id is None):
+        raise ValueError("give either code or unit_id")
+    cond, value = ("code = :v", code) if code is not None else ("id = :v", unit_id)
+    row = conn.execute(text(f"SELECT id, code, name, kind FROM units WHERE {cond}"), {"v": value}).mappings().first()
+    return dict(row) if row else None
+
+
+@dataclass(frozen=True)
+class CategoryInfo:
+    """A case category as readers see it."""
+
+    code: str
+    kind: str
+    major_code: str
+    major_name: str
+    name: str
+    name_en: str | None
+    register_condition: str | None = None
+    close_condition: str | None = None
+    limits: dict = field(default_factory=dict)
+
+
+def _category(row: Mapping[str, Any]) -> CategoryInfo:
+    limits = {k: row[k] for k in ("verify_limit", "register_limit", "dispatch_limit", "handle_limit",
+                                  "handle_limit_urgent", "check_limit")}
+    return CategoryInfo(row["code"], row["kind"], row["major_code"], row["major_name"], row["name"],
+                        row["name_en"], row["register_condition"], row["close_condition"], limits)
+
+
+def categories(conn: Connection) -> list[CategoryInfo]:
+    """Every case category, by code."""
+    return [_category(r) for r in conn.execute(text("SELECT * FROM categories ORDER BY code")).mappings()]
+
+
+def category(conn: Connection, code: str) -> CategoryInfo:
+    """One category by code, or NotFound."""
+    row = conn.execute(text("SELECT * FROM categories WHERE code = :c"), {"c": code}).mappings().first()
+    if row is None:
+        raise NotFound(f"no category {code!r}")
+    return _category(row)
+
+
+# ---------------------------------------------------------------- cells
+
+def cell_by_code(conn: Connection, code: str, at: datetime) -> CellInfo:
+    """The cell with this code valid at `at` (cells are versioned), or NotFound."""
+    if not re.fullmatch(r"[0-9]{15}", code):
+        raise InputError(f"{code!r} is not a 15-digit cell code", field="code")
+    cell_id = conn.execute(text("""
+        SELECT id FROM grid_cells WHERE code = :c AND valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)
+    """), {"c": code, "at": at}).scalar()
+    if cell_id is None:
+        raise NotFound(f"no cell {code} valid at {at.isoformat()}")
+    return describe_cell(conn, cell_id)
+
+
+def cell_at_point(conn: Connection, lon: float, lat: float, *, crs: str = "wgs84",
+                  at: datetime | None = None) -> CellInfo:
+    """The cell covering a point (any supported CRS) at `at`; NotFound outside the grid (gridmgr.assign.locate)."""
+    return locate(conn, lon, lat, crs, at)
+
+
+def cell_dict(info: CellInfo) -> dict:
+    """A cell with its hierarchy, units, people and duty grids as plain data."""
+    def pair(p):
+        return {"code": p[0], "name": p[1]} if p else None
+
+    return {
+        "id": info.id, "code": info.code, "area_m2": round(info.area_m2, 1),
+        # '-infinity' (a cell valid since always) comes back from the driver as year 1
+        "valid_from": info.valid_from if info.valid_from and info.valid_from.year > 1 else None,
+        "valid_to": info.valid_to,
+        "community": pair(info.community), "street": pair(info.street), "district": pair(info.district),
+        "units": [dict(u) for u in info.units], "people": [dict(p) for p in info.people],
+        "duty_grids": [dict(g) for g in info.duty_grids],
+    }
