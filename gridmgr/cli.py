@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 import click
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from gridmgr.errors import GridmgrError, TopologyError
 
@@ -21,7 +21,7 @@ class ErrorsAsMessages(click.Group):
         except GridmgrError as exc:
             click.secho(f"error: {exc.message}", fg="red", err=True)
             sys.exit(1)
-        except OperationalError as exc:
+        except DBAPIError as exc:
             # the server went away or was stopped mid-command; the transaction never committed
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection lost"
             click.secho(f"error: the database connection failed ({reason}); nothing was committed",

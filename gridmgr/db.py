@@ -35,7 +35,10 @@ def database_url(config: Config, *, start: bool = True) -> str:
 @functools.lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     """One pooled engine per URL for the life of the process."""
-    return create_engine(url, pool_pre_ping=True, future=True)
+    # the server checks every 2 s that the client is still there: a killed CLI's backend stops its
+    # statement and rolls back at once instead of finishing a long INSERT first
+    return create_engine(url, pool_pre_ping=True, future=True,
+                         connect_args={"options": "-c client_connection_check_interval=2000"})
 
 
 def connect(config: Config, *, migrate_if_needed: bool = True) -> Engine:

@@ -83,17 +83,46 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "hardening": ("地面硬化", "hardened ground"),
     "wet_work": ("湿法作业", "wet work"),
     "closed_transport": ("渣土密闭运输", "closed muck transport"),
+    "north": ("北侧", "north side"),
+    "south": ("南侧", "south side"),
+    "east": ("东侧", "east side"),
+    "west": ("西侧", "west side"),
+    "both": ("两侧", "both sides"),
+    "standard": ("普通泊位", "standard"),
+    "disabled": ("无障碍泊位", "accessible"),
+    "ev_charging": ("充电泊位", "EV charging"),
+    "loading": ("装卸泊位", "loading"),
+    "motorcycle": ("摩托车泊位", "motorcycle"),
+    "wall": ("墙面广告", "wall sign"),
+    "rooftop": ("楼顶广告", "rooftop sign"),
+    "pole": ("立杆广告", "pole sign"),
+    "led_screen": ("LED电子屏", "LED screen"),
+    "light_box": ("灯箱广告", "light box"),
+    "neon": ("霓虹灯广告", "neon sign"),
+    "building": ("建筑物", "building"),
+    "ground": ("地面", "ground"),
+    "municipal_facility": ("市政设施", "municipal facility"),
+    "shelter": ("候车亭", "bus shelter"),
+    # the same key in another code list: "<list>:<key>" (a suspended site is 停工, a suspended case 挂账)
+    "site_status:suspended": ("停工", "suspended"),
+    "billboard_type:hoarding": ("围挡广告", "hoarding"),
 }
 
 
-def zh(key: str) -> str:
-    """The Chinese label of a key (the key itself when it has none)."""
-    return GLOSSARY.get(key, (key, key))[0]
+def _entry(key: str, scope: str | None) -> tuple[str, str]:
+    if scope and f"{scope}:{key}" in GLOSSARY:
+        return GLOSSARY[f"{scope}:{key}"]
+    return GLOSSARY.get(key, (key, key))
 
 
-def en(key: str) -> str:
+def zh(key: str, scope: str | None = None) -> str:
+    """The Chinese label of a key, in a code list (`scope`) where the key means something else."""
+    return _entry(key, scope)[0]
+
+
+def en(key: str, scope: str | None = None) -> str:
     """The English label of a key."""
-    return GLOSSARY.get(key, (key, key))[1]
+    return _entry(key, scope)[1]
 
 
 def bilingual(key: str) -> str:
@@ -106,7 +135,8 @@ def key_for(label: str, allowed: tuple[str, ...]) -> str | None:
     """The key among `allowed` that a key or a Chinese/English label names, or None."""
     text = label.strip()
     for key in allowed:
-        z, e = GLOSSARY.get(key, (key, key))
-        if text in (key, z, e) or text.lower() == e.lower():
-            return key
+        entries = [GLOSSARY.get(key, (key, key))] + [v for k, v in GLOSSARY.items() if k.endswith(":" + key)]
+        for z, e in entries:
+            if text in (key, z, e) or text.lower() == e.lower():
+                return key
     return None

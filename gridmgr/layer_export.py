@@ -57,6 +57,9 @@ def frame(conn: Connection, layer: Layer, area: tuple[str, str] | None = None,
             df[f.name] = df[f.name].map(lambda v: ";".join(v) if v else "")
         elif f.type == "bool":
             df[f.name] = df[f.name].map(lambda v: None if v is None or pd.isna(v) else ("true" if v else "false"))
+    for name in layer.derived:
+        if df[name].dtype == bool or df[name].map(lambda v: isinstance(v, bool)).all():
+            df[name] = df[name].map(lambda v: None if v is None else ("true" if v else "false"))
     return df
 
 

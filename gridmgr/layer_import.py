@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from gridmgr import crs as crsmod
 from gridmgr.assign import cell_join, shares_join
-from gridmgr.errors import InputError
+from gridmgr.errors import DatabaseUnavailable, InputError
 from gridmgr.features import ST_NAMES
 from gridmgr.regions import city_extent
 from gridmgr.registry import Layer
@@ -186,8 +186,18 @@ def _stage(conn: Connection, layer: Layer, typed: pd.DataFrame, geo: dict | None
     # NULL is \x01, a character validation refuses in text, so no text value can be read as NULL
     frame.to_csv(buf, index=False, header=False, na_rep=NULL_MARK, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
     buf.seek(0)
-    with conn.connection.dbapi_connection.cursor() as cur:
-        cur.copy_expert(f"COPY stage ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv, NULL E'\\x01')", buf)
+    import psycopg2
+
+    try:
+        with conn.connection.dbapi_connection.cursor() as cur:
+            cur.copy_expert(f"COPY stage ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv, NULL E'\\x01')",
+                            buf)
+    except psycopg2.OperationalError as exc:
+        # the raw cursor bypasses SQLAlchemy: tell it the connection is gone so the rollback does not fail
+        conn.invalidate(exc)
+        reason = (str(exc).strip().splitlines() or ["connection lost"])[0]
+        raise DatabaseUnavailable(f"the database connection was lost during the import ({reason}); "
+                                  "nothing was stored") from exc
 
 
 def _array_columns(layer: Layer) -> set[str]:

@@ -34,6 +34,8 @@ class Field:
     # for type "ref": (table, key column, stored column): the input names a row by its key,
     # the feature stores that row's key or id, e.g. ("categories", "code", "category_code")
     ref: tuple[str, str, str] | None = None
+    # the code list whose labels the choices take where a key means something else there (gridmgr.labels)
+    labels: str | None = None
     max_length: int | None = None
     minimum: float | None = None      # for numbers
     default: Any = None               # used when an import leaves the field empty

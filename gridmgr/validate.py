@@ -125,7 +125,11 @@ def parse_fields(layer: Layer, frame: pd.DataFrame, problems: Problems, conn: Co
     n = len(frame)
     for f in layer.fields:
         col = frame[f.name] if f.name in frame else pd.Series([""] * n, index=frame.index, dtype=object)
-        out[f.name] = parse_field(f, col.astype(str), problems, conn)
+        col = col.astype(str)
+        parsed = parse_field(f, col, problems, conn)
+        if f.default is not None:
+            parsed = parsed.where(~_empty(col), f.default)
+        out[f.name] = parsed
     typed = pd.DataFrame(out, index=frame.index)
     key = layer.natural_key
     if key in frame:

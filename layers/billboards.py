@@ -13,7 +13,8 @@ EXPIRED_SQL = "(f.status = 'permitted' AND f.valid_to IS NOT NULL AND f.valid_to
 FIELDS = (
     Field("ad_no", "text", "设施编号", "billboard number", required=True, max_length=40,
           aliases=("设施编号", "编号"), popup=True, tile=True),
-    Field("type", "choice", "类型", "type", required=True, choices=BILLBOARD_TYPES, aliases=("类型",), popup=True),
+    Field("type", "choice", "类型", "type", required=True, choices=BILLBOARD_TYPES, aliases=("类型",), popup=True,
+          labels="billboard_type"),
     Field("carrier", "choice", "载体", "carrier", choices=BILLBOARD_CARRIERS, aliases=("载体",)),
     Field("width_m", "float", "宽(米)", "width (m)", minimum=0, aliases=("宽",)),
     Field("height_m", "float", "高(米)", "height (m)", minimum=0, aliases=("高",)),

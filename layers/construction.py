@@ -11,7 +11,7 @@ from gridmgr.labels import zh
 from gridmgr.models import Base
 from gridmgr.registry import Field, Layer, Metric, register
 
-CHECKLIST = tuple(Field(item, "bool", zh(item), item.replace("_", " ")) for item in DUST_ITEMS)
+CHECKLIST = tuple(Field(item, "bool", zh(item), item.replace("_", " "), aliases=(zh(item),)) for item in DUST_ITEMS)
 
 SITE_FIELDS = (
     Field("permit_no", "text", "施工许可证号", "permit number", required=True, max_length=64,
@@ -24,7 +24,7 @@ SITE_FIELDS = (
     Field("start_date", "date", "开工日期", "start", aliases=("开工日期",)),
     Field("planned_end", "date", "计划竣工日期", "planned end", aliases=("计划竣工日期",)),
     Field("status", "choice", "状态", "status", choices=SITE_STATUSES, default="active",
-          aliases=("状态",), popup=True, tile=True),
+          aliases=("状态",), popup=True, tile=True, labels="site_status"),
     *CHECKLIST,
 )
 

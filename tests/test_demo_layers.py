@@ -292,8 +292,6 @@ def test_billboards(demo):
 
 
 # parse_field (gridmgr/validate.py) gives an int column with some empty cells as floats under pandas 3, so COPY
-# refuses "22.0" for parking_zones.capacity; strict: the mark fails the run once that is fixed, then drop it
-@pytest.mark.xfail(strict=True, raises=psycopg2.DataError, reason="validate.parse_field: partly empty int column → floats")
 def test_files_import_through_the_normal_path(conn, build):
     """Every file goes in through import_file, in the returned order, with nothing refused."""
     district = read_features(BOUNDARY, "wgs84")

@@ -153,7 +153,7 @@ LAYERS = {"cases": CASES, "parking_zones": ZONES, "parking_spaces": SPACES, "con
 DEPENDS = {"parking_spaces": "parking_zones", "site_inspections": "construction"}
 
 
-def shp_safe(layer_name: str, features):
+def shp_safe(features):
     """A Shapefile holds one geometry type: keep the features of the layer's first type."""
     kind = features[0][1].geom_type.replace("Multi", "")
     return [f for f in features if f[1].geom_type.replace("Multi", "") == kind]
@@ -185,22 +185,19 @@ def write_table(path, fmt, df):
 # ---- what the database holds, layer by layer ----------------------------------------------------------
 
 def dump(c, layer) -> dict:
-    """natural key → every stored value (refs by their key, cell by code, geometry, shares)."""
-    by_column = {f.column: f for f in layer.fields}
-    skip = {"id", "created_at", "geom", "cell_id"}
+    """natural key → what an import stores: every field (refs by their key), the computed columns,
+    the cell by its code, the geometry and the shares (not the workflow's columns, which move on)."""
     cols, joins = [], []
-    for col in layer.table.c:
-        f = by_column.get(col.name)
-        if col.name in skip or (col.name.endswith("_id") and f is None):
-            continue
-        if f is not None and f.type == "ref" and col.name.endswith("_id"):
-            table, key, _ = f.ref
-            joins.append(f"LEFT JOIN {table} r_{col.name} ON r_{col.name}.id = f.{col.name}")
-            cols.append(f"r_{col.name}.{key} AS {f.name}")
+    for f in layer.fields:
+        if f.type == "ref" and f.column.endswith("_id"):
+            table, key, stored = f.ref
+            joins.append(f"LEFT JOIN {table} r_{f.name} ON r_{f.name}.id = f.{stored}")
+            cols.append(f"r_{f.name}.{key} AS {f.name}")
         else:
-            cols.append(f"f.{col.name} AS {f.name if f else col.name}")
+            cols.append(f"f.{f.column} AS {f.name}")
+    cols += [f"f.{name}" for name in layer.computed if name not in {f.name for f in layer.fields}]
     if layer.spatial:
-        cols += ["gc.code AS cell_code", "ST_AsBinary(f.geom) AS geom_wkb", "f.id AS fid"]
+        cols += ["f.out_of_grid", "gc.code AS cell_code", "ST_AsBinary(f.geom) AS geom_wkb", "f.id AS fid"]
         joins.append("LEFT JOIN grid_cells gc ON gc.id = f.cell_id")
     rows = c.execute(text(f"SELECT {', '.join(cols)} FROM {layer.table.name} f {' '.join(joins)}")).mappings().all()
     out = {}
@@ -247,7 +244,7 @@ def load(c, tmp_path, name: str, fmt: str = "csv", subdir: str = "in"):
         path = folder / f"{name}.{fmt}"
         write_table(path, fmt, pd.DataFrame(INSPECTIONS))
     else:
-        features = shp_safe(name, LAYERS[name]) if fmt == "shp" else LAYERS[name]
+        features = shp_safe(LAYERS[name]) if fmt == "shp" else LAYERS[name]
         path = write_input(folder / f"{name}.{fmt}", fmt, features, layer.is_point)
     return import_file(c, layer, path)
 
@@ -280,7 +277,7 @@ def roundtrip(conn, fresh_db, tmp_path, name, fmt):
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_roundtrip(conn, small_grid, fresh_db, tmp_path, name, fmt):
     before = roundtrip(conn, fresh_db, tmp_path, name, fmt)
-    features = shp_safe(name, LAYERS[name]) if fmt == "shp" else LAYERS[name]
+    features = shp_safe(LAYERS[name]) if fmt == "shp" else LAYERS[name]
     # the first import itself put every feature in its cell
     assert {a[registry.get(name).natural_key]: cell for a, _, cell in features} == \
         {k: v["cell_code"] for k, v in before.items()}
@@ -329,6 +326,8 @@ def test_first_import_stores_the_typed_values(conn, small_grid, tmp_path):
     assert spaces["P-0002"]["zone_no"] == "Z-001" and spaces["P-0004"]["type"] == "standard"
     zones = dump(conn, registry.get("parking_zones"))
     assert zones["Z-004"]["parking_angle"] == "angled_60"
+    assert zones["Z-002"]["capacity"] == 40 and zones["Z-002"]["capacity_estimated"] > 40  # given, kept
+    assert zones["Z-001"]["capacity"] == zones["Z-001"]["capacity_estimated"] == 11        # ⌊68.3 m / 6⌋
     z3 = zones["Z-003"]["shares"]
     assert [code for code, _ in z3] == [SW, SE] and z3[1][1] == pytest.approx(0.7 / 1.2, abs=1e-3)
 
