@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Callable
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmgr import categories, demo_accounts, demo_city, demo_layers, dispatch, grid, layer_import, regions, registry, roster
+from gridmgr import (categories, demo_accounts, demo_city, demo_history, demo_layers, dispatch, grid, layer_import,
+                     regions, registry, roster, rules)
 from gridmgr.errors import InputError
 from gridmgr.gisfile import read_features
 from gridmgr.paths import DATA
+from gridmgr.workcalendar import WorkCalendar
 
 DISTRICT_CODE = "110101"
 BOUNDARY = DATA / "boundaries" / f"{DISTRICT_CODE}.geojson"
@@ -108,6 +111,17 @@ def load(conn: Connection, size: str, workdir: Path, *, today: date | None = Non
 
     step("演示账号 demo accounts, one per role")
     demo_accounts.create(conn)
+
+    step("案件流转 a year of case histories, through the workflow's state machine")
+    calendar = WorkCalendar.load()
+    history = demo_history.drive_histories(conn, anchor=anchor, seed=params.seed, calendar=calendar,
+                                           progress=step)
+    step(f"  {history.line()}")
+
+    step("图层规则 layer rules: expired permits, overdue inspections, failed dust checks")
+    opened = rules.run_rules(conn, today=anchor, calendar=calendar,
+                             now=datetime.combine(anchor, time(9, 0), tzinfo=ZoneInfo("Asia/Shanghai")))
+    step("  " + ", ".join(f"{k} {v}" for k, v in opened.items()))
 
     conn.execute(text("INSERT INTO meta (key, value) VALUES ('demo', CAST(:v AS jsonb))"),
                  {"v": json.dumps({"size": size, "anchor": anchor.isoformat(), "district": DISTRICT_CODE})})
