@@ -5,10 +5,11 @@ pages (gridmgr.web.cases): callers pass a Connection, the Actor, "now" and the w
 here reads the clock, a request or a setting by itself. The functions below are the stable interface:
 
 - `parse_filter(args)` / `parse_page(args)`: query-string values → `CaseFilter` / (page, page_size);
+  `split_values(args, name)`, `parse_datetime`, `parse_period`, `parse_bbox`, `parse_bool` for single values;
 - `list_cases(conn, actor, flt, now=, calendar=, page=, page_size=, sort=)` → `Page` of case dicts;
 - `get_case(conn, actor, case_id, now=, calendar=)` → one case dict with `events` and `allowed_actions`;
-- `case_id_for_number(conn, case_no)`, `case_number(conn, case_id)`, `case_events(conn, case_id)`, `categories(conn)`, `category(conn, code)`,
-  `unit(conn, code=|unit_id=)`;
+- `case_id_for_number(conn, case_no)`, `case_number(conn, case_id)`, `case_events(conn, case_id)`;
+  `categories(conn)`, `category(conn, code)`, `unit(conn, code=|unit_id=)`;
 - `cell_by_code(conn, code, at)` / `cell_at_point(conn, lon, lat, crs=, at=)` → `CellInfo`; `cell_dict(info)`;
 - `timing(...)`: overdue and 超时倍数; `jsonable(value)`: datetimes → ISO 8601 text; `to_json(value)`: JSON
   text in which `<`, `>`, `&` and `'` are escaped, so user text can never be read as HTML;
@@ -36,9 +37,10 @@ import functools
 import json
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Mapping, Union
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -83,7 +85,7 @@ FILTER_PARAMS = {
     "sort": f"one of {', '.join(SORTS)} (default {DEFAULT_SORT})",
 }
 
-NowSetting = Union[None, str, datetime, Callable[[], datetime]]
+NowSetting = None | str | datetime | Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -146,15 +148,15 @@ def default_calendar() -> WorkCalendar:
 
 # ---------------------------------------------------------------- parsing query values
 
-def _values(args: Mapping[str, Any], name: str) -> tuple[str, ...]:
-    raw = args.get(name)
-    if raw is None:
-        return ()
-    return tuple(v.strip() for v in str(raw).split(",") if v.strip())
+def split_values(args: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """A list parameter given comma-separated, repeated (a MultiDict's getlist), or both; blanks dropped."""
+    raw = args.getlist(name) if hasattr(args, "getlist") else [args.get(name)]
+    return tuple(v.strip() for r in raw if r is not None for v in str(r).split(",") if v.strip())
+
 
 
 def _codes(args: Mapping[str, Any], name: str, pattern: str, what: str) -> tuple[str, ...]:
-    values = _values(args, name)
+    values = split_values(args, name)
     bad = [v for v in values if not re.fullmatch(pattern, v)]
     if bad:
         raise InputError(f"{', '.join(repr(b) for b in bad)} is not {what}", field=name)
@@ -229,7 +231,7 @@ def parse_bbox(value: str, name: str = "bbox") -> tuple[float, float, float, flo
 
 def parse_filter(args: Mapping[str, Any]) -> CaseFilter:
     """A CaseFilter from query-string values (see FILTER_PARAMS); bad values raise InputError naming the field."""
-    statuses = _values(args, "status")
+    statuses = split_values(args, "status")
     unknown = [s for s in statuses if s not in CASE_STATES]
     if unknown:
         raise InputError(f"unknown state {', '.join(map(repr, unknown))}; known: {', '.join(CASE_STATES)}",
@@ -243,8 +245,8 @@ def parse_filter(args: Mapping[str, Any]) -> CaseFilter:
         categories=_codes(args, "category", r"C?[0-9]{4}", "a category code such as 0102 or C0101"),
         cells=_codes(args, "cell", r"[0-9]{15}", "a 15-digit cell code"),
         streets=_codes(args, "street", r"[0-9]{9}", "a 9-digit street code"),
-        units=_values(args, "unit"),
-        case_nos=_values(args, "case_no"),
+        units=split_values(args, "unit"),
+        case_nos=split_values(args, "case_no"),
         period=period,
         overdue=parse_bool(args.get("overdue"), "overdue"),
         bbox=bbox,

@@ -40,7 +40,8 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "hotline_12319": ("12319城管热线", "12319 hotline"),
     "hotline_12345": ("12345政务热线", "12345 hotline"),
     "video": ("视频发现", "video"),
-    "leader": ("领导交办", "leader's assignment"),
+    "source:leader": ("领导交办", "leader's assignment"),
+    "source:supervisor": ("监督员上报", "supervisor's report"),
     "rule": ("规则生成", "raised by a rule"),
     # case states
     "reported": ("上报", "reported"),

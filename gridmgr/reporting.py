@@ -16,6 +16,7 @@ from gridmgr.workcalendar import WorkCalendar
 from gridmgr.workflow import Actor, first_step, record, step_limit
 
 MAX_DESCRIPTION = 2000
+MAX_ADDRESS = 300
 
 
 @dataclass
@@ -41,6 +42,8 @@ def report(conn: Connection, actor: Actor, new: NewCase, *, now: datetime, calen
         raise InputError(f"{new.urgency!r} is not one of {', '.join(URGENCIES)}", field="urgency")
     if len(new.description) > MAX_DESCRIPTION:
         raise InputError(f"is longer than {MAX_DESCRIPTION} characters", field="description")
+    if len(new.address) > MAX_ADDRESS:
+        raise InputError(f"is longer than {MAX_ADDRESS} characters", field="address")
     known = conn.execute(text("SELECT 1 FROM categories WHERE code = :c"), {"c": new.category}).scalar()
     if not known:
         raise InputError(f"unknown category {new.category!r}", field="category")

@@ -72,7 +72,7 @@ def start_import(url, path, tmp_path, pgoptions: str | None = None) -> subproces
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def writing_backend(eng, dbname, proc, pattern=INSERTING, timeout=30.0) -> tuple[int, str]:
+def writing_backend(eng, dbname, proc, pattern=INSERTING, timeout=120.0) -> tuple[int, str]:
     """Wait until the import's backend runs a statement matching `pattern`: (pid, statement)."""
     deadline = time.monotonic() + timeout
     with eng.connect() as c:

@@ -45,6 +45,9 @@ def _load(user_id: int) -> WebUser | None:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> WebUser | None:
+    # a request with a bearer token is judged by its token alone, never by a session cookie beside it
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        return None
     return _load(int(user_id))
 
 
