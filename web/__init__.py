@@ -22,7 +22,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.config["JSON_AS_ASCII"] = False
 
     from gridmgr import labels
-    from gridmgr.web import auth, database, errors, home, nav
+    from gridmgr.web import assets, auth, database, errors, home, nav
 
     app.jinja_env.filters["zh"] = labels.zh
     app.jinja_env.filters["en"] = labels.en
@@ -30,7 +30,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     errors.init_app(app)
     auth.init_app(app)
     nav.init_app(app)
-    for blueprint in (home.bp, auth.bp, *_feature_blueprints()):
+    for blueprint in (home.bp, auth.bp, assets.bp, *_feature_blueprints()):
         app.register_blueprint(blueprint)
     return app
 
