@@ -146,7 +146,8 @@ def visible(conn: Connection, actor: Actor, case_id: int) -> bool:
 def allowed_actions(conn: Connection, actor: Actor, case: dict) -> list[str]:
     """The actions this actor may take on this case now (for buttons and the API)."""
     out = []
-    probe = {"limit": "1d", "unit_id": case.get("unit_id") or 0, "photos": ["x", "y"]}
+    # a stand-in for what a form would supply: any unit (a registered case has none yet), a limit, photos
+    probe = {"limit": "1d", "unit_id": case.get("unit_id") or -1, "photos": ["x", "y"]}
     for t in TRANSITIONS.values():
         try:
             check(actor, case, t, _in_scope(conn, actor, case, t.scope), note="x", data=probe)

@@ -20,6 +20,8 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.config["GRIDMGR"] = config
     app.config["SECRET_KEY"] = config.get("GRIDMGR_SECRET_KEY") or secrets.token_hex(32)
     app.config["JSON_AS_ASCII"] = False
+    # a report carries at most 4 photos of 5 MB: refuse larger bodies before CSRF reads the whole form
+    app.config["MAX_CONTENT_LENGTH"] = 25 * 1024 * 1024
 
     from gridmgr import labels
     from gridmgr.web import assets, auth, database, errors, home, nav
