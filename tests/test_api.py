@@ -426,7 +426,7 @@ def test_every_documented_path_answers_for_a_logged_in_admin(world):
     doc = _doc(w)
     client, csrf = login(w, "admin")
     base = doc["servers"][0]["url"]
-    values = {"case_id": w.cases["south_sup"], "action": "register", "code": "110101001001003"}
+    values = {"case_id": w.cases["south_sup"], "action": "register", "code": "110101001001003", "zone_id": 1}
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             params = op.get("parameters", [])

@@ -110,7 +110,7 @@ def act(client, case_no, action, from_page=None, photos=(), **form):
 
 
 def flashes(client, path):
-    return re.findall(r'<p class="flash">(.*?)</p>', get(client, path), re.S)
+    return [m.strip() for m in re.findall(r'<p class="flash(?: error)?">(.*?)</p>', get(client, path), re.S)]
 
 
 def report(client, status=302, photos=(), **fields):

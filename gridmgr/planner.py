@@ -1,0 +1,1058 @@
+"""Parking planning (停车规划): checks, capacity, lifecycle, versions, demand evidence and the CDS feed.
+
+Framework-free: callers pass a Connection, the Actor and "now"; the web views only adapt. The parking
+layer is reached through the registry (the core never imports a layer): its declared fields validate
+the input and its `computed` SQL measures a zone on the ground and estimates its capacity
+(DOMAIN.md §5, `capacity_sql` of gridmgr.layers.parking), so the numbers live in one place.
+
+Rules a zone must pass (each refusal names its rule and, where there is one, the conflicting feature):
+- geometry_type / geometry_valid: a kerb line (LineString) or a lot (Polygon), valid, inside the city;
+- inside_grid / one_district: covered by the cells valid now, all in one district;
+- no_overlap: its footprint (`parking_footprint` of migration 0006: a kerb line buffered by the parking
+  depth of its angle) overlaps no other zone's footprint valid at the same time (CDS);
+- construction_site: crossing an active construction site is a warning the planner confirms; the
+  confirmation is recorded with the zone (its event's `changes`);
+- capacity_reason: a capacity other than the estimate needs a reason.
+
+Lifecycle: draft → submitted → approved (leader or admin) → painted (施划) → retired; a submitted zone
+can be withdrawn to draft. A geometry change after approval makes a new version (new id and number,
+`prev_zone_id` → the old one); when that version is approved, the old one ends the day it starts (CDS).
+Every change writes one row of the append-only `parking_zone_events` in the same transaction.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import shapely
+from shapely.geometry import shape
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gridmgr import crs as crsmod
+from gridmgr import registry
+from gridmgr.assign import cell_join, describe_cell, shares_join
+from gridmgr.caseviews import TZ, jsonable
+from gridmgr.codes import PARKING_STATUSES, sql_in
+from gridmgr.errors import Forbidden, GridmgrError, InputError, NotFound
+from gridmgr.labels import en, zh
+from gridmgr.models import Base
+from gridmgr.regions import city_extent
+from gridmgr.workflow import Actor
+
+LAYER = "parking_zones"
+DRAW_ROLES = ("planner",)
+APPROVE_ROLES = ("leader", "admin")
+READ_ROLES = ("planner", "leader", "admin")
+# stall sizes of a small car (DOMAIN.md §5): 2.5 m wide, 5.3 m long; parallel stalls lie along the kerb
+STALL_WIDTH_M, STALL_LENGTH_M = 2.5, 5.3
+ANGLE_DEGREES = {"parallel": 0, "perpendicular": 90, "angled_30": 30, "angled_45": 45, "angled_60": 60}
+LOT_ANGLE = "perpendicular"          # a lot's stalls are counted by area; its angle is only descriptive
+OVERLAP_TOLERANCE_M2 = 0.5           # footprints touching end to end share no ground; noise stays under this
+OUTSIDE_TOLERANCE = 0.5              # metres of line (m² of lot) that may lie outside the grid: snapping noise
+ILLEGAL_PARKING = "0505"             # 机动车乱停放
+EVIDENCE_DAYS = 90
+DISTANCE_CHOICES = (50, 100, 200, 500)
+DEFAULT_DISTANCE_M, MAX_DISTANCE_M = 100, 1000
+MAX_CASE_POINTS = 500
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+EDITABLE = ("zone_no", "name", "street_name", "street_side", "parking_angle", "capacity", "capacity_reason",
+            "fee_rule", "time_rules", "valid_from", "valid_to")
+BODY_KEYS = frozenset({*EDITABLE, "geometry", "confirm_construction", "note"})
+PUBLISHED = ("approved", "painted")
+# the CDS names of our keys; `both` has none (the field is left out)
+CDS_SIDES = {"north": "N", "south": "S", "east": "E", "west": "W"}
+CDS_NAMESPACE = uuid.UUID("6f1c3a52-9a0e-4d4b-8c53-2f3b7c1d9e41")  # curb_zone_id = uuid5(this, "zone:<id>")
+_HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+
+def stall_depth(angle: str) -> float:
+    """Metres from the kerb a stall reaches: a w × l stall at θ to the kerb takes l·sinθ + w·cosθ."""
+    theta = math.radians(ANGLE_DEGREES[angle])
+    return round(STALL_LENGTH_M * math.sin(theta) + STALL_WIDTH_M * math.cos(theta), 3)
+
+
+DEPTH_M = {a: stall_depth(a) for a in ANGLE_DEGREES}  # parallel 2.5, perpendicular 5.3, 30° 4.815, …
+
+
+def depth_sql(angle: str) -> str:
+    """The parking depth of an angle column or parameter, in SQL."""
+    return f"(CASE {angle} {' '.join(f'WHEN {k!r} THEN {v}' for k, v in DEPTH_M.items())} END)"
+
+
+def footprint_sql(geom: str, angle: str, side: str) -> str:
+    """The ground a zone's stalls take (migration 0006's `parking_footprint`), in SQL."""
+    return f"parking_footprint({geom}, {depth_sql(angle)}, {side})"
+
+
+class ParkingZoneEvent(Base):
+    """One change of a parking zone: who, when, which action, from and to which status, what changed."""
+
+    __tablename__ = "parking_zone_events"
+    __table_args__ = (
+        Index("ix_parking_zone_events_zone_id_at", "zone_id", "at"),
+        CheckConstraint(sql_in("to_status", PARKING_STATUSES), name="to_status"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    zone_id: Mapped[int] = mapped_column(ForeignKey("parking_zones.id"), nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16), nullable=False)
+    # NULL for the system; the name and role are kept as they were at the time
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    actor: Mapped[str] = mapped_column(Text, nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    changes: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default=text("'{}'"))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+# ---------------------------------------------------------------- refusals
+
+@dataclass
+class Problem:
+    """One broken rule: its key, a message that names it, and the features in the way."""
+
+    rule: str
+    message: str
+    status: int = 400
+    conflicts: list[dict] = field(default_factory=list)
+
+
+class Refusal(GridmgrError):
+    """A zone refused by one or more rules; `problems` lists them (the first gives `rule`)."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        self.status = max(p.status for p in problems)
+        super().__init__("\n".join(p.message for p in problems))
+
+    @property
+    def rule(self) -> str:
+        return self.problems[0].rule
+
+    def as_dict(self) -> dict:
+        """The JSON error body: status, message, rule, rules and conflicts."""
+        return {"status": self.status, "message": self.message, "rule": self.rule,
+                "rules": [p.rule for p in self.problems],
+                "conflicts": [c for p in self.problems for c in p.conflicts]}
+
+
+class NeedsConfirmation(Refusal):
+    """Warnings the planner must confirm (send `confirm_construction: true`) before the zone is saved."""
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "needs_confirmation": True}
+
+
+def refuse(rule: str, message: str, status: int = 400, conflicts: list[dict] | None = None) -> Refusal:
+    """A Refusal of one rule, its message prefixed with the rule's key (规则 … Rule …)."""
+    return Refusal([Problem(rule, f"[{rule}] {message}", status, conflicts or [])])
+
+
+# ---------------------------------------------------------------- input
+
+def _fields() -> dict:
+    return {f.name: f for f in registry.get(LAYER).fields}
+
+
+def parse_geometry(value: Any, extent: crsmod.Extent) -> shapely.Geometry:
+    """A GeoJSON geometry (or Feature, as Leaflet's toGeoJSON gives) → a 2-D LineString or Polygon."""
+    if isinstance(value, dict) and value.get("type") == "Feature":
+        value = value.get("geometry")
+    try:
+        g = shape(value)
+    except Exception:  # noqa: BLE001 - shapely raises several kinds for bad GeoJSON; all mean the same here
+        raise refuse("geometry_type", "几何不是可读的 GeoJSON。The geometry is not readable GeoJSON "
+                     "(a LineString for a kerb, a Polygon for a lot).") from None
+    if g.geom_type in ("MultiLineString", "MultiPolygon") and len(g.geoms) == 1:
+        g = g.geoms[0]
+    if g.geom_type not in ("LineString", "Polygon"):
+        raise refuse("geometry_type", f"停车区应为路缘线或停车场多边形，收到 {g.geom_type}。A parking zone is a kerb "
+                     f"line (LineString) or a lot (Polygon), not a {g.geom_type}.")
+    if g.is_empty:
+        raise refuse("geometry_type", "几何为空。The geometry is empty.")
+    g = shapely.force_2d(g)
+    xs, ys = shapely.get_coordinates(g).T
+    bad = crsmod.bad_points(xs, ys, extent)
+    if bad:
+        raise refuse("geometry_valid", f"坐标超出城市范围。A coordinate is outside the city: {bad[0][1]}")
+    return g
+
+
+def _time_rules(value: Any) -> str | None:
+    """Time rules: free text (as imported), or [{days: [mon…sun], from: HH:MM, to: HH:MM}] stored as JSON text."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise InputError("must be text or a list of {days, from, to}", field="time_rules")
+    rules = []
+    for i, r in enumerate(value):
+        where = f"time_rules[{i}]"
+        if not isinstance(r, dict) or set(r) - {"days", "from", "to"}:
+            raise InputError("must be {days, from, to}", field=where)
+        days = r.get("days") or []
+        if not isinstance(days, list) or not days or any(d not in WEEKDAYS for d in days):
+            raise InputError(f"days must be a non-empty list of {', '.join(WEEKDAYS)}", field=where)
+        start, end = r.get("from"), r.get("to")
+        if not (isinstance(start, str) and _HHMM.match(start) and isinstance(end, str) and _HHMM.match(end)):
+            raise InputError("from and to must be HH:MM (00:00–24:00)", field=where)
+        if start == end:
+            raise InputError("from and to must differ (to before from runs past midnight)", field=where)
+        rules.append({"days": sorted(set(days), key=WEEKDAYS.index), "from": start, "to": end})
+    return json.dumps(rules, ensure_ascii=False, separators=(",", ":"))
+
+
+def time_rules_value(stored: str | None) -> Any:
+    """The stored time rules as the API gives them: the list when structured, else the text."""
+    if stored and stored.startswith("["):
+        try:
+            return json.loads(stored)
+        except ValueError:
+            pass
+    return stored
+
+
+def _field_value(f, value: Any) -> Any:
+    """One declared field of the parking layer, from JSON: checked type, choices, length and minimum."""
+    if f.name == "time_rules":
+        value = _time_rules(value)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if f.required:
+            raise InputError("is required", field=f.name)
+        return None
+    if f.type in ("text", "choice"):
+        if not isinstance(value, str):
+            raise InputError("must be text", field=f.name)
+        value = value.strip()
+        if f.type == "choice" and value not in f.choices:
+            raise InputError(f"{value!r} is not one of {', '.join(f.choices)}", field=f.name)
+        if f.max_length and len(value) > f.max_length:
+            raise InputError(f"is longer than {f.max_length} characters", field=f.name)
+        return value
+    if f.type == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InputError("must be a whole number", field=f.name)
+        if f.minimum is not None and value < f.minimum:
+            raise InputError(f"must be at least {f.minimum:g}", field=f.name)
+        return value
+    if f.type == "date":
+        try:
+            return date.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{value!r} is not a date YYYY-MM-DD", field=f.name) from None
+    raise InputError("cannot be set here", field=f.name)  # pragma: no cover - the layer has no other types
+
+
+@dataclass
+class ZoneInput:
+    """A checked request body: field values given, the geometry (or None), the confirmation and a note."""
+
+    values: dict[str, Any]
+    geometry: shapely.Geometry | None
+    confirm_construction: bool = False
+    note: str | None = None
+
+    @property
+    def wkb(self) -> str | None:
+        return shapely.to_wkb(self.geometry, hex=True) if self.geometry is not None else None
+
+
+def parse_body(conn: Connection, body: Any, *, creating: bool) -> ZoneInput:
+    """The JSON body of a create (geometry and name required) or an edit (any subset)."""
+    if not isinstance(body, dict):
+        raise InputError("the body must be a JSON object", field="body")
+    unknown = sorted(set(body) - BODY_KEYS)
+    if unknown:
+        raise InputError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(BODY_KEYS))}",
+                         field="body")
+    fields = _fields()
+    # an empty number means "give one"; no angle means the zone's own (a lot's default when new)
+    values = {k: _field_value(fields[k], body[k]) for k in EDITABLE
+              if k in body and not (k in ("zone_no", "parking_angle") and body[k] in (None, ""))}
+    geometry = None
+    if body.get("geometry") is not None:
+        geometry = parse_geometry(body["geometry"], city_extent(conn))
+    elif creating:
+        raise InputError("is required: a kerb line or a lot polygon (GeoJSON)", field="geometry")
+    if creating and not values.get("name"):
+        raise InputError("is required", field="name")
+    confirm = body.get("confirm_construction", False)
+    if not isinstance(confirm, bool):
+        raise InputError("must be true or false", field="confirm_construction")
+    note = body.get("note")
+    if note is not None and not isinstance(note, str):
+        raise InputError("must be text", field="note")
+    return ZoneInput(values, geometry, confirm, (note or "").strip() or None)
+
+
+# ---------------------------------------------------------------- measure and check
+
+GEOM = "ST_SetSRID(CAST(:wkb AS geometry), 4326)"
+
+
+@dataclass
+class Measure:
+    """A zone measured on the ground: kind, length (kerb) or area (lot), and the estimated capacity."""
+
+    kind: str                 # "kerb" or "lot"
+    length_m: float | None
+    area_m2: float | None
+    capacity_estimated: int
+    depth_m: float | None     # the parking depth of a kerb line (its footprint's width)
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "length_m": _round(self.length_m), "area_m2": _round(self.area_m2),
+                "capacity_estimated": self.capacity_estimated, "depth_m": self.depth_m}
+
+
+def _local(moment: datetime | None) -> datetime | None:
+    """A moment in Asia/Shanghai, as every time of the API is given."""
+    return moment.astimezone(TZ) if moment is not None else None
+
+
+def _round(v: float | None, digits: int = 2) -> float | None:
+    return None if v is None else round(v, digits)
+
+
+def measure(conn: Connection, wkb: str, angle: str) -> Measure:
+    """Length or area on the ground and the capacity estimate, by the parking layer's own SQL."""
+    c = registry.get(LAYER).computed
+    row = conn.execute(text(f"""
+        SELECT ST_Dimension(s.geom), {c['length_m']}, {c['area_m2']}, {c['capacity_estimated']}
+        FROM (SELECT {GEOM} AS geom, CAST(:angle AS text) AS parking_angle) s
+    """), {"wkb": wkb, "angle": angle}).first()
+    lot = row[0] == 2
+    return Measure("lot" if lot else "kerb", row[1], row[2], row[3], None if lot else DEPTH_M[angle])
+
+
+@dataclass
+class Checked:
+    """What the checks found: the measure, the cell and district, and warnings (confirmed or not)."""
+
+    measure: Measure
+    cell_id: int | None
+    district: dict | None
+    warnings: list[dict] = field(default_factory=list)
+
+
+def _zone_label(row: Mapping) -> str:
+    period = f"{row['valid_from'] or '…'} – {row['valid_to'] or '…'}"
+    return f"{row['zone_no']} “{row['name']}” ({row['status']}, {period})"
+
+
+def check_zone(conn: Connection, wkb: str, angle: str, side: str | None, valid_from: date | None,
+               valid_to: date | None, *, at: datetime, exclude: tuple[int, ...] = (),
+               confirm: bool = False) -> Checked:
+    """Run every rule on a zone (see the module docstring); raise Refusal or NeedsConfirmation, else Checked."""
+    row = conn.execute(text(f"SELECT ST_IsValid(g), ST_IsValidReason(g), ST_IsSimple(g) FROM {GEOM} AS g"),
+                       {"wkb": wkb}).first()
+    if not row[0]:
+        raise refuse("geometry_valid", f"几何无效。The geometry is invalid: {row[1]}.")
+    if not row[2]:
+        raise refuse("geometry_valid", "路缘线自相交。The kerb line crosses itself: draw it without loops.")
+    if valid_from and valid_to and valid_to <= valid_from:
+        raise InputError(f"{valid_to} is not after valid_from {valid_from}", field="valid_to")
+    m = measure(conn, wkb, angle)
+    problems: list[Problem] = []
+    cell_id, district = _grid_problems(conn, wkb, at, m, problems)
+    problems += _overlaps(conn, wkb, angle, side, valid_from, valid_to, exclude)
+    if problems:
+        raise Refusal(problems)
+    warnings = _construction(conn, wkb, angle, side)
+    if warnings and not confirm:
+        sites = "; ".join(f"{w['permit_no']} “{w['project_name']}” ({w['overlap_m2']} m²)" for w in warnings)
+        raise NeedsConfirmation([Problem(
+            "construction_site",
+            f"[construction_site] 停车区穿过在建工地 {sites}：请确认后再保存。The zone crosses the active construction "
+            f"site(s) {sites}: confirm (confirm_construction) to save it anyway.", 409,
+            [{"layer": "construction", **w} for w in warnings])])
+    return Checked(m, cell_id, district, warnings)
+
+
+def _grid_problems(conn: Connection, wkb: str, at: datetime, m: Measure,
+                   problems: list[Problem]) -> tuple[int | None, dict | None]:
+    """inside_grid and one_district; returns the primary cell and the district."""
+    row = conn.execute(text(f"""
+        WITH g AS (SELECT {GEOM} AS geom),
+        cells AS (
+          SELECT c.geom FROM grid_cells c, g
+          WHERE c.geom && g.geom AND ST_Intersects(c.geom, g.geom)
+            AND c.valid_from <= :at AND (c.valid_to IS NULL OR :at < c.valid_to))
+        SELECT CASE WHEN ST_Dimension(g.geom) = 1 THEN ST_Length(d.geom::geography) ELSE ST_Area(d.geom::geography) END,
+               (SELECT cell_id FROM cell_for(g.geom, :at))
+        FROM g, LATERAL (SELECT COALESCE(ST_Difference(g.geom, (SELECT ST_Union(geom) FROM cells)), g.geom) AS geom) d
+    """), {"wkb": wkb, "at": at}).first()
+    outside, cell_id = row
+    if outside > OUTSIDE_TOLERANCE:
+        unit = "m" if m.kind == "kerb" else "m²"
+        problems.append(Problem("inside_grid", f"[inside_grid] 停车区有 {outside:.1f} {unit} 在现行网格之外。"
+                                f"{outside:.1f} {unit} of the zone lie outside the current grid: every zone lies "
+                                "in cells valid now."))
+        return cell_id, None
+    districts = conn.execute(text(f"""
+        WITH g AS (SELECT {GEOM} AS geom),
+        cells AS (
+          SELECT c.id, c.community_id FROM grid_cells c, g
+          WHERE c.geom && g.geom AND ST_Intersects(c.geom, g.geom) AND NOT ST_Touches(c.geom, g.geom)
+            AND c.valid_from <= :at AND (c.valid_to IS NULL OR :at < c.valid_to)
+          UNION SELECT c.id, c.community_id FROM grid_cells c WHERE c.id = :cell)
+        SELECT DISTINCT d.code, d.name
+        FROM cells JOIN regions cm ON cm.id = cells.community_id
+        LEFT JOIN regions st ON st.id = cm.parent_id
+        JOIN regions d ON d.id = CASE WHEN cm.level = 'district' THEN cm.id
+                                      WHEN st.level = 'district' THEN st.id ELSE st.parent_id END
+        ORDER BY d.code
+    """), {"wkb": wkb, "at": at, "cell": cell_id}).mappings().all()
+    if len(districts) > 1:
+        names = "、".join(f"{d['name']} ({d['code']})" for d in districts)
+        problems.append(Problem("one_district", f"[one_district] 停车区跨越多个区县：{names}。The zone spans the "
+                                f"districts {names}: draw one zone per district.", 400,
+                                [{"layer": "regions", "code": d["code"], "name": d["name"]} for d in districts]))
+        return cell_id, None
+    return cell_id, dict(districts[0]) if districts else None
+
+
+def _overlaps(conn: Connection, wkb: str, angle: str, side: str | None, valid_from: date | None,
+              valid_to: date | None, exclude: tuple[int, ...]) -> list[Problem]:
+    """no_overlap: other zones whose footprint shares ground with this one's while both are valid."""
+    rows = conn.execute(text(f"""
+        WITH me AS (SELECT parking_footprint({GEOM}, :depth, :side) AS fp)
+        SELECT z.id, z.zone_no, z.name, z.status, z.valid_from, z.valid_to,
+               ST_Area(ST_Intersection(me.fp, o.fp)::geography) AS overlap
+        FROM me, parking_zones z,
+             LATERAL (SELECT {footprint_sql('z.geom', 'z.parking_angle', 'z.street_side')} AS fp) o
+        WHERE z.geom && ST_Expand(me.fp, 0.0002) AND z.status <> 'retired' AND NOT z.id = ANY(:exclude)
+          AND daterange(z.valid_from, z.valid_to, '[)') && daterange(:vf, :vt, '[)')
+          AND ST_Intersects(me.fp, o.fp)
+          AND ST_Area(ST_Intersection(me.fp, o.fp)::geography) > :tol
+        ORDER BY overlap DESC, z.id
+    """), {"wkb": wkb, "depth": DEPTH_M[angle], "side": side, "exclude": list(exclude), "vf": valid_from,
+           "vt": valid_to, "tol": OVERLAP_TOLERANCE_M2}).mappings().all()
+    out = []
+    for r in rows:
+        out.append(Problem(
+            "no_overlap", f"[no_overlap] 与停车区 {_zone_label(r)} 重叠 {r['overlap']:.1f} m²。The zone overlaps "
+            f"zone {_zone_label(r)} by {r['overlap']:.1f} m² (parking depth {DEPTH_M[angle]} m, {angle}); zones "
+            "valid at the same time never overlap.", 409,
+            [{"layer": LAYER, "id": r["id"], "zone_no": r["zone_no"], "name": r["name"], "status": r["status"],
+              "overlap_m2": round(r["overlap"], 1)}]))
+    return out
+
+
+def _construction(conn: Connection, wkb: str, angle: str, side: str | None) -> list[dict]:
+    """Active construction sites the zone's footprint crosses (a warning, not a refusal)."""
+    try:
+        sites = registry.get("construction").table.name
+    except NotFound:
+        return []  # no construction layer installed
+    rows = conn.execute(text(f"""
+        WITH me AS (SELECT parking_footprint({GEOM}, :depth, :side) AS fp)
+        SELECT s.id, s.permit_no, s.project_name, ST_Area(ST_Intersection(s.geom, me.fp)::geography) AS overlap_m2
+        FROM {sites} s, me
+        WHERE s.status = 'active' AND s.geom && me.fp AND ST_Intersects(s.geom, me.fp) AND NOT ST_Touches(s.geom, me.fp)
+        ORDER BY s.permit_no
+    """), {"wkb": wkb, "depth": DEPTH_M[angle], "side": side}).mappings().all()
+    return [{**r, "overlap_m2": round(r["overlap_m2"], 1)} for r in rows]
+
+
+def _capacity(given: int | None, reason: str | None, estimated: int) -> tuple[int, str | None]:
+    """(capacity, reason): the estimate unless another number is given, which needs a reason."""
+    if given is None or given == estimated:
+        return estimated, None
+    if not reason:
+        raise refuse("capacity_reason", f"泊位数 {given} 与估算 {estimated} 不同，须填写理由。A capacity of {given} "
+                     f"instead of the estimated {estimated} needs a reason (capacity_reason).")
+    return given, reason
+
+
+def preview(conn: Connection, body: Any, *, now: datetime) -> dict:
+    """What the page shows while drawing: the measure, every rule it breaks, warnings and demand evidence.
+
+    The body is {geometry, parking_angle, street_side, valid_from, valid_to, zone_id, distance_m}; zone_id
+    (an edited zone) leaves the zone itself and its versions out of the overlap check.
+    """
+    if not isinstance(body, dict):
+        raise InputError("the body must be a JSON object", field="body")
+    fields = _fields()
+    v = {k: _field_value(fields[k], body.get(k)) for k in ("parking_angle", "street_side", "valid_from", "valid_to")}
+    zone_id, distance = body.get("zone_id"), body.get("distance_m", DEFAULT_DISTANCE_M)
+    for name, value in (("zone_id", zone_id), ("distance_m", distance)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise InputError("must be a whole number", field=name)
+    try:
+        g = parse_geometry(body.get("geometry"), city_extent(conn))
+    except Refusal as exc:
+        return {"measure": None, "problems": _problems(exc), "warnings": [], "evidence": None}
+    angle = v["parking_angle"] or (LOT_ANGLE if g.geom_type == "Polygon" else "parallel")
+    wkb = shapely.to_wkb(g, hex=True)
+    exclude = _versions(conn, zone_id) if zone_id is not None else ()
+    problems: list[dict] = []
+    try:
+        check_zone(conn, wkb, angle, v["street_side"], v["valid_from"], v["valid_to"], at=now, exclude=exclude,
+                   confirm=True)
+    except Refusal as exc:
+        problems = _problems(exc)
+    return {"measure": measure(conn, wkb, angle).as_dict(), "problems": problems,
+            "warnings": _construction(conn, wkb, angle, v["street_side"]),
+            "evidence": evidence(conn, wkb, now=now, distance_m=distance, exclude_zone=zone_id)}
+
+
+def _problems(exc: Refusal) -> list[dict]:
+    return [{"rule": p.rule, "message": p.message, "conflicts": p.conflicts} for p in exc.problems]
+
+
+# ---------------------------------------------------------------- writes
+
+def today(now: datetime) -> date:
+    """The date of a moment in Asia/Shanghai."""
+    return now.astimezone(TZ).date()
+
+
+def _require(actor: Actor, roles: tuple[str, ...], what: tuple[str, str]) -> None:
+    if actor.role not in roles:
+        raise Forbidden(f"角色 {zh(actor.role)} 不能{what[0]}。The role {actor.role} cannot {what[1]} "
+                        f"(only {', '.join(roles)}).")
+
+
+def _log(conn: Connection, zone_id: int, actor: Actor, now: datetime, action: str, from_status: str | None,
+         to_status: str, changes: dict | None = None, note: str | None = None) -> int:
+    return conn.execute(text("""
+        INSERT INTO parking_zone_events (zone_id, at, action, from_status, to_status, user_id, actor, role, note, changes)
+        VALUES (:z, :at, :a, :f, :t, :u, :actor, :role, :note, CAST(:changes AS jsonb)) RETURNING id
+    """), {"z": zone_id, "at": now, "a": action, "f": from_status, "t": to_status, "u": actor.user_id,
+           "actor": actor.name, "role": actor.role, "note": note,
+           "changes": json.dumps(jsonable(changes or {}), ensure_ascii=False)}).scalar()
+
+
+def _assign(conn: Connection, zone_id: int, at: datetime) -> None:
+    """The zone's primary cell and every cell it touches (feature_cells), by the one rule of gridmgr.assign."""
+    conn.execute(text(f"""
+        UPDATE parking_zones z SET cell_id = c.cell_id
+        FROM parking_zones z0 {cell_join('z0.geom', ':at')} WHERE z0.id = :id AND z.id = :id
+    """), {"id": zone_id, "at": at})
+    conn.execute(text("DELETE FROM feature_cells WHERE layer = :l AND feature_id = :id"), {"l": LAYER, "id": zone_id})
+    conn.execute(text(f"""
+        INSERT INTO feature_cells (layer, feature_id, cell_id, share)
+        SELECT :l, z.id, s.cell_id, s.share FROM parking_zones z {shares_join('z.geom', ':at')} WHERE z.id = :id
+    """), {"l": LAYER, "id": zone_id, "at": at})
+
+
+def _insert(conn: Connection, v: dict, wkb: str, m: Measure, *, now: datetime, prev_id: int | None = None) -> int:
+    capacity, reason = _capacity(v.get("capacity"), v.get("capacity_reason"), m.capacity_estimated)
+    params = {k: v.get(k) for k in EDITABLE}
+    params.update(wkb=wkb, capacity=capacity, capacity_reason=reason, length=m.length_m, area=m.area_m2,
+                  estimated=m.capacity_estimated, prev=prev_id, now=now)
+    zone_id = conn.execute(text(f"""
+        WITH n AS (SELECT nextval(pg_get_serial_sequence('parking_zones', 'id')) AS id)
+        INSERT INTO parking_zones (id, geom, created_at, zone_no, name, street_name, street_side, parking_angle,
+                                   capacity, capacity_reason, fee_rule, time_rules, status, valid_from, valid_to,
+                                   length_m, area_m2, capacity_estimated, prev_zone_id)
+        SELECT n.id, {GEOM}, :now, COALESCE(:zone_no, 'PZ' || lpad(n.id::text, 7, '0')), :name, :street_name,
+               :street_side, :parking_angle, :capacity, :capacity_reason, :fee_rule, :time_rules, 'draft',
+               :valid_from, :valid_to, :length, :area, :estimated, :prev
+        FROM n RETURNING id
+    """), params).scalar()
+    _assign(conn, zone_id, now)
+    return zone_id
+
+
+def _taken(conn: Connection, zone_no: str, but: int | None = None) -> None:
+    found = conn.execute(text("SELECT id FROM parking_zones WHERE zone_no = :n AND id IS DISTINCT FROM :b"),
+                         {"n": zone_no, "b": but}).scalar()
+    if found is not None:
+        raise refuse("zone_no", f"编号 {zone_no} 已被停车区 {found} 使用。The zone number {zone_no} is taken by zone "
+                     f"{found}.", 409, [{"layer": LAYER, "id": found, "zone_no": zone_no}])
+
+
+def create_zone(conn: Connection, actor: Actor, body: Any, *, now: datetime) -> int:
+    """Draw a new zone (a draft): checked, measured, assigned to its cells, logged; returns its id."""
+    _require(actor, DRAW_ROLES, ("绘制停车区", "draw parking zones"))
+    z = parse_body(conn, body, creating=True)
+    v = dict(z.values)
+    if z.geometry.geom_type == "Polygon":
+        v.setdefault("parking_angle", LOT_ANGLE)
+    elif not v.get("parking_angle"):
+        raise InputError("is required for a kerb line", field="parking_angle")
+    if v.get("zone_no"):
+        _taken(conn, v["zone_no"])
+    checked = check_zone(conn, z.wkb, v["parking_angle"], v.get("street_side"), v.get("valid_from"),
+                         v.get("valid_to"), at=now, confirm=z.confirm_construction)
+    zone_id = _insert(conn, v, z.wkb, checked.measure, now=now)
+    changes = {k: val for k, val in v.items() if val is not None}
+    if checked.warnings:
+        changes["confirmed_warnings"] = [{"rule": "construction_site", **w} for w in checked.warnings]
+    _log(conn, zone_id, actor, now, "create", None, "draft", changes, z.note)
+    return zone_id
+
+
+def _lock(conn: Connection, zone_id: int) -> dict:
+    row = conn.execute(text("SELECT *, ST_AsBinary(geom) AS wkb_bytes FROM parking_zones WHERE id = :id FOR UPDATE"),
+                       {"id": zone_id}).mappings().first()
+    if row is None:
+        raise NotFound(f"没有停车区 {zone_id}。No parking zone {zone_id}.")
+    return dict(row)
+
+
+def _geometry_changed(conn: Connection, zone_id: int, wkb: str) -> bool:
+    # what the API gave back (7 decimals) is the same zone: a change is one of more than ~2 cm
+    return conn.execute(text(f"""
+        SELECT NOT ST_Equals(z.geom, g) AND ST_HausdorffDistance(z.geom, g) > 2e-7
+        FROM parking_zones z, {GEOM} AS g WHERE z.id = :id
+    """), {"id": zone_id, "wkb": wkb}).scalar()
+
+
+def _versions(conn: Connection, zone_id: int) -> tuple[int, ...]:
+    """A zone with its previous version and its successors: they replace each other, so never overlap-conflict."""
+    prev = conn.execute(text("SELECT prev_zone_id FROM parking_zones WHERE id = :id"), {"id": zone_id}).scalar()
+    return (zone_id, *([prev] if prev else []), *(s["id"] for s in _successors(conn, zone_id)))
+
+
+def _successors(conn: Connection, zone_id: int) -> list[dict]:
+    return [dict(r) for r in conn.execute(text(
+        "SELECT id, zone_no, status FROM parking_zones WHERE prev_zone_id = :id ORDER BY id"), {"id": zone_id}).mappings()]
+
+
+def _version_no(conn: Connection, zone: dict) -> str:
+    base = re.sub(r"-v\d+$", "", zone["zone_no"])
+    n = 2 + conn.execute(text("""
+        WITH RECURSIVE chain AS (SELECT id, prev_zone_id FROM parking_zones WHERE id = :id
+          UNION ALL SELECT p.id, p.prev_zone_id FROM parking_zones p JOIN chain c ON p.id = c.prev_zone_id)
+        SELECT count(*) - 1 FROM chain
+    """), {"id": zone["id"]}).scalar()
+    while conn.execute(text("SELECT 1 FROM parking_zones WHERE zone_no = :n"), {"n": f"{base}-v{n}"}).first():
+        n += 1
+    return f"{base}-v{n}"
+
+
+def update_zone(conn: Connection, actor: Actor, zone_id: int, body: Any, *, now: datetime) -> tuple[int, bool]:
+    """Edit a zone: (id of the zone holding the change, True when it is a new version).
+
+    Metadata edits keep the id. A geometry change of a draft edits it in place; of an approved or
+    painted zone it makes a new draft version (the old one stays in force until that is approved).
+    A submitted zone is withdrawn before editing; a retired one is history.
+    """
+    _require(actor, DRAW_ROLES, ("修改停车区", "edit parking zones"))
+    zone = _lock(conn, zone_id)
+    z = parse_body(conn, body, creating=False)
+    if zone["status"] in ("submitted", "retired"):
+        hint = ("请先撤回（withdraw）。Withdraw it first (action withdraw)." if zone["status"] == "submitted"
+                else "已撤销的停车区是历史记录。A retired zone is history.")
+        raise refuse("lifecycle", f"停车区 {zone['zone_no']} 的状态为 {zh(zone['status'])}，不能修改。Zone "
+                     f"{zone['zone_no']} is {zone['status']} and cannot be edited: {hint}", 409)
+    geometry_changed = z.wkb is not None and _geometry_changed(conn, zone_id, z.wkb)
+    wkb = z.wkb if geometry_changed else zone["wkb_bytes"].hex()
+    published = zone["status"] in PUBLISHED
+    if published and geometry_changed:
+        return _new_version(conn, actor, zone, z, wkb, now=now), True
+    if published and "valid_from" in z.values and z.values["valid_from"] != zone["valid_from"]:
+        raise refuse("start_date", f"已发布停车区 {zone['zone_no']} 的生效日期不能改变（CDS），请绘制新版本。The start date "
+                     f"of published zone {zone['zone_no']} never changes (CDS): draw a new version instead.", 409)
+    if "zone_no" in z.values and z.values["zone_no"] != zone["zone_no"]:
+        _taken(conn, z.values["zone_no"], zone_id)
+    merged = {k: zone[k] for k in EDITABLE} | z.values
+    rules_touched = geometry_changed or any(
+        k in z.values and z.values[k] != zone[k] for k in ("parking_angle", "street_side", "valid_from", "valid_to"))
+    m = measure(conn, wkb, merged["parking_angle"])
+    warnings = []
+    if rules_touched:
+        checked = check_zone(conn, wkb, merged["parking_angle"], merged["street_side"], merged["valid_from"],
+                             merged["valid_to"], at=now, exclude=_versions(conn, zone_id),
+                             confirm=z.confirm_construction)
+        warnings = checked.warnings
+    if "capacity" not in z.values and zone["capacity"] == zone["capacity_estimated"]:
+        merged["capacity"] = None  # no number of the planner's: the estimate follows the shape
+    if "capacity" in z.values or "capacity_reason" in z.values or merged["capacity"] is None:
+        merged["capacity"], merged["capacity_reason"] = _capacity(merged["capacity"], merged["capacity_reason"],
+                                                                   m.capacity_estimated)
+    # else a number other than the estimate (a planner's, or an imported one) stays until changed or cleared
+    changes = {k: [zone[k], merged[k]] for k in EDITABLE if merged[k] != zone[k]}
+    if m.capacity_estimated != zone["capacity_estimated"]:
+        changes["capacity_estimated"] = [zone["capacity_estimated"], m.capacity_estimated]
+    if geometry_changed:
+        changes["geometry"] = "changed"
+    if not changes:
+        return zone_id, False
+    if warnings:
+        changes["confirmed_warnings"] = [{"rule": "construction_site", **w} for w in warnings]
+    sets = ", ".join(f"{k} = :{k}" for k in EDITABLE)
+    conn.execute(text(f"""
+        UPDATE parking_zones SET {sets}, geom = {GEOM}, length_m = :length, area_m2 = :area,
+               capacity_estimated = :estimated WHERE id = :id
+    """), {**{k: merged[k] for k in EDITABLE}, "wkb": wkb, "length": m.length_m, "area": m.area_m2,
+           "estimated": m.capacity_estimated, "id": zone_id})
+    if geometry_changed:
+        _assign(conn, zone_id, now)
+    _log(conn, zone_id, actor, now, "edit", zone["status"], zone["status"], changes, z.note)
+    return zone_id, False
+
+
+def _new_version(conn: Connection, actor: Actor, zone: dict, z: ZoneInput, wkb: str, *, now: datetime) -> int:
+    pending = [s for s in _successors(conn, zone["id"]) if s["status"] in ("draft", "submitted")]
+    if pending:
+        p = pending[0]
+        raise refuse("version_pending", f"停车区 {zone['zone_no']} 已有待审批的新版本 {p['zone_no']}（{zh(p['status'])}），"
+                     f"请修改该版本。Zone {zone['zone_no']} already has a new version {p['zone_no']} ({p['status']}): "
+                     "edit that one.", 409, [{"layer": LAYER, "id": p["id"], "zone_no": p["zone_no"],
+                                              "status": p["status"]}])
+    v = {k: zone[k] for k in EDITABLE} | z.values
+    v["zone_no"] = z.values.get("zone_no") or _version_no(conn, zone)
+    _taken(conn, v["zone_no"])
+    if "valid_from" not in z.values:
+        v["valid_from"] = None   # set when the version is approved
+    v["valid_to"] = z.values.get("valid_to")
+    if "capacity" not in z.values and zone["capacity"] == zone["capacity_estimated"]:
+        v["capacity"] = None     # no planner's number: follow the new estimate
+    checked = check_zone(conn, wkb, v["parking_angle"], v["street_side"], v["valid_from"], v["valid_to"], at=now,
+                         exclude=(zone["id"],), confirm=z.confirm_construction)
+    new_id = _insert(conn, v, wkb, checked.measure, now=now, prev_id=zone["id"])
+    changes = {k: val for k, val in v.items() if val is not None} | {"prev_zone_id": zone["id"], "geometry": "changed"}
+    if checked.warnings:
+        changes["confirmed_warnings"] = [{"rule": "construction_site", **w} for w in checked.warnings]
+    _log(conn, new_id, actor, now, "create", None, "draft", changes, z.note)
+    _log(conn, zone["id"], actor, now, "new_version", zone["status"], zone["status"], {"new_zone_id": new_id}, z.note)
+    return new_id
+
+
+@dataclass(frozen=True)
+class Action:
+    """One lifecycle step: the statuses it starts from, where it leads, who may take it, its labels."""
+
+    name: str
+    sources: tuple[str, ...]
+    target: str
+    roles: tuple[str, ...]
+    zh: str
+    en: str
+
+
+ACTIONS: dict[str, Action] = {a.name: a for a in (
+    Action("submit", ("draft",), "submitted", DRAW_ROLES, "提交审批", "submit for approval"),
+    Action("withdraw", ("submitted",), "draft", DRAW_ROLES, "撤回", "withdraw"),
+    Action("approve", ("submitted",), "approved", APPROVE_ROLES, "批准", "approve"),
+    Action("paint", ("approved",), "painted", DRAW_ROLES, "已施划", "mark painted"),
+    Action("retire", ("draft", "approved", "painted"), "retired", DRAW_ROLES, "撤销", "retire"),
+)}
+
+
+# the log's other entries: (中文, English)
+EVENT_LABELS = {"create": ("绘制", "drawn"), "edit": ("修改", "edited"), "new_version": ("绘制新版本", "new version drawn"),
+                "supersede": ("被新版本取代", "superseded")}
+
+
+def allowed_actions(actor: Actor, status: str) -> list[str]:
+    """The actions this actor may take on a zone in this status."""
+    return [a.name for a in ACTIONS.values() if status in a.sources and actor.role in a.roles]
+
+
+def apply_action(conn: Connection, actor: Actor, zone_id: int, action: str, *, now: datetime,
+                 note: str | None = None) -> dict:
+    """Take one lifecycle step (the hard rules run again on submit and approve): zone, action, statuses, event."""
+    if action not in ACTIONS:
+        raise NotFound(f"未知操作 {action!r}。Unknown action {action!r}; known: {', '.join(ACTIONS)}.")
+    a = ACTIONS[action]
+    zone = _lock(conn, zone_id)
+    _require(actor, a.roles, (a.zh, a.en))
+    if zone["status"] not in a.sources:
+        raise refuse("lifecycle", f"停车区 {zone['zone_no']} 的状态为 {zh(zone['status'])}，不能{a.zh}。Zone "
+                     f"{zone['zone_no']} is {zone['status']}: {action} needs {' or '.join(a.sources)}.", 409)
+    changes: dict[str, Any] = {}
+    day = today(now)
+    if action in ("submit", "approve"):
+        check_zone(conn, zone["wkb_bytes"].hex(), zone["parking_angle"], zone["street_side"], zone["valid_from"],
+                   zone["valid_to"], at=now, exclude=_versions(conn, zone_id), confirm=True)
+    if action == "approve":
+        start = max(zone["valid_from"] or day, day) if zone["prev_zone_id"] else (zone["valid_from"] or day)
+        if start != zone["valid_from"]:
+            changes["valid_from"] = [zone["valid_from"], start]
+        conn.execute(text("UPDATE parking_zones SET valid_from = :d WHERE id = :id"), {"d": start, "id": zone_id})
+        if zone["prev_zone_id"]:
+            _supersede(conn, actor, zone["prev_zone_id"], zone_id, start, now=now)
+    if action == "retire" and zone["status"] in PUBLISHED:
+        end = min(zone["valid_to"] or day, day)
+        end = max(end, zone["valid_from"] or end)  # a zone retired before it started ends the day it would start
+        if end != zone["valid_to"]:
+            changes["valid_to"] = [zone["valid_to"], end]
+            conn.execute(text("UPDATE parking_zones SET valid_to = :d WHERE id = :id"), {"d": end, "id": zone_id})
+    conn.execute(text("UPDATE parking_zones SET status = :s WHERE id = :id"), {"s": a.target, "id": zone_id})
+    event_id = _log(conn, zone_id, actor, now, action, zone["status"], a.target, changes, note)
+    return {"zone_id": zone_id, "action": action, "from_status": zone["status"], "to_status": a.target,
+            "event_id": event_id}
+
+
+def _supersede(conn: Connection, actor: Actor, old_id: int, new_id: int, start: date, *, now: datetime) -> None:
+    """The old version ends the day its successor starts (CDS: kept with its end date, linked by prev)."""
+    old = _lock(conn, old_id)
+    end = start if old["valid_to"] is None or old["valid_to"] > start else old["valid_to"]
+    conn.execute(text("UPDATE parking_zones SET valid_to = :d WHERE id = :id"), {"d": end, "id": old_id})
+    _log(conn, old_id, actor, now, "supersede", old["status"], old["status"],
+         {"valid_to": [old["valid_to"], end], "new_zone_id": new_id})
+
+
+# ---------------------------------------------------------------- reads
+
+_SELECT = """
+SELECT z.id, z.zone_no, z.name, z.street_name, z.street_side, z.parking_angle, z.capacity, z.capacity_estimated,
+       z.capacity_reason, z.fee_rule, z.time_rules, z.status, z.valid_from, z.valid_to, z.length_m, z.area_m2,
+       z.prev_zone_id, z.cell_id, gc.code AS cell_code, z.created_at, ST_Dimension(z.geom) AS dim,
+       ST_AsGeoJSON(z.geom, 7)::json AS geometry,
+       (SELECT max(e.at) FROM parking_zone_events e WHERE e.zone_id = z.id) AS updated_at,
+       (SELECT max(n.id) FROM parking_zones n WHERE n.prev_zone_id = z.id) AS next_zone_id
+FROM parking_zones z LEFT JOIN grid_cells gc ON gc.id = z.cell_id
+"""
+
+
+def zone_dict(r: Mapping, actor: Actor | None = None) -> dict:
+    """The API form of a zone row."""
+    out = {
+        "id": r["id"], "zone_no": r["zone_no"], "name": r["name"], "kind": "lot" if r["dim"] == 2 else "kerb",
+        "status": r["status"], "status_label": {"zh": zh(r["status"]), "en": en(r["status"])},
+        "street_name": r["street_name"], "street_side": r["street_side"], "parking_angle": r["parking_angle"],
+        "capacity": r["capacity"], "capacity_estimated": r["capacity_estimated"],
+        "capacity_reason": r["capacity_reason"], "fee_rule": r["fee_rule"],
+        "time_rules": time_rules_value(r["time_rules"]), "valid_from": r["valid_from"], "valid_to": r["valid_to"],
+        "length_m": _round(r["length_m"]), "area_m2": _round(r["area_m2"]),
+        "depth_m": DEPTH_M.get(r["parking_angle"]) if r["dim"] != 2 else None,
+        "prev_zone_id": r["prev_zone_id"], "next_zone_id": r["next_zone_id"],
+        "cell": {"id": r["cell_id"], "code": r["cell_code"]} if r["cell_id"] else None,
+        "geometry": r["geometry"], "created_at": _local(r["created_at"]),
+        "updated_at": _local(r["updated_at"] or r["created_at"]),
+    }
+    if actor is not None:
+        out["allowed_actions"] = allowed_actions(actor, r["status"])
+    return out
+
+
+def get_zone(conn: Connection, zone_id: int, actor: Actor | None = None) -> dict:
+    """One zone with its cells (share, community, units), its change log and its versions."""
+    row = conn.execute(text(_SELECT + " WHERE z.id = :id"), {"id": zone_id}).mappings().first()
+    if row is None:
+        raise NotFound(f"没有停车区 {zone_id}。No parking zone {zone_id}.")
+    out = zone_dict(row, actor)
+    out["cells"] = zone_cells(conn, zone_id, row["cell_id"])
+    out["events"] = zone_events(conn, zone_id)
+    out["confirmed_warnings"] = [w for e in out["events"] for w in e["changes"].get("confirmed_warnings", [])]
+    out["versions"] = [dict(v) for v in conn.execute(text("""
+        WITH RECURSIVE back AS (SELECT id, prev_zone_id FROM parking_zones WHERE id = :id
+          UNION ALL SELECT p.id, p.prev_zone_id FROM parking_zones p JOIN back b ON p.id = b.prev_zone_id),
+        fwd AS (SELECT id FROM parking_zones WHERE id = :id
+          UNION ALL SELECT n.id FROM parking_zones n JOIN fwd f ON n.prev_zone_id = f.id)
+        SELECT z.id, z.zone_no, z.status, z.valid_from, z.valid_to FROM parking_zones z
+        WHERE z.id IN (SELECT id FROM back UNION SELECT id FROM fwd) ORDER BY z.id
+    """), {"id": zone_id}).mappings()]
+    return out
+
+
+def zone_cells(conn: Connection, zone_id: int, primary: int | None = None) -> list[dict]:
+    """Every cell a zone touches (feature_cells) with its share and the units answerable for it."""
+    rows = conn.execute(text("SELECT cell_id, share FROM feature_cells WHERE layer = :l AND feature_id = :id"),
+                        {"l": LAYER, "id": zone_id}).all()
+    if not rows and primary is not None:
+        rows = [(primary, 1.0)]  # a line along a cell edge touches no cell's inside: its primary cell holds it
+    return sorted((cell_summary(conn, cid, share) for cid, share in rows), key=lambda c: (-c["share"], c["code"]))
+
+
+def cell_summary(conn: Connection, cell_id: int, share: float) -> dict:
+    """A cell as the planner sees it: code, share, community, street and responsible units."""
+    info = describe_cell(conn, cell_id)
+    return {"id": info.id, "code": info.code, "share": round(share, 4),
+            "community": info.community[1] if info.community else None,
+            "street": info.street[1] if info.street else None,
+            "units": [{"duty": u["duty"], "duty_label": zh(u["duty"]), "code": u["code"], "name": u["name"],
+                       "phone": u["phone"]} for u in info.units]}
+
+
+def zone_events(conn: Connection, zone_id: int) -> list[dict]:
+    """A zone's change log, oldest first."""
+    return [{**r, "at": _local(r["at"])} for r in conn.execute(text("""
+        SELECT id, at, action, from_status, to_status, actor, role, user_id, note, changes
+        FROM parking_zone_events WHERE zone_id = :id ORDER BY at, id
+    """), {"id": zone_id}).mappings()]
+
+
+def list_zones(conn: Connection, *, now: datetime, bbox: tuple[float, float, float, float] | None = None,
+               statuses: tuple[str, ...] = (), history: bool = False, limit: int = 2000,
+               actor: Actor | None = None) -> dict:
+    """Zones for the map: those in force now or later (all versions with `history`), by bbox and status."""
+    where, params = ["true"], {"today": today(now), "limit": limit}
+    if not history:
+        where.append("z.status <> 'retired' AND (z.valid_to IS NULL OR z.valid_to > :today)")
+    if statuses:
+        bad = [s for s in statuses if s not in PARKING_STATUSES]
+        if bad:
+            raise InputError(f"unknown status {', '.join(bad)}; known: {', '.join(PARKING_STATUSES)}", field="status")
+        where.append("z.status = ANY(:statuses)")
+        params["statuses"] = list(statuses)
+    if bbox:
+        where.append("z.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    cond = " AND ".join(where)
+    total = conn.execute(text(f"SELECT count(*) FROM parking_zones z WHERE {cond}"), params).scalar()
+    rows = conn.execute(text(f"{_SELECT} WHERE {cond} ORDER BY z.id LIMIT :limit"), params).mappings()
+    return {"items": [zone_dict(r, actor) for r in rows], "total": total}
+
+
+# ---------------------------------------------------------------- demand evidence
+
+def _near(column: str, geom: str, distance: str) -> str:
+    """`column` within `distance` metres of `geom` on the ground, with an index-friendly box first."""
+    return (f"{column} && ST_Expand({geom}, {distance} / 111320.0 / cos(radians(least(ST_Y(ST_Centroid({geom})), 85))),"
+            f" {distance} / 111320.0) AND ST_DWithin({column}::geography, {geom}::geography, {distance})")
+
+
+def evidence(conn: Connection, wkb: str, *, now: datetime, distance_m: int = DEFAULT_DISTANCE_M,
+             exclude_zone: int | None = None) -> dict:
+    """Around a drawn zone: 0505 cases within a distance over the last 90 days, the zones and spaces
+    nearby with their capacity, and the cells it touches with their responsible units."""
+    if not 1 <= distance_m <= MAX_DISTANCE_M:
+        raise InputError(f"must be 1…{MAX_DISTANCE_M} m", field="distance_m")
+    since = now - timedelta(days=EVIDENCE_DAYS)
+    p = {"wkb": wkb, "d": float(distance_m), "since": since, "now": now, "cat": ILLEGAL_PARKING,
+         "today": today(now), "self": exclude_zone, "limit": MAX_CASE_POINTS}
+    g = f"(SELECT {GEOM})"
+    cases = conn.execute(text(f"""
+        SELECT count(*) FROM cases f WHERE f.category_code = :cat AND f.reported_at >= :since AND f.reported_at < :now
+          AND {_near('f.geom', g, ':d')}
+    """), p).scalar()
+    points = [{**r, "reported_at": _local(r["reported_at"])} for r in conn.execute(text(f"""
+        SELECT f.id, f.case_no, f.status, f.reported_at, ST_X(f.geom) AS lon, ST_Y(f.geom) AS lat FROM cases f
+        WHERE f.category_code = :cat AND f.reported_at >= :since AND f.reported_at < :now AND {_near('f.geom', g, ':d')}
+        ORDER BY f.reported_at DESC LIMIT :limit
+    """), p).mappings()]
+    zones = [dict(r) for r in conn.execute(text(f"""
+        SELECT z.id, z.zone_no, z.name, z.status, z.parking_angle, z.capacity,
+               round(ST_Distance(z.geom::geography, {g}::geography)::numeric, 1)::float AS distance_m
+        FROM parking_zones z
+        WHERE {_near('z.geom', g, ':d')} AND z.status <> 'retired'
+          AND (z.valid_to IS NULL OR z.valid_to > :today) AND z.id IS DISTINCT FROM :self
+        ORDER BY distance_m, z.id
+    """), p).mappings()]
+    spaces = conn.execute(text(f"""
+        SELECT count(*) FROM parking_spaces s WHERE {_near('s.geom', g, ':d')}
+    """), p).scalar()
+    cells = conn.execute(text(f"SELECT s.cell_id, s.share FROM cell_shares({g}, :now) AS s WHERE s.share > 0"),
+                         p).all()
+    if not cells:
+        primary = conn.execute(text(f"SELECT cell_id FROM cell_for({g}, :now)"), p).scalar()
+        cells = [(primary, 1.0)] if primary else []
+    outlines = dict(conn.execute(text("SELECT id, ST_AsGeoJSON(geom, 7)::json FROM grid_cells WHERE id = ANY(:ids)"),
+                                 {"ids": [cid for cid, _ in cells]}).all())
+    supply = sum(z["capacity"] or 0 for z in zones if z["status"] in PUBLISHED)
+    return {
+        "distance_m": distance_m, "days": EVIDENCE_DAYS, "since": _local(since), "category": ILLEGAL_PARKING,
+        "cases": cases, "case_points": points,
+        "zones": zones, "spaces": spaces, "capacity_nearby": supply,
+        "cells": sorted((cell_summary(conn, cid, share) | {"geometry": outlines.get(cid)} for cid, share in cells),
+                        key=lambda c: (-c["share"], c["code"])),
+    }
+
+
+def overview(conn: Connection, *, now: datetime, limit: int = 50) -> list[dict]:
+    """Cells ranked by 0505 cases of the last 90 days per existing space (demand without supply).
+
+    Spaces are the capacity of the zones in force (approved or painted), split over their cells by
+    share; the ratio divides by spaces + 1 so that a cell without any space still ranks by its cases.
+    """
+    rows = conn.execute(text("""
+        WITH demand AS (
+          SELECT cell_id, count(*) AS cases FROM cases
+          WHERE category_code = :cat AND reported_at >= :since AND reported_at < :now AND cell_id IS NOT NULL
+          GROUP BY cell_id),
+        supply AS (
+          SELECT COALESCE(fc.cell_id, z.cell_id) AS cell_id, sum(z.capacity * COALESCE(fc.share, 1)) AS spaces
+          FROM parking_zones z LEFT JOIN feature_cells fc ON fc.layer = :layer AND fc.feature_id = z.id
+          WHERE z.status IN ('approved', 'painted') AND (z.valid_from IS NULL OR z.valid_from <= :today)
+            AND (z.valid_to IS NULL OR z.valid_to > :today)
+          GROUP BY 1)
+        SELECT c.id, c.code, cm.name AS community, st.name AS street, d.cases,
+               round(COALESCE(s.spaces, 0)::numeric, 1)::float AS spaces,
+               round((d.cases / (COALESCE(s.spaces, 0) + 1))::numeric, 2)::float AS cases_per_space
+        FROM demand d JOIN grid_cells c ON c.id = d.cell_id
+        JOIN regions cm ON cm.id = c.community_id LEFT JOIN regions st ON st.id = cm.parent_id
+        LEFT JOIN supply s ON s.cell_id = d.cell_id
+        ORDER BY cases_per_space DESC, d.cases DESC, c.code LIMIT :limit
+    """), {"cat": ILLEGAL_PARKING, "since": now - timedelta(days=EVIDENCE_DAYS), "now": now, "today": today(now),
+           "layer": LAYER, "limit": limit}).mappings()
+    return [dict(r) for r in rows]
+
+
+# ---------------------------------------------------------------- the CDS feed
+
+def curb_zone_id(zone_id: int) -> str:
+    """The CDS curb_zone_id of a zone (a UUID, stable for the zone's id)."""
+    return str(uuid.uuid5(CDS_NAMESPACE, f"zone:{zone_id}"))
+
+
+def _ms(moment: datetime | date | None) -> int | None:
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime):
+        moment = datetime.combine(moment, time(0), TZ)
+    return int(moment.timestamp() * 1000)
+
+
+def cds_zones(conn: Connection, *, now: datetime, at: datetime | None = None,
+              bbox: tuple[float, float, float, float] | None = None, include_geometry: bool = True) -> dict:
+    """The Curbs API `/curbs/zones` payload (Curb Data Specification): published zones, old versions too.
+
+    Published: approved, painted, and retired after publication (a draft retired is no zone). `at`
+    keeps the zones valid then. Geometry is the zone's footprint polygon (CDS zones are polygons).
+    """
+    published = ("(z.status IN ('approved', 'painted') OR (z.status = 'retired' AND NOT EXISTS ("
+                 "SELECT 1 FROM parking_zone_events e WHERE e.zone_id = z.id AND e.to_status = 'retired' "
+                 "AND e.from_status IN ('draft', 'submitted'))))")
+    where, params = [published], {}
+    if at is not None:
+        where.append("daterange(z.valid_from, z.valid_to, '[)') @> CAST(:day AS date)")
+        params["day"] = today(at)
+    if bbox:
+        where.append("z.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    rows = conn.execute(text(f"""
+        SELECT z.id, z.zone_no, z.name, z.street_name, z.street_side, z.parking_angle, z.capacity, z.valid_from,
+               z.valid_to, z.length_m, ST_Dimension(z.geom) AS dim, z.created_at,
+               ST_AsGeoJSON({footprint_sql('z.geom', 'z.parking_angle', 'z.street_side')}, 7)::json AS geometry,
+               (SELECT min(e.at) FROM parking_zone_events e WHERE e.zone_id = z.id AND e.action = 'approve') AS published,
+               (SELECT max(e.at) FROM parking_zone_events e WHERE e.zone_id = z.id) AS updated,
+               ARRAY(WITH RECURSIVE back AS (SELECT p.id, p.prev_zone_id, 1 AS depth FROM parking_zones p
+                                             WHERE p.id = z.prev_zone_id
+                       UNION ALL SELECT p.id, p.prev_zone_id, b.depth + 1 FROM parking_zones p
+                                 JOIN back b ON p.id = b.prev_zone_id)
+                     SELECT id FROM back ORDER BY depth) AS prev_ids
+        FROM parking_zones z WHERE {' AND '.join(where)} ORDER BY z.id
+    """), params).mappings()
+    zones = []
+    for r in rows:
+        published = r["published"] or r["created_at"]
+        z = {"curb_zone_id": curb_zone_id(r["id"]), "curb_policy_ids": [],
+             "published_date": _ms(published), "last_updated_date": _ms(r["updated"] or published),
+             "prev_curb_zone_ids": [curb_zone_id(i) for i in r["prev_ids"]],
+             "start_date": _ms(r["valid_from"] or published), "name": r["name"], "user_zone_id": r["zone_no"],
+             "street_name": r["street_name"],
+             "parking_angle": "angled" if r["parking_angle"].startswith("angled") else r["parking_angle"],
+             "num_spaces": r["capacity"]}
+        if include_geometry:
+            z["geometry"] = r["geometry"]
+        if r["valid_to"] is not None:
+            z["end_date"] = _ms(r["valid_to"])
+        if r["street_side"] in CDS_SIDES:
+            z["street_side"] = CDS_SIDES[r["street_side"]]
+        if r["dim"] == 1:
+            z["length"] = round(r["length_m"] * 100) if r["length_m"] is not None else None
+            z["width"] = round(DEPTH_M[r["parking_angle"]] * 100)
+        zones.append({k: v for k, v in z.items() if v is not None})
+    return {"version": "1.1.0", "time_zone": "Asia/Shanghai", "currency": "CNY", "last_updated": _ms(now),
+            "data": {"zones": zones}}

@@ -1,0 +1,216 @@
+"""The planner (停车规划): the drawing page, the demand overview, and the parking API with its CDS feed.
+
+Pages: `/planner` (draw, check, save, take lifecycle steps), `/planner/overview` (cells ranked by
+illegal-parking cases per space) and `/planner/preview` (the page's JSON call while drawing).
+API (documented in web/openapi.json like the rest of /api/v1): `/api/v1/parking/zones` (GET, POST),
+`/api/v1/parking/zones/<id>` (GET, PATCH), `/api/v1/parking/zones/<id>/actions/<action>` (POST), and
+`/api/v1/curbs/zones`, the Curb Data Specification feed of published zones (public, as CDS asks).
+
+Views only adapt: request → gridmgr.planner → JSON. Session writes carry the X-CSRFToken header
+(web/auth.py checks it); bearer-token calls are exempt. A refused zone answers
+{"error": {status, message, rule, rules, conflicts[, needs_confirmation]}}.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, abort, current_app, g, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import text
+
+from gridmgr import caseviews, planner
+from gridmgr.errors import Forbidden, InputError
+from gridmgr.labels import en, zh
+from gridmgr.layers.parking import EPSILON, KERB_PER_STALL, LOT_M2_PER_STALL, ZONES
+from gridmgr.web.api import json_response, request_now
+from gridmgr.web.auth import current_actor, roles_required
+from gridmgr.web.database import engine
+
+bp = Blueprint("planner", __name__)
+
+PUBLIC_ENDPOINTS = ("planner.curb_zones",)
+MAX_LIST = 5000
+
+
+@bp.before_request
+def authenticate():
+    """API calls need a session or a valid bearer token (else 401); the CDS feed is public."""
+    if not request.path.startswith("/api/") or request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    bearer = request.headers.get("Authorization", "").startswith("Bearer ")
+    if bearer and not (current_user.is_authenticated and g.get("token_auth")):
+        abort(401, description="无效的令牌 invalid or missing API token")
+    current_actor()
+
+
+@bp.errorhandler(planner.Refusal)
+def refused(exc: planner.Refusal):
+    """A refused zone: the rule(s) and the features in the way, as JSON."""
+    return json_response({"error": exc.as_dict()}, exc.status)
+
+
+def _reader():
+    actor = current_actor()
+    if actor.role not in planner.READ_ROLES:
+        raise Forbidden(f"停车区仅限 {', '.join(planner.READ_ROLES)} 查看。Parking zones are for "
+                        f"{', '.join(planner.READ_ROLES)}; published zones are in /api/v1/curbs/zones.")
+    return actor
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        raise InputError(f"{raw!r} is not a whole number", field=name) from None
+    if not low <= n <= high:
+        raise InputError(f"{n} is outside {low}…{high}", field=name)
+    return n
+
+
+# ---------------------------------------------------------------- pages
+
+def _bounds(conn) -> list[float] | None:
+    row = conn.execute(text("""
+        SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+        FROM (SELECT ST_Extent(geom)::geometry AS e FROM regions WHERE level = 'district') s
+    """)).first()
+    return list(row) if row and row[0] is not None else None
+
+
+def page_config(actor, bounds) -> dict:
+    """The page's settings: URLs, the capacity constants (the layer's own), labels, colours and rights."""
+    by_status = ZONES.style.get("by_status", {})
+    return {
+        "urls": {"zones": url_for(".zones"), "preview": url_for(".preview"), "overview": url_for(".overview")},
+        "capacity": {"kerb_per_stall": KERB_PER_STALL, "lot_m2_per_stall": LOT_M2_PER_STALL, "epsilon": EPSILON},
+        "depth_m": planner.DEPTH_M,
+        "angles": [{"key": a, "zh": zh(a), "en": en(a)} for a in planner.ANGLE_DEGREES],
+        "sides": [{"key": s, "zh": zh(s), "en": en(s)} for s in ZONES.field("street_side").choices],
+        "statuses": [{"key": s, "zh": zh(s), "en": en(s), "colour": by_status.get(s, "#2563eb")}
+                     for s in ZONES.field("status").choices],
+        "weekdays": [{"key": d, "zh": "一二三四五六日"[i], "en": d.title()} for i, d in enumerate(planner.WEEKDAYS)],
+        "actions": {a.name: {"zh": a.zh, "en": a.en} for a in planner.ACTIONS.values()},
+        "events": {**{a.name: {"zh": a.zh, "en": a.en} for a in planner.ACTIONS.values()},
+                   **{k: {"zh": z, "en": e} for k, (z, e) in planner.EVENT_LABELS.items()}},
+        "distances": list(planner.DISTANCE_CHOICES), "distance": planner.DEFAULT_DISTANCE_M,
+        "evidence_days": planner.EVIDENCE_DAYS,
+        "bounds": bounds, "tiles": current_app.config["GRIDMGR"].get("GRIDMGR_TILE_URL") or "",
+        "role": actor.role, "can_draw": actor.role in planner.DRAW_ROLES,
+        "can_approve": actor.role in planner.APPROVE_ROLES,
+        "today": planner.today(request_now()).isoformat(),
+    }
+
+
+@bp.get("/planner")
+@roles_required(*planner.READ_ROLES)
+def index():
+    """The drawing page: the zones on a map, Geoman's tools for planners, the form, checks and evidence."""
+    actor = current_actor()
+    with engine().connect() as conn:
+        config = page_config(actor, _bounds(conn))
+    return render_template("planner/index.html", config=config)
+
+
+@bp.get("/planner/overview")
+@roles_required(*planner.READ_ROLES)
+def overview():
+    """Cells ranked by illegal-parking (0505) cases of the last 90 days per existing space."""
+    limit = _int_arg("limit", 50, 1, 500)
+    with engine().connect() as conn:
+        rows = planner.overview(conn, now=request_now(), limit=limit)
+    return render_template("planner/overview.html", rows=rows, days=planner.EVIDENCE_DAYS, limit=limit)
+
+
+@bp.post("/planner/preview")
+@roles_required(*planner.READ_ROLES)
+def preview():
+    """Measure, rules and demand evidence for a shape being drawn (the page's JSON call)."""
+    with engine().connect() as conn:
+        return json_response(planner.preview(conn, request.get_json(silent=True), now=request_now()))
+
+
+# ---------------------------------------------------------------- the API
+
+@bp.get("/api/v1/parking/zones")
+def zones():
+    """Zones in force now or later (`history=true`: every version), by bbox and status."""
+    actor = _reader()
+    args = request.args
+    bbox = caseviews.parse_bbox(args["bbox"]) if (args.get("bbox") or "").strip() else None
+    history = caseviews.parse_bool(args.get("history"), "history") or False
+    limit = _int_arg("limit", 2000, 1, MAX_LIST)
+    with engine().connect() as conn:
+        result = planner.list_zones(conn, now=request_now(), bbox=bbox, statuses=caseviews.split_values(args, "status"),
+                                    history=history, limit=limit, actor=actor)
+    return json_response(result, headers={"X-Total-Count": str(result["total"])})
+
+
+@bp.post("/api/v1/parking/zones")
+def create_zone():
+    """Draw a zone (planners): checked, measured, assigned to its cells; 201 with the zone."""
+    actor = current_actor()
+    with engine().begin() as conn:
+        zone_id = planner.create_zone(conn, actor, request.get_json(silent=True), now=request_now())
+        out = planner.get_zone(conn, zone_id, actor)
+    return json_response(out, 201, headers={"Location": url_for(".zone", zone_id=zone_id)})
+
+
+@bp.get("/api/v1/parking/zones/<int:zone_id>")
+def zone(zone_id: int):
+    """One zone with its cells, change log and versions."""
+    actor = _reader()
+    with engine().connect() as conn:
+        return json_response(planner.get_zone(conn, zone_id, actor))
+
+
+@bp.patch("/api/v1/parking/zones/<int:zone_id>")
+def edit_zone(zone_id: int):
+    """Edit a zone (planners): 200 with it, or 201 with the new version a geometry change of a published zone makes."""
+    actor = current_actor()
+    with engine().begin() as conn:
+        holder, new_version = planner.update_zone(conn, actor, zone_id, request.get_json(silent=True),
+                                                  now=request_now())
+        out = planner.get_zone(conn, holder, actor)
+    if new_version:
+        return json_response(out, 201, headers={"Location": url_for(".zone", zone_id=holder)})
+    return json_response(out)
+
+
+@bp.post("/api/v1/parking/zones/<int:zone_id>/actions/<action>")
+def zone_action(zone_id: int, action: str):
+    """One lifecycle step: submit, withdraw, approve (leaders and admins), paint, retire."""
+    actor = current_actor()
+    body = request.get_json(silent=True) if request.get_data() else {}
+    if not isinstance(body, dict) or set(body) - {"note"}:
+        raise InputError("the body is {\"note\": …} or empty", field="body")
+    note = body.get("note")
+    if note is not None and not isinstance(note, str):
+        raise InputError("must be text", field="note")
+    with engine().begin() as conn:
+        outcome = planner.apply_action(conn, actor, zone_id, action, now=request_now(),
+                                       note=(note or "").strip() or None)
+        out = planner.get_zone(conn, zone_id, actor)
+    return json_response({"outcome": outcome, "zone": out})
+
+
+@bp.get("/api/v1/curbs/zones")
+def curb_zones():
+    """The Curb Data Specification `/curbs/zones` feed of published zones (time, bbox, include_geometry)."""
+    args = request.args
+    at = None
+    if (args.get("time") or "").strip():
+        ms = _int_arg("time", 0, 0, 10 ** 14)
+        at = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    box = [args.get(k, "").strip() for k in ("min_lng", "min_lat", "max_lng", "max_lat")]
+    bbox = None
+    if any(box):
+        if not all(box):
+            raise InputError("min_lat, min_lng, max_lat and max_lng go together", field="min_lat")
+        bbox = caseviews.parse_bbox(",".join(box), "min_lat")
+    include = caseviews.parse_bool(args.get("include_geometry"), "include_geometry")
+    with engine().connect() as conn:
+        feed = planner.cds_zones(conn, now=request_now(), at=at, bbox=bbox, include_geometry=include is not False)
+    return json_response(feed)
