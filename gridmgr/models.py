@@ -5,7 +5,7 @@ from datetime import datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
-    BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, MetaData, String, Text, func, text,
+    BigInteger, CheckConstraint, Computed, DateTime, Float, ForeignKey, Index, MetaData, String, Text, func, text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -86,6 +86,9 @@ class GridCell(Base):
     code: Mapped[str] = mapped_column(String(15), nullable=False, index=True)
     community_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), nullable=False, index=True)
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False)
+    # the same polygon in Web Mercator, kept by the database, for vector tiles (gridmgr.tiles)
+    geom_3857 = mapped_column(Geometry("MULTIPOLYGON", srid=3857, spatial_index=True),
+                              Computed("ST_Transform(geom, 3857)", persisted=True), deferred=True)
     area_m2: Mapped[float] = mapped_column(Float, nullable=False)
     valid_from: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=text("'-infinity'"))
@@ -93,6 +96,23 @@ class GridCell(Base):
     source: Mapped[str] = mapped_column(String(16), nullable=False)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class LayerVersion(Base):
+    """A map layer's data version: one up with every committed transaction that changes it (tile ETags)."""
+
+    __tablename__ = "layer_versions"
+    layer: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class LayerVersionPending(Base):
+    """A version bump queued until commit (a row lives only inside its transaction; migration 0005)."""
+
+    __tablename__ = "layer_version_pending"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
 
 
 class Unit(Base):

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql
 
 revision = '0006'
 # 0005 is being written beside this one; until it lands this follows 0004 (the head when written)
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,306 @@
+/*
+ * gridmgr: the supervisor map (/map). Needs map-core.js. Adds to the folium map of the page:
+ * the side panel of a clicked cell (/map/cell), the search box (/map/search), "my cells" (/map/mine),
+ * the cases' filter (the tile URL's status / overdue / period parameters) and "colour cells by" (a
+ * layer metric per cell through gridmgr.styleCells). Every server text goes in with textContent.
+ */
+(function () {
+  'use strict';
+  var G = window.gridmgr;
+  var panelAsked = 0;
+
+  function c() { return G.config(); }
+
+  // ---------------------------------------------------------------- the side panel
+
+  function section(title) {
+    var s = G.el('section', 'panel-section');
+    s.appendChild(G.el('h3', null, title));
+    return s;
+  }
+
+  function phoneLink(phone) {
+    return phone ? G.link('tel:' + phone.replace(/[^0-9+\-]/g, ''), phone, 'phone') : G.el('span', 'muted', '—');
+  }
+
+  function renderPanel(data) {
+    var panel = document.getElementById('map-panel');
+    var body = panel.querySelector('.panel-body');
+    body.textContent = '';
+    var head = G.el('header', 'panel-head');
+    head.appendChild(G.el('div', 'muted', '单元网格 Cell'));
+    var code = G.el('h2', 'cell-code', data.code);
+    code.dataset.code = data.code;
+    head.appendChild(code);
+    var where = [data.district, data.street, data.community].filter(Boolean)
+      .map(function (r) { return r.name + ' ' + r.code; });
+    where.forEach(function (w) { head.appendChild(G.el('div', 'where', w)); });
+    body.appendChild(head);
+
+    var units = section('责任单位 Responsible units');
+    if (!data.units.length) { units.appendChild(G.el('p', 'muted', '未指定 none assigned')); }
+    data.units.forEach(function (u) {
+      var row = G.el('div', 'person');
+      row.appendChild(G.el('span', 'tag', u.duty_label));
+      row.appendChild(G.el('span', 'name', u.name));
+      row.appendChild(phoneLink(u.phone));
+      units.appendChild(row);
+    });
+    body.appendChild(units);
+
+    var people = section('人员 People');
+    if (!data.people.length) { people.appendChild(G.el('p', 'muted', '未指定 none assigned')); }
+    data.people.forEach(function (p) {
+      var row = G.el('div', 'person');
+      row.appendChild(G.el('span', 'tag', p.post_label));
+      row.appendChild(G.el('span', 'name', p.name));
+      row.appendChild(phoneLink(p.phone));
+      people.appendChild(row);
+    });
+    if (data.duty_grids.length) {
+      people.appendChild(G.el('div', 'muted', '责任网格 Duty grids: ' + data.duty_grids.map(function (g) {
+        return g.name + ' (' + g.code + ')';
+      }).join('、')));
+    }
+    body.appendChild(people);
+
+    var stock = section('清单 Inventory');
+    var table = G.el('table', 'inventory');
+    data.inventory.forEach(function (m) {
+      var tr = G.el('tr');
+      tr.appendChild(G.el('th', null, m.label + ' ' + m.label_en));
+      tr.appendChild(G.el('td', m.value ? 'num strong' : 'num', m.value));
+      table.appendChild(tr);
+    });
+    stock.appendChild(table);
+    body.appendChild(stock);
+
+    var cases = section('未结案件 Open cases (' + data.open_cases.total + ')');
+    var list = G.el('ul', 'case-list');
+    data.open_cases.items.forEach(function (k) {
+      var li = G.el('li', k.overdue ? 'overdue' : null);
+      li.appendChild(G.link(c().api.casePage + encodeURIComponent(k.case_no), k.case_no));
+      li.appendChild(G.el('span', null, ' ' + k.category + ' · ' + k.status_label + (k.overdue ? ' · 超期 overdue' : '')));
+      if (k.description) { li.appendChild(G.el('div', 'muted', k.description)); }
+      list.appendChild(li);
+    });
+    if (!data.open_cases.items.length) { cases.appendChild(G.el('p', 'muted', '无 none you can see')); }
+    cases.appendChild(list);
+    body.appendChild(cases);
+
+    body.appendChild(G.link(data.url, '网格详情 Cell page →', 'button-link'));
+    panel.hidden = false;
+    panel.dataset.code = data.code;
+    G.select(data.code);
+    G.map.map.invalidateSize();
+  }
+
+  function showMessage(text) {
+    var panel = document.getElementById('map-panel');
+    var body = panel.querySelector('.panel-body');
+    body.textContent = '';
+    body.appendChild(G.el('p', 'muted', text));
+    panel.hidden = false;
+    panel.dataset.code = '';
+    G.map.map.invalidateSize();
+  }
+
+  /** Open the panel of the cell at a point, or of a cell code. */
+  G.openCell = function (where) {
+    var ticket = ++panelAsked;  // a later click wins; earlier answers are ignored
+    var q = typeof where === 'string' ? '?code=' + encodeURIComponent(where)
+      : '?lat=' + where.lat.toFixed(7) + '&lon=' + where.lng.toFixed(7);
+    return G.getJSON(c().api.cell + q).then(function (data) {
+      if (ticket !== panelAsked) { return null; }
+      if (!data.code) {  // outside the grid
+        G.select(null);
+        showMessage(data.message);
+        return null;
+      }
+      renderPanel(data);
+      return data;
+    }).catch(function (err) {
+      if (ticket !== panelAsked) { return null; }
+      G.select(null);
+      showMessage(err.status === 404 ? '此处不在任何网格内。No cell here.' : err.message);
+      return null;
+    });
+  };
+
+  function closePanel() {
+    var panel = document.getElementById('map-panel');
+    panel.hidden = true;
+    panel.dataset.code = '';
+    G.select(null);
+    G.map.map.invalidateSize();
+  }
+
+  // ---------------------------------------------------------------- search and my cells
+
+  var marker = null;
+
+  G.notice = function (text) {
+    var out = document.getElementById('map-search-message');
+    if (out) { out.textContent = text || ''; }
+  };
+
+  function goTo(result) {
+    var map = G.map.map;
+    if (marker) { map.removeLayer(marker); marker = null; }
+    if (result.bounds) {
+      map.fitBounds(result.bounds, {maxZoom: 18, padding: [20, 20]});
+    } else if (result.point) {
+      map.setView(result.point, Math.max(map.getZoom(), 18));
+    }
+    if (result.point) {
+      marker = L.circleMarker(result.point, {radius: 9, color: '#dc2626', weight: 3, fill: false, interactive: false})
+        .addTo(map);
+    }
+    if (result.kind === 'cell') {
+      G.openCell(result.code);
+    } else if (result.kind === 'case') {
+      G.featurePopup({layer: c().caseLayer, tileLayer: c().caseLayer, properties: {id: result.case.id}},
+                     L.latLng(result.point[0], result.point[1]));
+    } else if (result.kind === 'point' && result.code) {
+      G.openCell(result.code);
+    }
+  }
+
+  G.search = function (q) {
+    G.notice('');
+    return G.getJSON(c().api.search + '?q=' + encodeURIComponent(q)).then(function (result) {
+      if (!result.kind) {  // nothing found: the server says what to try
+        G.notice(result.message);
+        return null;
+      }
+      G.notice(result.label);
+      goTo(result);
+      return result;
+    }).catch(function (err) {
+      G.notice(err.message);
+      return null;
+    });
+  };
+
+  G.showMine = function () {
+    return G.getJSON(c().api.mine).then(function (data) {
+      G.setMine(data.codes);
+      if (data.bounds) {
+        G.map.map.fitBounds(data.bounds, {padding: [20, 20]});
+        G.notice('我的网格 my cells: ' + data.codes.length);
+      } else {
+        G.notice('您没有责任网格。You have no duty grid.');
+      }
+      return data;
+    });
+  };
+
+  function searchControl() {
+    var control = L.control({position: 'topleft'});
+    control.onAdd = function () {
+      var box = G.el('div', 'leaflet-control map-search');
+      var form = G.el('form');
+      form.setAttribute('role', 'search');
+      var input = G.el('input');
+      input.type = 'search';
+      input.name = 'q';
+      input.id = 'map-search-input';
+      input.placeholder = '网格编码 / 案件编号 / 坐标 cell, case no., lon,lat';
+      input.setAttribute('aria-label', '搜索 Search');
+      input.value = c().query || '';
+      form.appendChild(input);
+      var go = G.el('button', null, '搜索');
+      go.type = 'submit';
+      form.appendChild(go);
+      if (c().hasMine) {
+        var mineButton = G.el('button', 'mine', '我的网格 My cells');
+        mineButton.type = 'button';
+        mineButton.id = 'map-mine';
+        mineButton.addEventListener('click', function () { G.showMine(); });
+        form.appendChild(mineButton);
+      }
+      form.addEventListener('submit', function (e) {
+        e.preventDefault();
+        if (input.value.trim()) { G.search(input.value.trim()); }
+      });
+      box.appendChild(form);
+      var out = G.el('div', 'message');
+      out.id = 'map-search-message';
+      out.setAttribute('aria-live', 'polite');
+      box.appendChild(out);
+      L.DomEvent.disableClickPropagation(box);
+      L.DomEvent.disableScrollPropagation(box);
+      return box;
+    };
+    return control;
+  }
+
+  // ---------------------------------------------------------------- cases filter and colouring
+
+  function monthPeriod(d) {
+    return d.getFullYear() + '-' + String(d.getMonth() + 1).padStart(2, '0');
+  }
+
+  function caseFilters() {
+    var now = new Date();
+    return [
+      ['', '近' + c().caseWindowDays + '天全部 all, last ' + c().caseWindowDays + ' days'],
+      ['status=' + c().openStates.join(','), '未结 open'],
+      ['overdue=true', '超期 overdue'],
+      ['period=' + monthPeriod(now), '本月 this month'],
+      ['period=' + now.getFullYear(), '本年 this year']
+    ];
+  }
+
+  function select(label, options, onChange, id) {
+    var wrap = G.el('label', 'legend-select');
+    wrap.appendChild(G.el('span', null, label));
+    var s = G.el('select');
+    s.id = id;
+    options.forEach(function (o) {
+      var opt = G.el('option', null, o[1]);
+      opt.value = o[0];
+      s.appendChild(opt);
+    });
+    s.addEventListener('change', function () { onChange(s.value); });
+    wrap.appendChild(s);
+    return wrap;
+  }
+
+  function legendExtras(box) {
+    box.appendChild(select('案件 Cases', caseFilters(), function (qs) {
+      var layer = G.map.layers[c().caseLayer];
+      if (!layer) { return; }
+      var url = c().tileUrl.replace('{layer}', c().caseLayer);
+      layer.setUrl(qs ? url + '?' + qs : url);
+    }, 'map-case-filter'));
+    var metrics = [['', '无 none']].concat((c().metrics || []).map(function (m) { return [m.name, m.label]; }));
+    box.appendChild(select('网格着色 Colour cells', metrics, function (name) {
+      G.styleCells(name ? c().api.values + encodeURIComponent(name) : null)
+        .catch(function (err) { G.notice(err.message); });
+    }, 'map-colour-by'));
+  }
+
+  // ---------------------------------------------------------------- start
+
+  function start() {
+    if (c().mode !== 'supervisor' || !window.L) { return; }
+    var m = G.attach(function (latlng) { G.openCell(latlng); }, legendExtras);
+    if (!m) { return; }
+    searchControl().addTo(m.map);
+    var close = document.querySelector('#map-panel .panel-close');
+    if (close) { close.addEventListener('click', closePanel); }
+    if (c().hasMine) {
+      G.getJSON(c().api.mine).then(function (data) { G.setMine(data.codes); }).catch(function () {});
+    }
+    if (c().query) { G.search(c().query); }
+    G.ready = true;
+    document.dispatchEvent(new CustomEvent('gridmgr:mapready'));
+  }
+
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', start);
+  } else {
+    start();
+  }
+})();
