@@ -6,12 +6,15 @@ Points are seeded, spread over Dongcheng with a few dense clusters (as cases are
 gridmgr's rule (one set-based statement through `cell_for`, with the edge and validity rules) beside
 two baselines in the same run: geopandas.sjoin on the same points and cells (the cells and points read
 from the database first, timed apart), and a plain PostGIS `ST_Covers` join (no tie-break, no validity
-test), the floor. Checks that every point gets the same cell from all three.
+test), the floor; and a proposed bulk path for the same rule (a hash join on a tile key). 0.1% of the
+points sit exactly on cell corners, where the lowest-code rule decides. Checks that every point gets
+the same cell from all four (the lowest-code rule applied to the floor's and geopandas' edge points).
 """
 from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import sys
 
 import geopandas as gpd
@@ -19,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from common import bench_engine, district_points, machine, timed, vertex_points
+from common import bench_engine, district_points, load_note, machine, timed, vertex_points
 
 
 def make_points(conn, n: int, seed: int = 7) -> None:
@@ -53,63 +56,112 @@ def same(a: pd.Series, b: pd.Series) -> int:
     return int(((both.a == both.b) | (both.a.isna() & both.b.isna())).sum())
 
 
+TILE_DEG = 0.001  # about one demo cell
+
+
+def tile_assignment(conn) -> None:
+    """The proposal: the same rule for points, reached by one hash join on a tile key (table a_tiles)."""
+    conn.execute(text("DROP TABLE IF EXISTS bench_tiles"))
+    conn.execute(text(f"""
+        CREATE TEMP TABLE bench_tiles AS
+        SELECT c.id AS cell_id, c.code, c.geom, c.valid_from, c.valid_to, tx, ty
+        FROM grid_cells c,
+             generate_series(floor(ST_XMin(c.geom) / {TILE_DEG})::int, floor(ST_XMax(c.geom) / {TILE_DEG})::int) tx,
+             generate_series(floor(ST_YMin(c.geom) / {TILE_DEG})::int, floor(ST_YMax(c.geom) / {TILE_DEG})::int) ty"""))
+    conn.execute(text("ANALYZE bench_tiles"))
+    conn.execute(text(f"""
+        CREATE TEMP TABLE a_tiles AS
+        SELECT p.id, a.cell_id FROM bench_points p LEFT JOIN (
+          SELECT DISTINCT ON (q.id) q.id, t.cell_id FROM bench_points q
+          JOIN bench_tiles t ON t.tx = floor(ST_X(q.geom) / {TILE_DEG})::int AND t.ty = floor(ST_Y(q.geom) / {TILE_DEG})::int
+            AND t.valid_from <= now() AND (t.valid_to IS NULL OR now() < t.valid_to) AND ST_Intersects(t.geom, q.geom)
+          ORDER BY q.id, t.code) a ON a.id = p.id"""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=1_000_000)
     ap.add_argument("--quick", action="store_true", help="100,000 points instead of the default size")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of every method; medians are reported")
     args = ap.parse_args()
     if args.quick:
         args.points = 100_000
+    print(f"load before: {load_note()}", flush=True)
     eng = bench_engine()
     t: dict[str, float] = {}
+    runs: dict[str, list[float]] = {}
     with eng.begin() as conn:
         with timed("make points", t):
             make_points(conn, args.points)
         n = conn.execute(text("SELECT count(*) FROM bench_points")).scalar()
         print(f"{n:,} points")
-        conn.execute(text("SET max_parallel_workers_per_gather = 0"))  # the same single core for all three
-        with timed("gridmgr cell_for (one statement)", t):
-            conn.execute(text("""
-                CREATE TEMP TABLE a_gridmgr AS
-                SELECT p.id, c.cell_id FROM bench_points p LEFT JOIN LATERAL cell_for(p.geom, now()) c ON true"""))
-        with timed("plain ST_Covers join (floor)", t):
-            conn.execute(text("""
-                CREATE TEMP TABLE a_floor AS
-                SELECT p.id, c.id AS cell_id FROM bench_points p
-                LEFT JOIN grid_cells c ON c.valid_to IS NULL AND ST_Covers(c.geom, p.geom)"""))
-        with timed("geopandas read cells + points", t):
-            cells = gpd.read_postgis("SELECT id AS cell_id, geom FROM grid_cells WHERE valid_to IS NULL",
-                                     conn, geom_col="geom")
-            pts = gpd.read_postgis("SELECT id, geom FROM bench_points", conn, geom_col="geom")
-        with timed("geopandas sjoin", t):
-            joined = gpd.sjoin(pts, cells, how="left", predicate="covered_by")
+        conn.execute(text("SET max_parallel_workers_per_gather = 0"))  # the same single core for all
+        for r in range(1, args.repeat + 1):
+            print(f"round {r}/{args.repeat}", flush=True)
+            conn.execute(text("DROP TABLE IF EXISTS a_gridmgr, a_floor, a_tiles"))
+            with timed("gridmgr cell_for (one statement)", t):
+                conn.execute(text("""
+                    CREATE TEMP TABLE a_gridmgr AS
+                    SELECT p.id, c.cell_id FROM bench_points p LEFT JOIN LATERAL cell_for(p.geom, now()) c ON true"""))
+            with timed("plain ST_Covers join (floor)", t):
+                conn.execute(text("""
+                    CREATE TEMP TABLE a_floor AS
+                    SELECT p.id, c.id AS cell_id FROM bench_points p
+                    LEFT JOIN grid_cells c ON c.valid_to IS NULL AND ST_Covers(c.geom, p.geom)"""))
+            with timed("proposal: tile hash join", t):
+                tile_assignment(conn)
+            with timed("geopandas read cells + points", t):
+                cells = gpd.read_postgis("SELECT id AS cell_id, geom FROM grid_cells WHERE valid_to IS NULL",
+                                         conn, geom_col="geom")
+                pts = gpd.read_postgis("SELECT id, geom FROM bench_points", conn, geom_col="geom")
+            with timed("geopandas sjoin", t):
+                joined = gpd.sjoin(pts, cells, how="left", predicate="covered_by")
+            for k, v in t.items():
+                if k != "make points":
+                    runs.setdefault(k, []).append(v)
         codes = dict(conn.execute(text("SELECT id, code FROM grid_cells")).all())
         ours = pd.Series(dict(conn.execute(text("SELECT id, cell_id FROM a_gridmgr")).all())).map(codes)
+        tiles = pd.Series(dict(conn.execute(text("SELECT id, cell_id FROM a_tiles")).all())).map(codes)
         floor_pairs = pd.DataFrame(conn.execute(text("SELECT id, cell_id FROM a_floor")).all(), columns=["id", "cell_id"])
         where = machine(conn)
+    med = {k: statistics.median(v) for k, v in runs.items()}
     # the floor and geopandas join a point on a shared edge to every covering cell: apply our rule
     floor = lowest_code(floor_pairs, codes)
     theirs = lowest_code(joined[["id", "cell_id"]], codes)
     edge_points = int(floor_pairs["id"].duplicated().sum())
-    same_floor, same_gpd = same(ours, floor), same(ours, theirs)
+    same_floor, same_gpd, same_tiles = same(ours, floor), same(ours, theirs), same(ours, tiles)
     out_of_grid = int(ours.isna().sum())
-    rate = lambda k: n / t[k]  # noqa: E731
+    rate = lambda k: n / med[k]  # noqa: E731
     r_ours, r_floor = rate("gridmgr cell_for (one statement)"), rate("plain ST_Covers join (floor)")
-    r_gpd, r_gpd_all = rate("geopandas sjoin"), n / (t["geopandas sjoin"] + t["geopandas read cells + points"])
+    r_tiles = rate("proposal: tile hash join")
+    r_gpd = rate("geopandas sjoin")
+    r_gpd_all = n / (med["geopandas sjoin"] + med["geopandas read cells + points"])
     print()
     print(f"machine: {where}")
+    print(f"load after: {load_note()}")
     print(f"points: {n:,}; out of grid: {out_of_grid:,}; extra floor rows for points on shared edges: {edge_points:,}")
-    print(f"same cell as the floor join: {same_floor:,} / {n:,}; as geopandas: {same_gpd:,} / {n:,}")
+    print(f"medians of {args.repeat} round(s); every round's seconds:")
+    for k, v in runs.items():
+        print(f"  {k:36} {' '.join(f'{s:7.2f}' for s in v)}")
+    # ratios within a round are steadier than rates on a shared machine
+    ours_t, floor_t = runs["gridmgr cell_for (one statement)"], runs["plain ST_Covers join (floor)"]
+    tiles_t = runs["proposal: tile hash join"]
+    print(f"  {'floor ÷ gridmgr time':36} {' '.join(f'{b / a:7.2f}' for a, b in zip(ours_t, floor_t))}")
+    print(f"  {'gridmgr ÷ tile-join time':36} {' '.join(f'{a / b:7.2f}' for a, b in zip(ours_t, tiles_t))}")
+    print(f"same cell as the floor join: {same_floor:,} / {n:,}; as geopandas: {same_gpd:,} / {n:,}; "
+          f"as the tile proposal: {same_tiles:,} / {n:,}")
     print(f"gridmgr cell_for:        {r_ours:>12,.0f} points/s")
     print(f"plain ST_Covers (floor): {r_floor:>12,.0f} points/s  (gridmgr at {r_ours / r_floor:.2f}× the floor's rate)")
+    print(f"tile hash join (prop.):  {r_tiles:>12,.0f} points/s  ({r_tiles / r_ours:.2f}× cell_for's rate)")
     print(f"geopandas sjoin only:    {r_gpd:>12,.0f} points/s "
-          f"(+ {t['geopandas read cells + points']:.1f} s to read the data out of PostGIS: {r_gpd_all:,.0f} points/s)")
-    ok = same_floor == n and same_gpd == n
-    print(f"assign_points: {n:,} points, gridmgr {r_ours:,.0f}/s, floor {r_floor:,.0f}/s, "
-          f"geopandas {r_gpd:,.0f}/s ({r_gpd_all:,.0f}/s with reads); "
-          f"cells {'identical' if ok else 'DIFFER'}")
+          f"(+ {med['geopandas read cells + points']:.1f} s to read the data out of PostGIS: {r_gpd_all:,.0f} points/s)")
+    ok = same_floor == n and same_gpd == n and same_tiles == n
+    print(f"assign_points: {n:,} points, gridmgr {r_ours:,.0f}/s = {r_ours / r_floor:.2f}× the ST_Covers floor "
+          f"({r_floor:,.0f}/s); geopandas sjoin {r_gpd:,.0f}/s ({r_gpd_all:,.0f}/s with reads); "
+          f"tile-join proposal {r_tiles:,.0f}/s; cells {'identical' if ok else 'DIFFER'}")
     if not ok:
         sys.exit(1)
+
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import statistics
 import subprocess
@@ -122,6 +123,12 @@ def vertex_points(conn, k: int, *, seed: int = 11) -> tuple[np.ndarray, np.ndarr
         GROUP BY x, y HAVING count(*) > 2 ORDER BY x, y""")).all(), dtype=float).reshape(-1, 2)
     pick = np.random.default_rng(seed).integers(0, len(xy), k)
     return xy[pick, 0], xy[pick, 1]
+
+
+def load_note() -> str:
+    """The load averages: the benchmarks share the machine, and say how busy it was."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
 def machine(conn) -> str:
