@@ -20,9 +20,15 @@ import sys
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from common import (
+    bench_engine,
+    district_points,
+    load_note,
+    machine,
+    timed,
+    vertex_points,
+)
 from sqlalchemy import text
-
-from common import bench_engine, district_points, load_note, machine, timed, vertex_points
 
 
 def make_points(conn, n: int, seed: int = 7) -> None:
@@ -131,7 +137,7 @@ def main() -> None:
     edge_points = int(floor_pairs["id"].duplicated().sum())
     same_floor, same_gpd, same_tiles = same(ours, floor), same(ours, theirs), same(ours, tiles)
     out_of_grid = int(ours.isna().sum())
-    rate = lambda k: n / med[k]  # noqa: E731
+    rate = lambda k: n / med[k]
     r_ours, r_floor = rate("gridmgr cell_for (one statement)"), rate("plain ST_Covers join (floor)")
     r_tiles = rate("proposal: tile hash join")
     r_gpd = rate("geopandas sjoin")

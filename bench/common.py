@@ -19,10 +19,10 @@ from sqlalchemy.engine import Engine, make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gridmgr import demo, migrate  # noqa: E402
-from gridmgr.config import Config  # noqa: E402
-from gridmgr.db import database_url  # noqa: E402
-from gridmgr.paths import var_dir  # noqa: E402
+from gridmgr import demo, migrate
+from gridmgr.config import Config
+from gridmgr.db import database_url
+from gridmgr.paths import var_dir
 
 BENCH_DB = "gridmgr_bench"
 
@@ -45,6 +45,9 @@ def built_from() -> str:
 def bench_engine(size: str = "demo") -> Engine:
     """A database of the benchmarks' own (never the user's data) with the demo grid loaded once."""
     base = make_url(database_url(Config.from_env()))
+    if BENCH_DB in {base.database, "gridmgr", "postgres", "template0", "template1"}:
+        # this function may drop and rebuild the database it is given: never the user's
+        raise SystemExit(f"refusing to use {BENCH_DB!r} as a bench database")
     digest = built_from()
     admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
@@ -97,7 +100,7 @@ def district_points(conn, n: int, *, seed: int = 7, hot_share: float = 0.3, n_ho
             got += int(keep.sum())
         return tuple(np.concatenate([p[i] for p in parts])[:k] for i in range(len(parts[0])))
 
-    n_hot_pts = int(round(n * hot_share))
+    n_hot_pts = round(n * hot_share)
     ux, uy = inside(lambda m: (rng.uniform(x0, x1, m), rng.uniform(y0, y1, m)), n - n_hot_pts)
     cx, cy = inside(lambda m: (rng.uniform(x0, x1, m), rng.uniform(y0, y1, m)), n_hot)
 
@@ -133,14 +136,19 @@ def load_note() -> str:
 
 def machine(conn) -> str:
     """One line about where a benchmark ran: cores, RAM, PostgreSQL and PostGIS versions, date."""
-    ram = next((int(line.split()[1]) // 1024 ** 2 for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    ram = next((int(line.split()[1]) // 1024 ** 2 for line in meminfo if line.startswith("MemTotal")), 0)
     pg = conn.execute(text("SHOW server_version")).scalar()
     gis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
                platform.processor())
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    root = Path(__file__).resolve().parent.parent
-    git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                              check=False).stdout.strip()
+
     code = git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if git("status", "--porcelain") else "")
     return (f"{nproc} cores ({cpu}), {ram} GiB RAM, PostgreSQL {pg}, PostGIS {gis}, "
             f"{date.today().isoformat()}, code {code}")

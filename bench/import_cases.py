@@ -26,7 +26,7 @@ import argparse
 import cProfile
 import csv
 import dataclasses
-import io
+import itertools
 import pstats
 import statistics
 import sys
@@ -38,12 +38,18 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from common import (
+    bench_engine,
+    district_points,
+    load_note,
+    machine,
+    timed,
+    vertex_points,
+)
 from sqlalchemy import MetaData, text
 
-from common import bench_engine, district_points, load_note, machine, timed, vertex_points
-
-from gridmgr import categories, layer_import, registry  # noqa: E402  (common puts the checkout on sys.path)
-from gridmgr.paths import DATA, var_dir  # noqa: E402
+from gridmgr import categories, layer_import, registry
+from gridmgr.paths import DATA, var_dir
 
 TEMPLATE = ["case_no", "category", "source", "urgency", "reported_at", "description", "address", "lon", "lat"]
 YEAR = 2025
@@ -171,11 +177,10 @@ def run_copy(eng, path: Path, t: dict) -> int:
     with eng.begin() as conn:
         conn.execute(text("""CREATE TABLE bench_copy (case_no text, category text, source text, urgency text,
             reported_at timestamptz, description text, address text, lon float8, lat float8)"""))
-    with timed("bare COPY (floor)", t):
-        with eng.begin() as conn:
-            conn.execute(text("SET LOCAL TimeZone = 'Asia/Shanghai'"))
-            with open(path, "rb") as fh, conn.connection.dbapi_connection.cursor() as cur:
-                cur.copy_expert("COPY bench_copy FROM STDIN WITH (FORMAT csv, HEADER true)", fh)
+    with timed("bare COPY (floor)", t), eng.begin() as conn:
+        conn.execute(text("SET LOCAL TimeZone = 'Asia/Shanghai'"))
+        with open(path, "rb") as fh, conn.connection.dbapi_connection.cursor() as cur:
+            cur.copy_expert("COPY bench_copy FROM STDIN WITH (FORMAT csv, HEADER true)", fh)
     with eng.connect() as conn:
         return conn.execute(text("SELECT count(*) FROM bench_copy")).scalar()
 
@@ -195,11 +200,11 @@ def run_gridmgr(eng, path: Path, t: dict, phases: dict) -> layer_import.ImportRe
             result = layer_import.import_file(conn, layer, path, actor="bench", progress=progress)
             marks.append(("commit", time.perf_counter()))
         end = time.perf_counter()
-    names = {"reading": "hash file, read CSV (tabular.read)", "validating": "validate fields + lon/lat",
+    names = {"reading": "read CSV (tabular.read)", "validating": "validate fields + lon/lat",
              "staging": "COPY to staging (frame → CSV → COPY)", "inserting": "INSERT … SELECT with cell_for",
              "commit": "commit"}
     points = [("start", start)] + marks + [("end", end)]
-    for (label, a), (_, b) in zip(points[:-1], points[1:]):
+    for (label, a), (_, b) in itertools.pairwise(points):
         phases[names.get(label, label) if label != "start" else "hash file, check import_log"] = b - a
     return result
 
@@ -333,17 +338,16 @@ def profile(eng, path: Path) -> None:
             if join is _tile_join:
                 _build_tiles(conn)
             marks: dict[str, float] = {}
-            real_stage = layer_import._stage
 
-            def stage_analyzed(*a, **k):  # the proposal gives the planner the staged rows' statistics
-                real_stage(*a, **k)
+            def stage_analyzed(*a, real_stage=layer_import._stage, **k):
+                real_stage(*a, **k)  # the proposal gives the planner the staged rows' statistics
                 conn.execute(text("ANALYZE stage"))
 
             with mock.patch.object(layer_import, "cell_join", join or layer_import.cell_join), \
-                    mock.patch.object(layer_import, "_stage", stage_analyzed if join is _tile_join else real_stage):
+                    mock.patch.object(layer_import, "_stage", stage_analyzed if join is _tile_join else layer_import._stage):
                 t0 = time.perf_counter()
                 layer_import.import_file(conn, target, path, actor="bench",
-                                         progress=lambda m: marks.setdefault(m.split()[0], time.perf_counter()))
+                                         progress=lambda m, marks=marks: marks.setdefault(m.split()[0], time.perf_counter()))
                 t1 = time.perf_counter()
             print(f"  INSERT into {label:56} {t1 - marks['inserting']:7.2f} s  (whole import_file {t1 - t0:6.2f} s)",
                   flush=True)

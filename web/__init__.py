@@ -41,17 +41,8 @@ def _feature_blueprints() -> list:
     """The audience blueprints (one module each), in the order their menus appear."""
     import importlib
 
-    found = []
-    for name in FEATURE_MODULES:
-        try:
-            module = importlib.import_module(f"gridmgr.web.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"gridmgr.web.{name}":
-                raise
-            continue  # a module not written yet
-        found.append(module.bp)
-    return found
+    return [importlib.import_module(f"gridmgr.web.{name}").bp for name in FEATURE_MODULES]
 
 
-# supervisor map, case pages, dispatch desk, API, Open311, tiles, planner, reports: one module each
+# supervisor map, case pages, API, Open311, tiles, planner, reports: one module each
 FEATURE_MODULES = ("cases", "api", "open311", "maps", "tiles", "planner", "reports")
