@@ -6,13 +6,10 @@ of a file is reported together and nothing is stored unless the whole file is ri
 """
 from __future__ import annotations
 
-import csv
-import io
 import re
 import unicodedata
-import zipfile
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import column, insert, literal_column, or_, table, text
@@ -22,25 +19,8 @@ from sqlalchemy.engine import Connection
 from gridmgr.errors import InputError
 from gridmgr.labels import key_for as glossary_key
 from gridmgr.models import CELL_DUTIES, PERSON_ROLES, POSTS, UNIT_KINDS, DutyGrid, Person, Unit
+from gridmgr.roster_sheets import REQUIRED, SHEETS, Problem, Sheet, read_sheets, write_sheets
 
-# sheet → its columns, in template order (docs/roster.md documents each)
-SHEETS: dict[str, tuple[str, ...]] = {
-    "units": ("code", "name", "kind", "region_code", "phone"),
-    "people": ("code", "name", "role", "unit_code", "phone"),
-    "cell_units": ("cell_code", "duty", "unit_code"),
-    "cell_people": ("cell_code", "person_code", "post"),
-    "duty_grids": ("code", "name", "unit_code", "supervisor_code"),
-    "duty_grid_cells": ("duty_grid_code", "cell_code"),
-}
-# the columns a sheet must have and every one of its rows must fill
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "units": ("code", "name", "kind"),
-    "people": ("code", "name", "role"),
-    "cell_units": ("cell_code", "duty", "unit_code"),
-    "cell_people": ("cell_code", "person_code", "post"),
-    "duty_grids": ("code", "name"),
-    "duty_grid_cells": ("duty_grid_code", "cell_code"),
-}
 # what makes a row unique in its sheet (one unit per cell and duty)
 KEYS: dict[str, tuple[str, ...]] = {
     "units": ("code",), "people": ("code",), "duty_grids": ("code",),
@@ -77,29 +57,6 @@ CODE_MAX = 32  # units.code, people.code, duty_grids.code and phone are VARCHAR(
 CELL_CODE = re.compile(r"^[0-9]{15}$")
 REGION_CODE = re.compile(r"^[0-9]{6}([0-9]{3}){0,2}$")
 MAX_LISTED = 100  # problems spelled out in the error message; all of them are on .problems
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the file: sheet, row as the spreadsheet shows it (header = 1), field."""
-
-    sheet: str
-    row: int | None
-    field: str | None
-    message: str
-
-    @property
-    def record(self) -> str:
-        return self.sheet if self.row is None else f"{self.sheet} row {self.row}"
-
-    def sort_key(self) -> tuple:
-        cols = SHEETS.get(self.sheet, ())
-        return (list(SHEETS).index(self.sheet) if self.sheet in SHEETS else -1, self.row or 0,
-                cols.index(self.field) if self.field in cols else -1, self.message)
-
-    def __str__(self) -> str:
-        where = self.record + (f", field '{self.field}'" if self.field else "")
-        return f"{where}: {self.message}"
 
 
 class RosterError(InputError):
@@ -140,124 +97,6 @@ class RosterSummary:
             detail = [f"{c.added} new", c.changed and f"{c.changed} changed", c.removed and f"{c.removed} removed"]
             parts.append(f"{name} {c.rows} ({', '.join(d for d in detail if d)})")
         return "roster: " + ", ".join(parts)
-
-
-@dataclass
-class _Sheet:
-    name: str
-    columns: tuple[str, ...]                   # template columns present in the header
-    rows: list[tuple[int, dict[str, str | None]]]  # (row number, column → text)
-
-
-# ---------------------------------------------------------------- reading
-
-
-def as_text(value) -> str | None:
-    """A cell as the text it means: codes typed as numbers keep all their digits; blank is None."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        s = str(value).upper()
-    elif isinstance(value, int):
-        s = str(value)
-    elif isinstance(value, float):
-        # 110101001001001 stored as a number comes back as a float; it is exact below 2**53
-        s = str(int(value)) if value.is_integer() else repr(value)
-    elif isinstance(value, (datetime, date)):
-        s = value.isoformat()
-    else:
-        s = str(value)
-    s = s.strip()
-    return s or None
-
-
-def _sheet(name: str, table_rows, problems: list[Problem]) -> _Sheet | None:
-    """A sheet from its rows of raw values; the first row is the header."""
-    it = iter(table_rows)
-    header = next(it, None)
-    keys = [(as_text(h) or "").lower() for h in (header or ())]
-    known = SHEETS[name]
-    bad = False
-    missing = [c for c in REQUIRED[name] if c not in keys]
-    if missing:
-        problems.append(Problem(name, 1 if header else None, None,
-                                f"missing required column(s) {', '.join(missing)}; "
-                                f"the header row must name {', '.join(known)}"))
-        bad = True
-    for i, k in enumerate(keys):
-        if k and k not in known:
-            problems.append(Problem(name, 1, k, f"unknown column; the columns are {', '.join(known)}"))
-            bad = True
-        elif k and keys.index(k) != i:
-            problems.append(Problem(name, 1, k, "column appears twice"))
-            bad = True
-    if bad:
-        return None
-    index = {k: i for i, k in enumerate(keys) if k}
-    rows = []
-    for number, raw in enumerate(it, start=2):
-        raw = tuple(raw)
-        values = {k: as_text(raw[i]) if i < len(raw) else None for k, i in index.items()}
-        if any(v is not None for v in values.values()):
-            rows.append((number, values))
-    return _Sheet(name, tuple(c for c in known if c in index), rows)
-
-
-def _read_xlsx(path: Path, problems: list[Problem]) -> tuple[dict[str, _Sheet], list[str]]:
-    import openpyxl
-
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise InputError(f"not a readable .xlsx workbook ({exc})", record=str(path)) from exc
-    try:
-        sheets, ignored = {}, []
-        for ws in wb.worksheets:
-            name = ws.title.strip().lower()
-            if name not in SHEETS:
-                ignored.append(ws.title)
-                continue
-            if name in sheets:
-                problems.append(Problem(name, None, None, "the workbook has this sheet twice"))
-                continue
-            ws.reset_dimensions()  # some writers store a wrong size; read every row there is
-            sheets[name] = _sheet(name, ws.iter_rows(values_only=True), problems)
-        return sheets, ignored
-    finally:
-        wb.close()
-
-
-def _read_csv_dir(path: Path, problems: list[Problem]) -> tuple[dict[str, _Sheet], list[str]]:
-    sheets = {}
-    for name in SHEETS:
-        f = path / f"{name}.csv"
-        if not f.is_file():
-            continue
-        try:
-            content = f.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            problems.append(Problem(name, None, None,
-                                    f"{f.name} is not UTF-8 text; save it as CSV UTF-8 (逗号分隔, UTF-8)"))
-            continue
-        sheets[name] = _sheet(name, csv.reader(io.StringIO(content, newline="")), problems)
-    return sheets, []
-
-
-def _read(path: Path, problems: list[Problem]) -> tuple[dict[str, _Sheet | None], list[str]]:
-    if path.is_dir():
-        sheets, ignored = _read_csv_dir(path, problems)
-        where = f"no {', '.join(n + '.csv' for n in SHEETS)} in the folder"
-    elif path.suffix.lower() == ".xlsx":
-        sheets, ignored = _read_xlsx(path, problems)
-        where = f"no sheet named {', '.join(SHEETS)} in the workbook"
-    elif not path.exists():
-        raise InputError("no such file or folder", record=str(path))
-    else:
-        raise InputError("a roster is an .xlsx workbook or a folder of CSV files (save .xls as .xlsx)",
-                         record=str(path))
-    if not sheets and not problems:
-        raise InputError(where, record=str(path))
-    return sheets, ignored
 
 
 # ---------------------------------------------------------------- checking
@@ -301,7 +140,7 @@ def _check_row(sheet: str, number: int, values: dict, problems: list[Problem]) -
     return out
 
 
-def _check_sheet(sheet: _Sheet, problems: list[Problem]) -> list[tuple[int, dict]]:
+def _check_sheet(sheet: Sheet, problems: list[Problem]) -> list[tuple[int, dict]]:
     rows, first = [], {}
     keys = KEYS[sheet.name]
     for number, values in sheet.rows:
@@ -352,7 +191,7 @@ def _cells(conn: Connection, codes: set[str], at: datetime) -> tuple[dict[str, i
     return current, why
 
 
-def _check(conn: Connection, sheets: dict[str, _Sheet | None], at: datetime,
+def _check(conn: Connection, sheets: dict[str, Sheet | None], at: datetime,
            problems: list[Problem]) -> tuple[dict[str, list[dict]], dict[str, dict[str, int]]]:
     """Every row checked, every code resolved; returns the rows and the ids of cells and regions."""
     rows = {name: _check_sheet(s, problems) for name, s in sheets.items() if s is not None}
@@ -401,7 +240,7 @@ def _db_row(sheet: str, row: dict, ids: dict[str, dict[str, int]]) -> dict:
     return {ID_COLUMN.get(c, c): ids[REFS[sheet, c]].get(v) if (sheet, c) in REFS else v for c, v in row.items()}
 
 
-def _upsert(conn: Connection, sheet: _Sheet, rows: list[dict], ids: dict) -> tuple[int, int]:
+def _upsert(conn: Connection, sheet: Sheet, rows: list[dict], ids: dict) -> tuple[int, int]:
     """Insert or update by code; a column absent from the sheet is left as it is. Returns (added, changed)."""
     if not rows:
         return 0, 0
@@ -441,7 +280,7 @@ def _replace_links(conn: Connection, name: str, rows: list[dict], at: datetime) 
     return added, removed
 
 
-def _store(conn: Connection, sheets: dict[str, _Sheet | None], rows: dict[str, list[dict]],
+def _store(conn: Connection, sheets: dict[str, Sheet | None], rows: dict[str, list[dict]],
            ids: dict[str, dict[str, int]], at: datetime) -> dict[str, SheetCount]:
     counts = {name: SheetCount(rows=len(rows[name])) for name in SHEETS if name in rows}
     for name, kind, model in ENTITIES:
@@ -464,7 +303,7 @@ def import_roster(conn: Connection, path: str | Path, *, at: datetime | None = N
     path = Path(path)
     at = at or datetime.now(timezone.utc)
     problems: list[Problem] = []
-    sheets, ignored = _read(path, problems)
+    sheets, ignored = read_sheets(path, problems)
     rows, ids = _check(conn, sheets, at, problems)
     if problems:
         raise RosterError(problems, source=str(path))
@@ -494,58 +333,10 @@ EXPORT_SQL = {
 }
 
 
-def _width(value: str) -> int:
-    # CJK characters take two columns in a spreadsheet
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in value)
-
-
-def _write_xlsx(path: Path, data: dict[str, list[tuple]]) -> None:
-    import openpyxl
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    bold = Font(bold=True)
-    for name, rows in data.items():
-        ws = wb.create_sheet(name)
-        ws.append(SHEETS[name])
-        for cell in ws[1]:
-            cell.font = bold
-        for row in rows:
-            ws.append(row)
-            for i, v in enumerate(row):
-                if v and v.startswith("="):  # text, not a formula: a name may start with "="
-                    ws.cell(ws.max_row, i + 1).data_type = "s"
-        ws.freeze_panes = "A2"
-        for i, col in enumerate(SHEETS[name]):
-            dim = ws.column_dimensions[get_column_letter(i + 1)]
-            widest = max([_width(col), *(_width(r[i] or "") for r in rows)])
-            dim.width = min(max(widest + 2, 8), 50)
-            dim.number_format = "@"  # codes typed in later stay text, leading zeros and all
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
-
-
-def _write_csv_dir(path: Path, data: dict[str, list[tuple]]) -> None:
-    if path.exists() and not path.is_dir():
-        raise InputError("exists and is not a folder; name an .xlsx file or a folder", record=str(path))
-    path.mkdir(parents=True, exist_ok=True)
-    for name, rows in data.items():
-        # with a BOM, so that Excel opens the Chinese text as UTF-8
-        with open(path / f"{name}.csv", "w", encoding="utf-8-sig", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(SHEETS[name])
-            w.writerows(rows)
-
-
 def export_roster(conn: Connection, path: str | Path, *, at: datetime | None = None) -> dict[str, int]:
     """Write the roster in the template (.xlsx, else a folder of CSVs); the links of cells valid at `at`."""
     path = Path(path)
     at = at or datetime.now(timezone.utc)
     data = {name: [tuple(r) for r in conn.execute(text(sql), {"at": at})] for name, sql in EXPORT_SQL.items()}
-    if path.suffix.lower() == ".xlsx":
-        _write_xlsx(path, data)
-    else:
-        _write_csv_dir(path, data)
+    write_sheets(path, data)
     return {name: len(rows) for name, rows in data.items()}
