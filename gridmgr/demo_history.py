@@ -100,24 +100,6 @@ class _Cast:
     duties: dict[int, dict[str, int]]    # cell → duty → unit, for re-dispatch after a return
 
 
-class _MemoCalendar(WorkCalendar):
-    """The caller's calendar with each day's working periods remembered: the same rules, far fewer datetimes.
-
-    A year of cases asks for the periods of the same few hundred days about a million times (half the
-    run time without this). The test replays every event with a plain WorkCalendar, so a difference shows.
-    """
-
-    def __init__(self, calendar: WorkCalendar):
-        super().__init__(calendar.exceptions, calendar.hours)
-        self._memo: dict[date, list[tuple[datetime, datetime]]] = {}
-
-    def _periods(self, day: date) -> list[tuple[datetime, datetime]]:
-        periods = self._memo.get(day)
-        if periods is None:
-            periods = self._memo[day] = super()._periods(day)
-        return periods
-
-
 class _Stop(Exception):
     """The next action would happen after the anchor: the case stays where it is."""
 
@@ -135,7 +117,7 @@ def drive_histories(conn: Connection, *, anchor: date, seed: int, calendar: Work
     # "recent" counts back from the last report, not from the anchor: the demo's year of reports ends
     # with the month before the anchor's, and its last days are the ones a desk still has open
     last = min(horizon, max(c["reported_at"] for c in cases))
-    world = _World(conn, _MemoCalendar(calendar), horizon, last, seed)
+    world = _World(conn, calendar, horizon, last, seed)
     progress(f"案件流转 case histories: {len(cases):,} imported cases through the workflow, "
              f"up to {horizon:%Y-%m-%d %H:%M}")
     updates, events = [], []

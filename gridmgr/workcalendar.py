@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gridmgr.errors import InputError
@@ -143,10 +144,13 @@ class WorkCalendar:
         bad = sorted(str(d) for d, kind in exceptions.items() if kind not in (HOLIDAY, WORKDAY))
         if bad:
             raise CalendarError(f"exception kinds must be {HOLIDAY!r} or {WORKDAY!r}; bad on {', '.join(bad)}")
-        self.exceptions = dict(exceptions)
+        # read-only: the working periods of each day are remembered (a year of demo histories asks for
+        # the same few hundred days about a million times), so the rules must not change underneath
+        self.exceptions = MappingProxyType(dict(exceptions))
         self.hours = hours
         self._tz = hours.tz
         self._per_day = hours.per_day
+        self._periods_of: dict[date, list[tuple[datetime, datetime]]] = {}
 
     @classmethod
     def load(cls, folder: Path | str = DEFAULT_FOLDER, country: str = "CN",
@@ -171,11 +175,14 @@ class WorkCalendar:
 
     def _periods(self, day: date) -> list[tuple[datetime, datetime]]:
         """The working periods of `day` as UTC moments; none on a day off."""
-        if not self.is_working_day(day):
-            return []
-        # UTC bounds: subtracting them gives elapsed time even in a zone with daylight saving.
-        return [(datetime.combine(day, s, self._tz).astimezone(timezone.utc),
-                 datetime.combine(day, e, self._tz).astimezone(timezone.utc)) for s, e in self.hours.periods]
+        periods = self._periods_of.get(day)
+        if periods is None:
+            # UTC bounds: subtracting them gives elapsed time even in a zone with daylight saving.
+            periods = self._periods_of[day] = [
+                (datetime.combine(day, s, self._tz).astimezone(timezone.utc),
+                 datetime.combine(day, e, self._tz).astimezone(timezone.utc))
+                for s, e in self.hours.periods] if self.is_working_day(day) else []
+        return periods
 
     def add_working_time(self, start: datetime, limit: str) -> datetime:
         """The moment `limit` ('4h', '2d', '1.5h') of working time after `start`, in the calendar's zone."""
