@@ -23,7 +23,11 @@ SETTINGS: tuple[Setting, ...] = (
             "City extent lon_min,lat_min,lon_max,lat_max for coordinate checks; default: the loaded "
             "districts' bounds plus 5 km, or mainland China before any district is loaded."),
     Setting("GRIDMGR_TILE_URL", None, "Basemap tile URL template for the maps; unset: no basemap."),
+    Setting("GRIDMGR_CLOSE_ON_CHECK", "off",
+            "on: a passed check (核查通过) closes the case directly, with no separate closing (结案) step."),
 )
+TRUE = ("1", "on", "true", "yes")
+FALSE = ("", "0", "off", "false", "no")
 
 
 @dataclass
@@ -40,6 +44,13 @@ class Config:
 
     def get(self, name: str) -> str | None:
         return self.values.get(name)
+
+    def flag(self, name: str) -> bool:
+        """An on/off setting (on, true, yes, 1 / off, false, no, 0); anything else is a ValueError naming it."""
+        value = (self.get(name) or "").strip().lower()
+        if value not in TRUE + FALSE:
+            raise ValueError(f"{name} must be on or off, not {self.get(name)!r}")
+        return value in TRUE
 
     @property
     def database_url(self) -> str | None:

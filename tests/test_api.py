@@ -116,7 +116,7 @@ def login(w, username):
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
     r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
     assert r.status_code == 302, r.get_data(as_text=True)
-    html = client.get("/").get_data(as_text=True)
+    html = client.get("/overview").get_data(as_text=True)
     return client, re.search(r'<meta name="csrf-token" content="([^"]+)"', html)[1]
 
 
@@ -266,6 +266,26 @@ def test_transitions_through_the_api_write_their_events(world):
     r = call(w, "zf", "POST", f"/api/v1/cases/{case}/actions/handle", json={"note": "已清理", "data": {"photos": ["a.jpg"]}})
     assert r.status_code == 200 and r.json["case"]["status"] == "handled"
     assert [e["action"] for e in r.json["case"]["events"]] == ["report", "verify", "register", "dispatch", "handle"]
+
+
+
+@pytest.mark.parametrize("setting, after_pass", [(None, "checked"), ("on", "closed")])
+def test_close_on_check_lets_a_passed_check_close_the_case(world, setting, after_pass):
+    w, case = world, world.cases["dispatched_zf"]
+    if setting:
+        w.app = create_app({"GRIDMGR_DATABASE_URL": w.url, "GRIDMGR_CLOSE_ON_CHECK": setting})
+        w.app.config["GRIDMGR_NOW"] = APP_NOW
+    r = call(w, "zf", "POST", f"/api/v1/cases/{case}/actions/handle", json={"note": "已拆除"})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    r = call(w, "sup_s", "POST", f"/api/v1/cases/{case}/actions/check_pass", json={"note": "复查合格"})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert (r.json["outcome"]["to_state"], r.json["case"]["status"]) == (after_pass, after_pass)
+    assert r.json["case"]["events"][-1]["action"] == "check_pass"  # one event: no separate close
+
+
+def test_a_bad_close_on_check_value_stops_the_app(fresh_db):
+    with pytest.raises(ValueError, match="GRIDMGR_CLOSE_ON_CHECK"):
+        create_app({"GRIDMGR_DATABASE_URL": fresh_db[0], "GRIDMGR_CLOSE_ON_CHECK": "sometimes"})
 
 
 # ---------------------------------------------------------------- filters, paging, timing

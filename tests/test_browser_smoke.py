@@ -201,3 +201,32 @@ def test_harness_blocks_and_reports_external_requests(browser, live_server):
             raise AssertionError("assert_clean() let external requests through")
     finally:
         context.close()
+
+
+def test_the_language_switch_in_chromium(page, fresh_db):
+    """中文 | English are plain links; the choice stays with the browser, and the pages' scripts follow it."""
+    add_account(fresh_db[1], "lang", "lang-password", role="supervisor", name="王监督")
+    login(page, "lang", "lang-password")
+    page.wait_for_load_state("networkidle")  # the login lands on the map: its tiles arrive before we move on
+    page.goto("/cases/new")
+    assert page.locator("html").get_attribute("lang") == "zh-CN" and page.locator("h1").inner_text() == "上报案件"
+    with page.expect_navigation():
+        page.locator(".lang-switch a", has_text="English").click()
+    assert page.url.endswith("/cases/new")  # the same page, without ?lang=
+    assert page.locator("html").get_attribute("lang") == "en" and page.locator("h1").inner_text() == "Report a case"
+    # the form's script writes its preview in the page's language (a point in no cell: the grid is empty)
+    page.fill("input[name=lon]", "116.40")
+    page.fill("input[name=lat]", "39.90")
+    page.wait_for_function("document.getElementById('preview-body').textContent.includes('in no current cell')")
+    assert "网格" not in page.inner_text("#preview-body")
+    # remembered on the next page: the map's legend and search box, built by its scripts
+    page.goto("/map")
+    page.wait_for_selector("#map-legend summary")
+    assert page.inner_text("#map-legend summary") == "Legend"
+    assert page.get_attribute("#map-search-input", "placeholder") == "cell code, case no., lon,lat"
+    page.wait_for_load_state("networkidle")
+    with page.expect_navigation():
+        page.locator(".lang-switch a", has_text="中文").click()
+    page.wait_for_selector("#map-legend summary")
+    assert page.inner_text("#map-legend summary") == "图例"
+    watch(page).assert_clean()

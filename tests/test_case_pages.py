@@ -178,6 +178,26 @@ def test_supervisor_reports_a_case_with_a_photo(site):
     assert case_row(site)["source"] == "hotline_12345"
 
 
+def test_close_on_check_closes_the_case_on_a_passed_check(site):
+    site["app"] = create_app({"GRIDMGR_DATABASE_URL": site["app"].config["GRIDMGR"].database_url,
+                              "GRIDMGR_VAR": site["app"].config["GRIDMGR"].get("GRIDMGR_VAR"),
+                              "GRIDMGR_CLOSE_ON_CHECK": "on"})
+    site["app"].config["GRIDMGR_NOW"] = lambda: site["clock"]["now"]
+    sup, lead, dsp, hw = (login(site, u) for u in ("sup", "lead", "dsp", "hw"))
+    report(sup)
+    no = case_row(site)["case_no"]
+    for client, action, form in ((lead, "register", {}), (dsp, "dispatch", {}), (hw, "handle", {"note": "已清理"})):
+        assert act(client, no, action, **form).status_code == 302
+        assert case_row(site)["status"] != "reported", action
+    assert case_row(site)["status"] == "handled"
+    act(sup, no, "check_pass", from_page="/cases?tab=check", next="/cases?tab=check")
+    assert case_row(site)["status"] == "closed"
+    assert flashes(sup, "/cases?tab=check") == [f"案件 {no}：核查通过，处置完成 → 结案。"]
+    html = get(sup, f"/cases/{no}")
+    assert html.count("<td>核查通过") == 1 and "<td>结案" not in html  # one event, no separate closing
+    assert get(lead, "/cases?tab=close").count(f">{no}<") == 0  # nothing left for the shift leader to close
+
+
 def test_full_cycle_through_the_pages(site):
     clock = site["clock"]
     users = {u: login(site, u) for u in ("sup", "rcv", "dsp", "lead", "hw", "adm")}
@@ -224,7 +244,7 @@ def test_full_cycle_through_the_pages(site):
     for label in ("核实", "建议立案", "立案", "派遣", "处置反馈", "核查不通过", "核查通过", "结案", "仍有垃圾", "彻底清理"):
         assert label in history
     assert "→ 东城区环卫所" in history and history.count("/photos/") == 1  # the handling photo
-    assert "Nothing for you to do" in html  # a closed case offers no action
+    assert "当前没有您可办理的操作" in html  # a closed case offers no action
 
 
 def test_user_text_is_escaped(site):
@@ -291,7 +311,7 @@ def test_upload_that_is_not_an_image_is_refused(site):
     sup = login(site, "sup")
     r = report(sup, status=400, photos=[("invoice.jpg", b"%PDF-1.4 not an image at all")])
     html = r.get_data(as_text=True)
-    assert "invoice.jpg" in html and "不是 JPEG、PNG 或 WebP 图片" in html and "is not a JPEG, PNG or WebP image" in html
+    assert "invoice.jpg" in html and "不是 JPEG、PNG 或 WebP 图片" in html and "is not a JPEG" not in html
     assert "人行道上有暴露垃圾" in html  # the form keeps what was typed
     assert case_row(site) is None and stored_files(site) == []
     big = b"\xff\xd8\xff\xe0" + b"\0" * (5 * 1024 * 1024)
@@ -326,7 +346,7 @@ def test_dispatch_override_needs_a_reason_and_overdue_is_red(site):
     row = case_row(site)
     assert row["status"] == "dispatched" and row["unit_id"] == site["units"]["ZF01"]
     html = get(dsp, f"/cases/{no}")
-    assert "人工指定 override" in html and "→ 第一执法中队" in html and "商户店外经营" in html
+    assert "人工指定" in html and "→ 第一执法中队" in html and "商户店外经营" in html
 
 
 def test_unit_asks_for_extension_and_return_shift_leader_decides(site):
@@ -363,7 +383,7 @@ def test_coordinates_in_gcj02_and_bad_places(site):
     html = report(rcv, status=400, mode="cell", cell="110101001001999", source="public").get_data(as_text=True)
     assert "110101001001999" in html
     html = report(rcv, status=400, lon="", lat="", source="public").get_data(as_text=True)
-    assert "Pick a point on the map" in html
+    assert "请在地图上点选位置" in html
     anonymous = site["app"].test_client()
     r = anonymous.get("/cases")
     assert r.status_code == 302 and "/login" in r.headers["Location"]

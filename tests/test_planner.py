@@ -419,7 +419,7 @@ def test_overview_ranks_cells_by_cases_per_space(world):
     assert after["110101001001001"]["cases_per_space"] == pytest.approx(before["110101001001001"]["cases"] / 21, abs=0.01)
     client, _ = login(world, "leader")
     page = client.get("/planner/overview").get_data(as_text=True)
-    assert "110101001001001" in page and "Cases per space" in page
+    assert "110101001001001" in page and "每泊位案件" in page
 
 
 # ---------------------------------------------------------------- the CDS feed
@@ -465,7 +465,7 @@ def login(w, username):
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
     r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
     assert r.status_code == 302, r.get_data(as_text=True)
-    html = client.get("/").get_data(as_text=True)
+    html = client.get("/overview").get_data(as_text=True)
     return client, re.search(r'<meta name="csrf-token" content="([^"]+)"', html)[1]
 
 

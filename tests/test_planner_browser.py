@@ -26,6 +26,7 @@ def point_at(page, latlng):
 
 def open_planner(page, user):
     login(page, user, PASSWORD)
+    page.wait_for_load_state("networkidle")  # the login lands on the map: its tiles arrive before we move on
     page.goto("/planner")
     page.wait_for_function("window.planner && window.planner.zonesLoaded !== null")
 
@@ -57,8 +58,8 @@ def test_draw_a_kerb_line_save_it_and_read_it_back(page, fresh_db, tmp_path):
     page.wait_for_function("window.planner.current && window.planner.current.layer && window.planner.checked >= 1")
     assert page.locator("#live-count").inner_text() == "20"
     assert "→ 20" in page.locator("#server-capacity").inner_text()
-    assert "Every rule passes" in page.locator("#check-result").inner_text()
-    assert "Illegal-parking cases" in page.locator("#evidence-cases").inner_text()
+    assert "规则检查通过" in page.locator("#check-result").inner_text()
+    assert "机动车乱停放（0505）案件" in page.locator("#evidence-cases").inner_text()
     assert page.locator("#evidence-cells tr").count() == 2
 
     form = page.locator("#zone-form")
@@ -82,7 +83,7 @@ def test_draw_a_kerb_line_save_it_and_read_it_back(page, fresh_db, tmp_path):
     # the saved zone is on the map, and the planner submits it from the page
     page.wait_for_function("window.planner.zonesLoaded === 1")
     page.locator("#zone-actions button[data-action=submit]").click()
-    page.wait_for_function("document.getElementById('zone-title').textContent.indexOf('submitted') >= 0")
+    page.wait_for_function("document.getElementById('zone-title').textContent.indexOf('已提交') >= 0")  # submitted
     assert api(page, f"/api/v1/parking/zones/{zone_id}")["status"] == "submitted"
     shot = screenshot(page, tmp_path / "planner.png")
     assert not shot.blank and shot.colours > 10
@@ -101,7 +102,7 @@ def test_a_leader_approves_from_the_page(page, fresh_db):
     page.wait_for_function("window.planner.zonesLoaded === 1")
     page.evaluate(f"window.planner.select({created['id']})")
     page.locator("#zone-actions button[data-action=approve]").click()
-    page.wait_for_function("document.getElementById('zone-title').textContent.indexOf('approved') >= 0")
+    page.wait_for_function("document.getElementById('zone-title').textContent.indexOf('已批准') >= 0")
     zone = api(page, f"/api/v1/parking/zones/{created['id']}")
     assert zone["status"] == "approved" and zone["events"][-1]["actor"] == "人员leader"
     watch(page).assert_clean()

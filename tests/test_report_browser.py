@@ -57,8 +57,14 @@ def data(fresh_db):
     return cells
 
 
-def test_report_page_offline(page, data, tmp_path):
+def sign_in(page):
+    """Log in as the leader; the login lands on the map: its tiles arrive before the test moves on."""
     login(page, "boss", "secret-pw")
+    page.wait_for_load_state("networkidle")
+
+
+def test_report_page_offline(page, data, tmp_path):
+    sign_in(page)
     page.goto("/reports?period=2026-10&level=unit&indicator=close_rate")
     page.wait_for_selector("#report-table tbody tr")
     assert "第一执法中队" in page.inner_text("#report-table")
@@ -70,18 +76,18 @@ def test_report_page_offline(page, data, tmp_path):
     header.click()
     assert header.get_attribute("aria-sort") == "descending"
     if page.locator("#report-legend").count():
-        page.wait_for_function("!document.getElementById('report-legend').textContent.includes('loading')")
+        page.wait_for_function("!document.getElementById('report-legend').textContent.includes('加载中')")
     shot = screenshot(page, tmp_path / "reports.png", full_page=True)
     assert not shot.blank
     watch(page).assert_clean()
 
 
 def test_cell_report_and_map_offline(page, data, tmp_path):
-    login(page, "boss", "secret-pw")
+    sign_in(page)
     page.goto("/reports?period=2026-10&level=cell&indicator=reported")
     if page.locator("#report-legend").count():  # the map needs the cell tiles (gridmgr.web.tiles)
         page.wait_for_selector(".leaflet-container")
-        page.wait_for_function("!document.getElementById('report-legend').textContent.includes('loading')")
+        page.wait_for_function("!document.getElementById('report-legend').textContent.includes('加载中')")
         assert "上报数" in page.inner_text("#report-legend")
         page.wait_for_timeout(500)
         assert any("/tiles/cells/" in u for u in watch(page).requests)
@@ -92,11 +98,11 @@ def test_cell_report_and_map_offline(page, data, tmp_path):
 
 
 def test_hotspots_page_offline(page, data, tmp_path):
-    login(page, "boss", "secret-pw")
+    sign_in(page)
     page.goto("/hotspots?period=2026-10")
     page.wait_for_selector(".leaflet-container")
     if page.locator("#hot-legend").count():  # the choropleth needs the cell tiles (gridmgr.web.tiles)
-        page.wait_for_function("!document.getElementById('hot-legend').textContent.includes('loading')")
+        page.wait_for_function("!document.getElementById('hot-legend').textContent.includes('加载中')")
     assert "热点 99%" in page.inner_text("main")
     page.wait_for_selector(".leaflet-heatmap-layer")  # folium's HeatMap, from the local leaflet_heat asset
     shot = screenshot(page, tmp_path / "hotspots.png")
@@ -106,7 +112,7 @@ def test_hotspots_page_offline(page, data, tmp_path):
 
 
 def test_dashboard_offline(page, data, tmp_path):
-    login(page, "boss", "secret-pw")
+    sign_in(page)
     page.goto("/dashboard")
     assert page.locator(".card svg").count() == 4
     shot = screenshot(page, tmp_path / "dashboard.png", full_page=True)

@@ -145,8 +145,8 @@ def test_pages_need_a_leader_or_an_admin(site):
 
 
 def test_menu_links_for_the_leader(site):
-    html = get(login(site, "leader"), "/").get_data(as_text=True)
-    for path in ("/dashboard", "/reports", "/hotspots"):
+    html = get(login(site, "leader"), "/overview").get_data(as_text=True)
+    for path in ("/dashboard", "/reports", "/hotspots", "/overview"):
         assert f'href="{path}"' in html
 
 
@@ -158,7 +158,7 @@ def test_report_page_defaults_to_the_last_full_month(site):
         assert label in html, label
     assert "—" in html and ">None<" not in html           # rates with nothing due, ranks not given
     assert "结案数 / 应结案数" in html                      # definitions on the page
-    assert "How a case counts in a period" in html        # and the counting rules
+    assert "<summary>统计口径</summary>" in html           # and the counting rules
     assert "/reports/download.csv?" in html and "/reports/download.xlsx?" in html
 
 
@@ -188,7 +188,9 @@ def test_units_rank_within_their_kind(site):
     assert data["key"] == "unit"
     assert set(data["values"]) >= {"ZF01", "ZF02", "HW01"}
     html = get(client, "/reports?period=2026-10&level=unit").get_data(as_text=True)
-    assert "组别 group" in html  # the squads form one group, the sanitation unit another
+    assert ">组别</th>" in html  # the squads form one group, the sanitation unit another
+    table = html.split('id="report-table"')[1].split("</table>")[0]
+    assert "<td>执法中队</td>" in table and "enforcement squad" not in table  # the group's label, in Chinese
 
 
 def test_values_json_for_the_choropleth(site):

@@ -12,23 +12,22 @@ from gridmgr.config import Config
 
 
 def create_app(config: Config | dict | None = None) -> Flask:
-    """Build the app: settings, the database hook, error pages and the blueprints."""
+    """Build the app: settings, the database hook, languages, error pages and the blueprints."""
     if isinstance(config, dict):
         config = Config.from_env(**config)
     config = config or Config.from_env()
     app = Flask(__name__)
     app.config["GRIDMGR"] = config
+    config.flag("GRIDMGR_CLOSE_ON_CHECK")  # a bad value stops the start, not the first passed check
     app.config["SECRET_KEY"] = config.get("GRIDMGR_SECRET_KEY") or secrets.token_hex(32)
     app.config["JSON_AS_ASCII"] = False
     # a report carries at most 4 photos of 5 MB: refuse larger bodies before CSRF reads the whole form
     app.config["MAX_CONTENT_LENGTH"] = 25 * 1024 * 1024
 
-    from gridmgr import labels
-    from gridmgr.web import assets, auth, database, errors, home, nav
+    from gridmgr.web import assets, auth, database, errors, home, i18n, nav
 
-    app.jinja_env.filters["zh"] = labels.zh
-    app.jinja_env.filters["en"] = labels.en
     database.init_app(app)
+    i18n.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
     nav.init_app(app)

@@ -56,6 +56,11 @@ def calendar():
     return cal
 
 
+def workflow_settings() -> workflow.Settings:
+    """The bureau's workflow settings from the app's config (GRIDMGR_CLOSE_ON_CHECK), for pages and API alike."""
+    return workflow.Settings(close_on_check=current_app.config["GRIDMGR"].flag("GRIDMGR_CLOSE_ON_CHECK"))
+
+
 @bp.before_request
 def authenticate():
     """Every call but the OpenAPI document needs a session or a valid bearer token (else 401)."""
@@ -165,7 +170,8 @@ def case_action(case_id: int, action: str):
             raise Forbidden(f"角色 {actor.role} 只能查看案件，不能处理。The role {actor.role} reads cases and "
                             "changes none.")
         _unit_for(conn, data)
-        outcome = workflow.apply(conn, actor, case_id, action, now=now, calendar=calendar(), note=note, data=data)
+        outcome = workflow.apply(conn, actor, case_id, action, now=now, calendar=calendar(), note=note, data=data,
+                                 settings=workflow_settings())
         try:
             after = caseviews.get_case(conn, actor, case_id, now=now, calendar=calendar())
         except NotFound:

@@ -20,15 +20,16 @@ from gridmgr import crs as crsmod
 from gridmgr.codes import CASE_SOURCES, CASE_STATES, URGENCIES, sql_in
 from gridmgr.dispatch import resolve
 from gridmgr.errors import CoordinateError, GridmgrError, InputError, NotFound
-from gridmgr.labels import en, zh
 from gridmgr.layers.cases import LAYER
 from gridmgr.reporting import NewCase, report
 from gridmgr.workcalendar import WorkCalendar
-from gridmgr.workflow import (NEEDS_VERIFY, SUPERVISOR_CELLS, TRANSITIONS, Actor, Settings, apply, check, first_step,
+from gridmgr.workflow import (NEEDS_VERIFY, SUPERVISOR_CELLS, TRANSITIONS, Actor, apply, check, first_step,
                               scope_filter, step_limit, visible)
 from gridmgr.web import uploads
+from gridmgr.web.api import workflow_settings
 from gridmgr.web.auth import current_actor, login_required, roles_required
 from gridmgr.web.database import engine
+from gridmgr.web.i18n import label, name, one_language, t
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -118,24 +119,52 @@ def cn_time(moment: datetime | None) -> str:
     return moment.astimezone(caseviews.TZ).strftime("%Y-%m-%d %H:%M") if moment else "—"
 
 
+def action_label(action: str) -> str:
+    """An action (or audit row) in the page's language."""
+    return t(*ACTIONS.get(action, (action, action)))
+
+
+def step_label(step: str | None) -> str:
+    """A workflow step (the one a deadline is for) in the page's language."""
+    return t(*STEPS[step]) if step in STEPS else step or "—"
+
+
+def source_label(source: str) -> str:
+    """A case source in the page's language."""
+    return t(*SOURCE_LABELS[source]) if source in SOURCE_LABELS else label(source)
+
+
+def category_name(category) -> str:
+    """A category's name (a CategoryInfo or a case's category dict): its English name on English pages, if any."""
+    if isinstance(category, dict):
+        return name(category["name"], category.get("name_en"))
+    return name(category.name, category.name_en)
+
+
 @bp.context_processor
 def _helpers() -> dict:
-    def note_label(action: str) -> tuple[str, str]:
-        return NOTE_LABELS.get(action) or (("理由", "Reason") if TRANSITIONS[action].note_required else ("备注", "Note"))
+    def note_label(action: str) -> str:
+        return t(*NOTE_LABELS.get(action) or (("理由", "Reason") if TRANSITIONS[action].note_required
+                                              else ("备注", "Note")))
 
-    return {"action_label": lambda a: ACTIONS.get(a, (a, a)), "step_label": lambda s: STEPS.get(s, (s or "—", "")),
-            "source_label": lambda s: SOURCE_LABELS.get(s, (zh(s), en(s))), "note_label": note_label,
+    return {"action_label": action_label, "step_label": step_label, "source_label": source_label,
+            "category_name": category_name, "note_label": note_label,
             "TRANSITIONS": TRANSITIONS, "PHOTO_ACTIONS": PHOTO_ACTIONS, "is_upload": uploads.NAME.match}
 
 
 @bp.errorhandler(413)
 def _too_large(_exc):
-    return render_template("error.html", status=413, message=uploads.TOO_LARGE), 413
+    return render_template("error.html", status=413, message=t(*uploads.TOO_LARGE)), 413
 
 
 def _message(exc: GridmgrError) -> str:
     """A refusal as the user reads it (coordinate errors say first that the place is the problem)."""
-    return f"位置无效 Invalid location — {exc.message}" if isinstance(exc, CoordinateError) else exc.message
+    message = one_language(exc.message)
+    return f"{t('位置无效', 'Invalid location')} — {message}" if isinstance(exc, CoordinateError) else message
+
+
+def _too_long(limit: int) -> str:
+    return t(f"最多 {limit} 字。", f"At most {limit} characters.")
 
 
 def _back(default: str) -> str:
@@ -153,7 +182,7 @@ def _source(actor: Actor, form) -> str:
     allowed = RECEIVER_SOURCES if actor.role == "receiver" else MANUAL_SOURCES
     source = form.get("source") or ""
     if source not in allowed:
-        raise InputError(f"来源须为 source must be one of {', '.join(allowed)}", field="source")
+        raise InputError(t("来源须为 ", "The source must be one of ") + ", ".join(allowed), field="source")
     return source
 
 
@@ -165,18 +194,18 @@ def _location(conn: Connection, form) -> tuple[float, float, str]:
         try:
             info = caseviews.cell_by_code(conn, cell, _now())
         except NotFound:
-            raise InputError(f"没有现行网格 {cell}。No current cell {cell}.", field="cell") from None
+            raise InputError(t(f"没有现行网格 {cell}。", f"No current cell {cell}."), field="cell") from None
         x, y = conn.execute(text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p "
                                  "FROM grid_cells WHERE id = :id) s"), {"id": info.id}).one()
         return x, y, "wgs84"
     crs = form.get("crs") or "wgs84"
     if crs not in INPUT_CRS:
-        raise InputError(f"坐标系须为 CRS must be one of {', '.join(INPUT_CRS)}", field="crs")
+        raise InputError(t("坐标系须为 ", "The CRS must be one of ") + ", ".join(INPUT_CRS), field="crs")
     try:
         return float(form.get("lon")), float(form.get("lat")), crs
     except (TypeError, ValueError):
-        raise InputError("请在地图上点选位置，或输入经纬度或网格编码。"
-                         "Pick a point on the map, or type its coordinates or a cell code.", field="lon") from None
+        raise InputError(t("请在地图上点选位置，或输入经纬度或网格编码。",
+                           "Pick a point on the map, or type its coordinates or a cell code."), field="lon") from None
 
 
 def _cell_geojson(conn: Connection, cell_id: int) -> str:
@@ -188,9 +217,9 @@ def _rule_text(conn: Connection, why: str) -> str:
     """Why the rules chose a unit, in words: the rule's note, or 属地兜底."""
     m = re.fullmatch(r"rule (\d+)", why)
     if m is None:
-        return "属地兜底 territorial owner (no rule matched)"
+        return t("属地兜底（没有匹配的派遣规则）", "territorial owner (no rule matched)")
     note = conn.execute(text("SELECT note FROM dispatch_rules WHERE id = :id"), {"id": int(m[1])}).scalar()
-    return f"派遣规则 rule #{m[1]}" + (f"：{note}" if note else "")
+    return t("派遣规则", "dispatch rule") + f" #{m[1]}" + (f"{t('：', ': ')}{note}" if note else "")
 
 
 def _preview(conn: Connection, actor: Actor, form) -> dict:
@@ -213,19 +242,19 @@ def _preview(conn: Connection, actor: Actor, form) -> dict:
         try:
             cat = caseviews.category(conn, code)
         except NotFound:
-            raise InputError(f"没有类别 {code}。Unknown category {code}.", field="category") from None
-        out["category"] = {"code": cat.code, "name": cat.name}
+            raise InputError(t(f"没有类别 {code}。", f"Unknown category {code}."), field="category") from None
+        out["category"] = {"code": cat.code, "name": category_name(cat)}
         if info is not None:
             unit_id, why = resolve(conn, cat.code, info.id)
             unit = caseviews.unit(conn, unit_id=unit_id) if unit_id is not None else None
             if unit:
-                out["unit"] = dict(unit, kind_zh=zh(unit["kind"]), kind_en=en(unit["kind"]))
+                out["unit"] = dict(unit, kind_label=label(unit["kind"]))
             out["rule"] = _rule_text(conn, why)
         source = "supervisor" if actor.role == "supervisor" else form.get("source") or "public"
         urgency = form.get("urgency") if form.get("urgency") in URGENCIES else "normal"
         step = first_step(source)
         deadline = _calendar().add_working_time(now, step_limit(conn, cat.code, step, urgency))
-        out["first_step"] = {"step": step, "zh": STEPS[step][0], "en": STEPS[step][1], "deadline": cn_time(deadline)}
+        out["first_step"] = {"step": step, "label": step_label(step), "deadline": cn_time(deadline)}
     return out
 
 
@@ -258,7 +287,8 @@ def _report_page(actor: Actor, form=None, error: str | None = None, preview: dic
         cats = caseviews.categories(conn)
         bounds = _map_bounds(conn, actor)
     order = sorted(cats, key=lambda c: (c.kind != "event", c.major_code, c.code))
-    groups = [(f"{zh(kind)} {major} {name}", list(items))
+    # the classes' names exist in Chinese only (data/categories.csv has no English for them)
+    groups = [(f"{label(kind)} {major} {name}", list(items))
               for (kind, major, name), items in groupby(order, key=lambda c: (c.kind, c.major_code, c.major_name))]
     sources = () if actor.role == "supervisor" else RECEIVER_SOURCES if actor.role == "receiver" else MANUAL_SOURCES
     return render_template("cases/report.html", groups=groups, sources=sources, urgencies=URGENCIES,
@@ -288,9 +318,9 @@ def report_submit():
     try:
         with engine().begin() as conn:
             lon, lat, crs = _location(conn, form)
-            for name in ("address", "description"):
-                if len(form.get(name) or "") > MAX_LENGTH[name]:
-                    raise InputError(f"最多 at most {MAX_LENGTH[name]} 字 characters", field=name)
+            for key in ("address", "description"):
+                if len(form.get(key) or "") > MAX_LENGTH[key]:
+                    raise InputError(_too_long(MAX_LENGTH[key]), field=key)
             names = uploads.save(request.files.getlist("photos"))
             new = NewCase(category=form.get("category") or "", lon=lon, lat=lat, source=_source(actor, form),
                           description=(form.get("description") or "").strip(),
@@ -305,7 +335,7 @@ def report_submit():
     except BaseException:
         uploads.discard(names)
         raise
-    flash(f"已上报案件 {case_no}。Case {case_no} reported.")
+    flash(t(f"已上报案件 {case_no}。", f"Case {case_no} reported."))
     # a supervisor reporting outside their own cells does not see the case afterwards
     return redirect(url_for(".case_page", case_no=case_no) if mine else url_for(".queue", tab="mine"))
 
@@ -406,7 +436,7 @@ def _case_id(conn: Connection, actor: Actor, case_no: str) -> int:
     """The id of a case the actor may see; NotFound (404) alike for a missing case and one out of scope."""
     case_id = caseviews.case_id_for_number(conn, case_no)
     if case_id is None or not visible(conn, actor, case_id):
-        raise NotFound(f"没有案件 {case_no}。No case {case_no}.")
+        raise NotFound(t(f"没有案件 {case_no}。", f"No case {case_no}."))
     return case_id
 
 
@@ -449,17 +479,17 @@ def _action_data(conn: Connection, case_id: int, action: str, note: str | None, 
     try:
         unit_id = int(form["unit_id"])
     except ValueError:
-        raise InputError("请选择单位 choose a unit", field="unit_id") from None
+        raise InputError(t("请选择单位。", "Choose a unit."), field="unit_id") from None
     if caseviews.unit(conn, unit_id=unit_id) is None:
-        raise InputError("没有这个单位 no such unit", field="unit_id")
+        raise InputError(t("没有这个单位。", "No such unit."), field="unit_id")
     category, cell_id = conn.execute(text("SELECT category_code, cell_id FROM cases WHERE id = :id"),
                                      {"id": case_id}).one()
     ruled, why = resolve(conn, category, cell_id)
     if unit_id == ruled:
         return {"unit_id": unit_id, "dispatch_rule": why}
     if not note:
-        raise InputError("不按规则派遣须说明理由。A reason is needed to dispatch to another unit than the rules choose.",
-                         field="note")
+        raise InputError(t("不按规则派遣须说明理由。",
+                           "A reason is needed to dispatch to another unit than the rules choose."), field="note")
     return {"unit_id": unit_id, "override": True, "rule_unit_id": ruled, "dispatch_rule": why}
 
 
@@ -469,7 +499,7 @@ def act(case_no: str, action: str):
     """Take one workflow action on a case; back to where the form came from, with what happened in a message."""
     actor = current_actor()
     if action not in TRANSITIONS:
-        raise NotFound(f"没有这个操作 no action {action!r}")
+        raise NotFound(t(f"没有操作 {action}。", f"No action {action}."))
     back = _back(url_for(".case_page", case_no=case_no))
     note = (request.form.get("note") or "").strip() or None
     names: list[str] = []
@@ -477,27 +507,28 @@ def act(case_no: str, action: str):
         with engine().begin() as conn:
             case_id = _case_id(conn, actor, case_no)
             if note and len(note) > MAX_NOTE:
-                raise InputError(f"最多 at most {MAX_NOTE} 字 characters", field="note")
+                raise InputError(_too_long(MAX_NOTE), field="note")
             data = _action_data(conn, case_id, action, note, request.form)
             if action in PHOTO_ACTIONS:
                 names = data["photos"] = uploads.save(request.files.getlist("photos"))
             out = apply(conn, actor, case_id, action, now=_now(), calendar=_calendar(), note=note, data=data,
-                        settings=Settings())
+                        settings=workflow_settings())
             unit = caseviews.unit(conn, unit_id=out.data["unit_id"]) if action == "dispatch" else None
     except NotFound:
         uploads.discard(names)
         raise
     except GridmgrError as exc:
         uploads.discard(names)
-        flash(f"未完成 Not done — {ACTIONS[action][0]} {ACTIONS[action][1]}: {exc.message}", "error")
+        flash(f"{t('未完成', 'Not done')} — {action_label(action)}{t('：', ': ')}{one_language(exc.message)}", "error")
         return redirect(back)
     except BaseException:
         uploads.discard(names)
         raise
-    done = f"案件 {case_no}：{ACTIONS[action][0]} {ACTIONS[action][1]}，{zh(out.from_state)} → {zh(out.to_state)}"
+    done = (t(f"案件 {case_no}：", f"Case {case_no}: ") + action_label(action)
+            + f"{t('，', ', ')}{label(out.from_state)} → {label(out.to_state)}")
     if unit:
-        done += f"，{unit['name']}"
-    flash(done + "。")
+        done += f"{t('，', ', ')}{unit['name']}"
+    flash(done + t("。", "."))
     return redirect(back)
 
 
@@ -513,5 +544,5 @@ def photo(case_no: str, name: str):
                OR EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = f.id AND :name = ANY(e.photos)))
         """), {"id": case_id, "name": name}).scalar()
     if not owned:
-        raise NotFound("没有这张照片。No such photo.")
+        raise NotFound(t("没有这张照片。", "No such photo."))
     return uploads.send(name)

@@ -1,4 +1,4 @@
-"""One error handler: HTML for pages, JSON for the API; internals are logged, never shown."""
+"""One error handler: HTML for pages (in the page's language), JSON for the API; internals are logged, never shown."""
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
@@ -6,8 +6,20 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from gridmgr.errors import DatabaseUnavailable, GridmgrError
+from gridmgr.web.i18n import t
 
-DB_DOWN = "数据库暂不可用，请稍后再试。The database is unavailable; please try again shortly."
+DB_DOWN = ("数据库暂不可用，请稍后再试。", "The database is unavailable; please try again shortly.")
+INTERNAL = ("内部错误，已记录。", "An internal error occurred and has been logged.")
+# werkzeug's own descriptions are English: pages say these instead (a description given on abort() is kept)
+HTTP_TEXT = {
+    400: ("请求无效。", "The request is not valid."),
+    401: ("请先登录。", "Please log in."),
+    403: ("您无权访问此页面。", "You may not open this page."),
+    404: ("没有这个页面。", "There is no such page."),
+    405: ("此页面不接受这种请求。", "This page does not take this kind of request."),
+    413: ("上传的内容过大。", "The upload is too large."),
+    500: INTERNAL,
+}
 
 
 def _wants_json() -> bool:
@@ -15,10 +27,24 @@ def _wants_json() -> bool:
         request.accept_mimetypes.best == "application/json")
 
 
-def _respond(status: int, message: str):
+def _respond(status: int, message: str | tuple[str, str]):
+    """The error as JSON (both languages: API bodies do not follow the page language) or as a page."""
     if _wants_json():
-        return jsonify({"error": {"status": status, "message": message}}), status
-    return render_template("error.html", status=status, message=message), status
+        return jsonify({"error": {"status": status, "message": both(message)}}), status
+    return render_template("error.html", status=status, message=t(*message) if isinstance(message, tuple) else message
+                           ), status
+
+
+def both(message: str | tuple[str, str]) -> str:
+    """A (中文, English) message as one text, as API bodies carry it."""
+    return "".join(message) if isinstance(message, tuple) else message
+
+
+def _http_message(exc: HTTPException) -> str | tuple[str, str]:
+    """A description given on abort() as it is; werkzeug's default one in the page's language (JSON: as it was)."""
+    if _wants_json() or (exc.description and exc.description != type(exc).description):
+        return exc.description or exc.name
+    return HTTP_TEXT.get(exc.code or 500) or exc.description or exc.name
 
 
 def init_app(app: Flask) -> None:
@@ -38,9 +64,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return _respond(exc.code or 500, exc.description or exc.name)
+        return _respond(exc.code or 500, _http_message(exc))
 
     @app.errorhandler(Exception)
     def internal(exc: Exception):
         app.logger.exception("unhandled error on %s", request.path)
-        return _respond(500, "内部错误，已记录。An internal error occurred and has been logged.")
+        return _respond(500, INTERNAL)

@@ -1,7 +1,7 @@
-"""The start page (the grid's summary) and the health check."""
+"""The start (the map), the grid in figures (/overview) and the health check."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, jsonify, redirect, render_template, url_for
 from sqlalchemy import text
 
 from gridmgr.registry import layers
@@ -20,6 +20,12 @@ def healthz():
 
 @bp.get("/")
 def index():
+    """The start: the map of the grid (its own view sends an anonymous visitor through the login)."""
+    return redirect(url_for("maps.supervisor_map"))
+
+
+@bp.get("/overview")
+def overview():
     """The grid in figures: districts, streets, communities, cells, units, people, layers."""
     with engine().connect() as conn:
         regions = dict(conn.execute(text("SELECT level, count(*) FROM regions GROUP BY level")).all())
@@ -40,5 +46,5 @@ def index():
             (layer, conn.execute(text(f"SELECT count(*) FROM {layer.table.name}")).scalar())
             for layer in layers()
         ]
-    return render_template("index.html", regions=regions, cells=cells, districts=districts,
+    return render_template("overview.html", regions=regions, cells=cells, districts=districts,
                            units=units, people=people, layer_counts=layer_counts)

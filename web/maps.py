@@ -42,13 +42,13 @@ from gridmgr import caseviews, registry, reports, tiles
 from gridmgr import crs as crsmod
 from gridmgr.codes import CASE_STATES
 from gridmgr.errors import CoordinateError, InputError, NotFound
-from gridmgr.labels import en, zh
 from gridmgr.regions import city_extent
 from gridmgr.workflow import SUPERVISOR_CELLS, TERMINAL, Actor, scope_filter
 from gridmgr.web import assets
 from gridmgr.web.api import calendar, json_response, request_now
 from gridmgr.web.auth import current_actor, login_required
 from gridmgr.web.database import engine
+from gridmgr.web.i18n import label, name, one_language, t
 
 bp = Blueprint("maps", __name__)
 
@@ -151,15 +151,45 @@ def map_layers() -> list[dict]:
             continue
         flags = ["overdue"] if layer.name == tiles.CASES else list(layer.derived)
         out.append({
-            "name": layer.name, "title": f"{layer.title_zh} {layer.title_en}", "kind": _kind(layer),
+            "name": layer.name, "title": t(layer.title_zh, layer.title_en), "kind": _kind(layer),
             "style": {k: v for k, v in layer.style.items() if k != "by_status"},
-            "byStatus": [{"key": k, "label": zh(k), "color": c} for k, c in layer.style.get("by_status", {}).items()],
-            "flags": [{"key": f, "label": "超期 overdue" if f == "overdue" else f"{zh(f)} {en(f)}"} for f in flags],
+            "byStatus": [{"key": k, "label": label(k), "color": c}
+                         for k, c in layer.style.get("by_status", {}).items()],
+            "flags": [{"key": f, "label": _flag(f)} for f in flags],
             "show": bool(layer.style.get("show", True)),
             "minZoom": 0 if layer.is_point else tiles.LAYER_MIN_ZOOM,
         })
     out.sort(key=lambda la: (la["name"] == tiles.CASES, DRAW_ORDER[la["kind"]]))
     return out
+
+
+def _flag(key: str) -> str:
+    """A derived flag's label: a case's `overdue` (超期) or a layer's glossary key."""
+    return t("超期", "overdue") if key == "overdue" else label(key)
+
+
+def page_text() -> dict[str, str]:
+    """The map scripts' own words (map-core.js, map-supervisor.js, map-cell.js: `G.t(key)`) in the page's language."""
+    return {
+        "legend": t("图例", "Legend"), "cells": label("cell"), "myCells": t("我的网格", "my cells"),
+        "otherStates": t("其他状态", "other states"), "colour": t("着色", "colour"),
+        "caseWindow": t("案件：近 {days} 天；缩放 {zoom} 级以下为数量", "cases: last {days} days; counts below zoom {zoom}"),
+        "here": t("此处 {n} 个", "{n} here"), "zoomIn": t("放大查看", "Zoom in"), "loading": t("加载中…", "Loading…"),
+        "casePage": t("案件详情 →", "Case page →"), "itsCell": t("所在网格 →", "Its cell →"),
+        "colouringFailed": t("着色失败：", "Colouring failed: "),
+        "cell": label("cell"), "units": label("unit"), "people": t("人员", "People"),
+        "noneAssigned": t("未指定", "none assigned"), "dutyGrids": label("duty_grid") + t("：", ": "),
+        "inventory": t("清单", "Inventory"), "openCases": t("未结案件（{n}）", "Open cases ({n})"),
+        "overdue": t("超期", "overdue"), "noneYouCanSee": t("无", "none you can see"),
+        "cellPage": t("网格详情 →", "Cell page →"), "noCellHere": t("此处不在任何网格内。", "No cell here."),
+        "mineCount": t("我的网格：{n}", "my cells: {n}"), "noDutyGrid": t("您没有责任网格。", "You have no duty grid."),
+        "searchPlaceholder": t("网格编码 / 案件编号 / 坐标", "cell code, case no., lon,lat"),
+        "search": t("搜索", "Search"), "myCellsButton": t("我的网格", "My cells"),
+        "allCases": t("近 {days} 天全部", "all, last {days} days"), "open": t("未结", "open"),
+        "thisMonth": t("本月", "this month"), "thisYear": t("本年", "this year"),
+        "casesFilter": t("案件", "Cases"), "colourCells": t("网格着色", "Colour cells"), "none": t("无", "none"),
+        "indicatorsFailed": t("指标暂不可用：", "Indicators unavailable: "),
+    }
 
 
 def tile_url(layer: str) -> str:
@@ -183,7 +213,8 @@ def _page_config(**extra: Any) -> dict:
             "mine": url_for("maps.mine"), "feature": f"{root}/map/features/", "values": f"{root}/map/values/",
             "cellPage": f"{root}/cells/", "casePage": f"{root}/cases/",
         },
-        "metrics": [{"name": m.name, "label": f"{m.label_zh} {m.label_en}"} for _, m in reports.inventory_metrics()],
+        "metrics": [{"name": m.name, "label": t(m.label_zh, m.label_en)} for _, m in reports.inventory_metrics()],
+        "text": page_text(),
         **extra,
     }
 
@@ -202,10 +233,10 @@ def build_map(bounds: list[list[float]], *, layer_control: bool = True) -> tuple
     m.default_js = [(name, url) for name, url in m.default_js if name != "jquery"]
     basemap = current_app.config["GRIDMGR"].get("GRIDMGR_TILE_URL")
     if basemap:
-        folium.TileLayer(basemap, attr="底图 basemap", name="底图 basemap", max_zoom=MAX_ZOOM,
+        folium.TileLayer(basemap, attr=t("底图", "basemap"), name=t("底图", "basemap"), max_zoom=MAX_ZOOM,
                          overlay=False, control=layer_control).add_to(m)
     names = {}
-    grid = plugins.VectorGridProtobuf(tile_url(tiles.CELLS), "单元网格 cells", f"gridmgr.tileOptions({tiles.CELLS!r})")
+    grid = plugins.VectorGridProtobuf(tile_url(tiles.CELLS), label("cell"), f"gridmgr.tileOptions({tiles.CELLS!r})")
     grid.add_to(m)
     names[tiles.CELLS] = grid.get_name()
     for layer in map_layers():
@@ -266,7 +297,7 @@ def inventory(conn: Connection, cell_id: int) -> list[dict]:
                      for layer, m in metrics)
     sql = f"SELECT {cols}"
     row = conn.execute(text(sql), _params(sql, cell=cell_id)).mappings().one()
-    return [{"name": m.name, "label": m.label_zh, "label_en": m.label_en, "layer": layer.name,
+    return [{"name": m.name, "label": t(m.label_zh, m.label_en), "layer": layer.name,
              "value": int(row[m.name] or 0)} for layer, m in metrics]
 
 
@@ -279,7 +310,8 @@ def open_cases(conn: Connection, actor: Actor, code: str, limit: int) -> tuple[l
 
 def _case_brief(case: dict) -> dict:
     return {"id": case["id"], "case_no": case["case_no"], "status": case["status"],
-            "status_label": case["status_label"]["zh"], "category": case["category"]["name"],
+            "status_label": label(case["status"]),
+            "category": name(case["category"]["name"], case["category"]["name_en"]),
             "overdue": case.get("overdue", False), "reported_at": case["reported_at"],
             "description": (case.get("description") or "")[:80]}
 
@@ -288,9 +320,9 @@ def panel(conn: Connection, actor: Actor, info) -> dict:
     """Everything the side panel shows about one cell (CellInfo), as plain data."""
     out = caseviews.cell_dict(info)
     for u in out["units"]:
-        u["duty_label"] = zh(u["duty"])
+        u["duty_label"] = label(u["duty"])
     for p in out["people"]:
-        p["post_label"] = zh(p["post"])
+        p["post_label"] = label(p["post"])
     cases, total = open_cases(conn, actor, info.code, PANEL_CASES)
     out["inventory"] = inventory(conn, info.id)
     out["open_cases"] = {"total": total, "items": [_case_brief(c) for c in cases]}
@@ -314,7 +346,9 @@ def cell_panel():
             try:
                 info = caseviews.cell_at_point(conn, lon, lat, at=request_now())
             except (NotFound, CoordinateError) as exc:
-                return json_response({"code": None, "message": f"此处不在任何网格内。No cell here: {exc.message}"})
+                # the core's reason is written in English: Chinese pages keep to the short answer
+                return json_response({"code": None, "message": t("此处不在任何网格内。",
+                                                                 f"No cell here: {one_language(exc.message)}")})
         return json_response(panel(conn, actor, info))
 
 
@@ -352,11 +386,11 @@ def _cell(conn: Connection, code: str):
     """The current cell with this code (a malformed code is no cell either: 404)."""
     code = code.strip()
     if not CELL_CODE.fullmatch(code):
-        raise NotFound(f"没有网格 {code}。No cell {code}.")
+        raise NotFound(t(f"没有网格 {code}。", f"No cell {code}."))
     try:
         return caseviews.cell_by_code(conn, code, request_now())
     except NotFound:
-        raise NotFound(f"没有现行网格 {code}。No current cell {code}.") from None
+        raise NotFound(t(f"没有现行网格 {code}。", f"No current cell {code}.")) from None
 
 
 def _region(conn: Connection, where: str, params: dict) -> dict | None:
@@ -367,7 +401,7 @@ def _region(conn: Connection, where: str, params: dict) -> dict | None:
     """), params).first()
     if row is None:
         return None
-    return {"kind": "region", "label": f"{zh(row.level)} {row.name} {row.code}", "code": row.code,
+    return {"kind": "region", "label": f"{label(row.level)} {row.name} {row.code}", "code": row.code,
             "bounds": _bounds(row[3:])}
 
 
@@ -375,7 +409,7 @@ def search_place(conn: Connection, actor: Actor, q: str) -> dict:
     """Where a search box entry is: a case number, a cell or region code, coordinates, or a region name."""
     q = q.strip()
     if not q:
-        raise InputError("请输入网格编码、案件编号或坐标。Type a cell code, case number or coordinates.", field="q")
+        raise InputError(t("请输入网格编码、案件编号或坐标。", "Type a cell code, case number or coordinates."), field="q")
     case_id = caseviews.case_id_for_number(conn, q)
     if case_id is not None:
         try:
@@ -384,13 +418,13 @@ def search_place(conn: Connection, actor: Actor, q: str) -> dict:
         except NotFound:
             case = None  # out of scope: the same answer as no case
         if case is not None:
-            return {"kind": "case", "label": f"案件 {case['case_no']}", "case": _case_brief(case),
+            return {"kind": "case", "label": t("案件 ", "Case ") + case["case_no"], "case": _case_brief(case),
                     "point": [case["lat"], case["lon"]], "url": case_url(case["case_no"])}
     if CELL_CODE.fullmatch(q):
         info = _cell(conn, q)
         box = conn.execute(text("SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) "
                                 "FROM grid_cells WHERE id = :id"), {"id": info.id}).first()
-        return {"kind": "cell", "label": f"单元网格 {info.code}", "code": info.code, "bounds": _bounds(box),
+        return {"kind": "cell", "label": f"{label('cell')} {info.code}", "code": info.code, "bounds": _bounds(box),
                 "url": url_for("maps.cell_page", code=info.code)}
     if re.fullmatch(r"[0-9]{6}|[0-9]{9}|[0-9]{12}", q):
         found = _region(conn, "code = :q", {"q": q})
@@ -404,8 +438,9 @@ def search_place(conn: Connection, actor: Actor, q: str) -> dict:
         found = _region(conn, "name = :q OR name LIKE :like", {"q": q, "like": f"%{like}%"})
         if found:
             return found
-    raise NotFound(f"没有找到“{q}”。Nothing found for {q!r}: try a 15-digit cell code, a case number, "
-                   "a community or street name, or coordinates such as 116.41,39.91.")
+    raise NotFound(t(f"没有找到“{q}”：请输入15位网格编码、案件编号、社区或街道名称，或坐标（如 116.41,39.91）。",
+                     f"Nothing found for {q!r}: try a 15-digit cell code, a case number, a community or street "
+                     "name, or coordinates such as 116.41,39.91."))
 
 
 def _coordinates(conn: Connection, a: float, b: float, crs: str) -> dict:
@@ -415,14 +450,15 @@ def _coordinates(conn: Connection, a: float, b: float, crs: str) -> dict:
         xs, ys = crsmod.to_wgs84([lon], [lat], crs)
         crsmod.check_points(xs, ys, city_extent(conn), records=["the point"])
     except (CoordinateError, InputError, ValueError) as exc:
-        raise InputError(f"坐标无效 Invalid coordinates — {getattr(exc, 'message', exc)}", field="q") from None
+        raise InputError(f"{t('坐标无效', 'Invalid coordinates')} — {one_language(getattr(exc, 'message', str(exc)))}",
+                         field="q") from None
     x, y = float(xs[0]), float(ys[0])
     out = {"kind": "point", "label": f"{y:.6f}, {x:.6f}", "point": [y, x]}
     try:
         info = caseviews.cell_at_point(conn, x, y, at=request_now())
         out.update(code=info.code, url=url_for("maps.cell_page", code=info.code))
     except NotFound:
-        out["label"] += " (网格外 outside the grid)"
+        out["label"] += t("（网格外）", " (outside the grid)")
     return out
 
 
@@ -457,9 +493,9 @@ def _show(f: registry.Field, value: Any) -> str | None:
     if value is None or value == "" or value == []:
         return None
     if f.type == "choice":
-        return f"{zh(value, f.labels)} {en(value, f.labels)}" if zh(value, f.labels) != value else value
+        return label(value, f.labels)
     if f.type == "bool":
-        return "是 yes" if value else "否 no"
+        return t("是", "yes") if value else t("否", "no")
     if isinstance(value, datetime):
         return value.astimezone(caseviews.TZ).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, date):
@@ -482,9 +518,9 @@ def layer_features(conn: Connection, layer: registry.Layer, where: str, params: 
            f"ORDER BY f.id LIMIT :limit")
     out = []
     for row in conn.execute(text(sql), _params(sql, **params, limit=limit)).mappings():
-        fields = [{"label": f"{f.label_zh} {f.label_en}".strip(), "value": _show(f, row[f.name])}
+        fields = [{"label": name(f.label_zh, f.label_en), "value": _show(f, row[f.name])}
                   for f, _ in _popup_columns(layer)]
-        flags = [f"{zh(n)} {en(n)}" for n in layer.derived if row[n] is True]
+        flags = [_flag(n) for n in layer.derived if row[n] is True]
         out.append({"id": row["id"], "cell": row["cell_code"], "lat": row["lat"], "lon": row["lon"],
                     "fields": [x for x in fields if x["value"] is not None], "flags": flags,
                     "values": [x["value"] for x in fields]})
@@ -497,21 +533,23 @@ def case_popup(conn: Connection, actor: Actor, case_id: int) -> dict:
         case = caseviews.get_case(conn, actor, case_id, now=request_now(), calendar=calendar(),
                                   events=False, actions=False)
     except NotFound:
-        row = conn.execute(text("SELECT f.status, c.name FROM cases f LEFT JOIN categories c "
+        row = conn.execute(text("SELECT f.status, c.name, c.name_en FROM cases f LEFT JOIN categories c "
                                 "ON c.code = f.category_code WHERE f.id = :id"), {"id": case_id}).first()
         if row is None:
             raise
-        return {"layer": tiles.CASES, "title": "案件 case", "id": case_id,
-                "fields": [{"label": "类别 category", "value": row.name}, {"label": "状态 status", "value": zh(row.status)}],
-                "flags": [], "note": "不在您的责任范围内 Not in your cells or unit", "url": None}
-    fields = [("案件编号 case number", case["case_no"]), ("类别 category", case["category"]["name"]),
-              ("状态 status", f"{case['status_label']['zh']} {case['status_label']['en']}"),
-              ("上报时间 reported", local_time(case["reported_at"])),
-              ("地址 address", case["address"]), ("问题描述 description", case["description"]),
-              ("单元网格 cell", case["cell"]["code"] if case["cell"] else None)]
-    return {"layer": tiles.CASES, "title": f"案件 {case['case_no']}", "id": case_id,
+        return {"layer": tiles.CASES, "title": t("案件", "Case"), "id": case_id,
+                "fields": [{"label": t("类别", "Category"), "value": name(row.name, row.name_en) if row.name else None},
+                           {"label": t("状态", "Status"), "value": label(row.status)}],
+                "flags": [], "note": t("不在您的责任范围内", "Not in your cells or unit"), "url": None}
+    category = name(case["category"]["name"], case["category"]["name_en"])
+    fields = [(t("案件编号", "Case number"), case["case_no"]), (t("类别", "Category"), category),
+              (t("状态", "Status"), label(case["status"])),
+              (t("上报时间", "Reported"), local_time(case["reported_at"])),
+              (t("地址", "Address"), case["address"]), (t("问题描述", "Description"), case["description"]),
+              (label("cell"), case["cell"]["code"] if case["cell"] else None)]
+    return {"layer": tiles.CASES, "title": t("案件 ", "Case ") + case["case_no"], "id": case_id,
             "fields": [{"label": k, "value": v} for k, v in fields if v],
-            "flags": ["超期 overdue"] if case.get("overdue") else [],
+            "flags": [_flag("overdue")] if case.get("overdue") else [],
             "url": case_url(case["case_no"])}
 
 
@@ -528,9 +566,9 @@ def feature(layer: str, fid: int):
             return json_response(case_popup(conn, actor, fid))
         found = layer_features(conn, spec, "f.id = :id", {"id": fid}, 1)
     if not found:
-        raise NotFound(f"{spec.title_zh} {fid} 不存在。No {spec.title_en} {fid}.")
+        raise NotFound(t(f"{spec.title_zh} {fid} 不存在。", f"No {spec.title_en} {fid}."))
     item = found[0]
-    title = f"{spec.title_zh} {item['fields'][0]['value']}" if item["fields"] else f"{spec.title_zh} {fid}"
+    title = f"{t(spec.title_zh, spec.title_en)} {item['fields'][0]['value'] if item['fields'] else fid}"
     url = url_for("maps.cell_page", code=item["cell"], _anchor=f"layer-{layer}") if item["cell"] else None
     return json_response({"layer": layer, "title": title, "id": fid, "fields": item["fields"],
                           "flags": item["flags"], "cell": item["cell"], "url": url})
@@ -548,7 +586,7 @@ def values(metric: str):
            f"WHERE g.valid_to IS NULL GROUP BY g.code")
     with engine().connect() as conn:
         rows = conn.execute(text(sql), _params(sql)).all()
-    resp = json_response({"title": f"{m.label_zh} {m.label_en}",
+    resp = json_response({"title": t(m.label_zh, m.label_en),
                           "values": {code: float(v) if v % 1 else int(v) for code, v in rows if v}})
     resp.headers["Cache-Control"] = "private, max-age=60"
     return resp
@@ -568,7 +606,8 @@ def recently_closed(conn: Connection, actor: Actor, cell_id: int, since: datetim
     """Cases of the cell closed since `since` that the actor may see, the latest first."""
     cond, params = scope_filter(actor, "f")
     return [dict(r) for r in conn.execute(text(f"""
-        SELECT f.id, f.case_no, c.name AS category, f.reported_at, f.description, e.closed_at
+        SELECT f.id, f.case_no, c.name AS category, c.name_en AS category_en, f.reported_at, f.description,
+               e.closed_at
         FROM cases f
         JOIN LATERAL (SELECT max(at) AS closed_at FROM case_events WHERE case_id = f.id AND to_state = 'closed') e
           ON e.closed_at >= :since
@@ -597,7 +636,7 @@ def cell_page(code: str):
                                  {"c": info.id}).scalar()
             rows = layer_features(conn, layer, "f.cell_id = :cell", {"cell": info.id}, CELL_PAGE_ROWS) if total else []
             features.append({"layer": layer, "total": total, "rows": rows,
-                             "columns": [f"{f.label_zh}" for f, _ in _popup_columns(layer)]})
+                             "columns": [name(f.label_zh, f.label_en) for f, _ in _popup_columns(layer)]})
         cases, open_total = open_cases(conn, actor, info.code, CELL_PAGE_ROWS)
         closed = recently_closed(conn, actor, info.id, now - timedelta(days=RECENT_DAYS), CELL_PAGE_ROWS)
         stock = inventory(conn, info.id)
@@ -636,6 +675,6 @@ def cell_indicators(code: str):
         row = report.row(info.code)
     except KeyError:
         abort(404)
-    items = [{"key": d.key, "zh": d.zh, "en": d.en, "kind": d.kind, "value": _format(row.get(d.key), d.kind),
+    items = [{"key": d.key, "label": t(d.zh, d.en), "kind": d.kind, "value": _format(row.get(d.key), d.kind),
               "formula": getattr(d, "formula", "")} for d in report.definitions]
     return render_template("maps/_indicators.html", period=period, items=items, cutoff=report.cutoff)

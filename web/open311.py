@@ -33,7 +33,7 @@ from gridmgr.labels import zh
 from gridmgr.reporting import MAX_DESCRIPTION, NewCase, report
 from gridmgr.web.api import calendar, request_now
 from gridmgr.web.database import engine
-from gridmgr.web.errors import DB_DOWN
+from gridmgr.web.errors import DB_DOWN, both
 from gridmgr.workflow import TERMINAL, Actor
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -107,7 +107,7 @@ def _error(status: int, description: str) -> Response:
 def _gridmgr_error(exc: GridmgrError):
     if isinstance(exc, DatabaseUnavailable):
         current_app.logger.warning("database unavailable: %s", exc)
-        return _error(503, DB_DOWN)
+        return _error(503, both(DB_DOWN))
     # the spec's codes: 404 unknown resource, 403 api_key, 400 for every other refusal
     status = exc.status if exc.status in (403, 404) else 400
     return _error(status, exc.message)
@@ -116,7 +116,7 @@ def _gridmgr_error(exc: GridmgrError):
 @bp.errorhandler(OperationalError)
 def _db_error(exc: OperationalError):
     current_app.logger.warning("database error: %s", exc)
-    return _error(503, DB_DOWN)
+    return _error(503, both(DB_DOWN))
 
 
 @bp.errorhandler(HTTPException)

@@ -20,11 +20,12 @@ from sqlalchemy import text
 
 from gridmgr import caseviews, planner
 from gridmgr.errors import Forbidden, InputError
-from gridmgr.labels import en, zh
 from gridmgr.layers.parking import EPSILON, KERB_PER_STALL, LOT_M2_PER_STALL, ZONES
+from gridmgr.models import CELL_DUTIES
 from gridmgr.web.api import json_response, request_now
 from gridmgr.web.auth import current_actor, roles_required
 from gridmgr.web.database import engine
+from gridmgr.web.i18n import label, t
 
 bp = Blueprint("planner", __name__)
 
@@ -52,8 +53,9 @@ def refused(exc: planner.Refusal):
 def _reader():
     actor = current_actor()
     if actor.role not in planner.READ_ROLES:
-        raise Forbidden(f"停车区仅限 {', '.join(planner.READ_ROLES)} 查看。Parking zones are for "
-                        f"{', '.join(planner.READ_ROLES)}; published zones are in /api/v1/curbs/zones.")
+        roles = ", ".join(planner.READ_ROLES)
+        raise Forbidden(t(f"停车区仅限 {roles} 查看；已发布的停车区见 /api/v1/curbs/zones。",
+                          f"Parking zones are for {roles}; published zones are in /api/v1/curbs/zones."))
     return actor
 
 
@@ -80,21 +82,57 @@ def _bounds(conn) -> list[float] | None:
     return list(row) if row and row[0] is not None else None
 
 
+def _labelled(keys) -> list[dict]:
+    return [{"key": k, "label": label(k)} for k in keys]
+
+
+def page_text() -> dict[str, str]:
+    """planner-map.js's own words in the page's language ({name}s are filled in by the script)."""
+    return {
+        "noAssets": t("地图资源未安装。", "The map assets are not installed."),
+        "spaces": t("{n} 个泊位", "{n} spaces"), "lotArea": t("停车场面积 {m} m²", "Lot area {m} m²"),
+        "kerbLength": t("路缘长度 {m} m · {angle}", "Kerb length {m} m · {angle}"),
+        "drawing": t("（绘制中）", " (drawing)"), "estimate": t("（估算）", " (estimate)"),
+        "retire": t("撤销停车区 {zone}？", "Retire zone {zone}?"), "newZone": t("新停车区", "New zone"),
+        "checkFailed": t("检查失败", "Check failed"),
+        "measured": t("实测：{m} → {n} 个泊位", "Measured on the ground: {m} → {n} spaces"),
+        "estimateN": t("估算 {n}", "estimate {n}"), "rulesPass": t("规则检查通过。", "Every rule passes."),
+        "crossesSite": t("穿过在建工地 {permit} {project}（{m2} m²）：保存前请确认。",
+                         "Crosses the active construction site {permit} {project} ({m2} m²): confirm before saving."),
+        "evidenceCases": t("{d} m 内近 {days} 天机动车乱停放（0505）案件：{n}",
+                           "Illegal-parking (0505) cases within {d} m, last {days} days: {n}"),
+        "nearby": t("附近停车区：{zones} · 在用泊位：{capacity} · 已施划泊位点：{spaces}",
+                    "Zones nearby: {zones} · spaces in force: {capacity} · painted spaces: {spaces}"),
+        "colNo": t("编号", "No."), "colName": t("名称", "Name"), "colStatus": t("状态", "Status"),
+        "colSpaces": t("泊位", "Spaces"), "colDistance": t("距离 m", "Distance m"),
+        "cellsTouched": t("所涉网格：{n}", "Cells touched: {n}"),
+        "savedVersion": t("已保存为新版本 ", "Saved as a new version "), "saved": t("已保存 ", "Saved "),
+        "notSaved": t("保存失败（HTTP {status}）", "Not saved (HTTP {status})"),
+        "editZone": t("修改停车区 ", "Edit zone "), "zone": t("停车区 ", "Zone "),
+        "facts": t("估算 {estimate} · 泊位 {capacity}", "estimate {estimate} · capacity {capacity}"),
+        "previous": t(" · 前一版本 {id}", " · previous version {id}"),
+        "listSep": t("；", "; "), "colon": t("：", ": "),
+    }
+
+
 def page_config(actor, bounds) -> dict:
-    """The page's settings: URLs, the capacity constants (the layer's own), labels, colours and rights."""
+    """The page's settings: URLs, the capacity constants (the layer's own), labels, colours, words and rights."""
     by_status = ZONES.style.get("by_status", {})
+    actions = {a.name: t(a.zh, a.en) for a in planner.ACTIONS.values()}
     return {
         "urls": {"zones": url_for(".zones"), "preview": url_for(".preview"), "overview": url_for(".overview")},
         "capacity": {"kerb_per_stall": KERB_PER_STALL, "lot_m2_per_stall": LOT_M2_PER_STALL, "epsilon": EPSILON},
         "depth_m": planner.DEPTH_M,
-        "angles": [{"key": a, "zh": zh(a), "en": en(a)} for a in planner.ANGLE_DEGREES],
-        "sides": [{"key": s, "zh": zh(s), "en": en(s)} for s in ZONES.field("street_side").choices],
-        "statuses": [{"key": s, "zh": zh(s), "en": en(s), "colour": by_status.get(s, "#2563eb")}
-                     for s in ZONES.field("status").choices],
-        "weekdays": [{"key": d, "zh": "一二三四五六日"[i], "en": d.title()} for i, d in enumerate(planner.WEEKDAYS)],
-        "actions": {a.name: {"zh": a.zh, "en": a.en} for a in planner.ACTIONS.values()},
-        "events": {**{a.name: {"zh": a.zh, "en": a.en} for a in planner.ACTIONS.values()},
-                   **{k: {"zh": z, "en": e} for k, (z, e) in planner.EVENT_LABELS.items()}},
+        "angles": _labelled(planner.ANGLE_DEGREES),
+        "sides": _labelled(ZONES.field("street_side").choices),
+        "statuses": [dict(s, colour=by_status.get(s["key"], "#2563eb"))
+                     for s in _labelled(ZONES.field("status").choices)],
+        "weekdays": [{"key": d, "label": t("一二三四五六日"[i], d.title())} for i, d in enumerate(planner.WEEKDAYS)],
+        # a zone's cells show each unit's duty (the core labels it in Chinese only)
+        "duties": {k: label(k) for k in CELL_DUTIES},
+        "actions": actions,
+        "events": {**actions, **{k: t(*pair) for k, pair in planner.EVENT_LABELS.items()}},
+        "text": page_text(),
         "distances": list(planner.DISTANCE_CHOICES), "distance": planner.DEFAULT_DISTANCE_M,
         "evidence_days": planner.EVIDENCE_DAYS,
         "bounds": bounds, "tiles": current_app.config["GRIDMGR"].get("GRIDMGR_TILE_URL") or "",

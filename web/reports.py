@@ -29,6 +29,7 @@ from flask import (
 )
 from gridmgr.web.auth import roles_required
 from gridmgr.web.database import engine
+from gridmgr.web.i18n import label, t
 from markupsafe import Markup
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -37,7 +38,6 @@ from gridmgr import (
     caseviews,
     hotspots,
     indicators,
-    labels,
     report_output,
     reports,
     scoring,
@@ -121,17 +121,17 @@ def _table(conn: Connection, period: Period, level: str, scheme: str, today: dat
 def _period_choices(today: date) -> list[tuple[str, str]]:
     """Suggestions for the period box: months, weeks, quarters, years around today."""
     month = Period.month(today.year, today.month)
-    out = [(month.label, "本月 this month")]
+    out = [(month.label, t("本月", "this month"))]
     p = month
     for i in range(12):
         p = p.previous()
-        out.append((p.label, "上月 last month" if i == 0 else "月 month"))
+        out.append((p.label, t("上月", "last month") if i == 0 else t("月", "month")))
     week = Period.parse(f"{today.isocalendar()[0]}-W{today.isocalendar()[1]:02d}")
-    out += [(week.label, "本周 this week"), (week.previous().label, "上周 last week")]
+    out += [(week.label, t("本周", "this week")), (week.previous().label, t("上周", "last week"))]
     quarter = Period.parse(f"{today.year}Q{(today.month + 2) // 3}")
-    out += [(quarter.label, "本季度 this quarter"), (quarter.previous().label, "上季度 last quarter"),
-            (str(today.year), "本年 this year"), (str(today.year - 1), "去年 last year"),
-            (f"{month.first.isoformat()}..{today.isoformat()}", "日期范围 range")]
+    out += [(quarter.label, t("本季度", "this quarter")), (quarter.previous().label, t("上季度", "last quarter")),
+            (str(today.year), t("本年", "this year")), (str(today.year - 1), t("去年", "last year")),
+            (f"{month.first.isoformat()}..{today.isoformat()}", t("日期范围", "range"))]
     return out
 
 
@@ -156,7 +156,8 @@ def _area_arg(value: str | None) -> str | None:
     if not value:
         return None
     if not value.isdigit() or len(value) > 15:
-        raise InputError(f"范围代码无效 {value!r}。Bad area code: a district, street or community code.", field="area")
+        raise InputError(t(f"范围代码无效：{value!r}，须为区县、街道或社区代码。",
+                           f"Bad area code {value!r}: a district, street or community code."), field="area")
     return value
 
 
@@ -176,14 +177,14 @@ def _map(bounds, options_js: str, heat: list | None = None):
                    prefer_canvas=True, control_scale=True)
     if tile_url:
         folium.TileLayer(tile_url, attr=current_app.config["GRIDMGR"].get("GRIDMGR_TILE_ATTRIBUTION") or " ",
-                         name="底图 basemap").add_to(m)
+                         name=t("底图", "basemap")).add_to(m)
     if bounds is not None:
         m.fit_bounds(bounds)
     if heat:
-        plugins.HeatMap(heat, name="案件密度 case density", radius=18, blur=14, min_opacity=0.3,
+        plugins.HeatMap(heat, name=t("案件密度", "case density"), radius=18, blur=14, min_opacity=0.3,
                         max_zoom=16).add_to(m)
     if _tiles_served():
-        plugins.VectorGridProtobuf(request.script_root + TILE_URL, "网格 cells", options_js).add_to(m)
+        plugins.VectorGridProtobuf(request.script_root + TILE_URL, label("cell"), options_js).add_to(m)
     if heat:
         folium.LayerControl(collapsed=True).add_to(m)
     assets.offline(m)
@@ -197,7 +198,9 @@ def _map_options(config: dict) -> str:
     """The VectorGrid options: built in the browser by reports-map.js from a JSON config (escaped for <script>)."""
     from jinja2.utils import htmlsafe_json_dumps
 
-    return f"gridmgrChoropleth({htmlsafe_json_dumps(config)})"
+    text = {"noData": t("无数据", "no data"), "lowerBetter": t("数值越低越好", "lower is better"),
+            "noValue": t("无值", "no value"), "loadFailed": t("地图数据加载失败：", "Map values failed to load: ")}
+    return f"gridmgrChoropleth({htmlsafe_json_dumps(dict(config, text=text))})"
 
 
 def _on_supervisor_map(values_url: str) -> str | None:
@@ -232,12 +235,13 @@ def _report_args(today: date) -> tuple[dict, list[str]]:
     if scheme in scoring.presets():
         out["scheme"] = scheme
     else:
-        errors.append(f"未知考核方案 {scheme!r}。Unknown scheme; presets: {', '.join(scoring.presets())}.")
+        presets = ", ".join(scoring.presets())
+        errors.append(t(f"未知考核方案 {scheme!r}；可选：{presets}。", f"Unknown scheme {scheme!r}; presets: {presets}."))
     indicator = (args.get("indicator") or "score").strip()
     if indicator in _indicator_keys():
         out["indicator"] = indicator
     else:
-        errors.append(f"未知指标 {indicator!r}。Unknown indicator.")
+        errors.append(t(f"未知指标 {indicator!r}。", f"Unknown indicator {indicator!r}."))
     try:
         out["area"] = _area_arg(args.get("area"))
     except InputError as exc:
@@ -247,10 +251,10 @@ def _report_args(today: date) -> tuple[dict, list[str]]:
 
 def _indicator_choices() -> list[tuple[str, str]]:
     """What the choropleth can show: the score, every rate, the main counts, the inventory."""
-    out = [("score", "得分 score")]
-    out += [(r.key, f"{r.zh} {r.en}") for r in indicators.RATES]
-    out += [(k, f"{indicators.BY_KEY[k].zh} {indicators.BY_KEY[k].en}") for k in MAP_COUNTS]
-    out += [(d.key, f"{d.zh} {d.en}") for d in reports.definitions() if d.kind == "inventory"]
+    out = [("score", t("得分", "score"))]
+    out += [(r.key, t(r.zh, r.en)) for r in indicators.RATES]
+    out += [(k, t(indicators.BY_KEY[k].zh, indicators.BY_KEY[k].en)) for k in MAP_COUNTS]
+    out += [(d.key, t(d.zh, d.en)) for d in reports.definitions() if d.kind == "inventory"]
     return out
 
 
@@ -391,7 +395,7 @@ def _per_cell(conn: Connection, level: str, values: dict) -> dict:
 def download(fmt: str):
     """The report as CSV or XLSX (gridmgr.report_output), the same figures as the page."""
     if fmt not in ("csv", "xlsx"):
-        raise InputError("只提供 CSV 或 XLSX。Download as csv or xlsx.", field="format")
+        raise InputError(t("只提供 CSV 或 XLSX。", "Download as csv or xlsx."), field="format")
     today = _today()
     form, errors = _report_args(today)
     if errors:
@@ -436,7 +440,7 @@ def _hot_args(today: date) -> tuple[dict, list[str]]:
     if show in HOT_MAPS:
         out["show"] = show
     else:
-        errors.append(f"未知图层 {show!r}。Unknown map: spot, class or change.")
+        errors.append(t(f"未知地图 {show!r}：可选 spot、class 或 change。", f"Unknown map {show!r}: spot, class or change."))
     return out, errors
 
 
@@ -452,7 +456,8 @@ def _category_groups(conn: Connection) -> list[tuple[str, str, list]]:
     groups: dict[tuple, list] = {}
     for c in cats:
         groups.setdefault((c.kind, c.major_code, c.major_name), []).append(c)
-    return [(("C" if kind == "component" else "") + major, f"{labels.zh(kind)} {major} {name}", items)
+    # the classes' names exist in Chinese only (data/categories.csv)
+    return [(("C" if kind == "component" else "") + major, f"{label(kind)} {major} {name}", items)
             for (kind, major, name), items in groups.items()]
 
 
@@ -511,7 +516,7 @@ def hotspot_values():
         result = _hot(conn, form, today)
     show = form["show"]
     out: dict[str, Any] = {"key": "cell", "show": show, "period": form["period"].label,
-                           "title": " ".join(HOT_MAPS[show])}
+                           "title": t(*HOT_MAPS[show])}
     if show == "class":
         breaks = result.choropleth.breaks
         out.update(values=result.counts, classes=result.choropleth.classes, breaks=breaks,
@@ -524,7 +529,7 @@ def hotspot_values():
             colours = SPOT_COLOURS if show == "spot" else CHANGE_COLOURS
             values = {c: colours[v] for c, v in values.items() if v not in ("ns", "not_significant")}
         out.update(values=values, categorical=True,
-                   legend=[[k, f"{zh} {en}"] for k, (zh, en) in names.items()])
+                   legend=[[k, t(*pair)] for k, pair in names.items()])
     resp = jsonify(out)
     resp.headers["Cache-Control"] = "private, max-age=60"
     return resp
@@ -601,7 +606,7 @@ def dashboard():
     for key, zh, en, kind in HEADLINES:
         a, b = now.get(key), before.get(key)
         change = None if a is None or b is None else a - b
-        headlines.append({"key": key, "zh": zh, "en": en, "kind": kind,
+        headlines.append({"key": key, "label": t(zh, en), "kind": kind,
                           "value": report_output.display(report_output.figure(a, kind), kind),
                           "change": None if change is None else (
                               report_output.display(report_output.figure(change, "pp"), "pp") + " pp"

@@ -16,6 +16,7 @@ from werkzeug.datastructures import FileStorage
 
 from gridmgr.errors import InputError, NotFound
 from gridmgr.paths import var_dir
+from gridmgr.web.i18n import t
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_FILES = 4
@@ -23,7 +24,7 @@ MAX_FILES = 4
 MAX_REQUEST = MAX_FILES * MAX_BYTES + 256 * 1024
 TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 NAME = re.compile(r"^[0-9a-f]{32}\.(jpg|png|webp)$")
-TOO_LARGE = "照片过大：每张最多 5 MB，每次最多 4 张。Photos too large: at most 5 MB each, 4 at a time."
+TOO_LARGE = ("照片过大：每张最多 5 MB，每次最多 4 张。", "Photos too large: at most 5 MB each, 4 at a time.")
 
 
 class UploadError(InputError):
@@ -50,7 +51,7 @@ def folder() -> Path:
 def path_for(name: str) -> Path:
     """The file of a stored photo name (NotFound for anything that is not one of ours)."""
     if not NAME.match(name):
-        raise NotFound("没有这张照片。No such photo.")
+        raise NotFound(t("没有这张照片。", "No such photo."))
     # two-character shards keep a folder from holding millions of files
     return folder() / name[:2] / name
 
@@ -64,17 +65,17 @@ def check(files: list[FileStorage]) -> list[tuple[str, bytes]]:
     """Read and check every photo before any is stored: [(type, content)], or UploadError."""
     files = chosen(files)
     if len(files) > MAX_FILES:
-        raise UploadError(f"最多 {MAX_FILES} 张照片。At most {MAX_FILES} photos at a time.", field="photos")
+        raise UploadError(t(f"最多 {MAX_FILES} 张照片。", f"At most {MAX_FILES} photos at a time."), field="photos")
     out = []
     for f in files:
         label = os.path.basename(f.filename or "")[:80]
         data = f.stream.read(MAX_BYTES + 1)
         if len(data) > MAX_BYTES:
-            raise UploadError(f"照片「{label}」超过 5 MB。Photo '{label}' is larger than 5 MB.", field="photos")
+            raise UploadError(t(f"照片「{label}」超过 5 MB。", f"Photo '{label}' is larger than 5 MB."), field="photos")
         kind = sniff(data[:16])
         if kind is None:
-            raise UploadError(f"文件「{label}」不是 JPEG、PNG 或 WebP 图片。"
-                              f"File '{label}' is not a JPEG, PNG or WebP image.", field="photos")
+            raise UploadError(t(f"文件「{label}」不是 JPEG、PNG 或 WebP 图片。",
+                                f"File '{label}' is not a JPEG, PNG or WebP image."), field="photos")
         out.append((kind, data))
     return out
 
@@ -110,7 +111,7 @@ def send(name: str):
     """The response serving a stored photo: its own type, never sniffed, never cached by a proxy."""
     path = path_for(name)
     if not path.is_file():
-        raise NotFound("没有这张照片。No such photo.")
+        raise NotFound(t("没有这张照片。", "No such photo."))
     response = send_file(path, mimetype=TYPES[name.rsplit(".", 1)[1]], max_age=3600, conditional=True)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"

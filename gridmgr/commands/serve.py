@@ -14,7 +14,9 @@ def serve_app(host: str, port: int) -> None:
     config = Config.from_env()
     connect(config)  # start and migrate the embedded database before the first request
     app = create_app(config)
-    click.secho(f"gridmgr serving on http://{host}:{port}  — the map: http://{host}:{port}/map  (Ctrl-C to stop)",
+    base = f"http://{host}:{port}"
+    # `/` opens the map (through the login); the figures of the grid moved to /overview
+    click.secho(f"gridmgr serving on {base}/ — the map of the cells; figures: {base}/overview  (Ctrl-C to stop)",
                 fg="green")
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 

@@ -12,6 +12,8 @@
   var button = document.getElementById("preview-button");
   if (button) { button.hidden = true; }  // the live preview replaces it
   var CELL_STYLE = { color: "#1d4ed8", weight: 2, fillOpacity: 0.08 };
+  // the page's words in its language (report.html writes them; the server's own preview uses the same)
+  var TEXT = JSON.parse((document.getElementById("case-report-text") || {}).textContent || "{}");
   var map = null, marker = null, outline = null, timer = null, serial = 0;
 
   function field(name) { return form.elements.namedItem(name); }
@@ -35,30 +37,28 @@
   function show(data) {
     body.textContent = "";
     box.classList.toggle("bad", !data.ok);
-    if (!data.ok) { line(body, data.error || "无法预览 Cannot preview"); return; }
-    line(body, "位置 Point (WGS84): " + data.point.lon + ", " + data.point.lat);
+    if (!data.ok) { line(body, data.error || TEXT.cannotPreview); return; }
+    line(body, TEXT.point + data.point.lon + ", " + data.point.lat);
     if (data.cell) {
-      var p = line(body, "网格 Cell: ");
+      var p = line(body, TEXT.cell);
       var a = document.createElement("a");
       a.href = data.cell.url;
       a.textContent = data.cell.code;
       p.appendChild(a);
       p.appendChild(document.createTextNode(" · " + (data.cell.street || "") + " " + (data.cell.community || "")));
     } else {
-      line(body, "该点不在任何现行网格内，案件将标记为网格外。" +
-           "The point is in no current cell: the case will be kept as out of grid.", "overdue");
+      line(body, TEXT.outOfGrid, "overdue");
     }
     if (data.unit) {
-      line(body, "派遣规则将选择 The rules would dispatch to: " + data.unit.name + " (" + data.unit.kind_zh + " " +
-           data.unit.kind_en + ") — " + data.rule);
+      line(body, TEXT.dispatchTo + data.unit.name + " (" + data.unit.kind_label + ") — " + data.rule);
     } else if (data.category && data.cell) {
-      line(body, "规则未给出单位 No unit by the rules: the dispatcher will choose one.", "overdue");
+      line(body, TEXT.noUnit, "overdue");
     } else if (!data.category) {
-      line(body, "选择类别后显示派遣单位。Choose a category to see the unit.", "hint");
+      line(body, TEXT.chooseCategory, "hint");
     }
     if (data.first_step) {
       var step = data.first_step;
-      line(body, "下一步 Next step: " + step.zh + " " + step.en + "，时限 due " + step.deadline);
+      line(body, TEXT.nextStep + step.label + TEXT.due + step.deadline);
     }
     drawOnMap(data);
   }
@@ -97,7 +97,7 @@
     }).then(function (data) {
       if (mine === serial) { show(data.error && data.error.message ? { ok: false, error: data.error.message } : data); }
     }).catch(function () {
-      if (mine === serial) { show({ ok: false, error: "网络错误 Network error" }); }
+      if (mine === serial) { show({ ok: false, error: TEXT.networkError }); }
     });
   }
   function later() { clearTimeout(timer); timer = setTimeout(preview, 350); }

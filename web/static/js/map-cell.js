@@ -36,7 +36,7 @@
       })
       .then(function (html) { box.innerHTML = html; })  // our own server's escaped fragment
       .catch(function (err) {
-        box.textContent = '指标暂不可用 Indicators unavailable (' + err.message + ')';
+        box.textContent = G.t('indicatorsFailed') + err.message;
       });
   }
 

@@ -79,6 +79,15 @@
     return config;
   };
 
+  /** A phrase of the page's language (the server puts them in the config's `text`), {name}s filled in. */
+  G.t = function (key, values) {
+    var text = (G.config().text || {})[key];
+    if (text === undefined) { return key; }
+    return text.replace(/\{(\w+)\}/g, function (all, name) {
+      return values && values[name] !== undefined ? String(values[name]) : all;
+    });
+  };
+
   G.layerSpec = function (name) {
     var layers = G.config().layers || [];
     for (var i = 0; i < layers.length; i++) {
@@ -359,7 +368,7 @@
       state.key = settings.key === 'prefix' || settings.key === 'unit' ? settings.key : 'code';
       state.prefix = parseInt(settings.prefix, 10) || 0;
       state.opacity = typeof settings.opacity === 'number' ? settings.opacity : 0.6;
-      state.legend = {title: settings.title || '着色 colour', rows: out.rows};
+      state.legend = {title: settings.title || G.t('colour'), rows: out.rows};
       restyleCells();
       G.drawLegend();
       return {cells: Object.keys(out.fill).length, colors: out.colors, breaks: out.breaks};
@@ -401,18 +410,18 @@
       outer.id = 'map-legend';
       var box = G.el('details');  // folds away on a small screen
       box.open = c.legendOpen !== false && window.innerHeight > 560;
-      box.appendChild(G.el('summary', null, '图例 Legend'));
+      box.appendChild(G.el('summary', null, G.t('legend')));
       outer.appendChild(box);
       var row = G.el('div', 'legend-row');
       var cellSw = G.el('span', 'swatch square outline');
       row.appendChild(cellSw);
-      row.appendChild(G.el('span', null, '单元网格 cells'));
+      row.appendChild(G.el('span', null, G.t('cells')));
       box.appendChild(row);
       if (c.hasMine) {
         var mineRow = G.el('div', 'legend-row');
         var mineSw = G.el('span', 'swatch square outline mine');
         mineRow.appendChild(mineSw);
-        mineRow.appendChild(G.el('span', null, '我的网格 my cells'));
+        mineRow.appendChild(G.el('span', null, G.t('myCells')));
         box.appendChild(mineRow);
       }
       (c.layers || []).slice().reverse().forEach(function (spec) {
@@ -430,7 +439,7 @@
           });
           var other = G.el('div', 'legend-row sub');
           other.appendChild(swatch('point', colour));
-          other.appendChild(G.el('span', null, '其他状态 other states'));
+          other.appendChild(G.el('span', null, G.t('otherStates')));
           box.appendChild(other);
         }
         (spec.flags || []).forEach(function (f) {
@@ -441,9 +450,7 @@
           box.appendChild(r);
         });
       });
-      box.appendChild(G.el('div', 'legend-note',
-        '案件: 近' + c.caseWindowDays + '天; 缩放 ' + c.casePointZoom + ' 级以下为数量 (cases: last ' +
-        c.caseWindowDays + ' days; counts below zoom ' + c.casePointZoom + ')'));
+      box.appendChild(G.el('div', 'legend-note', G.t('caseWindow', {days: c.caseWindowDays, zoom: c.casePointZoom})));
       var choropleth = G.el('div', 'legend-choropleth');
       choropleth.id = 'map-legend-choropleth';
       choropleth.hidden = true;
@@ -516,11 +523,11 @@
     if (hit.tileLayer !== hit.layer) {  // a count square: how many, and zoom in
       var p = hit.properties;
       box.appendChild(G.el('h3', null, spec.title));
-      box.appendChild(G.el('p', null, '此处 ' + (p.count || 0) + ' 个 (' + (p.count || 0) + ' here)'));
+      box.appendChild(G.el('p', null, G.t('here', {n: p.count || 0})));
       (spec.flags || []).forEach(function (f) {
         if (p[f.key]) { box.appendChild(G.el('p', 'flag', f.label + ': ' + p[f.key])); }
       });
-      var zoom = G.el('button', 'link', '放大查看 Zoom in');
+      var zoom = G.el('button', 'link', G.t('zoomIn'));
       zoom.type = 'button';
       zoom.addEventListener('click', function () {
         m.map.closePopup();
@@ -530,7 +537,7 @@
       popup.openOn(m.map);
       return popup;
     }
-    box.appendChild(G.el('p', 'muted', '加载中… Loading…'));
+    box.appendChild(G.el('p', 'muted', G.t('loading')));
     popup.openOn(m.map);
     G.getJSON(c.api.feature + encodeURIComponent(hit.layer) + '/' + encodeURIComponent(hit.properties.id))
       .then(function (data) {
@@ -540,7 +547,7 @@
         box.appendChild(fieldTable(data.fields));
         if (data.note) { box.appendChild(G.el('p', 'muted', data.note)); }
         if (data.url) {
-          box.appendChild(G.link(data.url, data.layer === c.caseLayer ? '案件详情 Case page →' : '所在网格 Its cell →'));
+          box.appendChild(G.link(data.url, G.t(data.layer === c.caseLayer ? 'casePage' : 'itsCell')));
         }
         popup.update();
       })
@@ -626,7 +633,7 @@
       });
     });
     if (c.style) {
-      G.styleCells(c.style).catch(function (err) { G.notice && G.notice('着色失败 colouring failed: ' + err.message); });
+      G.styleCells(c.style).catch(function (err) { G.notice && G.notice(G.t('colouringFailed') + err.message); });
     }
     G.drawLegend();
     return G.map;

@@ -28,7 +28,7 @@
     var body = panel.querySelector('.panel-body');
     body.textContent = '';
     var head = G.el('header', 'panel-head');
-    head.appendChild(G.el('div', 'muted', '单元网格 Cell'));
+    head.appendChild(G.el('div', 'muted', G.t('cell')));
     var code = G.el('h2', 'cell-code', data.code);
     code.dataset.code = data.code;
     head.appendChild(code);
@@ -37,8 +37,8 @@
     where.forEach(function (w) { head.appendChild(G.el('div', 'where', w)); });
     body.appendChild(head);
 
-    var units = section('责任单位 Responsible units');
-    if (!data.units.length) { units.appendChild(G.el('p', 'muted', '未指定 none assigned')); }
+    var units = section(G.t('units'));
+    if (!data.units.length) { units.appendChild(G.el('p', 'muted', G.t('noneAssigned'))); }
     data.units.forEach(function (u) {
       var row = G.el('div', 'person');
       row.appendChild(G.el('span', 'tag', u.duty_label));
@@ -48,8 +48,8 @@
     });
     body.appendChild(units);
 
-    var people = section('人员 People');
-    if (!data.people.length) { people.appendChild(G.el('p', 'muted', '未指定 none assigned')); }
+    var people = section(G.t('people'));
+    if (!data.people.length) { people.appendChild(G.el('p', 'muted', G.t('noneAssigned'))); }
     data.people.forEach(function (p) {
       var row = G.el('div', 'person');
       row.appendChild(G.el('span', 'tag', p.post_label));
@@ -58,37 +58,37 @@
       people.appendChild(row);
     });
     if (data.duty_grids.length) {
-      people.appendChild(G.el('div', 'muted', '责任网格 Duty grids: ' + data.duty_grids.map(function (g) {
+      people.appendChild(G.el('div', 'muted', G.t('dutyGrids') + data.duty_grids.map(function (g) {
         return g.name + ' (' + g.code + ')';
       }).join('、')));
     }
     body.appendChild(people);
 
-    var stock = section('清单 Inventory');
+    var stock = section(G.t('inventory'));
     var table = G.el('table', 'inventory');
     data.inventory.forEach(function (m) {
       var tr = G.el('tr');
-      tr.appendChild(G.el('th', null, m.label + ' ' + m.label_en));
+      tr.appendChild(G.el('th', null, m.label));
       tr.appendChild(G.el('td', m.value ? 'num strong' : 'num', m.value));
       table.appendChild(tr);
     });
     stock.appendChild(table);
     body.appendChild(stock);
 
-    var cases = section('未结案件 Open cases (' + data.open_cases.total + ')');
+    var cases = section(G.t('openCases', {n: data.open_cases.total}));
     var list = G.el('ul', 'case-list');
     data.open_cases.items.forEach(function (k) {
       var li = G.el('li', k.overdue ? 'overdue' : null);
       li.appendChild(G.link(c().api.casePage + encodeURIComponent(k.case_no), k.case_no));
-      li.appendChild(G.el('span', null, ' ' + k.category + ' · ' + k.status_label + (k.overdue ? ' · 超期 overdue' : '')));
+      li.appendChild(G.el('span', null, ' ' + k.category + ' · ' + k.status_label + (k.overdue ? ' · ' + G.t('overdue') : '')));
       if (k.description) { li.appendChild(G.el('div', 'muted', k.description)); }
       list.appendChild(li);
     });
-    if (!data.open_cases.items.length) { cases.appendChild(G.el('p', 'muted', '无 none you can see')); }
+    if (!data.open_cases.items.length) { cases.appendChild(G.el('p', 'muted', G.t('noneYouCanSee'))); }
     cases.appendChild(list);
     body.appendChild(cases);
 
-    body.appendChild(G.link(data.url, '网格详情 Cell page →', 'button-link'));
+    body.appendChild(G.link(data.url, G.t('cellPage'), 'button-link'));
     panel.hidden = false;
     panel.dataset.code = data.code;
     G.select(data.code);
@@ -122,7 +122,7 @@
     }).catch(function (err) {
       if (ticket !== panelAsked) { return null; }
       G.select(null);
-      showMessage(err.status === 404 ? '此处不在任何网格内。No cell here.' : err.message);
+      showMessage(err.status === 404 ? G.t('noCellHere') : err.message);
       return null;
     });
   };
@@ -187,9 +187,9 @@
       G.setMine(data.codes);
       if (data.bounds) {
         G.map.map.fitBounds(data.bounds, {padding: [20, 20]});
-        G.notice('我的网格 my cells: ' + data.codes.length);
+        G.notice(G.t('mineCount', {n: data.codes.length}));
       } else {
-        G.notice('您没有责任网格。You have no duty grid.');
+        G.notice(G.t('noDutyGrid'));
       }
       return data;
     });
@@ -205,15 +205,15 @@
       input.type = 'search';
       input.name = 'q';
       input.id = 'map-search-input';
-      input.placeholder = '网格编码 / 案件编号 / 坐标 cell, case no., lon,lat';
-      input.setAttribute('aria-label', '搜索 Search');
+      input.placeholder = G.t('searchPlaceholder');
+      input.setAttribute('aria-label', G.t('search'));
       input.value = c().query || '';
       form.appendChild(input);
-      var go = G.el('button', null, '搜索');
+      var go = G.el('button', null, G.t('search'));
       go.type = 'submit';
       form.appendChild(go);
       if (c().hasMine) {
-        var mineButton = G.el('button', 'mine', '我的网格 My cells');
+        var mineButton = G.el('button', 'mine', G.t('myCellsButton'));
         mineButton.type = 'button';
         mineButton.id = 'map-mine';
         mineButton.addEventListener('click', function () { G.showMine(); });
@@ -244,11 +244,11 @@
   function caseFilters() {
     var now = new Date();
     return [
-      ['', '近' + c().caseWindowDays + '天全部 all, last ' + c().caseWindowDays + ' days'],
-      ['status=' + c().openStates.join(','), '未结 open'],
-      ['overdue=true', '超期 overdue'],
-      ['period=' + monthPeriod(now), '本月 this month'],
-      ['period=' + now.getFullYear(), '本年 this year']
+      ['', G.t('allCases', {days: c().caseWindowDays})],
+      ['status=' + c().openStates.join(','), G.t('open')],
+      ['overdue=true', G.t('overdue')],
+      ['period=' + monthPeriod(now), G.t('thisMonth')],
+      ['period=' + now.getFullYear(), G.t('thisYear')]
     ];
   }
 
@@ -268,14 +268,14 @@
   }
 
   function legendExtras(box) {
-    box.appendChild(select('案件 Cases', caseFilters(), function (qs) {
+    box.appendChild(select(G.t('casesFilter'), caseFilters(), function (qs) {
       var layer = G.map.layers[c().caseLayer];
       if (!layer) { return; }
       var url = c().tileUrl.replace('{layer}', c().caseLayer);
       layer.setUrl(qs ? url + '?' + qs : url);
     }, 'map-case-filter'));
-    var metrics = [['', '无 none']].concat((c().metrics || []).map(function (m) { return [m.name, m.label]; }));
-    box.appendChild(select('网格着色 Colour cells', metrics, function (name) {
+    var metrics = [['', G.t('none')]].concat((c().metrics || []).map(function (m) { return [m.name, m.label]; }));
+    box.appendChild(select(G.t('colourCells'), metrics, function (name) {
       G.styleCells(name ? c().api.values + encodeURIComponent(name) : null)
         .catch(function (err) { G.notice(err.message); });
     }, 'map-colour-by'));

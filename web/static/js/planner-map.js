@@ -9,15 +9,25 @@
   var cfgEl = document.getElementById("planner-config");
   if (!el || !cfgEl) { return; }
   var cfg = JSON.parse(cfgEl.textContent);
-  if (!window.L || !window.fetch) { el.textContent = "地图资源未安装。The map assets are not installed."; return; }
+  // the page's words in its language (web/planner.py page_text), {name}s filled in
+  function say(key, values) {
+    return (cfg.text[key] || key).replace(/\{(\w+)\}/g, function (all, name) {
+      return values && values[name] !== undefined ? String(values[name]) : all;
+    });
+  }
+  if (!window.L || !window.fetch) { el.textContent = say("noAssets"); return; }
   var Cap = window.PlannerCapacity;
   var token = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
   var form = document.getElementById("zone-form");
   var $ = function (id) { return document.getElementById(id); };
   var colours = {}, labels = {};
-  cfg.statuses.forEach(function (s) { colours[s.key] = s.colour; labels[s.key] = s.zh + " " + s.en; });
+  cfg.statuses.forEach(function (s) { colours[s.key] = s.colour; labels[s.key] = s.label; });
   var angleLabels = {};
-  cfg.angles.forEach(function (a) { angleLabels[a.key] = a.zh + " " + a.en; });
+  cfg.angles.forEach(function (a) { angleLabels[a.key] = a.label; });
+  function unitList(units) {
+    return units.map(function (u) { return (cfg.duties[u.duty] || u.duty_label) + say("colon") + u.name; })
+      .join(say("listSep"));
+  }
 
   // ------------------------------------------------------------ the map
   var map = L.map(el, { maxZoom: 20 });
@@ -38,7 +48,7 @@
       layer.bindTooltip(function () {
         var span = document.createElement("span");
         span.textContent = f.properties.zone_no + " " + f.properties.name + " · " + (labels[f.properties.status] || "") +
-          " · " + f.properties.capacity + " 泊位 spaces";
+          " · " + say("spaces", {n: f.properties.capacity});
         return span;
       });
       layer.on("click", function (e) { L.DomEvent.stopPropagation(e); selectZone(f.properties.id); });
@@ -103,13 +113,16 @@
     var a = kind === "lot" ? null : form.elements.namedItem("parking_angle").value;
     var n = Cap.estimate(cfg.capacity, kind, a, kind === "lot" ? 0 : m, kind === "lot" ? m : 0);
     out.appendChild(document.createTextNode(
-      (kind === "lot" ? "停车场面积 Lot area " + m.toFixed(1) + " m²" :
-        "路缘长度 Kerb length " + m.toFixed(1) + " m · " + angleLabels[a]) + " → "));
+      (kind === "lot" ? say("lotArea", {m: m.toFixed(1)}) : say("kerbLength", {m: m.toFixed(1), angle: angleLabels[a]})) +
+      " → "));
+    // "{n} spaces": the count in bold where the phrase has {n}
+    var parts = say("spaces").split("{n}");
     var b = document.createElement("b");
     b.id = "live-count";
     b.textContent = String(n);
+    out.appendChild(document.createTextNode(parts[0]));
     out.appendChild(b);
-    out.appendChild(document.createTextNode(" 个泊位 spaces" + (live ? "（绘制中 drawing）" : "（估算 estimate）")));
+    out.appendChild(document.createTextNode((parts[1] || "") + say(live ? "drawing" : "estimate")));
     return n;
   }
   function shapeLatLngs(layer, kind) {
@@ -149,7 +162,7 @@
       if (e.layer !== current.layer) { return; }
       var z = current.zone;
       if (z && z.allowed_actions.indexOf("retire") >= 0 &&
-          window.confirm("撤销停车区 " + z.zone_no + "？Retire zone " + z.zone_no + "?")) {
+          window.confirm(say("retire", {zone: z.zone_no}))) {
         current.layer = null;
         takeAction("retire");
       } else if (z) {
@@ -192,7 +205,7 @@
     if (clearForm && cfg.can_draw) {
       form.reset();
       form.elements.namedItem("parking_angle").disabled = false;
-      $("form-title").textContent = "新停车区 New zone";
+      $("form-title").textContent = say("newZone");
       $("zone-facts").textContent = "";
       $("save-zone").disabled = true;
     }
@@ -223,20 +236,19 @@
   function showCheck(res) {
     var box = $("check-result");
     clear(box);
-    if (res.status !== 200) { line(box, (res.data.error || {}).message || "检查失败 Check failed", "problem"); return; }
+    if (res.status !== 200) { line(box, (res.data.error || {}).message || say("checkFailed"), "problem"); return; }
     var d = res.data;
     if (d.measure) {
       var m = d.measure;
-      line(box, "实测 Measured on the ground: " + (m.kind === "lot" ? m.area_m2 + " m²" : m.length_m + " m") +
-        " → " + m.capacity_estimated + " 个泊位 spaces", "ok").id = "server-capacity";
+      line(box, say("measured", {m: m.kind === "lot" ? m.area_m2 + " m²" : m.length_m + " m", n: m.capacity_estimated}),
+        "ok").id = "server-capacity";
       var cap = form.elements.namedItem("capacity");
-      if (cap) { cap.placeholder = "估算 estimate " + m.capacity_estimated; }
+      if (cap) { cap.placeholder = say("estimateN", {n: m.capacity_estimated}); }
     }
     d.problems.forEach(function (p) { line(box, p.message, "problem"); });
-    if (!d.problems.length && d.measure) { line(box, "规则检查通过。Every rule passes.", "ok"); }
+    if (!d.problems.length && d.measure) { line(box, say("rulesPass"), "ok"); }
     d.warnings.forEach(function (w) {
-      line(box, "穿过在建工地 Crosses the active construction site " + w.permit_no + " " + w.project_name +
-        " (" + w.overlap_m2 + " m²)：保存前请确认 confirm before saving.", "warning");
+      line(box, say("crossesSite", {permit: w.permit_no, project: w.project_name, m2: w.overlap_m2}), "warning");
     });
     $("confirm-box").hidden = !d.warnings.length;
     showEvidence(d.evidence);
@@ -247,19 +259,17 @@
     casesLayer.clearLayers();
     cellsLayer.clearLayers();
     if (!ev) { return; }
-    line(body, ev.distance_m + " m 内近 " + ev.days + " 天机动车乱停放（0505）案件 Illegal-parking cases within " +
-      ev.distance_m + " m, last " + ev.days + " days: " + ev.cases).id = "evidence-cases";
+    line(body, say("evidenceCases", {d: ev.distance_m, days: ev.days, n: ev.cases})).id = "evidence-cases";
     ev.case_points.forEach(function (c) {
       L.circleMarker([c.lat, c.lon], { radius: 4, color: "#b91c1c", weight: 1, fillOpacity: 0.7, pmIgnore: true })
         .addTo(casesLayer);
     });
-    line(body, "附近停车区 Zones nearby: " + ev.zones.length + " · 在用泊位 spaces in force: " + ev.capacity_nearby +
-      " · 已施划泊位点 painted spaces: " + ev.spaces);
+    line(body, say("nearby", {zones: ev.zones.length, capacity: ev.capacity_nearby, spaces: ev.spaces}));
     if (ev.zones.length) {
       var t = document.createElement("table"), tb = document.createElement("tbody");
       t.className = "small";
       var h = document.createElement("tr");
-      ["编号 No.", "名称 Name", "状态 Status", "泊位 Spaces", "距离 m"].forEach(function (s) { cell(h, s, "th"); });
+      ["colNo", "colName", "colStatus", "colSpaces", "colDistance"].forEach(function (s) { cell(h, say(s), "th"); });
       tb.appendChild(h);
       ev.zones.forEach(function (z) {
         var tr = document.createElement("tr");
@@ -269,7 +279,7 @@
       t.appendChild(tb);
       body.appendChild(t);
     }
-    line(body, "所涉网格 Cells touched: " + ev.cells.length);
+    line(body, say("cellsTouched", {n: ev.cells.length}));
     var ct = document.createElement("table"), cb = document.createElement("tbody");
     ct.className = "small";
     ct.id = "evidence-cells";
@@ -282,7 +292,7 @@
       cell(tr, c.code);
       cell(tr, Math.round(c.share * 100) + "%");
       cell(tr, (c.street || "") + " " + (c.community || ""));
-      cell(tr, c.units.map(function (u) { return u.duty_label + "：" + u.name; }).join("；"));
+      cell(tr, unitList(c.units));
       cb.appendChild(tr);
     });
     ct.appendChild(cb);
@@ -316,15 +326,14 @@
       $("save-zone").disabled = false;
       if (res.status === 200 || res.status === 201) {
         showZone(res.data);
-        line(out, (z && res.data.id !== z.id ? "已保存为新版本 Saved as a new version " : "已保存 Saved ") +
-          res.data.zone_no, "ok").id = "saved";
+        line(out, say(z && res.data.id !== z.id ? "savedVersion" : "saved") + res.data.zone_no, "ok").id = "saved";
         window.planner.saved = res.data;
         loadZones();
         return;
       }
       var err = res.data.error || {};
       if (err.needs_confirmation) { $("confirm-box").hidden = false; }
-      line(out, err.message || ("保存失败 Not saved (HTTP " + res.status + ")"), "problem");
+      line(out, err.message || say("notSaved", {status: res.status}), "problem");
     });
   }
   function selectZone(id) {
@@ -341,10 +350,10 @@
     setCurrent(layer, z.kind, z);
     fillForm(z);  // the form is hidden for readers; it still holds the zone's angle for the estimate
     $("save-zone").disabled = !editable;
-    $("form-title").textContent = (editable ? "修改停车区 Edit zone " : "停车区 Zone ") + z.zone_no;
+    $("form-title").textContent = say(editable ? "editZone" : "zone") + z.zone_no;
     $("zone-facts").textContent = labels[z.status] + " · " + (z.kind === "lot" ? z.area_m2 + " m²" : z.length_m + " m") +
-      " · 估算 estimate " + z.capacity_estimated + " · 泊位 capacity " + z.capacity +
-      (z.prev_zone_id ? " · 前一版本 previous version " + z.prev_zone_id : "");
+      " · " + say("facts", {estimate: z.capacity_estimated, capacity: z.capacity}) +
+      (z.prev_zone_id ? say("previous", {id: z.prev_zone_id}) : "");
     $("zone-panel").hidden = false;
     $("zone-title").textContent = z.zone_no + " " + z.name + " · " + labels[z.status];
     var acts = $("zone-actions");
@@ -353,7 +362,7 @@
       var btn = document.createElement("button");
       btn.type = "button";
       btn.dataset.action = a;
-      btn.textContent = cfg.actions[a].zh + " " + cfg.actions[a].en;
+      btn.textContent = cfg.actions[a];
       btn.addEventListener("click", function () { takeAction(a); });
       acts.appendChild(btn);
     });
@@ -363,7 +372,7 @@
       var tr = document.createElement("tr");
       cell(tr, c.code);
       cell(tr, Math.round(c.share * 100) + "%");
-      cell(tr, c.units.map(function (u) { return u.duty_label + "：" + u.name; }).join("；"));
+      cell(tr, unitList(c.units));
       cells.appendChild(tr);
     });
     var events = $("zone-events");
@@ -371,8 +380,8 @@
     z.events.forEach(function (e) {
       var li = document.createElement("li");
       li.textContent = e.at.replace("T", " ").slice(0, 16) + " " + e.actor + " · " +
-        (cfg.events[e.action] ? cfg.events[e.action].zh : e.action) + " " + (e.from_status || "") + " → " +
-        e.to_status + (e.note ? " · " + e.note : "");
+        (cfg.events[e.action] || e.action) + " " + (labels[e.from_status] || e.from_status || "") + " → " +
+        (labels[e.to_status] || e.to_status) + (e.note ? " · " + e.note : "");
       events.appendChild(li);
     });
     map.fitBounds(layer.getBounds().pad(0.5), { maxZoom: 19 });
@@ -402,7 +411,7 @@
       if (res.status === 200) {
         showZone(res.data.zone);
         loadZones();
-        line(out, cfg.actions[name].zh + " " + cfg.actions[name].en + ": " + res.data.zone.zone_no, "ok");
+        line(out, cfg.actions[name] + say("colon") + res.data.zone.zone_no, "ok");
       } else {
         line(out, (res.data.error || {}).message || ("HTTP " + res.status), "problem");
         if (!$("zone-panel").hidden) { line($("check-result"), (res.data.error || {}).message || "", "problem"); }

@@ -92,10 +92,10 @@
         var lowTxt = i === 0 ? '' : labels[i - 1] + ' – ';
         items.push([state.config.palette[Math.min(i, state.config.palette.length - 1)], (i === 0 ? '≤ ' : lowTxt) + label]);
       });
-      if (!labels.length) { items.push(['#ffffff', '无数据 no data']); }
-      if (data.better === 'lower') { items.push([null, '数值越低越好 lower is better']); }
+      if (!labels.length) { items.push(['#ffffff', state.config.text.noData]); }
+      if (data.better === 'lower') { items.push([null, state.config.text.lowerBetter]); }
     }
-    items.push(['#ffffff', '— 无值 no value']);
+    items.push(['#ffffff', '— ' + state.config.text.noValue]);
     items.forEach(function (item) {
       var li = document.createElement('li');
       if (item[0]) { li.appendChild(swatch(item[0])); }
@@ -118,7 +118,7 @@
       })
       .catch(function (err) {
         var box = document.getElementById(state.config.legend);
-        if (box) { box.textContent = '地图数据加载失败 map values failed to load (' + err.message + ')'; }
+        if (box) { box.textContent = state.config.text.loadFailed + err.message; }
       });
   }
 

@@ -36,7 +36,7 @@
     var headers = table.tHead ? table.tHead.rows[0].cells : [];
     Array.prototype.forEach.call(headers, function (th, i) {
       th.tabIndex = 0;
-      th.title = '点击排序 click to sort';
+      th.title = table.dataset.sortHint || '';  // the page's language (reports.html, hotspots.html)
       th.addEventListener('click', function () { sortBy(table, i, th); });
       th.addEventListener('keydown', function (e) {
         if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); sortBy(table, i, th); }
