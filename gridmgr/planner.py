@@ -1,4 +1,4 @@
-"""Parking planning (停车规划): checks, capacity, lifecycle, versions, demand evidence and the CDS feed.
+"""Parking planning (停车规划): checks, capacity, lifecycle and versions of the zones a planner draws.
 
 Framework-free: callers pass a Connection, the Actor and "now"; the web views only adapt. The parking
 layer is reached through the registry (the core never imports a layer): its declared fields validate
@@ -18,37 +18,36 @@ Lifecycle: draft → submitted → approved (leader or admin) → painted (施�
 can be withdrawn to draft. A geometry change after approval makes a new version (new id and number,
 `prev_zone_id` → the old one); when that version is approved, the old one ends the day it starts (CDS).
 Every change writes one row of the append-only `parking_zone_events` in the same transaction.
+
+Beside it: gridmgr.zone_input (parsing a zone and the refusals), gridmgr.parking_demand (demand evidence,
+the drawing preview), gridmgr.cds (the CDS feed).
 """
 from __future__ import annotations
 
 import json
 import math
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
-import shapely
-from shapely.geometry import shape
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gridmgr import crs as crsmod
 from gridmgr import registry
 from gridmgr.assign import cell_join, describe_cell, shares_join
 from gridmgr.caseviews import TZ, jsonable
 from gridmgr.codes import PARKING_STATUSES, sql_in
-from gridmgr.errors import Forbidden, GridmgrError, InputError, NotFound
+from gridmgr.errors import Forbidden, InputError, NotFound
 from gridmgr.labels import en, zh
 from gridmgr.models import Base
-from gridmgr.regions import city_extent
 from gridmgr.workflow import Actor
+from gridmgr.zone_input import (EDITABLE, LAYER, NeedsConfirmation, Problem, Refusal, ZoneInput, parse_body, refuse,
+                                time_rules_value)
 
-LAYER = "parking_zones"
 DRAW_ROLES = ("planner",)
 APPROVE_ROLES = ("leader", "admin")
 READ_ROLES = ("planner", "leader", "admin")
@@ -58,20 +57,7 @@ ANGLE_DEGREES = {"parallel": 0, "perpendicular": 90, "angled_30": 30, "angled_45
 LOT_ANGLE = "perpendicular"          # a lot's stalls are counted by area; its angle is only descriptive
 OVERLAP_TOLERANCE_M2 = 0.5           # footprints touching end to end share no ground; noise stays under this
 OUTSIDE_TOLERANCE = 0.5              # metres of line (m² of lot) that may lie outside the grid: snapping noise
-ILLEGAL_PARKING = "0505"             # 机动车乱停放
-EVIDENCE_DAYS = 90
-DISTANCE_CHOICES = (50, 100, 200, 500)
-DEFAULT_DISTANCE_M, MAX_DISTANCE_M = 100, 1000
-MAX_CASE_POINTS = 500
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-EDITABLE = ("zone_no", "name", "street_name", "street_side", "parking_angle", "capacity", "capacity_reason",
-            "fee_rule", "time_rules", "valid_from", "valid_to")
-BODY_KEYS = frozenset({*EDITABLE, "geometry", "confirm_construction", "note"})
 PUBLISHED = ("approved", "painted")
-# the CDS names of our keys; `both` has none (the field is left out)
-CDS_SIDES = {"north": "N", "south": "S", "east": "E", "west": "W"}
-CDS_NAMESPACE = uuid.UUID("6f1c3a52-9a0e-4d4b-8c53-2f3b7c1d9e41")  # curb_zone_id = uuid5(this, "zone:<id>")
-_HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
 
 def stall_depth(angle: str) -> float:
@@ -116,189 +102,6 @@ class ParkingZoneEvent(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
-# ---------------------------------------------------------------- refusals
-
-@dataclass
-class Problem:
-    """One broken rule: its key, a message that names it, and the features in the way."""
-
-    rule: str
-    message: str
-    status: int = 400
-    conflicts: list[dict] = field(default_factory=list)
-
-
-class Refusal(GridmgrError):
-    """A zone refused by one or more rules; `problems` lists them (the first gives `rule`)."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        self.status = max(p.status for p in problems)
-        super().__init__("\n".join(p.message for p in problems))
-
-    @property
-    def rule(self) -> str:
-        return self.problems[0].rule
-
-    def as_dict(self) -> dict:
-        """The JSON error body: status, message, rule, rules and conflicts."""
-        return {"status": self.status, "message": self.message, "rule": self.rule,
-                "rules": [p.rule for p in self.problems],
-                "conflicts": [c for p in self.problems for c in p.conflicts]}
-
-
-class NeedsConfirmation(Refusal):
-    """Warnings the planner must confirm (send `confirm_construction: true`) before the zone is saved."""
-
-    def as_dict(self) -> dict:
-        return {**super().as_dict(), "needs_confirmation": True}
-
-
-def refuse(rule: str, message: str, status: int = 400, conflicts: list[dict] | None = None) -> Refusal:
-    """A Refusal of one rule, its message prefixed with the rule's key (规则 … Rule …)."""
-    return Refusal([Problem(rule, f"[{rule}] {message}", status, conflicts or [])])
-
-
-# ---------------------------------------------------------------- input
-
-def _fields() -> dict:
-    return {f.name: f for f in registry.get(LAYER).fields}
-
-
-def parse_geometry(value: Any, extent: crsmod.Extent) -> shapely.Geometry:
-    """A GeoJSON geometry (or Feature, as Leaflet's toGeoJSON gives) → a 2-D LineString or Polygon."""
-    if isinstance(value, dict) and value.get("type") == "Feature":
-        value = value.get("geometry")
-    try:
-        g = shape(value)
-    except Exception:  # noqa: BLE001 - shapely raises several kinds for bad GeoJSON; all mean the same here
-        raise refuse("geometry_type", "几何不是可读的 GeoJSON。The geometry is not readable GeoJSON "
-                     "(a LineString for a kerb, a Polygon for a lot).") from None
-    if g.geom_type in ("MultiLineString", "MultiPolygon") and len(g.geoms) == 1:
-        g = g.geoms[0]
-    if g.geom_type not in ("LineString", "Polygon"):
-        raise refuse("geometry_type", f"停车区应为路缘线或停车场多边形，收到 {g.geom_type}。A parking zone is a kerb "
-                     f"line (LineString) or a lot (Polygon), not a {g.geom_type}.")
-    if g.is_empty:
-        raise refuse("geometry_type", "几何为空。The geometry is empty.")
-    g = shapely.force_2d(g)
-    xs, ys = shapely.get_coordinates(g).T
-    bad = crsmod.bad_points(xs, ys, extent)
-    if bad:
-        raise refuse("geometry_valid", f"坐标超出城市范围。A coordinate is outside the city: {bad[0][1]}")
-    return g
-
-
-def _time_rules(value: Any) -> str | None:
-    """Time rules: free text (as imported), or [{days: [mon…sun], from: HH:MM, to: HH:MM}] stored as JSON text."""
-    if value is None or value == "" or value == []:
-        return None
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, list):
-        raise InputError("must be text or a list of {days, from, to}", field="time_rules")
-    rules = []
-    for i, r in enumerate(value):
-        where = f"time_rules[{i}]"
-        if not isinstance(r, dict) or set(r) - {"days", "from", "to"}:
-            raise InputError("must be {days, from, to}", field=where)
-        days = r.get("days") or []
-        if not isinstance(days, list) or not days or any(d not in WEEKDAYS for d in days):
-            raise InputError(f"days must be a non-empty list of {', '.join(WEEKDAYS)}", field=where)
-        start, end = r.get("from"), r.get("to")
-        if not (isinstance(start, str) and _HHMM.match(start) and isinstance(end, str) and _HHMM.match(end)):
-            raise InputError("from and to must be HH:MM (00:00–24:00)", field=where)
-        if start == end:
-            raise InputError("from and to must differ (to before from runs past midnight)", field=where)
-        rules.append({"days": sorted(set(days), key=WEEKDAYS.index), "from": start, "to": end})
-    return json.dumps(rules, ensure_ascii=False, separators=(",", ":"))
-
-
-def time_rules_value(stored: str | None) -> Any:
-    """The stored time rules as the API gives them: the list when structured, else the text."""
-    if stored and stored.startswith("["):
-        try:
-            return json.loads(stored)
-        except ValueError:
-            pass
-    return stored
-
-
-def _field_value(f, value: Any) -> Any:
-    """One declared field of the parking layer, from JSON: checked type, choices, length and minimum."""
-    if f.name == "time_rules":
-        value = _time_rules(value)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if f.required:
-            raise InputError("is required", field=f.name)
-        return None
-    if f.type in ("text", "choice"):
-        if not isinstance(value, str):
-            raise InputError("must be text", field=f.name)
-        value = value.strip()
-        if f.type == "choice" and value not in f.choices:
-            raise InputError(f"{value!r} is not one of {', '.join(f.choices)}", field=f.name)
-        if f.max_length and len(value) > f.max_length:
-            raise InputError(f"is longer than {f.max_length} characters", field=f.name)
-        return value
-    if f.type == "int":
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InputError("must be a whole number", field=f.name)
-        if f.minimum is not None and value < f.minimum:
-            raise InputError(f"must be at least {f.minimum:g}", field=f.name)
-        return value
-    if f.type == "date":
-        try:
-            return date.fromisoformat(value)
-        except (TypeError, ValueError):
-            raise InputError(f"{value!r} is not a date YYYY-MM-DD", field=f.name) from None
-    raise InputError("cannot be set here", field=f.name)  # pragma: no cover - the layer has no other types
-
-
-@dataclass
-class ZoneInput:
-    """A checked request body: field values given, the geometry (or None), the confirmation and a note."""
-
-    values: dict[str, Any]
-    geometry: shapely.Geometry | None
-    confirm_construction: bool = False
-    note: str | None = None
-
-    @property
-    def wkb(self) -> str | None:
-        return shapely.to_wkb(self.geometry, hex=True) if self.geometry is not None else None
-
-
-def parse_body(conn: Connection, body: Any, *, creating: bool) -> ZoneInput:
-    """The JSON body of a create (geometry and name required) or an edit (any subset)."""
-    if not isinstance(body, dict):
-        raise InputError("the body must be a JSON object", field="body")
-    unknown = sorted(set(body) - BODY_KEYS)
-    if unknown:
-        raise InputError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(BODY_KEYS))}",
-                         field="body")
-    fields = _fields()
-    # an empty number means "give one"; no angle means the zone's own (a lot's default when new)
-    values = {k: _field_value(fields[k], body[k]) for k in EDITABLE
-              if k in body and not (k in ("zone_no", "parking_angle") and body[k] in (None, ""))}
-    geometry = None
-    if body.get("geometry") is not None:
-        geometry = parse_geometry(body["geometry"], city_extent(conn))
-    elif creating:
-        raise InputError("is required: a kerb line or a lot polygon (GeoJSON)", field="geometry")
-    if creating and not values.get("name"):
-        raise InputError("is required", field="name")
-    confirm = body.get("confirm_construction", False)
-    if not isinstance(confirm, bool):
-        raise InputError("must be true or false", field="confirm_construction")
-    note = body.get("note")
-    if note is not None and not isinstance(note, str):
-        raise InputError("must be text", field="note")
-    return ZoneInput(values, geometry, confirm, (note or "").strip() or None)
-
-
 # ---------------------------------------------------------------- measure and check
 
 GEOM = "ST_SetSRID(CAST(:wkb AS geometry), 4326)"
@@ -319,7 +122,7 @@ class Measure:
                 "capacity_estimated": self.capacity_estimated, "depth_m": self.depth_m}
 
 
-def _local(moment: datetime | None) -> datetime | None:
+def local_time(moment: datetime | None) -> datetime | None:
     """A moment in Asia/Shanghai, as every time of the API is given."""
     return moment.astimezone(TZ) if moment is not None else None
 
@@ -372,7 +175,7 @@ def check_zone(conn: Connection, wkb: str, angle: str, side: str | None, valid_f
     problems += _overlaps(conn, wkb, angle, side, valid_from, valid_to, exclude)
     if problems:
         raise Refusal(problems)
-    warnings = _construction(conn, wkb, angle, side)
+    warnings = construction_warnings(conn, wkb, angle, side)
     if warnings and not confirm:
         sites = "; ".join(f"{w['permit_no']} “{w['project_name']}” ({w['overlap_m2']} m²)" for w in warnings)
         raise NeedsConfirmation([Problem(
@@ -453,7 +256,7 @@ def _overlaps(conn: Connection, wkb: str, angle: str, side: str | None, valid_fr
     return out
 
 
-def _construction(conn: Connection, wkb: str, angle: str, side: str | None) -> list[dict]:
+def construction_warnings(conn: Connection, wkb: str, angle: str, side: str | None) -> list[dict]:
     """Active construction sites the zone's footprint crosses (a warning, not a refusal)."""
     try:
         sites = registry.get("construction").table.name
@@ -477,42 +280,6 @@ def _capacity(given: int | None, reason: str | None, estimated: int) -> tuple[in
         raise refuse("capacity_reason", f"泊位数 {given} 与估算 {estimated} 不同，须填写理由。A capacity of {given} "
                      f"instead of the estimated {estimated} needs a reason (capacity_reason).")
     return given, reason
-
-
-def preview(conn: Connection, body: Any, *, now: datetime) -> dict:
-    """What the page shows while drawing: the measure, every rule it breaks, warnings and demand evidence.
-
-    The body is {geometry, parking_angle, street_side, valid_from, valid_to, zone_id, distance_m}; zone_id
-    (an edited zone) leaves the zone itself and its versions out of the overlap check.
-    """
-    if not isinstance(body, dict):
-        raise InputError("the body must be a JSON object", field="body")
-    fields = _fields()
-    v = {k: _field_value(fields[k], body.get(k)) for k in ("parking_angle", "street_side", "valid_from", "valid_to")}
-    zone_id, distance = body.get("zone_id"), body.get("distance_m", DEFAULT_DISTANCE_M)
-    for name, value in (("zone_id", zone_id), ("distance_m", distance)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise InputError("must be a whole number", field=name)
-    try:
-        g = parse_geometry(body.get("geometry"), city_extent(conn))
-    except Refusal as exc:
-        return {"measure": None, "problems": _problems(exc), "warnings": [], "evidence": None}
-    angle = v["parking_angle"] or (LOT_ANGLE if g.geom_type == "Polygon" else "parallel")
-    wkb = shapely.to_wkb(g, hex=True)
-    exclude = _versions(conn, zone_id) if zone_id is not None else ()
-    problems: list[dict] = []
-    try:
-        check_zone(conn, wkb, angle, v["street_side"], v["valid_from"], v["valid_to"], at=now, exclude=exclude,
-                   confirm=True)
-    except Refusal as exc:
-        problems = _problems(exc)
-    return {"measure": measure(conn, wkb, angle).as_dict(), "problems": problems,
-            "warnings": _construction(conn, wkb, angle, v["street_side"]),
-            "evidence": evidence(conn, wkb, now=now, distance_m=distance, exclude_zone=zone_id)}
-
-
-def _problems(exc: Refusal) -> list[dict]:
-    return [{"rule": p.rule, "message": p.message, "conflicts": p.conflicts} for p in exc.problems]
 
 
 # ---------------------------------------------------------------- writes
@@ -615,7 +382,7 @@ def _geometry_changed(conn: Connection, zone_id: int, wkb: str) -> bool:
     """), {"id": zone_id, "wkb": wkb}).scalar()
 
 
-def _versions(conn: Connection, zone_id: int) -> tuple[int, ...]:
+def zone_versions(conn: Connection, zone_id: int) -> tuple[int, ...]:
     """A zone with its previous version and its successors: they replace each other, so never overlap-conflict."""
     prev = conn.execute(text("SELECT prev_zone_id FROM parking_zones WHERE id = :id"), {"id": zone_id}).scalar()
     return (zone_id, *([prev] if prev else []), *(s["id"] for s in _successors(conn, zone_id)))
@@ -670,7 +437,7 @@ def update_zone(conn: Connection, actor: Actor, zone_id: int, body: Any, *, now:
     warnings = []
     if rules_touched:
         checked = check_zone(conn, wkb, merged["parking_angle"], merged["street_side"], merged["valid_from"],
-                             merged["valid_to"], at=now, exclude=_versions(conn, zone_id),
+                             merged["valid_to"], at=now, exclude=zone_versions(conn, zone_id),
                              confirm=z.confirm_construction)
         warnings = checked.warnings
     if "capacity" not in z.values and zone["capacity"] == zone["capacity_estimated"]:
@@ -773,7 +540,7 @@ def apply_action(conn: Connection, actor: Actor, zone_id: int, action: str, *, n
     day = today(now)
     if action in ("submit", "approve"):
         check_zone(conn, zone["wkb_bytes"].hex(), zone["parking_angle"], zone["street_side"], zone["valid_from"],
-                   zone["valid_to"], at=now, exclude=_versions(conn, zone_id), confirm=True)
+                   zone["valid_to"], at=now, exclude=zone_versions(conn, zone_id), confirm=True)
     if action == "approve":
         start = max(zone["valid_from"] or day, day) if zone["prev_zone_id"] else (zone["valid_from"] or day)
         if start != zone["valid_from"]:
@@ -828,8 +595,8 @@ def zone_dict(r: Mapping, actor: Actor | None = None) -> dict:
         "depth_m": DEPTH_M.get(r["parking_angle"]) if r["dim"] != 2 else None,
         "prev_zone_id": r["prev_zone_id"], "next_zone_id": r["next_zone_id"],
         "cell": {"id": r["cell_id"], "code": r["cell_code"]} if r["cell_id"] else None,
-        "geometry": r["geometry"], "created_at": _local(r["created_at"]),
-        "updated_at": _local(r["updated_at"] or r["created_at"]),
+        "geometry": r["geometry"], "created_at": local_time(r["created_at"]),
+        "updated_at": local_time(r["updated_at"] or r["created_at"]),
     }
     if actor is not None:
         out["allowed_actions"] = allowed_actions(actor, r["status"])
@@ -877,7 +644,7 @@ def cell_summary(conn: Connection, cell_id: int, share: float) -> dict:
 
 def zone_events(conn: Connection, zone_id: int) -> list[dict]:
     """A zone's change log, oldest first."""
-    return [{**r, "at": _local(r["at"])} for r in conn.execute(text("""
+    return [{**r, "at": local_time(r["at"])} for r in conn.execute(text("""
         SELECT id, at, action, from_status, to_status, actor, role, user_id, note, changes
         FROM parking_zone_events WHERE zone_id = :id ORDER BY at, id
     """), {"id": zone_id}).mappings()]
@@ -903,156 +670,3 @@ def list_zones(conn: Connection, *, now: datetime, bbox: tuple[float, float, flo
     total = conn.execute(text(f"SELECT count(*) FROM parking_zones z WHERE {cond}"), params).scalar()
     rows = conn.execute(text(f"{_SELECT} WHERE {cond} ORDER BY z.id LIMIT :limit"), params).mappings()
     return {"items": [zone_dict(r, actor) for r in rows], "total": total}
-
-
-# ---------------------------------------------------------------- demand evidence
-
-def _near(column: str, geom: str, distance: str) -> str:
-    """`column` within `distance` metres of `geom` on the ground, with an index-friendly box first."""
-    return (f"{column} && ST_Expand({geom}, {distance} / 111320.0 / cos(radians(least(ST_Y(ST_Centroid({geom})), 85))),"
-            f" {distance} / 111320.0) AND ST_DWithin({column}::geography, {geom}::geography, {distance})")
-
-
-def evidence(conn: Connection, wkb: str, *, now: datetime, distance_m: int = DEFAULT_DISTANCE_M,
-             exclude_zone: int | None = None) -> dict:
-    """Around a drawn zone: 0505 cases within a distance over the last 90 days, the zones and spaces
-    nearby with their capacity, and the cells it touches with their responsible units."""
-    if not 1 <= distance_m <= MAX_DISTANCE_M:
-        raise InputError(f"must be 1…{MAX_DISTANCE_M} m", field="distance_m")
-    since = now - timedelta(days=EVIDENCE_DAYS)
-    p = {"wkb": wkb, "d": float(distance_m), "since": since, "now": now, "cat": ILLEGAL_PARKING,
-         "today": today(now), "self": exclude_zone, "limit": MAX_CASE_POINTS}
-    g = f"(SELECT {GEOM})"
-    cases = conn.execute(text(f"""
-        SELECT count(*) FROM cases f WHERE f.category_code = :cat AND f.reported_at >= :since AND f.reported_at < :now
-          AND {_near('f.geom', g, ':d')}
-    """), p).scalar()
-    points = [{**r, "reported_at": _local(r["reported_at"])} for r in conn.execute(text(f"""
-        SELECT f.id, f.case_no, f.status, f.reported_at, ST_X(f.geom) AS lon, ST_Y(f.geom) AS lat FROM cases f
-        WHERE f.category_code = :cat AND f.reported_at >= :since AND f.reported_at < :now AND {_near('f.geom', g, ':d')}
-        ORDER BY f.reported_at DESC LIMIT :limit
-    """), p).mappings()]
-    zones = [dict(r) for r in conn.execute(text(f"""
-        SELECT z.id, z.zone_no, z.name, z.status, z.parking_angle, z.capacity,
-               round(ST_Distance(z.geom::geography, {g}::geography)::numeric, 1)::float AS distance_m
-        FROM parking_zones z
-        WHERE {_near('z.geom', g, ':d')} AND z.status <> 'retired'
-          AND (z.valid_to IS NULL OR z.valid_to > :today) AND z.id IS DISTINCT FROM :self
-        ORDER BY distance_m, z.id
-    """), p).mappings()]
-    spaces = conn.execute(text(f"""
-        SELECT count(*) FROM parking_spaces s WHERE {_near('s.geom', g, ':d')}
-    """), p).scalar()
-    cells = conn.execute(text(f"SELECT s.cell_id, s.share FROM cell_shares({g}, :now) AS s WHERE s.share > 0"),
-                         p).all()
-    if not cells:
-        primary = conn.execute(text(f"SELECT cell_id FROM cell_for({g}, :now)"), p).scalar()
-        cells = [(primary, 1.0)] if primary else []
-    outlines = dict(conn.execute(text("SELECT id, ST_AsGeoJSON(geom, 7)::json FROM grid_cells WHERE id = ANY(:ids)"),
-                                 {"ids": [cid for cid, _ in cells]}).all())
-    supply = sum(z["capacity"] or 0 for z in zones if z["status"] in PUBLISHED)
-    return {
-        "distance_m": distance_m, "days": EVIDENCE_DAYS, "since": _local(since), "category": ILLEGAL_PARKING,
-        "cases": cases, "case_points": points,
-        "zones": zones, "spaces": spaces, "capacity_nearby": supply,
-        "cells": sorted((cell_summary(conn, cid, share) | {"geometry": outlines.get(cid)} for cid, share in cells),
-                        key=lambda c: (-c["share"], c["code"])),
-    }
-
-
-def overview(conn: Connection, *, now: datetime, limit: int = 50) -> list[dict]:
-    """Cells ranked by 0505 cases of the last 90 days per existing space (demand without supply).
-
-    Spaces are the capacity of the zones in force (approved or painted), split over their cells by
-    share; the ratio divides by spaces + 1 so that a cell without any space still ranks by its cases.
-    """
-    rows = conn.execute(text("""
-        WITH demand AS (
-          SELECT cell_id, count(*) AS cases FROM cases
-          WHERE category_code = :cat AND reported_at >= :since AND reported_at < :now AND cell_id IS NOT NULL
-          GROUP BY cell_id),
-        supply AS (
-          SELECT COALESCE(fc.cell_id, z.cell_id) AS cell_id, sum(z.capacity * COALESCE(fc.share, 1)) AS spaces
-          FROM parking_zones z LEFT JOIN feature_cells fc ON fc.layer = :layer AND fc.feature_id = z.id
-          WHERE z.status IN ('approved', 'painted') AND (z.valid_from IS NULL OR z.valid_from <= :today)
-            AND (z.valid_to IS NULL OR z.valid_to > :today)
-          GROUP BY 1)
-        SELECT c.id, c.code, cm.name AS community, st.name AS street, d.cases,
-               round(COALESCE(s.spaces, 0)::numeric, 1)::float AS spaces,
-               round((d.cases / (COALESCE(s.spaces, 0) + 1))::numeric, 2)::float AS cases_per_space
-        FROM demand d JOIN grid_cells c ON c.id = d.cell_id
-        JOIN regions cm ON cm.id = c.community_id LEFT JOIN regions st ON st.id = cm.parent_id
-        LEFT JOIN supply s ON s.cell_id = d.cell_id
-        ORDER BY cases_per_space DESC, d.cases DESC, c.code LIMIT :limit
-    """), {"cat": ILLEGAL_PARKING, "since": now - timedelta(days=EVIDENCE_DAYS), "now": now, "today": today(now),
-           "layer": LAYER, "limit": limit}).mappings()
-    return [dict(r) for r in rows]
-
-
-# ---------------------------------------------------------------- the CDS feed
-
-def curb_zone_id(zone_id: int) -> str:
-    """The CDS curb_zone_id of a zone (a UUID, stable for the zone's id)."""
-    return str(uuid.uuid5(CDS_NAMESPACE, f"zone:{zone_id}"))
-
-
-def _ms(moment: datetime | date | None) -> int | None:
-    if moment is None:
-        return None
-    if not isinstance(moment, datetime):
-        moment = datetime.combine(moment, time(0), TZ)
-    return int(moment.timestamp() * 1000)
-
-
-def cds_zones(conn: Connection, *, now: datetime, at: datetime | None = None,
-              bbox: tuple[float, float, float, float] | None = None, include_geometry: bool = True) -> dict:
-    """The Curbs API `/curbs/zones` payload (Curb Data Specification): published zones, old versions too.
-
-    Published: approved, painted, and retired after publication (a draft retired is no zone). `at`
-    keeps the zones valid then. Geometry is the zone's footprint polygon (CDS zones are polygons).
-    """
-    published = ("(z.status IN ('approved', 'painted') OR (z.status = 'retired' AND NOT EXISTS ("
-                 "SELECT 1 FROM parking_zone_events e WHERE e.zone_id = z.id AND e.to_status = 'retired' "
-                 "AND e.from_status IN ('draft', 'submitted'))))")
-    where, params = [published], {}
-    if at is not None:
-        where.append("daterange(z.valid_from, z.valid_to, '[)') @> CAST(:day AS date)")
-        params["day"] = today(at)
-    if bbox:
-        where.append("z.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
-        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
-    rows = conn.execute(text(f"""
-        SELECT z.id, z.zone_no, z.name, z.street_name, z.street_side, z.parking_angle, z.capacity, z.valid_from,
-               z.valid_to, z.length_m, ST_Dimension(z.geom) AS dim, z.created_at,
-               ST_AsGeoJSON({footprint_sql('z.geom', 'z.parking_angle', 'z.street_side')}, 7)::json AS geometry,
-               (SELECT min(e.at) FROM parking_zone_events e WHERE e.zone_id = z.id AND e.action = 'approve') AS published,
-               (SELECT max(e.at) FROM parking_zone_events e WHERE e.zone_id = z.id) AS updated,
-               ARRAY(WITH RECURSIVE back AS (SELECT p.id, p.prev_zone_id, 1 AS depth FROM parking_zones p
-                                             WHERE p.id = z.prev_zone_id
-                       UNION ALL SELECT p.id, p.prev_zone_id, b.depth + 1 FROM parking_zones p
-                                 JOIN back b ON p.id = b.prev_zone_id)
-                     SELECT id FROM back ORDER BY depth) AS prev_ids
-        FROM parking_zones z WHERE {' AND '.join(where)} ORDER BY z.id
-    """), params).mappings()
-    zones = []
-    for r in rows:
-        published = r["published"] or r["created_at"]
-        z = {"curb_zone_id": curb_zone_id(r["id"]), "curb_policy_ids": [],
-             "published_date": _ms(published), "last_updated_date": _ms(r["updated"] or published),
-             "prev_curb_zone_ids": [curb_zone_id(i) for i in r["prev_ids"]],
-             "start_date": _ms(r["valid_from"] or published), "name": r["name"], "user_zone_id": r["zone_no"],
-             "street_name": r["street_name"],
-             "parking_angle": "angled" if r["parking_angle"].startswith("angled") else r["parking_angle"],
-             "num_spaces": r["capacity"]}
-        if include_geometry:
-            z["geometry"] = r["geometry"]
-        if r["valid_to"] is not None:
-            z["end_date"] = _ms(r["valid_to"])
-        if r["street_side"] in CDS_SIDES:
-            z["street_side"] = CDS_SIDES[r["street_side"]]
-        if r["dim"] == 1:
-            z["length"] = round(r["length_m"] * 100) if r["length_m"] is not None else None
-            z["width"] = round(DEPTH_M[r["parking_angle"]] * 100)
-        zones.append({k: v for k, v in z.items() if v is not None})
-    return {"version": "1.1.0", "time_zone": "Asia/Shanghai", "currency": "CNY", "last_updated": _ms(now),
-            "data": {"zones": zones}}

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.security import generate_password_hash
 
-from gridmgr import accounts, planner
+from gridmgr import accounts, cds, parking_demand, planner
 from gridmgr.layers.parking import EPSILON, KERB_PER_STALL, LOT_M2_PER_STALL, estimate_capacity
 from gridmgr.web import create_app
 from support import SMALL_ORIGIN, insert_small_grid
@@ -408,13 +408,13 @@ def test_demand_evidence_for_a_drawn_zone(world):
 
 def test_overview_ranks_cells_by_cases_per_space(world):
     with world.engine.connect() as c:
-        rows = planner.overview(c, now=APP_NOW)
+        rows = parking_demand.overview(c, now=APP_NOW)
     assert rows[0]["cases"] >= 1 and all(r["spaces"] == 0 for r in rows)
     before = {r["code"]: r for r in rows}
     z = created(world, KERB_50, parking_angle="perpendicular")      # 20 spaces in cell 001
     publish(world, z["id"])
     with world.engine.connect() as c:
-        after = {r["code"]: r for r in planner.overview(c, now=APP_NOW)}
+        after = {r["code"]: r for r in parking_demand.overview(c, now=APP_NOW)}
     assert after["110101001001001"]["spaces"] == 20
     assert after["110101001001001"]["cases_per_space"] == pytest.approx(before["110101001001001"]["cases"] / 21, abs=0.01)
     client, _ = login(world, "leader")
@@ -436,7 +436,7 @@ def test_cds_feed(world):
     zones = feed["data"]["zones"]
     assert [c["user_zone_id"] for c in zones] == [z["zone_no"]]     # the draft is not published
     c = zones[0]
-    assert c["curb_zone_id"] == planner.curb_zone_id(z["id"]) and re.fullmatch(r"[0-9a-f-]{36}", c["curb_zone_id"])
+    assert c["curb_zone_id"] == cds.curb_zone_id(z["id"]) and re.fullmatch(r"[0-9a-f-]{36}", c["curb_zone_id"])
     assert (c["name"], c["street_name"], c["street_side"], c["parking_angle"], c["num_spaces"]) == \
         ("东四北大街", "东四北大街", "E", "angled", 41)
     assert c["start_date"] == int(datetime(2026, 10, 1, tzinfo=TZ).timestamp() * 1000) and "end_date" not in c

@@ -18,7 +18,7 @@ from flask import Blueprint, abort, current_app, g, render_template, request, ur
 from flask_login import current_user
 from sqlalchemy import text
 
-from gridmgr import caseviews, planner
+from gridmgr import caseviews, cds, parking_demand, planner, zone_input
 from gridmgr.errors import Forbidden, InputError
 from gridmgr.layers.parking import EPSILON, KERB_PER_STALL, LOT_M2_PER_STALL, ZONES
 from gridmgr.models import CELL_DUTIES
@@ -44,8 +44,8 @@ def authenticate():
     current_actor()
 
 
-@bp.errorhandler(planner.Refusal)
-def refused(exc: planner.Refusal):
+@bp.errorhandler(zone_input.Refusal)
+def refused(exc: zone_input.Refusal):
     """A refused zone: the rule(s) and the features in the way, as JSON."""
     return json_response({"error": exc.as_dict()}, exc.status)
 
@@ -127,14 +127,14 @@ def page_config(actor, bounds) -> dict:
         "sides": _labelled(ZONES.field("street_side").choices),
         "statuses": [dict(s, colour=by_status.get(s["key"], "#2563eb"))
                      for s in _labelled(ZONES.field("status").choices)],
-        "weekdays": [{"key": d, "label": t("一二三四五六日"[i], d.title())} for i, d in enumerate(planner.WEEKDAYS)],
+        "weekdays": [{"key": d, "label": t("一二三四五六日"[i], d.title())} for i, d in enumerate(zone_input.WEEKDAYS)],
         # a zone's cells show each unit's duty (the core labels it in Chinese only)
         "duties": {k: label(k) for k in CELL_DUTIES},
         "actions": actions,
         "events": {**actions, **{k: t(*pair) for k, pair in planner.EVENT_LABELS.items()}},
         "text": page_text(),
-        "distances": list(planner.DISTANCE_CHOICES), "distance": planner.DEFAULT_DISTANCE_M,
-        "evidence_days": planner.EVIDENCE_DAYS,
+        "distances": list(parking_demand.DISTANCE_CHOICES), "distance": parking_demand.DEFAULT_DISTANCE_M,
+        "evidence_days": parking_demand.EVIDENCE_DAYS,
         "bounds": bounds, "tiles": current_app.config["GRIDMGR"].get("GRIDMGR_TILE_URL") or "",
         "role": actor.role, "can_draw": actor.role in planner.DRAW_ROLES,
         "can_approve": actor.role in planner.APPROVE_ROLES,
@@ -158,8 +158,8 @@ def overview():
     """Cells ranked by illegal-parking (0505) cases of the last 90 days per existing space."""
     limit = _int_arg("limit", 50, 1, 500)
     with engine().connect() as conn:
-        rows = planner.overview(conn, now=request_now(), limit=limit)
-    return render_template("planner/overview.html", rows=rows, days=planner.EVIDENCE_DAYS, limit=limit)
+        rows = parking_demand.overview(conn, now=request_now(), limit=limit)
+    return render_template("planner/overview.html", rows=rows, days=parking_demand.EVIDENCE_DAYS, limit=limit)
 
 
 @bp.post("/planner/preview")
@@ -167,7 +167,7 @@ def overview():
 def preview():
     """Measure, rules and demand evidence for a shape being drawn (the page's JSON call)."""
     with engine().connect() as conn:
-        return json_response(planner.preview(conn, request.get_json(silent=True), now=request_now()))
+        return json_response(parking_demand.preview(conn, request.get_json(silent=True), now=request_now()))
 
 
 # ---------------------------------------------------------------- the API
@@ -250,5 +250,5 @@ def curb_zones():
         bbox = caseviews.parse_bbox(",".join(box), "min_lat")
     include = caseviews.parse_bool(args.get("include_geometry"), "include_geometry")
     with engine().connect() as conn:
-        feed = planner.cds_zones(conn, now=request_now(), at=at, bbox=bbox, include_geometry=include is not False)
+        feed = cds.cds_zones(conn, now=request_now(), at=at, bbox=bbox, include_geometry=include is not False)
     return json_response(feed)
