@@ -326,6 +326,9 @@ def login(page, username: str, password: str) -> None:
         error = page.locator(".flash.error")
         message = error.inner_text() if error.count() else page.title()
         raise AssertionError(f"login as {username!r} failed: {message}")
+    # the login lands on the map: its tile requests finish before the test goes elsewhere (a request
+    # cut short by leaving the page would count as a failed one)
+    page.wait_for_load_state("networkidle")
 
 
 @dataclass(frozen=True)

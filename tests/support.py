@@ -1,4 +1,6 @@
 """Helpers shared by the tests (importable: tests/ is on pytest's pythonpath)."""
+import re
+
 from sqlalchemy import text
 
 
@@ -28,3 +30,25 @@ def insert_small_grid(c, valid_from: str = "-infinity") -> dict[str, int]:
             RETURNING id
         """), {"code": code, "cm": parent, "vf": valid_from}).scalar()
     return ids
+
+
+CSRF = re.compile(r'name="csrf[-_]token" (?:value|content)="([^"]+)"')
+
+
+def csrf(html: str) -> str:
+    """The CSRF token a page carries (its forms' field or its <meta name="csrf-token">)."""
+    return CSRF.search(html).group(1)
+
+
+def login_client(app, username: str, password: str):
+    """A Flask test client logged in through the real login form (CSRF token and all)."""
+    client = app.test_client()
+    r = client.post("/login", data={"username": username, "password": password,
+                                    "csrf_token": csrf(client.get("/login").get_data(as_text=True))})
+    assert r.status_code == 302, r.get_data(as_text=True)
+    return client
+
+
+def page_csrf(client, path: str = "/overview") -> str:
+    """The CSRF token of a logged-in client's pages, for its JSON writes."""
+    return csrf(client.get(path).get_data(as_text=True))

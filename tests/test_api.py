@@ -17,7 +17,7 @@ from gridmgr.reporting import NewCase, report
 from gridmgr.workcalendar import WorkCalendar
 from gridmgr.workflow import actor_for, apply
 from gridmgr.web import create_app
-from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
+from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, login_client, page_csrf
 
 TZ = ZoneInfo("Asia/Shanghai")
 REPORTED = datetime(2026, 10, 13, 9, 0, tzinfo=TZ)   # a Tuesday, working hours
@@ -111,13 +111,8 @@ def call(w, user, method, path, token=None, **kw):
 
 def login(w, username):
     """A test client logged in through the form; returns (client, CSRF token of its pages)."""
-    client = w.app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
-    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
-    assert r.status_code == 302, r.get_data(as_text=True)
-    html = client.get("/overview").get_data(as_text=True)
-    return client, re.search(r'<meta name="csrf-token" content="([^"]+)"', html)[1]
+    client = login_client(w.app, username, PASSWORD)
+    return client, page_csrf(client)
 
 
 def n_events(w, case_id):

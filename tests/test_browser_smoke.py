@@ -207,7 +207,6 @@ def test_the_language_switch_in_chromium(page, fresh_db):
     """中文 | English are plain links; the choice stays with the browser, and the pages' scripts follow it."""
     add_account(fresh_db[1], "lang", "lang-password", role="supervisor", name="王监督")
     login(page, "lang", "lang-password")
-    page.wait_for_load_state("networkidle")  # the login lands on the map: its tiles arrive before we move on
     page.goto("/cases/new")
     assert page.locator("html").get_attribute("lang") == "zh-CN" and page.locator("h1").inner_text() == "上报案件"
     with page.expect_navigation():

@@ -16,7 +16,7 @@ from werkzeug.security import generate_password_hash
 
 from gridmgr import crs, dispatch
 from gridmgr.web import create_app
-from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
+from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, csrf, login_client
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 10, 13, 9, 0, tzinfo=TZ)  # a Tuesday, in working hours
@@ -81,17 +81,8 @@ def site(fresh_db, tmp_path):
             "uploads": tmp_path / "var" / "uploads"}
 
 
-def csrf(html: str) -> str:
-    """The CSRF token a page carries (its forms and its <meta name="csrf-token">)."""
-    return re.search(r'name="csrf[-_]token" (?:value|content)="([^"]+)"', html).group(1)
-
-
 def login(site, username):
-    client = site["app"].test_client()
-    html = client.get("/login").get_data(as_text=True)
-    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": csrf(html)})
-    assert r.status_code == 302, r.get_data(as_text=True)
-    return client
+    return login_client(site["app"], username, PASSWORD)
 
 
 def get(client, path, status=200):

@@ -19,7 +19,7 @@ from gridmgr.reporting import NewCase, report
 from gridmgr.workcalendar import WorkCalendar
 from gridmgr.workflow import actor_for
 from gridmgr.web import create_app, i18n
-from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
+from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, login_client
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 10, 13, 9, 0, tzinfo=TZ)
@@ -146,12 +146,7 @@ def site(fresh_db, tmp_path):
 
 
 def login(site, username):
-    client = site["app"].test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
-    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
-    assert r.status_code == 302, r.get_data(as_text=True)
-    return client
+    return login_client(site["app"], username, PASSWORD)
 
 
 def page(client, path):

@@ -40,7 +40,6 @@ def seeded(fresh_db):
 
 def open_map(page, path="/map", user="sup"):
     login(page, user, PASSWORD)
-    page.wait_for_load_state("networkidle")  # the login lands on the map: its tiles arrive before we move on
     page.goto(path)
     page.wait_for_function("window.gridmgr && window.gridmgr.ready === true")
     settle(page)

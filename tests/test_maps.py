@@ -16,7 +16,7 @@ from gridmgr import caseviews
 from gridmgr.reporting import NewCase, report
 from gridmgr.web import create_app
 from gridmgr.workflow import Actor
-from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
+from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, login_client
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 10, 13, 9, 0, tzinfo=TZ)  # a Tuesday, in working hours
@@ -109,12 +109,7 @@ def site(fresh_db, tmp_path):
 
 
 def login(site, username):
-    client = site["app"].test_client()
-    html = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf[-_]token" (?:value|content)="([^"]+)"', html).group(1)
-    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
-    assert r.status_code == 302, r.get_data(as_text=True)
-    return client
+    return login_client(site["app"], username, PASSWORD)
 
 
 def get(client, path, status=200, json_=False):

@@ -17,7 +17,7 @@ from werkzeug.security import generate_password_hash
 from gridmgr import accounts, cds, parking_demand, planner
 from gridmgr.layers.parking import EPSILON, KERB_PER_STALL, LOT_M2_PER_STALL, estimate_capacity
 from gridmgr.web import create_app
-from support import SMALL_ORIGIN, insert_small_grid
+from support import SMALL_ORIGIN, insert_small_grid, login_client, page_csrf
 
 TZ = ZoneInfo("Asia/Shanghai")
 APP_NOW = datetime(2026, 10, 13, 11, 0, tzinfo=TZ)
@@ -460,13 +460,8 @@ def test_cds_feed(world):
 
 def login(w, username):
     """A test client logged in through the form; returns (client, CSRF token of its pages)."""
-    client = w.app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
-    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
-    assert r.status_code == 302, r.get_data(as_text=True)
-    html = client.get("/overview").get_data(as_text=True)
-    return client, re.search(r'<meta name="csrf-token" content="([^"]+)"', html)[1]
+    client = login_client(w.app, username, PASSWORD)
+    return client, page_csrf(client)
 
 
 def test_only_planners_draw_and_only_leaders_and_admins_approve(world):

@@ -26,7 +26,6 @@ def point_at(page, latlng):
 
 def open_planner(page, user):
     login(page, user, PASSWORD)
-    page.wait_for_load_state("networkidle")  # the login lands on the map: its tiles arrive before we move on
     page.goto("/planner")
     page.wait_for_function("window.planner && window.planner.zonesLoaded !== null")
 

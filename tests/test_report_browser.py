@@ -58,9 +58,8 @@ def data(fresh_db):
 
 
 def sign_in(page):
-    """Log in as the leader; the login lands on the map: its tiles arrive before the test moves on."""
+    """Log in as the leader."""
     login(page, "boss", "secret-pw")
-    page.wait_for_load_state("networkidle")
 
 
 def test_report_page_offline(page, data, tmp_path):

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from gridmgr.web import create_app
 from sqlalchemy import text
-from support import insert_small_grid
+from support import insert_small_grid, login_client
 from werkzeug.security import generate_password_hash
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -105,16 +105,8 @@ def site(fresh_db, tmp_path):
         engine.dispose()
 
 
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf[-_]token" (?:value|content)="([^"]+)"', html).group(1)
-
-
 def login(site, username):
-    client = site["app"].test_client()
-    html = client.get("/login").get_data(as_text=True)
-    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": csrf(html)})
-    assert r.status_code == 302, r.get_data(as_text=True)
-    return client
+    return login_client(site["app"], username, PASSWORD)
 
 
 def get(client, path, status=200):
