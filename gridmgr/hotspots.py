@@ -94,8 +94,6 @@ def check_category(category: str | Iterable[str] | None) -> list[str] | None:
     return [c + "%" for c in codes] or None
 
 
-_categories = check_category
-
 
 def snapshot_at(period: Period, today: date | None = None) -> datetime:
     """The moment whose cells a period's hot spots use: the last instant read (cutoff − 1 µs)."""

@@ -428,7 +428,7 @@ def _hot_args(today: date) -> tuple[dict, list[str]]:
     category = (args.get("category") or "").strip() or None
     if category is not None:
         try:
-            hotspots._categories(category)
+            hotspots.check_category(category)
             out["category"] = category
         except InputError as exc:
             errors.append(_form_error(exc))
