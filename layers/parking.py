@@ -11,22 +11,23 @@ from gridmgr.registry import Field, Layer, Metric, register
 # angled stalls keep 2.5 m perpendicular spacing, so 2.5 / sin(angle) along the kerb
 KERB_PER_STALL = {"parallel": 6.0, "perpendicular": 2.5, "angled_30": 5.0, "angled_45": 3.54, "angled_60": 2.89}
 LOT_M2_PER_STALL = 25.0  # a surface lot, aisles included
-# measured lengths carry float noise (50 m comes back as 49.9999999983 m): floor with a 1 mm margin
-EPSILON = 1e-3
+# measured sizes carry noise (50 m comes back as 49.9999999983 m; a 50 m square drawn in degrees as
+# 2499.992 m² on the ellipsoid): floor with a relative margin, 0.5 mm in 50 m, 0.025 m² in 2,500 m²
+MARGIN = 1e-5
 
 
 def estimate_capacity(angle: str, length_m: float = 0.0, area_m2: float = 0.0) -> int:
     """Stalls in a kerb line of usable length (by angle) or in a lot of some area (DOMAIN.md §5)."""
     if area_m2:
-        return int((area_m2 + EPSILON) // LOT_M2_PER_STALL)
-    return int((length_m + EPSILON) // KERB_PER_STALL[angle])
+        return int(area_m2 * (1 + MARGIN) // LOT_M2_PER_STALL)
+    return int(length_m * (1 + MARGIN) // KERB_PER_STALL[angle])
 
 
 def capacity_sql(geom: str, angle: str) -> str:
     """The same estimate in SQL, measured on the ground (geography), for staged rows."""
     per_stall = " ".join(f"WHEN '{k}' THEN {v}" for k, v in KERB_PER_STALL.items())
-    return (f"(CASE WHEN ST_Dimension({geom}) = 2 THEN floor((ST_Area({geom}::geography) + {EPSILON}) / {LOT_M2_PER_STALL})"
-            f" ELSE floor((ST_Length({geom}::geography) + {EPSILON}) / (CASE {angle} {per_stall} END)) END)::int")
+    return (f"(CASE WHEN ST_Dimension({geom}) = 2 THEN floor(ST_Area({geom}::geography) * {1 + MARGIN} / {LOT_M2_PER_STALL})"
+            f" ELSE floor(ST_Length({geom}::geography) * {1 + MARGIN} / (CASE {angle} {per_stall} END)) END)::int")
 
 
 ZONE_FIELDS = (

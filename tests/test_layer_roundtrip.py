@@ -432,6 +432,10 @@ def test_python_capacity_estimate():
     assert estimate_capacity("angled_30", length_m=50.0) == 10
     assert estimate_capacity("angled_60", length_m=28.9) == 10  # 28.9 / 2.89 is 9.999999999999998 in floats
     assert estimate_capacity("parallel", area_m2=2500.0) == 100
+    # a 50 m square drawn in degrees measures 2499.992 m² on the ellipsoid: still 100 stalls; 2499.8 is 99
+    assert estimate_capacity("perpendicular", area_m2=2499.992) == 100
+    assert estimate_capacity("perpendicular", area_m2=2499.8) == 99
+    assert estimate_capacity("parallel", length_m=59.99) == 9
 
 
 def exported(conn, tmp_path, name, fmt="csv", **kw) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.security import generate_password_hash
 
 from gridmgr import accounts, cds, parking_demand, planner
-from gridmgr.layers.parking import EPSILON, KERB_PER_STALL, LOT_M2_PER_STALL, estimate_capacity
+from gridmgr.layers.parking import MARGIN, KERB_PER_STALL, LOT_M2_PER_STALL, estimate_capacity
 from gridmgr.web import create_app
 from support import SMALL_ORIGIN, insert_small_grid, login_client, page_csrf
 
@@ -189,7 +189,7 @@ def test_page_serves_the_layers_constants(world):
     html = client.get("/planner").get_data(as_text=True)
     cfg = json.loads(re.search(r'<script type="application/json" id="planner-config">(.*?)</script>', html, re.DOTALL)[1])
     assert cfg["capacity"] == {"kerb_per_stall": KERB_PER_STALL, "lot_m2_per_stall": LOT_M2_PER_STALL,
-                               "epsilon": EPSILON}
+                               "margin": MARGIN}
     assert cfg["depth_m"] == planner.DEPTH_M and cfg["can_draw"] and not cfg["can_approve"]
     assert "/vendor/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.min.js" in html
     assert "planner-map.js" in html and "planner-capacity.js" in html

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from gridmgr import caseviews, cds, parking_demand, planner, zone_input
 from gridmgr.errors import Forbidden, InputError
-from gridmgr.layers.parking import EPSILON, KERB_PER_STALL, LOT_M2_PER_STALL, ZONES
+from gridmgr.layers.parking import MARGIN, KERB_PER_STALL, LOT_M2_PER_STALL, ZONES
 from gridmgr.models import CELL_DUTIES
 from gridmgr.web.api import json_response, request_now
 from gridmgr.web.auth import current_actor, roles_required
@@ -121,7 +121,7 @@ def page_config(actor, bounds) -> dict:
     actions = {a.name: t(a.zh, a.en) for a in planner.ACTIONS.values()}
     return {
         "urls": {"zones": url_for(".zones"), "preview": url_for(".preview"), "overview": url_for(".overview")},
-        "capacity": {"kerb_per_stall": KERB_PER_STALL, "lot_m2_per_stall": LOT_M2_PER_STALL, "epsilon": EPSILON},
+        "capacity": {"kerb_per_stall": KERB_PER_STALL, "lot_m2_per_stall": LOT_M2_PER_STALL, "margin": MARGIN},
         "depth_m": planner.DEPTH_M,
         "angles": _labelled(planner.ANGLE_DEGREES),
         "sides": _labelled(ZONES.field("street_side").choices),

@@ -1,5 +1,5 @@
 /* gridmgr: the planner's live capacity estimate while drawing. The constants are not here: they come
-   from the page config (gridmgr.layers.parking's KERB_PER_STALL, LOT_M2_PER_STALL, EPSILON), so the
+   from the page config (gridmgr.layers.parking's KERB_PER_STALL, LOT_M2_PER_STALL, MARGIN), so the
    browser and the server count stalls the same way (DOMAIN.md §5). Lengths and areas are on a sphere
    here; the server measures on the ellipsoid, and its figure replaces this one once the shape is checked. */
 (function (root) {
@@ -34,10 +34,10 @@
 
   /* stalls in a kerb line of some length (by angle) or in a lot of some area: the layer's rule */
   function estimate(constants, kind, angle, lengthM, areaM2) {
-    var eps = constants.epsilon;
-    if (kind === "lot") { return Math.floor((areaM2 + eps) / constants.lot_m2_per_stall); }
+    var grow = 1 + constants.margin;
+    if (kind === "lot") { return Math.floor(areaM2 * grow / constants.lot_m2_per_stall); }
     var per = constants.kerb_per_stall[angle];
-    return per ? Math.floor((lengthM + eps) / per) : 0;
+    return per ? Math.floor(lengthM * grow / per) : 0;
   }
 
   root.PlannerCapacity = { distance: distance, lineLength: lineLength, ringArea: ringArea, estimate: estimate };
