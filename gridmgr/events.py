@@ -14,7 +14,15 @@ class CaseEvent(Base):
     """One step of a case: who did what, when, from which state to which, and the deadline it left."""
 
     __tablename__ = "case_events"
-    __table_args__ = (Index("ix_case_events_case_id_at", "case_id", "at"),)
+    __table_args__ = (
+        Index("ix_case_events_case_id_at", "case_id", "at"),
+        # gridmgr.reports (migration 0007): a period's events, the deadlines due in it, closings after it
+        Index("ix_case_events_at_case_id", "at", "case_id"),
+        Index("ix_case_events_clock_deadline_after", "deadline_after",
+              postgresql_where=text("action IN ('dispatch', 'approve_extension', 'resume')")),
+        Index("ix_case_events_closing_at_case_id", "at", "case_id",
+              postgresql_where=text("to_state IN ('closed', 'rejected')")),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), nullable=False)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

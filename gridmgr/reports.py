@@ -10,7 +10,8 @@ Levels: `cell`, `community`, `street`, `district` (by the cell's code prefix, na
 `unit` (the unit of the case's last dispatch before the cutoff), `supervisor` (the supervisor of
 the case's cell through its duty grids) and `duty_grid`. A cell in two duty grids counts in both, so
 supervisor and duty-grid rows may add up to more than the total. Cases outside every cell, never
-dispatched or in no duty grid come in one row with code None, which rankings leave out.
+dispatched or in no duty grid come in one row with code None, which rankings leave out; that row, and
+a row for a cell no longer valid in the period, is listed only when one of its figures is not zero.
 
 The inventory columns are the layers' per-cell metrics (`gridmgr.registry.Metric`) summed over the
 cells of each row (a unit's cells: those it answers for in `cell_units` or through its duty grids).
@@ -19,6 +20,8 @@ They describe the layers as they stand, with date-derived values (an expired per
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -206,13 +209,40 @@ _UNIVERSE = {
 _NO_OBJECT = {"unit": "未派遣 not dispatched", "supervisor": "无责任网格 no duty grid",
               "duty_grid": "无责任网格 no duty grid"}
 
-# The per-case facts (one row `k` per case reported before the cutoff); see gridmgr.indicators.
+# Which cases are read. Every indicator is a filtered aggregate over the per-case facts `k` of the cases
+# reported before the cutoff, and a case outside the five sets below has every filter false (it was
+# not reported in the period, took no step in it, fell due in none of it, and was closed or rejected
+# before its cutoff), so reading only those sets gives the very figures of reading every case, while
+# the work follows the period instead of the whole history (migration 0007 indexes each set):
+#   reported in the period · touched by an event in it · a handling deadline in it (the due cohort) ·
+#   open now (`cases.status`) · closed or rejected after the cutoff (open at the cutoff).
+# The last two find the cases open at the cutoff: closed and rejected are final, the trail is
+# append-only, and gridmgr.workflow writes a case's status with the event that sets it, so a case not
+# in them was closed or rejected before the cutoff. `_CASES_ALL` reads every case (tests compare them).
+_CASES_COUNTED = """
+    SELECT c.id FROM cases c WHERE c.reported_at >= :start AND c.reported_at < :end AND c.reported_at < :cutoff
+    UNION SELECT e.case_id FROM case_events e WHERE e.at >= :start AND e.at < :cutoff
+    UNION SELECT e.case_id FROM case_events e
+          WHERE e.action IN ('dispatch', 'approve_extension', 'resume')  -- as ix_case_events_clock_deadline_after
+            AND e.deadline_after >= :start AND e.deadline_after < :end AND e.deadline_after < :cutoff
+            AND e.at < :cutoff
+    UNION SELECT c.id FROM cases c
+          WHERE c.status NOT IN ('closed', 'rejected') AND c.reported_at < :cutoff  -- as ix_cases_open_cell_id
+    UNION SELECT c.id FROM case_events e JOIN cases c ON c.id = e.case_id
+          WHERE e.at >= :cutoff AND e.to_state IN ('closed', 'rejected') AND c.reported_at < :cutoff"""
+_CASES_ALL = "SELECT c.id FROM cases c WHERE c.reported_at < :cutoff"
+
+# The per-case facts (one row `k` per case reported before the cutoff, among `cand`); see gridmgr.indicators.
 _CASE_FACTS = """
+cand AS MATERIALIZED (SELECT id FROM ({cases}) u ORDER BY id),  -- in order: the lookups below walk the indexes
 ev AS MATERIALIZED (
     SELECT e.id, e.case_id, e.at, e.action, e.to_state, e.unit_id, e.deadline_after,
            e.at >= :start AND e.at < :end AS in_p,
            e.at <= COALESCE(e.deadline_before, e.at) AS in_time
-    FROM case_events e WHERE e.at < :cutoff
+    -- LATERAL … OFFSET 0: one index lookup per case, whatever the planner guesses of cand's size
+    -- (it guesses the union of the sets, often 10× too many, and would then hash the whole table)
+    FROM cand CROSS JOIN LATERAL (SELECT * FROM case_events e WHERE e.case_id = cand.id AND e.at < :cutoff
+                                  OFFSET 0) e
 ),
 -- the handling deadline as it changes: set by dispatch, extension or a resume into handling,
 -- cleared by a pause; `replaced_at` is when the next change came
@@ -294,24 +324,46 @@ k AS MATERIALIZED (
                   AND NOT EXISTS (SELECT 1 FROM case_events r
                                   WHERE r.case_id = q.id AND r.action = 'reject' AND r.at < :cutoff))
            ) AS recurrent
-    FROM cases c LEFT JOIN per p ON p.case_id = c.id LEFT JOIN due d ON d.case_id = c.id
-    WHERE c.reported_at < :cutoff
-      AND (CAST(:area AS text) IS NULL
+    FROM cand CROSS JOIN LATERAL (SELECT * FROM cases c WHERE c.id = cand.id AND c.reported_at < :cutoff OFFSET 0) c
+         LEFT JOIN per p ON p.case_id = c.id LEFT JOIN due d ON d.case_id = c.id
+    WHERE (CAST(:area AS text) IS NULL
            OR c.cell_id IN (SELECT id FROM grid_cells WHERE code LIKE CAST(:area AS text) || '%'))
 )
 """
 
 
-def _case_sql(level: str) -> str:
+def _case_sql(level: str, every_case: bool = False) -> str:
     aggs = ",\n       ".join(f'{d.sql} AS "{d.key}"' for d in indicators.COUNTS)
+    facts = _CASE_FACTS.replace("{cases}", _CASES_ALL if every_case else _CASES_COUNTED)
     if level == "unit":
         join, key = "LEFT JOIN units km ON km.id = k.unit_id", "km.code"
     else:
         join, key = f"LEFT JOIN ({_CELL_KEYS[level]}) km ON km.cell_id = k.cell_id", "km.key"
-    return (f"WITH {_CASE_FACTS}\n"
+    return (f"WITH {facts}\n"
             f"SELECT NULL AS key, true AS total,\n       {aggs}\nFROM k\n"
             f"UNION ALL\n"
             f"SELECT {key} AS key, false AS total,\n       {aggs}\nFROM k {join} GROUP BY {key}")
+
+
+@contextmanager
+def _without_jit(conn: Connection) -> Iterator[None]:
+    """JIT compilation off for the statements inside, in the caller's transaction only.
+
+    The case statement's cost estimate is dominated by guesses (the recurrence probe per case, the size
+    of the union of counted cases) that lift it over `jit_above_cost`; compiling then took 1.0–1.4 s
+    for 0.3 s of execution on 10⁶ cases (bench/reports.py).
+    """
+    before = conn.execute(text("SELECT current_setting('jit')")).scalar()
+    conn.execute(text("SELECT set_config('jit', 'off', true)"))
+    yield
+    # not reached after an error: the setting is local and ends with the (failed) transaction
+    conn.execute(text("SELECT set_config('jit', :v, true)"), {"v": before})
+
+
+def _case_counts(conn: Connection, level: str, params: dict, every_case: bool = False) -> dict:
+    """The case figures per (total?, key) of one level; `every_case` reads all cases (the reference)."""
+    sql = text(_case_sql(level, every_case))
+    return {(r["total"], r["key"]): dict(r) for r in conn.execute(sql, params).mappings()}
 
 
 def inventory_metrics() -> list[tuple[registry.Layer, registry.Metric]]:
@@ -326,15 +378,29 @@ def inventory_metrics() -> list[tuple[registry.Layer, registry.Metric]]:
     return out
 
 
+def _counted_rows(sql: str) -> tuple[str, str]:
+    """A metric `count(*) FILTER (WHERE cond)` as `count(*)` over the rows WHERE cond; others as they are.
+
+    The same figures (a cell with no such row reads as 0), but the condition can then use an index:
+    open cases are a few thousand of 10⁶ (ix_cases_open_cell_id), which a filter would find by a full scan.
+    """
+    m = re.fullmatch(r"\s*count\(\*\)\s+FILTER\s*\(\s*WHERE\s+(.+)\)\s*", sql, re.IGNORECASE | re.DOTALL)
+    depth = [0]  # `cond` must be one expression: its parentheses never close more than they opened
+    for ch in m[1] if m else "":
+        depth.append(depth[-1] + {"(": 1, ")": -1}.get(ch, 0))
+    return ("count(*)", m[1]) if m and min(depth) == 0 and depth[-1] == 0 else (sql, "true")
+
+
 def _inventory_sql(level: str, metrics: list[tuple[registry.Layer, registry.Metric]]) -> str | None:
     if not metrics:
         return None
     branches = []
     for layer, metric in metrics:
-        cols = ", ".join(f'CAST(({m.sql}) AS numeric) AS "{m.name}"' if m is metric
+        agg, where = _counted_rows(metric.sql)
+        cols = ", ".join(f'CAST(({agg}) AS numeric) AS "{m.name}"' if m is metric
                          else f'CAST(NULL AS numeric) AS "{m.name}"' for _, m in metrics)
         branches.append(f"SELECT f.cell_id, {cols} FROM {layer.table.name} f "
-                        f"WHERE f.cell_id IS NOT NULL GROUP BY f.cell_id")
+                        f"WHERE f.cell_id IS NOT NULL AND ({where}) GROUP BY f.cell_id")
     sums = ", ".join(f'coalesce(sum("{m.name}"), 0) AS "{m.name}"' for _, m in metrics)
     union = "\n    UNION ALL ".join(branches)
     area = _AREA.format(col="gc.code")
@@ -385,16 +451,24 @@ def compute(conn: Connection, *, period: Period, level: str, today: date | None 
               "recurrence_days": int(recurrence_days)}
     metrics = inventory_metrics()
     universe = conn.execute(text(_UNIVERSE[level]), params).mappings().all()
-    counts = {(r["total"], r["key"]): r for r in conn.execute(text(_case_sql(level)), params).mappings()}
+    with _without_jit(conn):
+        counts = _case_counts(conn, level, params)
     inv_sql = _inventory_sql(level, metrics)
     inventory = ({(r["total"], r["key"]): r for r in conn.execute(text(inv_sql), params).mappings()}
                  if inv_sql else {})
 
+    nothing = {d.key: None if d.kind == "hours" else 0 for d in indicators.COUNTS}
+    nothing.update(indicators.rates(nothing))
+
     def figures(key_: tuple) -> dict[str, Any]:
-        values = {d.key: _number(counts[key_][d.key], d.kind) if key_ in counts else (None if d.kind == "hours" else 0)
-                  for d in indicators.COUNTS}
-        values.update(indicators.rates(values))
-        values.update({m.name: _number(inventory[key_][m.name]) if key_ in inventory else 0 for _, m in metrics})
+        # a cell grid has thousands of rows: each looked up once, the figures of an empty row made once
+        found, stock = counts.get(key_), inventory.get(key_)
+        if found is None:
+            values = dict(nothing)
+        else:
+            values = {d.key: _number(found[d.key], d.kind) for d in indicators.COUNTS}
+            values.update(indicators.rates(values))
+        values.update({m.name: _number(stock[m.name]) if stock is not None else 0 for _, m in metrics})
         return values
 
     rows, seen = [], set()
@@ -402,8 +476,9 @@ def compute(conn: Connection, *, period: Period, level: str, today: date | None 
         attrs = {k: v for k, v in u.items() if k not in ("key", "name")}
         rows.append(Row(u["key"], u["name"], figures((False, u["key"])), attrs, level))
         seen.add(u["key"])
-    for total, key in counts:  # cases of no object of the level (out of grid, never dispatched, no duty grid)
-        if not total and key not in seen:
+    for (total, key), figs in counts.items():  # no object of the level (out of grid, never dispatched, …)
+        # listed only with a figure to show: the cases read depend on the period (see `_CASES_COUNTED`)
+        if not total and key not in seen and any(figs[d.key] not in (0, None) for d in indicators.COUNTS):
             name = _NO_OBJECT.get(level, "网格外 out of grid") if key is None else key
             rows.append(Row(key, name, figures((False, key)), {}, level))
     total_row = Row(None, "合计 total", figures((True, None)), {}, level)

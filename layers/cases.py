@@ -45,6 +45,9 @@ table = feature_table(
     CheckConstraint(sql_in("status", CASE_STATES), name="status"),
     Index("ix_cases_reported_at", "reported_at"),
     Index("ix_cases_status", "status"),
+    # gridmgr.reports (migration 0007): the recurrence probe; open cases per cell
+    Index("ix_cases_cell_id_category_code_reported_at", "cell_id", "category_code", "reported_at"),
+    Index("ix_cases_open_cell_id", "cell_id", postgresql_where=text("status NOT IN ('closed', 'rejected')")),
     UniqueConstraint("case_no"),
 )
 

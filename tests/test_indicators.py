@@ -401,3 +401,85 @@ def test_bad_level_is_refused(conn):
     with pytest.raises(InputError, match="unknown level"):
         compute(conn, period=Period.parse("2026-10"), level="province", today=AFTER)
     assert "duty_grid" in LEVELS
+
+
+# ------------------------------------------------------------------------------- which cases are read
+
+def _shown(counts: dict) -> dict:
+    """The case figures a report shows: the total, and the rows with a figure that is not zero."""
+    return {key: row for key, row in counts.items()
+            if key[0] or any(v not in (0, None) for f, v in row.items() if f not in ("key", "total"))}
+
+
+@pytest.fixture
+def history(conn, october):
+    """October plus cases only one of the sets `gridmgr.reports` reads would find for October."""
+    c1, c2, c3, _ = october["cells"]
+    u1, cat = october["units"]["HW01"], october["cats"]
+    done = [("handle", t(12, 1, 9), t(12, 1, 13)), ("check_pass", t(12, 1, 10), t(12, 1, 11)), ("close", t(12, 2, 9))]
+    extra = {
+        # dispatched in August, untouched through October, closed in December: open at October's cutoff
+        "S": add_case(conn, c1, cat[17], std(t(8, 3), t(8, 10, 10), u1) + done),
+        # dispatched in July, open ever since
+        "T": add_case(conn, c2, cat[18], std(t(7, 1), t(7, 5, 10), u1)),
+        # handled and closed in September, ahead of a deadline on 3 October: due in October, no event in it
+        "X": add_case(conn, c3, cat[19], std(t(9, 20), t(10, 3, 10), u1) + [
+            ("handle", t(9, 25, 9), t(9, 25, 13)), ("check_pass", t(9, 26, 9), t(9, 26, 10)), ("close", t(9, 27, 9))]),
+        # reported in September, due in November, handled, checked and closed in October
+        "Y": add_case(conn, c2, cat[16], std(t(9, 25), t(11, 10, 10), u1) + [
+            ("handle", t(10, 5, 9), t(10, 5, 13)), ("check_pass", t(10, 5, 10), t(10, 5, 11)), ("close", t(10, 6, 9))]),
+        # out of the grid, reported and rejected in March
+        "U": add_case(conn, c1, cat[0], [("report", t(3, 2, 9), t(3, 2, 10)), ("reject", t(3, 2, 10))]),
+    }
+    conn.execute(text("UPDATE cases SET cell_id = NULL WHERE id = :u"), {"u": extra["U"]})
+    return {**october, "ids": {**october["ids"], **extra}}
+
+
+@pytest.mark.parametrize("period, today", [("2026-10", AFTER), ("2026-09", AFTER), ("2026-11", AFTER),
+                                           ("2026Q4", AFTER), ("2026", AFTER), ("2026-10", date(2026, 10, 15)),
+                                           ("2026-W41", AFTER), ("2026-03", AFTER)])
+def test_reading_the_counted_cases_equals_reading_every_case(conn, history, period, today):
+    from gridmgr import reports
+
+    p = Period.parse(period)
+    params = {"start": p.start, "end": p.end, "cutoff": reports.cutoff_for(p, today), "today": today,
+              "area": None, "recurrence_days": reports.RECURRENCE_DAYS}
+    for level in LEVELS:
+        counted = reports._case_counts(conn, level, params)
+        every = reports._case_counts(conn, level, params, every_case=True)
+        assert _shown(counted) == _shown(every), (period, level)
+
+
+def test_cases_found_by_one_set_only_count(conn, history):
+    v = oct_report(conn).total.values
+    # S and T open at the cutoff; X due, handled on time and closed
+    assert v["open_end"] == OCTOBER_TOTAL["open_end"] + 2 and v["overdue_end"] == OCTOBER_TOTAL["overdue_end"] + 2
+    assert (v["due_close"], v["closed"], v["closed_on_time"]) == (11, 8, 6)
+    assert v["reported"] == OCTOBER_TOTAL["reported"]
+    # Y: a check and a closing in October
+    assert (v["checked"], v["closed_in_period"]) == (OCTOBER_TOTAL["checked"] + 1, OCTOBER_TOTAL["closed_in_period"] + 1)
+
+
+def test_a_row_of_no_object_is_listed_when_it_has_figures(conn, history):
+    assert None not in {r.code for r in oct_report(conn, "cell").rows}  # U: March's, nothing in October
+    march = {r.code: r for r in compute(conn, period=Period.parse("2026-03"), level="cell", today=AFTER).rows}
+    assert march[None].values["reported"] == 1 and march[None].name == "网格外 out of grid"
+    units = {r.code: r for r in oct_report(conn, "unit").rows}
+    assert units[None].values["reported"] == 3  # M, N, O: reported in October, never dispatched
+
+
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_report_leaves_the_jit_setting_as_it_was(conn, october, setting):
+    conn.execute(text(f"SET LOCAL jit = {setting}"))
+    oct_report(conn, "cell")
+    assert conn.execute(text("SELECT current_setting('jit')")).scalar() == setting
+
+
+def test_a_filtered_count_metric_is_read_through_its_condition():
+    from gridmgr.reports import _counted_rows
+
+    assert _counted_rows("count(*) FILTER (WHERE f.status NOT IN ('closed', 'rejected'))") == \
+           ("count(*)", "f.status NOT IN ('closed', 'rejected')")
+    for other in ("count(*)", "sum(f.capacity)", "count(*) FILTER (WHERE f.a) + count(*) FILTER (WHERE f.b)",
+                  "count(*) FILTER (WHERE f.a) - 1"):
+        assert _counted_rows(other) == (other, "true")
