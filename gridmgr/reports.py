@@ -36,7 +36,8 @@ from gridmgr.errors import InputError
 
 TZ = ZoneInfo("Asia/Shanghai")
 LEVELS = ("cell", "community", "street", "district", "unit", "supervisor", "duty_grid")
-_PREFIX = {"cell": 15, "community": 12, "street": 9, "district": 6}
+# a cell code begins with its community's, street's and district's codes: the length of each level's prefix
+CODE_LENGTH = {"cell": 15, "community": 12, "street": 9, "district": 6}
 RECURRENCE_DAYS = 30
 
 
@@ -178,7 +179,7 @@ _VALID_CELLS = f"g.valid_from < :end AND (g.valid_to IS NULL OR g.valid_to > :st
 
 # per level: which object keys a cell maps to (None for unit: cases go by their last dispatch)
 _CELL_KEYS = {
-    **{lv: f"SELECT id AS cell_id, left(code, {n}) AS key FROM grid_cells" for lv, n in _PREFIX.items()},
+    **{lv: f"SELECT id AS cell_id, left(code, {n}) AS key FROM grid_cells" for lv, n in CODE_LENGTH.items()},
     "supervisor": """SELECT DISTINCT dc.cell_id, p.code AS key FROM duty_grid_cells dc
                      JOIN duty_grids g ON g.id = dc.duty_grid_id JOIN people p ON p.id = g.supervisor_id""",
     "duty_grid": "SELECT dc.cell_id, g.code AS key FROM duty_grid_cells dc JOIN duty_grids g ON g.id = dc.duty_grid_id",
@@ -198,7 +199,7 @@ _UNIVERSE = {
     **{lv: f"""SELECT x.key, COALESCE(r.name, x.key) AS name, {_PARENT[lv]} AS parent
                FROM (SELECT DISTINCT left(g.code, {n}) AS key FROM grid_cells g WHERE {_VALID_CELLS}) x
                LEFT JOIN regions r ON r.code = x.key ORDER BY x.key"""
-       for lv, n in _PREFIX.items() if lv != "cell"},
+       for lv, n in CODE_LENGTH.items() if lv != "cell"},
     "unit": "SELECT u.code AS key, u.name, u.kind, u.kind AS \"group\" FROM units u ORDER BY u.code",
     "supervisor": """SELECT DISTINCT p.code AS key, p.name, u.code AS unit FROM duty_grids g
                      JOIN people p ON p.id = g.supervisor_id LEFT JOIN units u ON u.id = p.unit_id ORDER BY p.code""",

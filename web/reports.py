@@ -355,8 +355,8 @@ def report_values():
         code_i, value_i = _col(tbl, "code"), _col(tbl, key)
         values = {r[code_i]: r[value_i] for r in tbl.rows[:-1] if r[code_i] is not None}
         out: dict[str, Any] = {"level": level, "indicator": key, "period": form["period"].label}
-        if level in reports._PREFIX:
-            out.update(key="prefix", prefix=reports._PREFIX[level])
+        if level in reports.CODE_LENGTH:
+            out.update(key="prefix", prefix=reports.CODE_LENGTH[level])
         elif level == "unit":
             out.update(key="unit")  # the cells' territorial unit (a tile property)
         else:
