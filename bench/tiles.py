@@ -12,14 +12,17 @@ Tiles: for each zoom 12–17, up to --per-zoom distinct tiles under seeded sampl
 areas weigh as they do on a map), each asked three ways: cases in the default window (the last 30
 days), cases over the whole decade (`period=`), and cells. "Now" is the demo's anchor, noon.
 
-Measured in the same run, tile by tile in turn, --rounds times:
-- raw: the statement gridmgr.tiles builds for the tile, run on an open psycopg2 connection;
+Measured in the same run, tile by tile in turn (which of the two goes first alternating), --rounds times:
+- raw: the statement gridmgr.tiles builds for the tile, with the settings the endpoint sends ahead of
+  it (JIT off), run on an open psycopg2 connection in autocommit (one round trip: the least any client
+  pays for it), its text and parameters built before the clock starts;
 - endpoint: GET /tiles/<layer>/<z>/<x>/<y>.pbf through the Flask app (in-process WSGI client, a
-  logged-in session): session and user lookup, data version, the same statement, the response; with
-  the tile cache off;
+  logged-in session): session, pool checkout, the same statement inside the one that also reads the
+  data version and checks the login, the response; with the tile cache off;
 - cached: the same requests with the cache warm.
 Targets: endpoint median ≤ 1.3 × raw median; cached throughput ≥ 10 × uncached. Also reported: the
-largest tile in bytes and in features, and the median planning time of the statements.
+largest tile in bytes and in features, the median planning time of the statements, and where the
+endpoint's time goes besides the tile's SQL (its own statement run bare, a refused request, a 304).
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ import pandas as pd
 from common import district_points, load_note, machine
 from sqlalchemy import text
 
-from gridmgr import demo_accounts, tiles
+from gridmgr import accounts, demo_accounts, tiles
 
 common.BENCH_DB = "gridmgr_bench_tiles"
 ZOOMS = range(12, 18)
@@ -109,8 +112,10 @@ def anchor_of(eng) -> datetime:
 def pick_tiles(eng, per_zoom: int, seed: int = 12) -> list[tuple[int, int, int]]:
     """Up to per_zoom distinct tiles per zoom 12–17, under a seeded sample of the cases."""
     with eng.connect() as conn:
+        # ordered: a seq scan's row order varies (synchronized scans), and with it the seeded sample,
+        # so runs on the same database would time different tiles
         xy = np.array(conn.execute(text(
-            "SELECT ST_X(geom), ST_Y(geom) FROM cases WHERE id % 101 = 7")).all(), dtype=float)
+            "SELECT ST_X(geom), ST_Y(geom) FROM cases WHERE id % 101 = 7 ORDER BY id")).all(), dtype=float)
     rng = np.random.default_rng(seed)
     out = []
     for z in ZOOMS:
@@ -172,17 +177,25 @@ class Runner:
         self.uncached_app, self.uncached = app_for(self.url, anchor, 0)
         self.cached_app, self.cached = app_for(self.url, anchor, 512 * 2 ** 20)
         self.raw = eng.raw_connection()
+        self.raw.dbapi_connection.autocommit = True  # one statement, one snapshot: no BEGIN/ROLLBACK
         self.cur = self.raw.cursor()
         self.specs = {r: tiles.parse_tile(r[0], str(r[1]), str(r[2]), str(r[3]),
                                           dict(p.split("=", 1) for p in r[4].split("&") if p), anchor)
                       for r in reqs}
+        self.statements = {}  # the tile's statement, with the settings the endpoint sends ahead of it
+        for r, spec in self.specs.items():
+            sql, params = tiles.tile_sql(spec)
+            self.statements[r] = (tiles.STATEMENT_SETTINGS + pyformat(sql), params)
 
     def run_raw(self, r) -> bytes:
-        sql, params = tiles.tile_sql(self.specs[r])
-        self.cur.execute(pyformat(sql), params)
+        sql, params = self.statements[r]
+        self.cur.execute(sql, params)
         body = self.cur.fetchone()[0]
-        self.raw.rollback()  # like the endpoint's, one short transaction per tile
         return bytes(body) if body is not None else b""
+
+    def run_endpoint_sql(self, r, access) -> bytes:
+        """The endpoint's own statement for the tile (data version, login check, tile) on the raw connection."""
+        return tiles.fetch(self.cur, self.specs[r], (), access).body
 
     def run_endpoint(self, r, client=None, **headers):
         resp = (client or self.uncached).get(path(r), headers=headers)
@@ -193,7 +206,6 @@ class Runner:
         sql, params = tiles.tile_sql(self.specs[r])
         self.cur.execute("EXPLAIN (SUMMARY true) " + pyformat(sql), params)
         lines = [row[0] for row in self.cur.fetchall()]
-        self.raw.rollback()
         return next(float(line.split(":")[1].split()[0]) for line in lines if line.startswith("Planning Time"))
 
 
@@ -242,15 +254,22 @@ def main() -> None:
     # cached: the same requests, the cache warm, as many passes as rounds above
     etags = {r: run.run_endpoint(r, run.cached).headers["ETag"] for r in reqs}
     cached_ms = per_request_ms(lambda r: run.run_endpoint(r, run.cached), reqs * args.rounds)
-    # what every request costs whatever its tile: the app and test client (a request refused at the
-    # login check), the login's user lookup, a revalidation (login, data version, 304)
+    # where the endpoint's time goes besides the tile's SQL: its own statement (data version, login
+    # check, tile) run bare on the raw connection, interleaved with the raw one; what every request
+    # costs whatever its tile (the app and test client: a request refused at the login check, which
+    # reads no database); a revalidation (login check and data version in one statement, a 304)
+    with eng.connect() as conn:
+        uid = conn.execute(text("SELECT id FROM users WHERE username = 'leader'")).scalar()
+    access = (accounts.ACTIVE_ID_SQL, {"account_id": uid})
+    bare = {"raw": [], "own": []}  # in pairs, one pair per request
+    for i in rng.permutation(len(reqs)):
+        pair = (("raw", run.run_raw), ("own", lambda r: run.run_endpoint_sql(r, access)))
+        for name, fn in (pair if i % 2 else pair[::-1]):
+            t = time.perf_counter()
+            fn(reqs[i])
+            bare[name].append(time.perf_counter() - t)
     anonymous = run.cached_app.test_client()
     floor_ms = per_request_ms(lambda r: anonymous.get(path(r)), reqs)
-    from gridmgr.web import auth
-    with eng.connect() as conn:
-        uid = str(conn.execute(text("SELECT id FROM users WHERE username = 'leader'")).scalar())
-    with run.cached_app.test_request_context():
-        login_ms = per_request_ms(lambda _: auth.load_user(uid), reqs)
     revalidate_ms = per_request_ms(lambda r: run.run_endpoint(r, run.cached, **{"If-None-Match": etags[r]}), reqs)
 
     sizes, feats, planning = {}, {}, []
@@ -289,8 +308,15 @@ def main() -> None:
     print(f"cache: {len(cache):,} tiles, {cache.bytes / 2 ** 20:.1f} MiB")
     print(f"throughput: uncached {1000 / uncached_ms:,.0f} tiles/s (mean {uncached_ms:.2f} ms), "
           f"cached {1000 / cached_ms:,.0f} tiles/s (mean {cached_ms:.2f} ms)")
-    print(f"fixed cost per request: app + test client {floor_ms:.2f} ms (a request refused at the login check), "
-          f"login's user lookup {login_ms:.2f} ms, a 304 revalidation {revalidate_ms:.2f} ms in all")
+    # the endpoint's time over the raw statement's, request by request (each pair measured back to back):
+    # robust where a difference of two medians over tiles of very different sizes is not
+    extra = statistics.median(e - a for r in reqs for e, a in zip(times["endpoint"][r], times["raw"][r])) * 1000
+    own = statistics.median(o - a for o, a in zip(bare["own"], bare["raw"])) * 1000
+    print(f"the endpoint over raw, paired by request: median {extra:.2f} ms; of which its own statement's "
+          f"extras (data version, login check; run bare, paired) {own:.2f} ms, and the rest — app, pool "
+          f"checkout with its ping, test client — ≈ {extra - own:.2f} ms")
+    print(f"fixed cost per request: app + test client {floor_ms:.2f} ms (a request refused at the login check, "
+          f"no database), a 304 revalidation {revalidate_ms:.2f} ms in all")
     ok = end_med <= 1.3 * raw_med and uncached_ms >= 10 * cached_ms
     print(f"tiles: endpoint median {end_med:.2f} ms = {end_med / raw_med:.2f}× raw SQL {raw_med:.2f} ms "
           "(target ≤ 1.3×); "

@@ -17,6 +17,12 @@ from gridmgr.models import Base
 ROLES = ("supervisor", "receiver", "dispatcher", "shift_leader", "unit_handler", "planner", "leader", "admin")
 MIN_PASSWORD = 8
 
+# "This login may act": an active account, by id (a session) or by API token (its hash), as SQL for a
+# statement that checks the login in the same round trip as its own work (gridmgr.tiles.fetch), where
+# the web's user loader would cost a query of its own. The same test as check_login and user_for_token.
+ACTIVE_ID_SQL = "EXISTS (SELECT 1 FROM users WHERE id = :account_id AND active)"
+ACTIVE_TOKEN_SQL = "EXISTS (SELECT 1 FROM users WHERE token_hash = :token_hash AND active)"
+
 
 class User(Base):
     """A login: belongs to one person of the roster and has one role."""

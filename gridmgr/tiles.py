@@ -25,7 +25,8 @@ Data versions (`layer_versions`, migration 0005) go up by one with every committ
 changes a layer's tables. A tile is known by `tile_key` (layer, z/x/y, filters, the moment it depends
 on: now for cases, today for layers with a `:today` value) and its data version: the ETag holds both,
 and a cached copy is served only while its version is the database's. `fetch` reads the version alone
-when a copy at hand may be current, else the version and the tile in one statement (one snapshot).
+when a copy at hand may be current, else the version and the tile in one statement (one snapshot); a
+caller's access test (the web's login check) rides in the same statement, so a tile costs one round trip.
 """
 from __future__ import annotations
 
@@ -37,14 +38,19 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import psycopg2 as pg_psycopg2
 from sqlalchemy.engine import Connection
 
 from gridmgr import caseviews, registry
 from gridmgr.codes import CASE_STATES
 from gridmgr.errors import InputError, NotFound
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import cursor as Cursor
 
 EXTENT = 4096                   # tile coordinate space
 BUFFER = 64                     # clip buffer (tile units): symbols at an edge draw in both tiles
@@ -321,23 +327,67 @@ def data_version(conn: Connection, layer: str) -> int | None:
     return conn.execute(text("SELECT version FROM layer_versions WHERE layer = :l"), {"l": layer}).scalar()
 
 
-def fetch(conn: Connection, tile: Tile, known: Iterable[int] = ()) -> tuple[int | None, bytes | None]:
-    """(the layer's data version, the tile); the tile None when the version is one of `known`.
+class Fetched(NamedTuple):
+    """What `fetch` found: the layer's data version, the tile (None: a known version is current), access."""
+
+    version: int | None
+    body: bytes | None
+    allowed: bool = True
+
+
+# an access test and its parameters: an SQL boolean expression such as accounts.ACTIVE_ID_SQL
+Access = tuple[str, Mapping[str, Any]]
+
+# Sent ahead of a tile's statement, in the same query string. JIT off: the planner costs both branches
+# of a features-or-counts CASE (one of them runs), so decade-long case tiles pass jit_above_cost, and
+# compiling took 20–25 ms of a 50–70 ms tile at z15–16 (bench/tiles.py) while saving nothing.
+# In autocommit a multi-statement query is one implicit transaction: SET LOCAL ends with it.
+STATEMENT_SETTINGS = "SET LOCAL jit = off; "
+
+
+def fetch(cur: Cursor, tile: Tile, known: Iterable[int] = (), access: Access | None = None) -> Fetched:
+    """The layer's data version and the tile, the tile None when the version is one of `known`.
 
     `known`: the versions of the copies at hand (the cache's, the client's ETag). When one of them is
     current, only the version is read; otherwise one statement reads the version and makes the tile
     (b"" for no features), both from one snapshot. A layer without a version gives (None, bytes).
+    `access`, when given, is tested in the same statement: when it fails, nothing else is read or made
+    and the result is `Fetched(None, None, False)`.
+
+    Takes a psycopg2 cursor, not a Connection: a tile's overhead over its SQL is what the endpoint is
+    measured by (bench/tiles.py), and SQLAlchemy's execution path costs more than the statement of a
+    small tile. The cursor's connection may be in autocommit: each statement is its own snapshot.
     """
+    check, check_params = access or ("true", {})
     known = set(known)
     if known:
-        version = data_version(conn, tile.layer)
+        cur.execute(_driver_sql(f"SELECT (SELECT version FROM layer_versions WHERE layer = :layer), {check}"),
+                    {**check_params, "layer": tile.layer})
+        version, allowed = cur.fetchone()
+        if not allowed:
+            return Fetched(None, None, False)
         if version in known:
-            return version, None
+            return Fetched(version, None)
     sql, params = tile_sql(tile)
-    version, body = conn.execute(text(
-        f"SELECT v.version, ({sql}) FROM (SELECT 1) AS one LEFT JOIN layer_versions v ON v.layer = :layer"),
-        {**params, "layer": tile.layer}).one()
-    return version, bytes(body) if body is not None else b""
+    # the tile is an uncorrelated subquery (an init plan, run when first needed): refused, it is never made
+    cur.execute(_driver_sql(
+        f"{STATEMENT_SETTINGS}SELECT v.version, CASE WHEN a.allowed THEN ({sql}) END, a.allowed "
+        f"FROM (SELECT {check} AS allowed) a LEFT JOIN layer_versions v ON v.layer = :layer"),
+        {**params, **check_params, "layer": tile.layer})
+    version, body, allowed = cur.fetchone()
+    if not allowed:
+        return Fetched(None, None, False)
+    return Fetched(version, bytes(body) if body is not None else b"")
+
+
+@lru_cache(maxsize=512)
+def _driver_sql(sql: str) -> str:
+    """A statement with :name parameters as psycopg2 takes it (%(name)s, % doubled), as SQLAlchemy compiles it.
+
+    Compiled once per text: the statements differ by layer, zoom band and which filters are set
+    (a few hundred at most), never by the tile, whose address and filter values are parameters.
+    """
+    return str(text(sql).compile(dialect=pg_psycopg2.dialect()))
 
 
 def tile_key(tile: Tile) -> str:

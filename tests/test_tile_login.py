@@ -1,0 +1,130 @@
+"""The tiles' login check: made inside the tile's own statement instead of by the user loader, it still
+refuses a login that stops holding at once, whichever way the tile would come (made, cached, 304); and
+the tiles' autocommit statements, failing or not, leave the app's pool as they found it."""
+import math
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
+
+from gridmgr import accounts, tiles
+from gridmgr.web import auth, create_app
+
+NOW = datetime(2026, 10, 13, 11, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+PASSWORD = "secret-pass"
+
+
+def tile_path(z: int) -> str:
+    """The cells tile over the middle of the small test grid at zoom z."""
+    lon, lat = SMALL_ORIGIN[0] + SMALL_STEP, SMALL_ORIGIN[1] + SMALL_STEP
+    n = 2 ** z
+    y = (1 - math.log(math.tan(math.radians(lat)) + 1 / math.cos(math.radians(lat))) / math.pi) / 2 * n
+    return f"/tiles/cells/{z}/{int((lon + 180) / 360 * n)}/{int(y)}.pbf"
+
+
+@pytest.fixture
+def site(fresh_db):
+    """A grid, one account with a token, and an app on a database of this test's own."""
+    url, eng = fresh_db
+    with eng.begin() as c:
+        insert_small_grid(c)
+        c.execute(text("INSERT INTO people (code, name, role) VALUES ('P1', '张三', 'staff')"))
+        accounts.add_user(c, "viewer", "P1", "leader", PASSWORD)
+        token = accounts.new_token(c, "viewer")
+    app = create_app({"GRIDMGR_DATABASE_URL": url, "GRIDMGR_SECRET_KEY": "test-secret"})
+    app.config["GRIDMGR_NOW"] = NOW
+    return {"app": app, "engine": eng, "token": token}
+
+
+def logged_in(app):
+    """A client with a session login as `viewer`."""
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    assert client.post("/login", data={"username": "viewer", "password": PASSWORD,
+                                       "csrf_token": csrf}).status_code == 302
+    return client
+
+
+def set_active(eng, active: bool) -> None:
+    with eng.begin() as c:
+        c.execute(text("UPDATE users SET active = :a WHERE username = 'viewer'"), {"a": active})
+
+
+def test_a_deactivated_session_login_is_refused_at_once(site):
+    client = logged_in(site["app"])
+    first = client.get(tile_path(17))  # made, and now in the cache
+    assert first.status_code == 200 and first.data
+    etag = first.headers["ETag"]
+    assert client.get(tile_path(17), headers={"If-None-Match": etag}).status_code == 304
+    set_active(site["engine"], False)
+    assert client.get(tile_path(17)).status_code == 401                                   # the cached copy
+    assert client.get(tile_path(17), headers={"If-None-Match": etag}).status_code == 401  # a revalidation
+    refused = client.get(tile_path(16))                                                   # one to make
+    assert refused.status_code == 401 and refused.mimetype != tiles.MEDIA_TYPE
+    assert client.get("/tiles/cells/99/0/0.pbf").status_code == 401  # a bad address: the 401 comes first
+    set_active(site["engine"], True)  # nothing remembers the refusal either
+    assert client.get(tile_path(17)).data == first.data
+
+
+def test_a_replaced_or_deactivated_token_is_refused_at_once(site):
+    old = {"Authorization": f"Bearer {site['token']}"}
+    client = site["app"].test_client()
+    first = client.get(tile_path(17), headers=old)
+    assert first.status_code == 200 and client.get(tile_path(17), headers=old).status_code == 200
+    with site["engine"].begin() as c:
+        new = {"Authorization": f"Bearer {accounts.new_token(c, 'viewer')}"}
+    assert client.get(tile_path(17), headers=old).status_code == 401
+    assert client.get(tile_path(17), headers={**old, "If-None-Match": first.headers["ETag"]}).status_code == 401
+    assert client.get(tile_path(17), headers=new).data == first.data
+    set_active(site["engine"], False)
+    assert client.get(tile_path(17), headers=new).status_code == 401
+    assert client.get(tile_path(15), headers=new).status_code == 401
+
+
+def test_tile_requests_do_not_go_through_the_user_loader(site, monkeypatch):
+    """The point of the change: the login is checked in the tile's statement, not by a query of its own."""
+    client = logged_in(site["app"])
+
+    def no_lookup(user_id):
+        raise AssertionError("a tile request loaded the user")
+
+    monkeypatch.setattr(auth, "_load", no_lookup)
+    assert client.get(tile_path(17)).status_code == 200
+    assert client.get(tile_path(16), headers={"Authorization": f"Bearer {site['token']}"}).status_code == 200
+    assert site["app"].test_client().get(tile_path(17)).status_code == 401
+
+
+def test_a_failing_statement_leaves_the_pool_as_it_was(site, monkeypatch):
+    from gridmgr.web import tiles as web_tiles
+
+    client = logged_in(site["app"])
+    assert client.get(tile_path(17)).status_code == 200
+    real_fetch = web_tiles.tiles.fetch
+
+    def failing(sql):
+        def fetch(cur, *args):
+            cur.execute(sql)
+        return fetch
+
+    # a broken statement: a 500, and the connection goes back to the pool out of autocommit
+    monkeypatch.setattr(web_tiles.tiles, "fetch", failing("SELECT 1 / 0"))
+    assert client.get(tile_path(16)).status_code == 500
+    # a connection lost mid-request: the database-unavailable page, and the pool drops the connection
+    monkeypatch.setattr(web_tiles.tiles, "fetch", failing("SELECT pg_terminate_backend(pg_backend_pid())"))
+    assert client.get(tile_path(16)).status_code == 503
+    monkeypatch.setattr(web_tiles.tiles, "fetch", real_fetch)
+    assert client.get(tile_path(16)).status_code == 200
+    with site["engine"].connect() as conn:
+        jit = conn.execute(text("SHOW jit")).scalar()
+    with site["app"].app_context():
+        eng = site["app"].extensions["gridmgr.engine"]
+        with eng.connect() as conn:
+            assert conn.connection.dbapi_connection.autocommit is False
+            assert conn.execute(text("SHOW jit")).scalar() == jit  # the tiles' SET LOCAL stayed theirs
+            conn.execute(text("CREATE TEMP TABLE t (i int)"))
+            conn.rollback()  # a real transaction: the table went with it
+            assert conn.execute(text("SELECT to_regclass('pg_temp.t')")).scalar() is None
