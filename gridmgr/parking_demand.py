@@ -98,9 +98,6 @@ def evidence(conn: Connection, wkb: str, *, now: datetime, distance_m: int = DEF
     """), p).scalar()
     cells = conn.execute(text(f"SELECT s.cell_id, s.share FROM cell_shares({g}, :now) AS s WHERE s.share > 0"),
                          p).all()
-    if not cells:
-        primary = conn.execute(text(f"SELECT cell_id FROM cell_for({g}, :now)"), p).scalar()
-        cells = [(primary, 1.0)] if primary else []
     outlines = dict(conn.execute(text("SELECT id, ST_AsGeoJSON(geom, 7)::json FROM grid_cells WHERE id = ANY(:ids)"),
                                  {"ids": [cid for cid, _ in cells]}).all())
     supply = sum(z["capacity"] or 0 for z in zones if z["status"] in PUBLISHED)
