@@ -1,6 +1,7 @@
 """Benchmark: import 10⁶ cases from CSV through `import_file`, against a geopandas pipeline and a bare COPY.
 
-    .venv/bin/python bench/import_cases.py [--rows 1000000 | --quick] [--repeat 3] [--profile | --profile-only]
+    .venv/bin/python bench/import_cases.py [--rows 1000000 | --quick] [--repeat 3] [--no-context]
+                                           [--profile | --profile-only]
 
 The file (the cases template: case_no, category, source, urgency, reported_at, description, address,
 lon, lat) is seeded and built once under var/bench/cases/: a year of cases over the demo district,
@@ -8,26 +9,33 @@ category codes from data/categories.csv with a realistic skew, 30% of the points
 with their own category mix, 0.1% exactly on shared cell corners (the lowest-code rule decides) and
 0.05% inside the district's box but outside the district (kept, out of grid).
 
-Three runs on the same file, in the same process, each after a CHECKPOINT on an emptied target:
+Runs on the same file, in the same process, each after a CHECKPOINT on an emptied target:
 - gridmgr: `gridmgr.layer_import.import_file` into `cases` (emptied with `import_log` first) in one
-  committed transaction: read, validate, COPY to staging, one INSERT … SELECT with `cell_for`;
+  committed transaction: COPY of the file into a text staging table, validation in SQL, one
+  INSERT … SELECT that types the values, assigns the cell (tile join) and writes each case's audit
+  event; the secondary indexes are built afresh after it (the load is larger than the table);
 - (a) what a user would write: `pd.read_csv` + `gpd.points_from_xy`, the open cells read from PostGIS,
-  `gpd.sjoin`, a point on a shared edge kept once with its lowest-code cell, `to_postgis`;
-  target: gridmgr ≥ 5× faster;
+  `gpd.sjoin`, a point on a shared edge kept once with its lowest-code cell, `to_postgis` into a new
+  table; target: gridmgr ≥ 5× faster;
 - (b) the floor: a bare `COPY` of the file into an unindexed table of typed columns;
   target: gridmgr within 3× of its time.
+Context (not targets; left out with --no-context), like for like with what gridmgr writes:
+- (a′) the same geopandas pipeline appending into `cases` itself (its indexes, foreign keys and
+  checks; times parsed as Asia/Shanghai), then each case's audit event by one INSERT … SELECT;
+- (b′) a bare COPY into a table with the columns and all the indexes of `cases` (the point computed
+  from lon/lat by a generated column; no foreign keys, no checks of ours, no cell, no audit);
+- gridmgr appending with the indexes maintained row by row (what a load into a larger table gets).
 Every case's cell is then compared between gridmgr and the geopandas pipeline.
-`--profile` adds a breakdown of gridmgr's import: cProfile of the Python side and the INSERT run
-against clones of `cases` without foreign keys, without secondary indexes and without assignment.
+`--profile` adds a breakdown of gridmgr's import: the time of every statement, EXPLAIN ANALYZE of the
+INSERT (each foreign-key trigger's time) and the INSERT against lighter variants and targets.
 """
 from __future__ import annotations
 
 import argparse
-import cProfile
+import contextlib
 import csv
 import dataclasses
 import itertools
-import pstats
 import statistics
 import sys
 import time
@@ -46,7 +54,7 @@ from common import (
     timed,
     vertex_points,
 )
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
 
 from gridmgr import categories, layer_import, registry
 from gridmgr.paths import DATA, var_dir
@@ -166,7 +174,7 @@ def fresh(eng) -> None:
         # scratch database's own bench rows, so the triggers are skipped for this one statement
         conn.execute(text("SET LOCAL session_replication_role = replica"))
         conn.execute(text("TRUNCATE cases, import_log RESTART IDENTITY CASCADE"))
-        conn.execute(text("DROP TABLE IF EXISTS bench_copy, bench_gpd_cases"))
+        conn.execute(text("DROP TABLE IF EXISTS bench_copy, bench_copy_idx, bench_gpd_cases"))
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE cases"))
         conn.execute(text("CHECKPOINT"))
@@ -185,7 +193,13 @@ def run_copy(eng, path: Path, t: dict) -> int:
         return conn.execute(text("SELECT count(*) FROM bench_copy")).scalar()
 
 
-def run_gridmgr(eng, path: Path, t: dict, phases: dict) -> layer_import.ImportResult:
+PHASES = {"staging": "COPY the file into staging (stage_raw)", "validating": "validate in SQL",
+          "inserting": "INSERT … SELECT: types, cell, audit event", "building": "build the secondary indexes",
+          "commit": "commit"}
+
+
+def run_gridmgr(eng, path: Path, t: dict, phases: dict, label: str = "gridmgr import_file",
+                defer: bool = True) -> layer_import.ImportResult:
     """gridmgr: import_file in one committed transaction; the progress messages mark its phases."""
     layer = registry.get("cases")
     marks: list[tuple[str, float]] = []
@@ -194,18 +208,16 @@ def run_gridmgr(eng, path: Path, t: dict, phases: dict) -> layer_import.ImportRe
         marks.append((msg.split()[0], time.perf_counter()))
         print(f"    · {msg}", flush=True)
 
-    with timed("gridmgr import_file", t):
+    with timed(label, t), mock.patch.object(layer_import, "DEFER_MIN_ROWS",
+                                            layer_import.DEFER_MIN_ROWS if defer else 10**12):
         start = time.perf_counter()
         with eng.begin() as conn:
             result = layer_import.import_file(conn, layer, path, actor="bench", progress=progress)
             marks.append(("commit", time.perf_counter()))
         end = time.perf_counter()
-    names = {"reading": "read CSV (tabular.read)", "validating": "validate fields + lon/lat",
-             "staging": "COPY to staging (frame → CSV → COPY)", "inserting": "INSERT … SELECT with cell_for",
-             "commit": "commit"}
     points = [("start", start)] + marks + [("end", end)]
-    for (label, a), (_, b) in itertools.pairwise(points):
-        phases[names.get(label, label) if label != "start" else "hash file, check import_log"] = b - a
+    for (name, a), (_, b) in itertools.pairwise(points):
+        phases[PHASES.get(name, name) if name != "start" else "hash the file, look up import_log"] = b - a
     return result
 
 
@@ -231,6 +243,50 @@ def run_geopandas(eng, path: Path, t: dict, phases: dict) -> int:
     return len(joined)
 
 
+def run_copy_indexed(eng, path: Path, t: dict) -> int:
+    """(b′) a bare COPY into a table with the columns and every index of `cases` (no FKs, no audit)."""
+    with eng.begin() as conn:
+        conn.execute(text("CREATE TABLE bench_copy_idx (LIKE cases INCLUDING DEFAULTS INCLUDING GENERATED "
+                          "INCLUDING INDEXES)"))
+        conn.execute(text("ALTER TABLE bench_copy_idx DROP COLUMN geom"))  # its GiST index goes with it
+        conn.execute(text("ALTER TABLE bench_copy_idx ADD COLUMN lon float8, ADD COLUMN lat float8, "
+                          "ADD COLUMN geom geometry(Point, 4326) "
+                          "GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED"))
+        conn.execute(text("CREATE INDEX ON bench_copy_idx USING gist (geom)"))
+    with timed("(b′) COPY into cases' indexes", t), eng.begin() as conn:
+        conn.execute(text("SET LOCAL TimeZone = 'Asia/Shanghai'"))
+        with open(path, "rb") as fh, conn.connection.dbapi_connection.cursor() as cur:
+            cur.copy_expert("COPY bench_copy_idx (case_no, category_code, source, urgency, reported_at, description, "
+                            "address, lon, lat) FROM STDIN WITH (FORMAT csv, HEADER true)", fh)
+    with eng.begin() as conn:
+        n = conn.execute(text("SELECT count(*) FROM bench_copy_idx")).scalar()
+        conn.execute(text("DROP TABLE bench_copy_idx"))
+    return n
+
+
+def run_geopandas_into_cases(eng, path: Path, t: dict) -> int:
+    """(a′) the user's pipeline appending into `cases` itself, then each case's audit event."""
+    with timed("(a′) geopandas into cases + audit", t):
+        df = pd.read_csv(path, dtype={"case_no": str})
+        df["reported_at"] = pd.to_datetime(df["reported_at"]).dt.tz_localize("Asia/Shanghai")
+        pts = gpd.GeoDataFrame(df.drop(columns=["lon", "lat"]).rename(columns={"category": "category_code"}),
+                               geometry=gpd.points_from_xy(df["lon"], df["lat"]), crs="EPSG:4326")
+        pts = pts.rename_geometry("geom")
+        cells = gpd.read_postgis("SELECT id AS cell_id, code AS cell_code, geom FROM grid_cells "
+                                 "WHERE valid_to IS NULL", eng, geom_col="geom")
+        joined = gpd.sjoin(pts, cells, how="left", predicate="intersects")
+        joined = joined.sort_values("cell_code", na_position="last")
+        joined = joined[~joined.index.duplicated(keep="first")].sort_index()
+        joined = joined.drop(columns=["index_right", "cell_code"])
+        joined["cell_id"] = joined["cell_id"].astype("Int64")
+        joined.to_postgis("cases", eng, if_exists="append", index=False)
+        with eng.begin() as conn:
+            conn.execute(text("""INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role, note)
+                SELECT id, reported_at, 'report', NULL, 'reported', 'import', 'system', 'imported from a file'
+                FROM cases"""))
+    return len(joined)
+
+
 def compare(eng) -> tuple[int, int, int, int]:
     """(rows in cases, same cell as geopandas, out of grid, rows in geopandas' table)."""
     with eng.connect() as conn:
@@ -246,81 +302,82 @@ def compare(eng) -> tuple[int, int, int, int]:
 
 # -------------------------------------------------------------------------------------------- profile
 
-TILE_DEG = 0.001  # about one demo cell; a real grid would use its median cell width
-
-
-def _null_join(geom_sql: str, at_sql: str = "now()", alias: str = "c") -> str:
+def _null_join(*args, **kwargs) -> str:
+    alias = kwargs.get("alias", "c")
     return f"LEFT JOIN LATERAL (SELECT NULL::bigint AS cell_id) AS {alias} ON true"
 
 
-def _build_tiles(conn) -> None:
-    """Every cell listed under each TILE_DEG square its bounding box touches (a hash-joinable index)."""
-    conn.execute(text(f"""
-        CREATE TEMP TABLE bench_tiles AS
-        SELECT c.id AS cell_id, c.code, c.geom, c.valid_from, c.valid_to, tx, ty
-        FROM grid_cells c,
-             generate_series(floor(ST_XMin(c.geom) / {TILE_DEG})::int, floor(ST_XMax(c.geom) / {TILE_DEG})::int) tx,
-             generate_series(floor(ST_YMin(c.geom) / {TILE_DEG})::int, floor(ST_YMax(c.geom) / {TILE_DEG})::int) ty"""))
-    conn.execute(text("ANALYZE bench_tiles"))
+def _statement_times(conn) -> list[tuple[float, str]]:
+    """Time every statement the connection runs from now on: a list it fills, (seconds, statement)."""
+    times: list[tuple[float, str]] = []
+    started: list[float] = []
 
+    @event.listens_for(conn, "before_cursor_execute")
+    def before(*_):
+        started.append(time.perf_counter())
 
-def _tile_join(geom_sql: str, at_sql: str = "now()", alias: str = "c") -> str:
-    """The same rule as cell_for for points (covering cell valid at the row's time, lowest code),
-    reached by one hash join on the tile of each point instead of one GiST probe per row."""
-    at = at_sql.replace("s.", "st.")
-    return f"""LEFT JOIN (
-        SELECT DISTINCT ON (st.row_no) st.row_no, t.cell_id
-        FROM (SELECT *, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS g FROM stage) st
-        JOIN bench_tiles t ON t.tx = floor(st.lon / {TILE_DEG})::int AND t.ty = floor(st.lat / {TILE_DEG})::int
-          AND t.valid_from <= {at} AND (t.valid_to IS NULL OR {at} < t.valid_to) AND ST_Intersects(t.geom, st.g)
-        ORDER BY st.row_no, t.code) AS {alias} ON {alias}.row_no = s.row_no"""
+    @event.listens_for(conn, "after_cursor_execute")
+    def after(_conn, _cursor, statement, *_):
+        times.append((time.perf_counter() - started.pop(), " ".join(statement.split())))
+
+    return times
 
 
 def profile(eng, path: Path) -> None:
-    """Where gridmgr's time goes: cProfile of import_file, then its INSERT against lighter targets.
-
-    Only the public import_file runs (its progress messages time the INSERT phase); a variant swaps
-    the target table for a lighter clone, or the assignment join (gridmgr.layer_import.cell_join).
-    """
+    """Where gridmgr's time goes: every statement of import_file, EXPLAIN ANALYZE of its INSERT, and
+    the INSERT phase against lighter variants (each into a fresh, empty relation, rolled back)."""
     layer = registry.get("cases")
     fresh(eng)
-    print("\nprofile 1: cProfile of import_file (rolled back)", flush=True)
-    prof = cProfile.Profile()
+    print("\nprofile 1: the statements of one import_file (rolled back), slowest first", flush=True)
     with eng.connect() as conn, conn.begin() as tx:
-        prof.enable()
+        times = _statement_times(conn)
+        t0 = time.perf_counter()
         layer_import.import_file(conn, layer, path, actor="bench")
-        prof.disable()
+        total = time.perf_counter() - t0
         tx.rollback()
-    stats = pstats.Stats(prof)
-    stats.sort_stats("cumulative").print_stats(40)
-    stats.sort_stats("tottime").print_stats(20)
+    print(f"  whole import_file {total:.2f} s; SQL {sum(s for s, _ in times):.2f} s in {len(times)} statements")
+    for seconds, statement in sorted(times, reverse=True)[:12]:
+        print(f"  {seconds:7.2f} s  {statement[:110]}")
 
-    print("profile 2: import_file's INSERT phase into cases and lighter targets, each fresh (rolled back)",
+    print("profile 2: EXPLAIN (ANALYZE, BUFFERS, WAL) of the INSERT (rolled back)", flush=True)
+    fresh(eng)
+    with eng.connect() as conn, conn.begin() as tx:
+        real = conn.execute
+
+        def explained(statement, params=None, *args, **kwargs):
+            sql = str(statement)
+            if "INSERT INTO cases" not in sql:
+                return real(statement, params, *args, **kwargs)
+            t1 = time.perf_counter()
+            plan = [r[0] for r in real(text("EXPLAIN (ANALYZE, BUFFERS, WAL) " + sql), params).all()]
+            print(f"  the INSERT under EXPLAIN ANALYZE: {time.perf_counter() - t1:.2f} s")
+            for line in plan:
+                if "actual" in line or "Trigger" in line or "Execution" in line or "WAL:" in line \
+                        or "Sort Method" in line or "JIT" in line or "Timing:" in line:
+                    print("   ", line[:150])
+            return real(text("SELECT count(*), count(*) FILTER (WHERE cell_id IS NULL) FROM cases"))
+
+        with mock.patch.object(conn, "execute", explained):
+            layer_import.import_file(conn, layer, path, actor="bench")
+        tx.rollback()
+
+    print("profile 3: the INSERT phase into cases and lighter variants and targets, each fresh (rolled back)",
           flush=True)
-    hooked = bool(getattr(layer, "on_insert", None))
-    bare = dataclasses.replace(layer, on_insert=None) if hooked else layer
+    bare = dataclasses.replace(layer, on_insert=None)
     slim = "INCLUDING DEFAULTS INCLUDING GENERATED"  # + the unique key that ON CONFLICT needs
-    variants = [("cases as is" + (" (+ an audit event per case)" if hooked else ""), layer, None, None, None)]
-    if hooked:
-        variants.append(("cases without the audit events", bare, None, None, None))
-    variants += [
-        ("cases as is, jit = off", layer, None, None, "SET LOCAL jit = off"),
-        ("cases as is, NO assignment (cell_id NULL)", layer, None, _null_join, None),
-        ("clone: all indexes + checks, no FKs, no audit", bare, "INCLUDING ALL", None, None),
-        ("clone: unique case_no only, no FKs, no audit", bare, slim, None, None),
-        ("  same, NO assignment (cell_id NULL)", bare, slim, _null_join, None),
-        ("  same, assignment by tile hash join (proposal)", bare, slim, _tile_join, None),
-        ("cases as is, assignment by tile hash join (proposal)", layer, None, _tile_join, None),
+    never = 10**12
+    variants = [  # label, layer, clone of cases (LIKE …), patches of layer_import
+        ("cases as is (indexes built after the load)", layer, None, {}),
+        ("cases, indexes maintained row by row", layer, None, {"DEFER_MIN_ROWS": never}),
+        ("cases, assignment by cell_for (LATERAL, GiST)", layer, None, {"BULK_MIN_ROWS": never}),
+        ("cases, NO assignment (cell_id NULL)", layer, None, {"point_cell_join": _null_join}),
+        ("cases without the audit events", bare, None, {}),
+        ("clone: all indexes + checks, no FKs, no audit", bare, "INCLUDING ALL", {}),
+        ("clone: unique case_no only, no FKs, no audit", bare, slim, {}),
+        ("  same, NO assignment (cell_id NULL)", bare, slim, {"point_cell_join": _null_join}),
     ]
-    real_read, cached = layer_import.read, {}
-
-    def read_once(*args):  # the file is read once for all variants
-        if "raw" not in cached:
-            cached["raw"] = real_read(*args)
-        return cached["raw"]
-
-    with eng.connect() as conn, conn.begin() as tx, mock.patch.object(layer_import, "read", read_once):
-        for i, (label, base, like, join, setting) in enumerate(variants):
+    with eng.connect() as conn, conn.begin() as tx:
+        for i, (label, base, like, patches) in enumerate(variants):
             conn.execute(text("SAVEPOINT p"))
             # each variant writes into a fresh, empty relation, as the timed import does
             conn.execute(text("SET LOCAL session_replication_role = replica"))
@@ -333,29 +390,23 @@ def profile(eng, path: Path) -> None:
                 if like == slim:
                     conn.execute(text(f"ALTER TABLE {name} ADD UNIQUE (case_no)"))
                 target = dataclasses.replace(base, table=base.table.to_metadata(MetaData(), name=name))
-            if setting:
-                conn.execute(text(setting))
-            if join is _tile_join:
-                _build_tiles(conn)
             marks: dict[str, float] = {}
-
-            def stage_analyzed(*a, real_stage=layer_import._stage, **k):
-                real_stage(*a, **k)  # the proposal gives the planner the staged rows' statistics
-                conn.execute(text("ANALYZE stage"))
-
-            with mock.patch.object(layer_import, "cell_join", join or layer_import.cell_join), \
-                    mock.patch.object(layer_import, "_stage", stage_analyzed if join is _tile_join else layer_import._stage):
+            with contextlib.ExitStack() as stack:
+                for attr, value in patches.items():
+                    stack.enter_context(mock.patch.object(layer_import, attr, value))
                 t0 = time.perf_counter()
                 layer_import.import_file(conn, target, path, actor="bench",
                                          progress=lambda m, marks=marks: marks.setdefault(m.split()[0], time.perf_counter()))
                 t1 = time.perf_counter()
-            print(f"  INSERT into {label:56} {t1 - marks['inserting']:7.2f} s  (whole import_file {t1 - t0:6.2f} s)",
-                  flush=True)
-            if join is _tile_join:
-                differ = conn.execute(text(f"""
-                    SELECT count(*) FROM {target.table.name} x LEFT JOIN LATERAL cell_for(x.geom, x.reported_at) c ON true
-                    WHERE x.cell_id IS DISTINCT FROM c.cell_id""")).scalar()
-                print(f"    (tile hash join: {differ:,} rows assigned differently from cell_for)", flush=True)
+            insert_end = marks.get("building", t1)
+            built = f", indexes {t1 - marks['building']:5.2f} s" if "building" in marks else ""
+            print(f"  {label:52} INSERT {insert_end - marks['inserting']:6.2f} s{built:18} "
+                  f"(whole import_file {t1 - t0:6.2f} s)", flush=True)
+            differ = conn.execute(text(f"""
+                SELECT count(*) FROM {target.table.name} x LEFT JOIN LATERAL cell_for(x.geom, x.reported_at) c ON true
+                WHERE x.cell_id IS DISTINCT FROM c.cell_id AND x.cell_id IS NOT NULL""")).scalar()
+            if differ:
+                print(f"    ({differ:,} rows assigned differently from cell_for)", flush=True)
             conn.execute(text("ROLLBACK TO SAVEPOINT p"))
         tx.rollback()
 
@@ -367,6 +418,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--quick", action="store_true", help="100,000 rows instead of the default size")
     ap.add_argument("--repeat", type=int, default=3, help="rounds of the three runs; medians are reported")
+    ap.add_argument("--no-context", action="store_true", help="leave out the like-for-like context runs")
     ap.add_argument("--profile", action="store_true", help="add a breakdown of gridmgr's import")
     ap.add_argument("--profile-only", action="store_true", help="only the breakdown, not the timed rounds")
     args = ap.parse_args()
@@ -383,11 +435,15 @@ def main() -> None:
         print(f"load after the profile: {load_note()}")
         return
     runs: dict[str, list[float]] = {"bare COPY (floor)": [], "gridmgr import_file": [], "geopandas pipeline": []}
+    context = not args.no_context
+    loads = []
     g_phases: dict[str, list[float]] = {}
     p_phases: dict[str, list[float]] = {}
     checks = []
     for r in range(1, args.repeat + 1):
         t: dict[str, float] = {}
+        loads.append(load_note())
+        print(f"round {r}/{args.repeat}: {loads[-1]}", flush=True)
         print(f"round {r}/{args.repeat}: (b) bare COPY into an unindexed table", flush=True)
         fresh(eng)
         copied = run_copy(eng, path, t)
@@ -406,7 +462,18 @@ def main() -> None:
         stored, same, out_of_grid, _ = compare(eng)
         checks.append(same == n == stored == gpd_rows == copied)
         print(f"    same cell as geopandas: {same:,} / {n:,}; out of grid {out_of_grid:,}", flush=True)
+        if context:
+            print(f"round {r}/{args.repeat}: context (b′) COPY into a table with cases' indexes", flush=True)
+            fresh(eng)
+            run_copy_indexed(eng, path, t)
+            print(f"round {r}/{args.repeat}: context (a′) geopandas into cases + audit events", flush=True)
+            fresh(eng)
+            run_geopandas_into_cases(eng, path, t)
+            print(f"round {r}/{args.repeat}: context gridmgr, indexes maintained row by row", flush=True)
+            fresh(eng)
+            run_gridmgr(eng, path, t, {}, label="gridmgr, indexes kept", defer=False)
         for k, v in t.items():
+            runs.setdefault(k, [])
             runs[k].append(v)
         for k, v in phases.items():
             g_phases.setdefault(k, []).append(v)
@@ -428,6 +495,11 @@ def main() -> None:
     g, p, c = runs["gridmgr import_file"], runs["geopandas pipeline"], runs["bare COPY (floor)"]
     print(f"  {'geopandas ÷ gridmgr time':30} {' '.join(f'{b / a:7.2f}' for a, b in zip(g, p))}  (target ≥ 5)")
     print(f"  {'gridmgr ÷ bare COPY time':30} {' '.join(f'{a / b:7.2f}' for a, b in zip(g, c))}  (target ≤ 3)")
+    if context:
+        a2, b2 = runs["(a′) geopandas into cases + audit"], runs["(b′) COPY into cases' indexes"]
+        print(f"  {'(a′) ÷ gridmgr time':30} {' '.join(f'{b / a:7.2f}' for a, b in zip(g, a2))}  (context)")
+        print(f"  {'gridmgr ÷ (b′) time':30} {' '.join(f'{a / b:7.2f}' for a, b in zip(g, b2))}  (context)")
+    print("load at each round's start: " + "; ".join(loads))
     for title, ph, total in (("gridmgr", g_phases, med["gridmgr import_file"]),
                              ("geopandas", p_phases, med["geopandas pipeline"])):
         print(f"{title} phases (median of each, whole run {total:.1f} s):")

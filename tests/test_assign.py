@@ -130,3 +130,80 @@ def test_bulk_assignment_is_one_inlined_statement(conn, small_grid):
     """)))
     # the SQL function is inlined: the plan scans grid_cells itself instead of calling cell_for per row
     assert "grid_cells" in plan and "Function Scan on cell_for" not in plan
+
+
+# ---- bulk point assignment (imports): the tile join gives exactly cell_for's answer ---------------------
+
+def bulk_and_cell_for(conn, points, size=None):
+    """id → (cell by the bulk tile join, cell by cell_for) for points (id, lon, lat, at)."""
+    size = assign.prepare_point_tiles(conn, size)
+    conn.execute(text("CREATE TEMP TABLE pts (id int, lon float8, lat float8, at timestamptz) ON COMMIT DROP"))
+    conn.execute(text("INSERT INTO pts VALUES (:id, :lon, :lat, CAST(:at AS timestamptz))"),
+                 [{"id": i, "lon": x, "lat": y, "at": at} for i, (x, y, at) in enumerate(points)])
+    rows = conn.execute(text(f"""
+        SELECT p.id, b.cell_id, c.cell_id FROM pts p
+        {assign.point_cell_join('p.lon', 'p.lat', 'p.at', size, alias='b')}
+        {assign.cell_join('ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)', 'p.at')}
+        ORDER BY p.id"""))
+    return {i: (bulk, ref) for i, bulk, ref in rows}
+
+
+def lattice(at="2026-06-01T00:00:00Z"):
+    """Points every half cell from half a cell outside the grid to half a cell beyond: centres, edges,
+    shared corners, the outer boundary and outside; plus points a hair off the shared lines."""
+    pts = [(X0 + i * D / 2, Y0 + j * D / 2, at) for i in range(-1, 6) for j in range(-1, 6)]
+    for eps in (1e-12, -1e-12):
+        pts += [(X0 + D + eps, Y0 + 0.5 * D, at), (X0 + 0.5 * D, Y0 + D + eps, at), (X0 + D + eps, Y0 + D - eps, at)]
+    return pts + [(X0 + 0.05, Y0 + 0.05, at)]  # far outside
+
+
+@pytest.mark.parametrize("size", [None, 0.0007, 0.01], ids=["median cell", "misaligned tiles", "one tile"])
+def test_bulk_point_assignment_equals_cell_for(conn, small_grid, size):
+    pts = lattice()
+    got = bulk_and_cell_for(conn, pts, size)
+    assert all(bulk == ref for bulk, ref in got.values()), {i: v for i, v in got.items() if v[0] != v[1]}
+    by_xy = {(x, y): got[i][0] for i, (x, y, _) in enumerate(pts)}
+    code = {v: k for k, v in small_grid.items()}.get
+    assert code(by_xy[(X0 + D, Y0 + D)]) == "110101001001001"        # the corner all four share
+    assert code(by_xy[(X0 + D, Y0 + 0.5 * D)]) == "110101001001003"  # the edge of 003 and 004
+    assert code(by_xy[(X0 + 2 * D, Y0 + 2 * D)]) == "110101001001002"  # the grid's own outer corner
+    assert by_xy[(X0 - 0.5 * D, Y0)] is None and by_xy[(X0 + 0.05, Y0 + 0.05)] is None
+    assert sum(v[0] is None for v in got.values()) >= 20  # outside points were asked about
+
+
+def test_bulk_point_assignment_follows_grid_versions(conn, small_grid):
+    cut = "2026-01-01T00:00:00Z"
+    conn.execute(text("UPDATE grid_cells SET valid_to = :t"), {"t": cut})
+    merged = conn.execute(text("""
+        INSERT INTO grid_cells (code, community_id, geom, area_m2, valid_from, source)
+        SELECT '110101001001009', community_id, ST_Multi(ST_Union(geom)), sum(area_m2), :t, 'imported'
+        FROM grid_cells GROUP BY community_id RETURNING id"""), {"t": cut}).scalar()
+    pts = [p for at in ("2025-12-31T23:59:59Z", cut, "2026-01-01T00:00:01Z") for p in lattice(at)]
+    got = bulk_and_cell_for(conn, pts)
+    assert all(bulk == ref for bulk, ref in got.values())
+    at_cut = [got[i][0] for i, (_, _, at) in enumerate(pts) if at == cut and got[i][0] is not None]
+    assert at_cut and set(at_cut) == {merged}  # valid_from <= at < valid_to: the new version at the cut
+    before = {got[i][0] for i, (_, _, at) in enumerate(pts) if at.startswith("2025")} - {None}
+    assert before == set(small_grid.values())
+
+
+def test_bulk_import_assigns_as_cell_for(conn, small_grid, tmp_path, monkeypatch):
+    from gridmgr import layer_import
+
+    monkeypatch.setattr(layer_import, "BULK_MIN_ROWS", 1)  # the tile path, whatever the file's size
+    pts = lattice()
+    p = tmp_path / "cases.csv"
+    p.write_text("case_no,category,source,reported_at,lon,lat\n" + "".join(
+        f"2026{i:07d},0102,public,2026-06-01T08:00:00,{x!r},{y!r}\n" for i, (x, y, _) in enumerate(pts)),
+        encoding="utf-8")
+    res = layer_import.import_file(conn, registry.get("cases"), p)
+    assert res.imported == len(pts) and res.out_of_grid >= 20
+    assert conn.execute(text("SELECT to_regclass('pg_temp.cell_tiles') IS NOT NULL")).scalar()  # tiles were used
+    differ = conn.execute(text("""
+        SELECT count(*) FROM cases f LEFT JOIN LATERAL cell_for(f.geom, f.reported_at) c ON true
+        WHERE f.cell_id IS DISTINCT FROM c.cell_id""")).scalar()
+    assert differ == 0
+    corner = conn.execute(text("SELECT g.code FROM cases f JOIN grid_cells g ON g.id = f.cell_id "
+                               "WHERE ST_Equals(f.geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
+                          {"x": X0 + D, "y": Y0 + D}).scalar()
+    assert corner == "110101001001001"

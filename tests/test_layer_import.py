@@ -2,11 +2,11 @@
 import pandas as pd
 import pytest
 from sqlalchemy import text
+from support import SMALL_ORIGIN, SMALL_STEP
 
 from gridmgr import registry
 from gridmgr.errors import InputError
 from gridmgr.layer_import import import_file
-from support import SMALL_ORIGIN, SMALL_STEP
 
 X0, Y0 = SMALL_ORIGIN
 D = SMALL_STEP
@@ -28,7 +28,9 @@ def good_rows():
 
 
 def test_cases_import_assigns_cells(conn, small_grid, tmp_path):
+    work_mem = conn.execute(text("SHOW work_mem")).scalar()
     res = import_file(conn, registry.get("cases"), csv_file(tmp_path, good_rows()))
+    assert conn.execute(text("SHOW work_mem")).scalar() == work_mem  # the import's own setting is gone
     assert (res.rows, res.imported, res.rejected, res.out_of_grid) == (3, 3, 0, 0)
     rows = conn.execute(text("""SELECT f.case_no, c.code, f.status, f.urgency, f.reported_at AT TIME ZONE 'Asia/Shanghai'
                                 FROM cases f JOIN grid_cells c ON c.id = f.cell_id ORDER BY case_no""")).all()
@@ -65,10 +67,12 @@ def test_reimport_adds_nothing(conn, small_grid, tmp_path):
 ])
 def test_bad_row_is_named_and_nothing_stored(conn, small_grid, tmp_path, row, field, reason):
     path = csv_file(tmp_path, [*good_rows(), row])
+    work_mem = conn.execute(text("SHOW work_mem")).scalar()
     with pytest.raises(InputError) as err:
         import_file(conn, registry.get("cases"), path)
     msg = str(err.value)
     assert f"row 5, field '{field}'" in msg and reason in msg and "nothing stored" in msg
+    assert conn.execute(text("SHOW work_mem")).scalar() == work_mem
     assert conn.execute(text("SELECT count(*) FROM cases")).scalar() == 0
 
 
@@ -120,3 +124,49 @@ def test_gcj02_input_lands_in_same_cell(conn, small_grid, tmp_path):
     import_file(conn, registry.get("cases"), csv_file(tmp_path, [row]), crs="gcj02")
     code = conn.execute(text("SELECT c.code FROM cases f JOIN grid_cells c ON c.id = f.cell_id")).scalar()
     assert code == "110101001001004"
+
+
+def index_defs(c, table="cases"):
+    return set(c.execute(text("SELECT indexdef FROM pg_indexes WHERE tablename = :t"), {"t": table}).scalars())
+
+
+def test_large_load_rebuilds_the_secondary_indexes(conn, small_grid, tmp_path, monkeypatch):
+    from gridmgr import layer_import
+
+    before = index_defs(conn)
+    monkeypatch.setattr(layer_import, "DEFER_MIN_ROWS", 2)  # 3 rows into an empty table: a "large" load
+    steps = []
+    res = import_file(conn, registry.get("cases"), csv_file(tmp_path, good_rows()), progress=steps.append)
+    secondary = [d for d in before if not d.startswith("CREATE UNIQUE") and " WHERE " not in d]
+    assert res.imported == 3 and f"building {len(secondary)} indexes" in steps and len(secondary) >= 6
+    assert index_defs(conn) == before
+    # the rebuilt indexes are used and hold every row
+    conn.execute(text("SET LOCAL enable_seqscan = off"))
+    assert conn.execute(text("SELECT count(*) FROM cases WHERE cell_id IS NOT NULL")).scalar() == 3
+    # a load smaller than twice the table keeps the indexes in place
+    more = [r.replace("202600000", "202600010") for r in good_rows()]
+    steps.clear()
+    import_file(conn, registry.get("cases"), csv_file(tmp_path, more, "more.csv"), progress=steps.append)
+    assert not any(s.startswith("building") for s in steps) and index_defs(conn) == before
+
+
+def test_large_load_into_a_table_in_use_keeps_its_indexes(fresh_db, tmp_path, monkeypatch):
+    from support import insert_small_grid
+
+    from gridmgr import layer_import
+
+    _, eng = fresh_db
+    with eng.begin() as c:
+        insert_small_grid(c)
+    monkeypatch.setattr(layer_import, "DEFER_MIN_ROWS", 2)
+    monkeypatch.setattr(layer_import, "LOCK_WAIT", "200ms")
+    with eng.connect() as reader, reader.begin():
+        reader.execute(text("SELECT count(*) FROM cases")).scalar()  # a reader's lock, held to its commit
+        steps = []
+        with eng.begin() as c:
+            before = index_defs(c)
+            res = import_file(c, registry.get("cases"), csv_file(tmp_path, good_rows()), progress=steps.append)
+            assert res.imported == 3 and not any(s.startswith("building") for s in steps)
+            assert c.execute(text("SHOW lock_timeout")).scalar() == "0"  # the caller's setting is back
+    with eng.connect() as c:
+        assert index_defs(c) == before and c.execute(text("SELECT count(*) FROM cases")).scalar() == 3

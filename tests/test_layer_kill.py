@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 
 import numpy as np
 import pandas as pd
@@ -21,7 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from gridmgr import layer_import, registry
+from gridmgr import registry, tabular
 from gridmgr.errors import InputError
 from gridmgr.layer_import import import_file
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
@@ -103,8 +102,17 @@ def wait_gone(eng, pid, timeout=30.0) -> None:
     pytest.fail(f"backend {pid} still runs {timeout} s after its client died")
 
 
+CASES_INDEXES = {"pk_cases", "uq_cases_case_no", "idx_cases_geom", "ix_cases_category_code", "ix_cases_cell_id",
+                 "ix_cases_reported_at", "ix_cases_status", "ix_cases_unit_id",
+                 "ix_cases_cell_id_category_code_reported_at", "ix_cases_open_cell_id"}
+
+
 def assert_untouched(eng) -> None:
     with eng.connect() as c:
+        # a load into the empty table drops its secondary indexes for the INSERT: they are back, valid
+        assert set(c.execute(text("""
+            SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+            WHERE x.indrelid = 'cases'::regclass AND x.indisvalid""")).scalars()) == CASES_INDEXES
         assert c.execute(text("SELECT count(*) FROM cases")).scalar() == 0
         assert c.execute(text("SELECT count(*) FROM import_log")).scalar() == 0
         assert c.execute(text("SELECT count(*) FROM feature_cells")).scalar() == 0
@@ -154,27 +162,42 @@ def test_sigkilled_import_leaves_nothing(db, big, tmp_path):
 
 
 def test_copy_failing_midway_leaves_nothing(db, big, monkeypatch):
-    url, eng, _ = db
-    state = {"sent": 0, "garbled": False}
+    """The file cannot be read any further once BAD_ROW rows have gone to the server (a disk or share failing)."""
+    _, eng, _ = db
+    state = {"sent": 0, "failed": False}
 
-    class BreaksMidway(io.StringIO):
-        """The staging COPY's buffer, garbled once BAD_ROW lines have gone to the server."""
-
+    class FailsMidway(io.FileIO):
         def read(self, size=-1):
+            if state["sent"] >= BAD_ROW:  # the chunks read so far have gone to the server
+                state["failed"] = True
+                raise OSError("input/output error")
             chunk = super().read(size)
-            state["sent"] += chunk.count("\n")
-            if not state["garbled"] and state["sent"] >= BAD_ROW:
-                state["garbled"] = True
-                chunk += "\nnot a staged row\n"
+            state["sent"] += chunk.count(b"\n")
             return chunk
 
-    monkeypatch.setattr(layer_import, "io", types.SimpleNamespace(StringIO=BreaksMidway))
-    with pytest.raises(Exception) as err:
+    def opener(p, mode="r", **kw):
+        return FailsMidway(p) if mode == "rb" else open(p, mode, **kw)  # noqa: SIM115 (the caller closes it)
+
+    # the server COPYs a plain CSV straight from the file: the file object it reads breaks
+    monkeypatch.setattr(tabular, "open", opener, raising=False)
+    with pytest.raises(InputError, match=r"cannot read BIG.csv: .*input/output error") as err:
         with eng.begin() as c:  # as the CLI does: commit on success, roll back on error
             import_file(c, registry.get("cases"), big)
-    assert state["garbled"], "the COPY never read past BAD_ROW"
-    line = re.search(r"COPY stage, line (\d+)", str(err.value))
-    assert line and BAD_ROW <= int(line.group(1)) < ROWS, str(err.value)  # the server had taken BAD_ROW rows
+    assert state["failed"], "the COPY never read past BAD_ROW"
+    line = re.search(r"COPY stage_raw, line (\d+)", str(err.value.__cause__))
+    assert line and BAD_ROW <= int(line.group(1)) < ROWS, str(err.value.__cause__)  # the server had taken BAD_ROW rows
+    assert_untouched(eng)
+
+
+def test_copy_refused_midway_falls_back_and_names_the_row(db, big, tmp_path):
+    """A ragged row far into the file: the server's COPY stops there, the general reader names the line."""
+    _, eng, _ = db
+    lines = big.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[BAD_ROW] = lines[BAD_ROW].rstrip("\n") + ",extra\n"
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(InputError, match=rf"cannot read ragged.csv: .*line {BAD_ROW + 1}"), eng.begin() as c:
+        import_file(c, registry.get("cases"), ragged)
     assert_untouched(eng)
 
 
