@@ -24,6 +24,7 @@ from openpyxl.cell import WriteOnlyCell
 from shapely.geometry import mapping
 
 from gridmgr import crs as crsmod
+from gridmgr.roster_sheets import SHEETS
 
 METRIC_CRS = "EPSG:32650"  # UTM 50N: Beijing's zone, so Voronoi distances and areas are in metres
 GRID_DEG = 1e-9  # coordinates snap to this grid (~0.1 mm), so shared edges stay identical in the files
@@ -221,15 +222,6 @@ def _num(code: str) -> str:
 
 # ----------------------------------------------------------------------------------------------- roster
 
-# The roster workbook template (sheet → column headers); the roster importer reads exactly these.
-ROSTER_COLUMNS = {
-    "units": ("code", "name", "kind", "region_code", "phone"),
-    "people": ("code", "name", "role", "unit_code", "phone"),
-    "cell_units": ("cell_code", "duty", "unit_code"),
-    "cell_people": ("cell_code", "person_code", "post"),
-    "duty_grids": ("code", "name", "unit_code", "supervisor_code"),
-    "duty_grid_cells": ("duty_grid_code", "cell_code"),
-}
 MAX_SQUADS = 8  # the seed reports rank 8 enforcement squads (执法中队)
 CELLS_PER_OFFICER = 8  # a grid officer (网格员) walks ~6–10 cells
 CELLS_PER_DUTY_GRID = 30  # a supervisor's duty grid (责任网格) holds ~20–40 cells
@@ -326,7 +318,7 @@ def write_roster(tables: dict[str, list[dict]], path: str | Path) -> Path:
     """Write the roster tables as an XLSX workbook, one sheet per table, every value as text."""
     path = Path(path)
     wb = openpyxl.Workbook(write_only=True)
-    for sheet, columns in ROSTER_COLUMNS.items():
+    for sheet, columns in SHEETS.items():
         ws = wb.create_sheet(sheet)
         ws.append(list(columns))
         for row in tables[sheet]:

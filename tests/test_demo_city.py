@@ -13,6 +13,7 @@ from gridmgr import demo_city
 from gridmgr.crs import geometry_from_wgs84, to_wgs84
 from gridmgr.models import CELL_DUTIES, PERSON_ROLES, POSTS, UNIT_KINDS
 from gridmgr.paths import DATA
+from gridmgr.roster_sheets import SHEETS
 
 SIZE = demo_city.SIZES["test"]
 METRIC = "EPSG:32650"
@@ -231,8 +232,8 @@ def test_xlsx_round_trips_as_text(roster, tmp_path):
     again = demo_city.write_roster(roster, tmp_path / "again.xlsx")
     assert path.read_bytes() == again.read_bytes()  # no clock inside the file
     wb = openpyxl.load_workbook(path, read_only=True)
-    assert wb.sheetnames == list(demo_city.ROSTER_COLUMNS)
-    for sheet, columns in demo_city.ROSTER_COLUMNS.items():
+    assert wb.sheetnames == list(SHEETS)
+    for sheet, columns in SHEETS.items():
         rows = list(wb[sheet].iter_rows(values_only=True))
         assert rows[0] == columns
         assert all(isinstance(v, str) for row in rows[1:] for v in row if v is not None)
