@@ -23,6 +23,21 @@
     return phone ? G.link('tel:' + phone.replace(/[^0-9+\-]/g, ''), phone, 'phone') : G.el('span', 'muted', '—');
   }
 
+  /* a section of the cell's units or people: each with its duty or post, name and phone */
+  function contacts(title, rows, tagKey) {
+    var part = section(title);
+    if (!rows.length) { part.appendChild(G.el('p', 'muted', G.t('noneAssigned'))); }
+    rows.forEach(function (r) {
+      var row = G.el('div', 'person');
+      row.appendChild(G.el('span', 'tag', r[tagKey]));
+      row.appendChild(G.el('span', 'name', r.name));
+      row.appendChild(phoneLink(r.phone));
+      part.appendChild(row);
+    });
+    return part;
+  }
+
+
   function renderPanel(data) {
     var panel = document.getElementById('map-panel');
     var body = panel.querySelector('.panel-body');
@@ -37,26 +52,8 @@
     where.forEach(function (w) { head.appendChild(G.el('div', 'where', w)); });
     body.appendChild(head);
 
-    var units = section(G.t('units'));
-    if (!data.units.length) { units.appendChild(G.el('p', 'muted', G.t('noneAssigned'))); }
-    data.units.forEach(function (u) {
-      var row = G.el('div', 'person');
-      row.appendChild(G.el('span', 'tag', u.duty_label));
-      row.appendChild(G.el('span', 'name', u.name));
-      row.appendChild(phoneLink(u.phone));
-      units.appendChild(row);
-    });
-    body.appendChild(units);
-
-    var people = section(G.t('people'));
-    if (!data.people.length) { people.appendChild(G.el('p', 'muted', G.t('noneAssigned'))); }
-    data.people.forEach(function (p) {
-      var row = G.el('div', 'person');
-      row.appendChild(G.el('span', 'tag', p.post_label));
-      row.appendChild(G.el('span', 'name', p.name));
-      row.appendChild(phoneLink(p.phone));
-      people.appendChild(row);
-    });
+    body.appendChild(contacts(G.t('units'), data.units, 'duty_label'));
+    var people = contacts(G.t('people'), data.people, 'post_label');
     if (data.duty_grids.length) {
       people.appendChild(G.el('div', 'muted', G.t('dutyGrids') + data.duty_grids.map(function (g) {
         return g.name + ' (' + g.code + ')';
