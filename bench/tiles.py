@@ -16,11 +16,15 @@ Measured in the same run, tile by tile in turn (which of the two goes first alte
 - raw: the statement gridmgr.tiles builds for the tile, with the settings the endpoint sends ahead of
   it (JIT off), run on an open psycopg2 connection in autocommit (one round trip: the least any client
   pays for it), its text and parameters built before the clock starts;
-- endpoint: GET /tiles/<layer>/<z>/<x>/<y>.pbf through the Flask app (in-process WSGI client, a
-  logged-in session): session, pool checkout, the same statement inside the one that also reads the
-  data version and checks the login, the response; with the tile cache off;
+- endpoint: GET /tiles/<layer>/<z>/<x>/<y>.pbf handed to the app's WSGI callable as a server hands
+  a request over (an environ with a logged-in session's cookie, a start_response; the body joined),
+  served by the app's tile fast path (gridmgr.web.tiles.TileFastPath): session cookie, pool checkout,
+  the same statement inside the one that also reads the data version and checks the login, the
+  response; with the tile cache off;
+- test client: the same request through Flask's test client, which adds its own request building and
+  response parsing (the previous revisions' "endpoint"), reported beside it;
 - cached: the same requests with the cache warm.
-Targets: endpoint median ≤ 1.3 × raw median; cached throughput ≥ 10 × uncached. Also reported: the
+Targets: endpoint median ≤ 1.3 × raw median; cached throughput ≥ 10 × uncached (both through WSGI). Also reported: the
 largest tile in bytes and in features, the median planning time of the statements, and where the
 endpoint's time goes besides the tile's SQL (its own statement run bare, a refused request, a 304).
 """
@@ -169,13 +173,43 @@ def path(r) -> str:
     return f"/tiles/{r[0]}/{r[1]}/{r[2]}/{r[3]}.pbf" + (f"?{r[4]}" if r[4] else "")
 
 
+class WsgiCaller:
+    """GET requests handed to an app's WSGI callable as a server hands them over: an environ, a start_response."""
+
+    def __init__(self, app, client=None):
+        self.app = app
+        cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"]) if client else None
+        self.cookie = {"HTTP_COOKIE": f"{cookie.key}={cookie.value}"} if cookie else {}
+
+    def get(self, url: str, **headers) -> tuple[int, dict, bytes]:
+        """(status, headers, body) of GET url, with headers given as If_None_Match="…"."""
+        path_info, _, query = url.partition("?")
+        environ = {
+            "REQUEST_METHOD": "GET", "PATH_INFO": path_info, "QUERY_STRING": query, "SCRIPT_NAME": "",
+            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "5000", "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "127.0.0.1:5000", "REMOTE_ADDR": "127.0.0.1", "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+            **self.cookie, **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
+        }
+        answer = []
+        chunks = self.app(environ, lambda status, hdrs, exc_info=None: answer.append((int(status[:3]), dict(hdrs))))
+        try:
+            body = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        return *answer[0], body
+
+
 class Runner:
-    """The three ways to get a tile: raw statement, endpoint without cache, endpoint with cache."""
+    """The ways to get a tile: raw statement, endpoint (WSGI, test client), endpoint with cache."""
 
     def __init__(self, eng, reqs, anchor: datetime):
         self.url = eng.url.render_as_string(hide_password=False)
         self.uncached_app, self.uncached = app_for(self.url, anchor, 0)
         self.cached_app, self.cached = app_for(self.url, anchor, 512 * 2 ** 20)
+        self.wsgi = WsgiCaller(self.uncached_app, self.uncached)
+        self.wsgi_cached = WsgiCaller(self.cached_app, self.cached)
         self.raw = eng.raw_connection()
         self.raw.dbapi_connection.autocommit = True  # one statement, one snapshot: no BEGIN/ROLLBACK
         self.cur = self.raw.cursor()
@@ -197,10 +231,15 @@ class Runner:
         """The endpoint's own statement for the tile (data version, login check, tile) on the raw connection."""
         return tiles.fetch(self.cur, self.specs[r], (), access).body
 
-    def run_endpoint(self, r, client=None, **headers):
-        resp = (client or self.uncached).get(path(r), headers=headers)
-        assert resp.status_code in (200, 304), (r, resp.status_code)
-        return resp
+    def run_endpoint(self, r, caller: WsgiCaller | None = None, **headers) -> tuple[int, dict, bytes]:
+        status, hdrs, body = (caller or self.wsgi).get(path(r), **headers)
+        assert status in (200, 304), (r, status)
+        return status, hdrs, body
+
+    def run_client(self, r) -> bytes:
+        resp = self.uncached.get(path(r))
+        assert resp.status_code == 200, (r, resp.status_code)
+        return resp.data
 
     def planning_ms(self, r) -> float:
         sql, params = tiles.tile_sql(self.specs[r])
@@ -236,28 +275,30 @@ def main() -> None:
           f"default window, cases over {YEARS} years, cells); now = {anchor.isoformat()}", flush=True)
     run = Runner(eng, reqs, anchor)
 
-    # warm-up: every statement once both ways (shared buffers, the app's first-request set-up)
+    # warm-up: every statement once each way (shared buffers, the app's first-request set-up)
     for r in reqs:
-        assert run.run_raw(r) == run.run_endpoint(r).data, r  # the same statement inside, the same bytes out
-    times: dict[str, dict] = {"raw": {}, "endpoint": {}}
+        body = run.run_raw(r)  # the same statement inside, the same bytes out
+        assert body == run.run_endpoint(r)[2] == run.run_client(r), r
+    ways = (("raw", run.run_raw), ("endpoint", run.run_endpoint), ("client", run.run_client))
+    times: dict[str, dict] = {name: {} for name, _ in ways}
     rng = np.random.default_rng(3)
     for rnd in range(args.rounds):
         for i in rng.permutation(len(reqs)):
             r = reqs[i]
-            pair = (("raw", run.run_raw), ("endpoint", run.run_endpoint))
-            for name, fn in (pair if (i + rnd) % 2 else pair[::-1]):  # alternate who goes first
+            turn = (i + rnd) % len(ways)  # who goes first takes turns
+            for name, fn in ways[turn:] + ways[:turn]:
                 t = time.perf_counter()
                 fn(r)
                 times[name].setdefault(r, []).append(time.perf_counter() - t)
         print(f"  round {rnd + 1}/{args.rounds} done", flush=True)
 
     # cached: the same requests, the cache warm, as many passes as rounds above
-    etags = {r: run.run_endpoint(r, run.cached).headers["ETag"] for r in reqs}
-    cached_ms = per_request_ms(lambda r: run.run_endpoint(r, run.cached), reqs * args.rounds)
+    etags = {r: run.run_endpoint(r, run.wsgi_cached)[1]["ETag"].strip('"') for r in reqs}
+    cached_ms = per_request_ms(lambda r: run.run_endpoint(r, run.wsgi_cached), reqs * args.rounds)
     # where the endpoint's time goes besides the tile's SQL: its own statement (data version, login
     # check, tile) run bare on the raw connection, interleaved with the raw one; what every request
-    # costs whatever its tile (the app and test client: a request refused at the login check, which
-    # reads no database); a revalidation (login check and data version in one statement, a 304)
+    # costs whatever its tile (the app: a request refused at the login check, which reads no database);
+    # a revalidation (login check and data version in one statement, a 304)
     with eng.connect() as conn:
         uid = conn.execute(text("SELECT id FROM users WHERE username = 'leader'")).scalar()
     access = (accounts.ACTIVE_ID_SQL, {"account_id": uid})
@@ -268,9 +309,10 @@ def main() -> None:
             t = time.perf_counter()
             fn(reqs[i])
             bare[name].append(time.perf_counter() - t)
-    anonymous = run.cached_app.test_client()
+    anonymous = WsgiCaller(run.cached_app)
     floor_ms = per_request_ms(lambda r: anonymous.get(path(r)), reqs)
-    revalidate_ms = per_request_ms(lambda r: run.run_endpoint(r, run.cached, **{"If-None-Match": etags[r]}), reqs)
+    revalidate_ms = per_request_ms(
+        lambda r: run.run_endpoint(r, run.wsgi_cached, If_None_Match=f'"{etags[r]}"'), reqs)
 
     sizes, feats, planning = {}, {}, []
     for r in reqs:  # untimed
@@ -288,17 +330,18 @@ def main() -> None:
     print()
     print(f"machine: {where}")
     print(f"load after: {load_note()}")
-    print(f"{'requests':22} {'n':>5} {'raw ms':>8} {'endpoint ms':>12} {'ratio':>6} {'max bytes':>10} {'max feats':>9}")
+    print(f"{'requests':22} {'n':>5} {'raw ms':>8} {'endpoint ms':>12} {'ratio':>6} {'client ms':>10} {'ratio':>6} "
+          f"{'max bytes':>10} {'max feats':>9}")
     groups = [(f"{k} z{z}", lambda r, k=k, z=z: r[1] == z and kind(r) == k)
               for k in ("cases", "cases decade", "cells") for z in ZOOMS]
     groups += [(f"{k} z12–17", lambda r, k=k: kind(r) == k) for k in ("cases", "cases decade", "cells")]
     for label, keep in [*groups, ("all", lambda r: True)]:
         rs = [r for r in reqs if keep(r)]
         if rs:
-            a, b = med(all_of("raw", keep)), med(all_of("endpoint", keep))
-            print(f"{label:22} {len(rs):5} {a:8.2f} {b:12.2f} {b / a:6.2f} {max(sizes[r] for r in rs):10,} "
-                  f"{max(feats[r] for r in rs):9,}")
-    raw_med, end_med = med(all_of("raw", bool)), med(all_of("endpoint", bool))
+            a, b, c = (med(all_of(name, keep)) for name in ("raw", "endpoint", "client"))
+            print(f"{label:22} {len(rs):5} {a:8.2f} {b:12.2f} {b / a:6.2f} {c:10.2f} {c / a:6.2f} "
+                  f"{max(sizes[r] for r in rs):10,} {max(feats[r] for r in rs):9,}")
+    raw_med, end_med, client_med = (med(all_of(name, bool)) for name in ("raw", "endpoint", "client"))
     uncached_ms = statistics.mean(all_of("endpoint", bool)) * 1000
     biggest = max(reqs, key=lambda r: sizes[r])
     cache = run.cached_app.extensions["gridmgr.tile_cache"]
@@ -310,13 +353,16 @@ def main() -> None:
           f"cached {1000 / cached_ms:,.0f} tiles/s (mean {cached_ms:.2f} ms)")
     # the endpoint's time over the raw statement's, request by request (each pair measured back to back):
     # robust where a difference of two medians over tiles of very different sizes is not
-    extra = statistics.median(e - a for r in reqs for e, a in zip(times["endpoint"][r], times["raw"][r])) * 1000
+    paired = lambda name: statistics.median(
+        e - a for r in reqs for e, a in zip(times[name][r], times["raw"][r])) * 1000
+    extra, client_extra = paired("endpoint"), paired("client")
     own = statistics.median(o - a for o, a in zip(bare["own"], bare["raw"])) * 1000
     print(f"the endpoint over raw, paired by request: median {extra:.2f} ms; of which its own statement's "
           f"extras (data version, login check; run bare, paired) {own:.2f} ms, and the rest — app, pool "
-          f"checkout with its ping, test client — ≈ {extra - own:.2f} ms")
-    print(f"fixed cost per request: app + test client {floor_ms:.2f} ms (a request refused at the login check, "
+          f"checkout — ≈ {extra - own:.2f} ms; through the test client {client_extra:.2f} ms")
+    print(f"fixed cost per request: the app {floor_ms:.2f} ms (a request refused at the login check, "
           f"no database), a 304 revalidation {revalidate_ms:.2f} ms in all")
+    print(f"through Flask's test client: median {client_med:.2f} ms = {client_med / raw_med:.2f}× raw SQL")
     ok = end_med <= 1.3 * raw_med and uncached_ms >= 10 * cached_ms
     print(f"tiles: endpoint median {end_med:.2f} ms = {end_med / raw_med:.2f}× raw SQL {raw_med:.2f} ms "
           "(target ≤ 1.3×); "

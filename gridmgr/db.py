@@ -32,13 +32,27 @@ def database_url(config: Config, *, start: bool = True) -> str:
     return cluster.url()
 
 
+# the server checks every 2 s that the client is still there: a killed CLI's backend stops its
+# statement and rolls back at once instead of finishing a long INSERT first
+CONNECT_ARGS = {"options": "-c client_connection_check_interval=2000"}
+
+
 @functools.lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     """One pooled engine per URL for the life of the process."""
-    # the server checks every 2 s that the client is still there: a killed CLI's backend stops its
-    # statement and rolls back at once instead of finishing a long INSERT first
-    return create_engine(url, pool_pre_ping=True, future=True,
-                         connect_args={"options": "-c client_connection_check_interval=2000"})
+    return create_engine(url, pool_pre_ping=True, future=True, connect_args=CONNECT_ARGS)
+
+
+@functools.lru_cache(maxsize=8)
+def read_engine_for(url: str) -> Engine:
+    """A second pool on the same URL for one-statement reads (map tiles): autocommit, no pre-ping.
+
+    Each statement is its own snapshot, so a transaction would only add BEGIN/ROLLBACK round trips;
+    and the pre-ping's round trip costs as much as a small tile's overhead, so its callers instead
+    retry once on a connection found lost (`is_disconnect`), which is what the ping would have caught.
+    """
+    return create_engine(url, pool_pre_ping=False, future=True, isolation_level="AUTOCOMMIT",
+                         connect_args=CONNECT_ARGS)
 
 
 def connect(config: Config, *, migrate_if_needed: bool = True) -> Engine:

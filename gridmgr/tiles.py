@@ -358,25 +358,26 @@ def fetch(cur: Cursor, tile: Tile, known: Iterable[int] = (), access: Access | N
     measured by (bench/tiles.py), and SQLAlchemy's execution path costs more than the statement of a
     small tile. The cursor's connection may be in autocommit: each statement is its own snapshot.
     """
-    check, check_params = access or ("true", {})
     known = set(known)
+    check, check_params = access or ("true", {})
+    version_sql = "(SELECT version FROM layer_versions WHERE layer = :layer)"
+    # the access test is the WHERE of a one-row SELECT: a one-time filter, tested before anything in the
+    # row is computed, so a refused login gets no row and no tile is made (measured: 0.08 ms over the
+    # bare tile statement, against 0.2 ms for a CASE over a joined test)
     if known:
-        cur.execute(_driver_sql(f"SELECT (SELECT version FROM layer_versions WHERE layer = :layer), {check}"),
-                    {**check_params, "layer": tile.layer})
-        version, allowed = cur.fetchone()
-        if not allowed:
+        cur.execute(_driver_sql(f"SELECT {version_sql} WHERE {check}"), {**check_params, "layer": tile.layer})
+        row = cur.fetchone()
+        if row is None:
             return Fetched(None, None, False)
-        if version in known:
-            return Fetched(version, None)
+        if row[0] in known:
+            return Fetched(row[0], None)
     sql, params = tile_sql(tile)
-    # the tile is an uncorrelated subquery (an init plan, run when first needed): refused, it is never made
-    cur.execute(_driver_sql(
-        f"{STATEMENT_SETTINGS}SELECT v.version, CASE WHEN a.allowed THEN ({sql}) END, a.allowed "
-        f"FROM (SELECT {check} AS allowed) a LEFT JOIN layer_versions v ON v.layer = :layer"),
-        {**params, **check_params, "layer": tile.layer})
-    version, body, allowed = cur.fetchone()
-    if not allowed:
+    cur.execute(_driver_sql(f"{STATEMENT_SETTINGS}SELECT {version_sql}, ({sql}) WHERE {check}"),
+                {**params, **check_params, "layer": tile.layer})
+    row = cur.fetchone()
+    if row is None:
         return Fetched(None, None, False)
+    version, body = row
     return Fetched(version, bytes(body) if body is not None else b"")
 
 

@@ -1,12 +1,15 @@
 """The tiles' login check: made inside the tile's own statement instead of by the user loader, it still
-refuses a login that stops holding at once, whichever way the tile would come (made, cached, 304); and
-the tiles' autocommit statements, failing or not, leave the app's pool as they found it."""
+refuses a login that stops holding at once, whichever way the tile would come (made, cached, 304); the
+tiles with a plain login are served before Flask's request machinery, the others by the app as before;
+and the tiles' autocommit statements, failing or not, leave the app's pools as they found them."""
 import math
 import re
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from flask import request_started
 from sqlalchemy import text
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
@@ -98,7 +101,62 @@ def test_tile_requests_do_not_go_through_the_user_loader(site, monkeypatch):
     assert site["app"].test_client().get(tile_path(17)).status_code == 401
 
 
-def test_a_failing_statement_leaves_the_pool_as_it_was(site, monkeypatch):
+class FlaskRequests:
+    """Counts the requests that reach Flask's dispatch (the ones TileFastPath left to the app)."""
+
+    def __init__(self, app):
+        self.n = 0
+        request_started.connect(self._count, app)
+
+    def _count(self, sender, **extra):
+        self.n += 1
+
+
+def test_plain_logins_are_served_before_flask_and_the_rest_by_the_app(site):
+    app = site["app"]
+    client = logged_in(app)
+    seen = FlaskRequests(app)
+    ok = client.get(tile_path(17))
+    again = client.get(tile_path(17), headers={"If-None-Match": ok.headers["ETag"]})
+    token = client.get(tile_path(16), headers={"Authorization": f"Bearer {site['token']}"})
+    assert (ok.status_code, again.status_code, token.status_code, seen.n) == (200, 304, 200, 0)
+    assert ok.headers["Cache-Control"] == "private, no-cache" and ok.mimetype == tiles.MEDIA_TYPE
+    # what the fast path cannot settle goes to the app, which answers as it always did
+    assert client.get("/tiles/cells/99/0/0.pbf").status_code == 400 and seen.n == 1
+    assert client.get("/tiles/nothing/1/0/0.pbf").status_code == 404 and seen.n == 2
+    assert client.get(tile_path(17) + "/more").status_code == 404 and seen.n == 3
+    assert app.test_client().get(tile_path(17)).status_code == 401 and seen.n == 4
+    assert client.head(tile_path(17)).status_code == 200 and seen.n == 5
+    app.config["SESSION_PROTECTION"] = "strong"  # only Flask-Login can judge the session: the app serves it
+    assert client.get(tile_path(17)).data == ok.data and seen.n == 6
+
+
+def test_the_fast_path_takes_a_session_cookie_only_while_flask_would(site):
+    """Verified cookies are remembered (a map sends one with every tile), but never past their age or altered."""
+    app = site["app"]
+    client = logged_in(app)
+    assert client.get(tile_path(17)).status_code == 200  # the cookie is now remembered
+    cookie = client.get_cookie("session").value
+    forged = app.test_client()
+    forged.set_cookie("session", cookie[:-2] + ("AA" if not cookie.endswith("AA") else "BB"))
+    assert forged.get(tile_path(17)).status_code == 401
+    app.permanent_session_lifetime = timedelta(seconds=0)  # every signature is now too old, the remembered one too
+    time.sleep(1.1)
+    assert client.get(tile_path(17)).status_code == 401
+
+
+def test_a_lost_pooled_connection_is_replaced_without_an_error(site):
+    client = logged_in(site["app"])
+    first = client.get(tile_path(17))
+    with site["engine"].connect() as conn:  # the server drops every other connection (a restart, say)
+        killed = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    assert killed >= 1
+    seen = FlaskRequests(site["app"])
+    assert client.get(tile_path(17)).data == first.data and seen.n == 0
+
+
+def test_a_failing_statement_leaves_the_pools_as_they_were(site, monkeypatch):
     from gridmgr.web import tiles as web_tiles
 
     client = logged_in(site["app"])
@@ -110,7 +168,7 @@ def test_a_failing_statement_leaves_the_pool_as_it_was(site, monkeypatch):
             cur.execute(sql)
         return fetch
 
-    # a broken statement: a 500, and the connection goes back to the pool out of autocommit
+    # a broken statement: a 500, and the connection goes back to the read pool
     monkeypatch.setattr(web_tiles.tiles, "fetch", failing("SELECT 1 / 0"))
     assert client.get(tile_path(16)).status_code == 500
     # a connection lost mid-request: the database-unavailable page, and the pool drops the connection
@@ -121,8 +179,9 @@ def test_a_failing_statement_leaves_the_pool_as_it_was(site, monkeypatch):
     with site["engine"].connect() as conn:
         jit = conn.execute(text("SHOW jit")).scalar()
     with site["app"].app_context():
-        eng = site["app"].extensions["gridmgr.engine"]
-        with eng.connect() as conn:
+        with site["app"].extensions["gridmgr.read_engine"].connect() as conn:
+            assert conn.connection.dbapi_connection.autocommit is True  # the tiles' own pool
+        with site["app"].extensions["gridmgr.engine"].connect() as conn:
             assert conn.connection.dbapi_connection.autocommit is False
             assert conn.execute(text("SHOW jit")).scalar() == jit  # the tiles' SET LOCAL stayed theirs
             conn.execute(text("CREATE TEMP TABLE t (i int)"))

@@ -33,6 +33,9 @@ def create_app(config: Config | dict | None = None) -> Flask:
     nav.init_app(app)
     for blueprint in (home.bp, auth.bp, assets.bp, *_feature_blueprints()):
         app.register_blueprint(blueprint)
+    from gridmgr.web import tiles
+
+    tiles.serve_beside(app)  # tiles with a plain login skip Flask's request machinery (see there)
     return app
 
 

@@ -1,11 +1,17 @@
 """Who is asking: session login for pages (Flask-Login), bearer tokens for API clients; CSRF on writes."""
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
 from functools import wraps
+from types import MappingProxyType
 
 from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
+from itsdangerous import BadSignature
 from sqlalchemy import text
 
 from gridmgr import accounts
@@ -65,23 +71,74 @@ def load_from_token(req) -> WebUser | None:
     return _load(uid)
 
 
-def login_check() -> tuple[str, dict] | None:
-    """The SQL test (and its parameters) that holds while this request's login is valid; None for nobody.
+def login_claim(app: Flask, headers, session_data) -> tuple[str, dict] | None:
+    """The SQL test (and its parameters) that holds while a request's claimed login is valid.
 
     For a view that reaches the database anyway (tiles): it runs the test inside its own statement,
     as exact as the user loader (an account deactivated or a token replaced is refused at once) but
     without the loader's query, the largest part of a small tile's overhead. The claim is taken as the
     loaders would: a bearer token alone when there is one, else the id Flask-Login keeps in the session.
+    None when there is no such claim, or when only Flask-Login can judge it (strong session protection).
     """
-    header = request.headers.get("Authorization", "")
+    header = headers.get("Authorization", "")
     if header.startswith("Bearer "):
         return accounts.ACTIVE_TOKEN_SQL, {"token_hash": accounts.token_digest(header[7:].strip())}
-    user_id = session.get("_user_id")  # Flask-Login's key; our ids are its get_id(), str(users.id)
-    strong = current_app.config.get("SESSION_PROTECTION", login_manager.session_protection) == "strong"
+    user_id = session_data.get("_user_id")  # Flask-Login's key; our ids are its get_id(), str(users.id)
+    strong = app.config.get("SESSION_PROTECTION", login_manager.session_protection) == "strong"
     if user_id is not None and not strong:
         return accounts.ACTIVE_ID_SQL, {"account_id": int(user_id)}
-    # no session id (a remember cookie, say) or strong session protection: Flask-Login decides, then
-    # the statement still checks the account it found
+    return None
+
+
+class SessionCookies:
+    """Session cookies' data, each cookie verified once: a map sends the same cookie with dozens of tiles.
+
+    A cookie is verified as Flask's session interface verifies it (its serializer, the permanent
+    session lifetime as the oldest signature taken) and its data kept, read-only, while that signature
+    would still be taken; so the answer is always the interface's own, without its HMAC and JSON each time.
+    """
+
+    SIZE = 4096  # cookies kept (logged-in browsers at once), least recently used out first
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self._seen: OrderedDict[str, tuple[Mapping, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def data(self, cookies: Mapping[str, str]) -> Mapping | None:
+        """The session in these cookies ({} for none or a bad one); None when the app keeps sessions otherwise."""
+        iface = self.app.session_interface
+        if not hasattr(iface, "get_signing_serializer"):
+            return None
+        value = cookies.get(iface.get_cookie_name(self.app))
+        if not value:
+            return {}
+        max_age = self.app.permanent_session_lifetime.total_seconds()
+        with self._lock:
+            hit = self._seen.get(value)
+            if hit is not None:
+                self._seen.move_to_end(value)
+        if hit is not None and time.time() - hit[1] <= max_age:
+            return hit[0]
+        try:
+            data, signed = iface.get_signing_serializer(self.app).loads(value, max_age=int(max_age),
+                                                                         return_timestamp=True)
+        except BadSignature:
+            return {}
+        data = MappingProxyType(dict(data))
+        with self._lock:
+            self._seen[value] = (data, signed.timestamp())
+            while len(self._seen) > self.SIZE:
+                self._seen.popitem(last=False)
+        return data
+
+
+def login_check() -> tuple[str, dict] | None:
+    """`login_claim` for this request, else the account Flask-Login finds (a remember cookie, say); None for nobody."""
+    claim = login_claim(current_app, request.headers, session)
+    if claim is not None:
+        return claim
+    # the statement still checks the account Flask-Login found
     if current_user.is_authenticated:
         return accounts.ACTIVE_ID_SQL, {"account_id": current_user.id}
     return None
