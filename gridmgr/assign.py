@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from gridmgr import crs as crsmod
 from gridmgr.errors import NotFound
-from gridmgr.registry import Layer, layers
+from gridmgr.registry import layers
 from gridmgr.regions import city_extent
 
 

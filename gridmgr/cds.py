@@ -7,7 +7,7 @@ from datetime import date, datetime, time
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmgr.caseviews import TZ
+from gridmgr.codes import TZ
 from gridmgr.planner import DEPTH_M, footprint_sql, today
 
 # the CDS names of our keys; `both` has none (the field is left out)

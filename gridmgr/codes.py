@@ -1,6 +1,11 @@
 """The shared code lists: stable English keys used in code, database and API (labels in gridmgr.labels)."""
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
+# the bureau's local time: dates, periods and the working calendar are Beijing time (DOMAIN.md)
+TZ = ZoneInfo("Asia/Shanghai")
+
 # These keys appear in CHECK constraints written by migrations, so they change only with a migration.
 CASE_SOURCES = ("supervisor", "public", "hotline_12319", "hotline_12345", "video", "leader", "rule")
 CASE_STATES = ("reported", "verified", "registered", "rejected", "dispatched", "handled", "checked",

@@ -49,8 +49,9 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from gridmgr.codes import TZ
 from gridmgr.errors import InputError
-from gridmgr.reports import TZ, Period, cutoff_for
+from gridmgr.reports import Period, cutoff_for
 
 DEFAULT_SEED = 20261022
 _KEEP_ALL = object()

@@ -39,7 +39,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gridmgr import registry
 from gridmgr.assign import cell_join, describe_cell, shares_join
-from gridmgr.caseviews import TZ, jsonable
+from gridmgr.codes import TZ
+from gridmgr.caseviews import jsonable
 from gridmgr.codes import PARKING_STATUSES, sql_in
 from gridmgr.errors import Forbidden, InputError, NotFound
 from gridmgr.labels import en, zh

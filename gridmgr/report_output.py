@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from gridmgr import indicators, labels, scoring
+from gridmgr.codes import TZ
 from gridmgr.errors import InputError
 from gridmgr.paths import ROOT
-from gridmgr.reports import TZ, Period, Report
+from gridmgr.reports import Period, Report
 
 NONE = "—"
 FORMATS = ("csv", "xlsx", "html")

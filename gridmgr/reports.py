@@ -26,15 +26,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmgr import indicators, registry
+from gridmgr.codes import TZ
 from gridmgr.errors import InputError
 
-TZ = ZoneInfo("Asia/Shanghai")
 LEVELS = ("cell", "community", "street", "district", "unit", "supervisor", "duty_grid")
 # a cell code begins with its community's, street's and district's codes: the length of each level's prefix
 CODE_LENGTH = {"cell": 15, "community": 12, "street": 9, "district": 6}

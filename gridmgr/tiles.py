@@ -10,7 +10,7 @@ current, the tile. Tiles carry few attributes, the same for every user:
   from a code → value JSON of their own.
 - `cases`: at z ≥ CASE_POINT_ZOOM the cases (`cases`: id, category, status, overdue); below it, and
   whenever a tile would hold more than MAX_FEATURES cases, counts in BINS × BINS squares of the tile
-  (`cases_counts`: count, overdue). Filters: status, category, period (caseviews.parse_period) and
+  (`cases_counts`: count, overdue). Filters: status, category, period (case_query.parse_period) and
   overdue; with no period, the DEFAULT_WINDOW before now. "Now" is floored to NOW_STEP, so a tile
   stays cacheable that long while the overdue flags follow the clock.
 - every other spatial layer of the registry: its features (`<layer>`: id, the fields marked `tile`,
@@ -45,8 +45,8 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import psycopg2 as pg_psycopg2
 from sqlalchemy.engine import Connection
 
-from gridmgr import caseviews, registry
-from gridmgr.codes import CASE_STATES
+from gridmgr import case_query, caseviews, registry
+from gridmgr.codes import CASE_STATES, TZ
 from gridmgr.errors import InputError, NotFound
 
 if TYPE_CHECKING:
@@ -67,7 +67,6 @@ TILE_FORMAT = 1                 # raise when what a tile holds changes: old ETag
 CELLS = "cells"
 CASES = "cases"
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
-TZ = caseviews.TZ
 
 _NUMBER = re.compile(r"[0-9]{1,9}")
 _EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -135,20 +134,20 @@ def parse_zxy(z: str, x: str, y: str) -> tuple[int, int, int]:
 
 def parse_case_filter(args: Mapping[str, Any], now: datetime) -> CaseTileFilter:
     """Query values status, category, period, overdue → CaseTileFilter; no period: DEFAULT_WINDOW before now."""
-    statuses = tuple(sorted(set(caseviews.split_values(args, "status"))))
+    statuses = tuple(sorted(set(case_query.split_values(args, "status"))))
     unknown = [s for s in statuses if s not in CASE_STATES]
     if unknown:
         raise InputError(f"unknown state {', '.join(map(repr, unknown))}; known: {', '.join(CASE_STATES)}",
                          field="status")
-    categories = tuple(sorted(set(caseviews.split_values(args, "category"))))
+    categories = tuple(sorted(set(case_query.split_values(args, "category"))))
     bad = [c for c in categories if not re.fullmatch(r"C?[0-9]{4}", c)]
     if bad:
         raise InputError(f"{', '.join(map(repr, bad))} is not a category code such as 0102 or C0101", field="category")
     if (args.get("period") or "").strip():
-        start, end = caseviews.parse_period(args["period"])
+        start, end = case_query.parse_period(args["period"])
     else:
         start, end = now - DEFAULT_WINDOW, None
-    return CaseTileFilter(statuses, categories, start, end, caseviews.parse_bool(args.get("overdue"), "overdue"))
+    return CaseTileFilter(statuses, categories, start, end, case_query.parse_bool(args.get("overdue"), "overdue"))
 
 
 def parse_tile(layer: str, z: str, x: str, y: str, args: Mapping[str, Any], now: datetime) -> Tile:

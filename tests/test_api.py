@@ -423,7 +423,7 @@ def test_openapi_document_validates_and_lists_exactly_the_served_routes(world):
             path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
             served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert served == _documented(doc)
-    from gridmgr.caseviews import FILTER_PARAMS
+    from gridmgr.case_query import FILTER_PARAMS
     documented = {p["name"] for p in doc["paths"]["/cases"]["get"]["parameters"]}
     assert set(FILTER_PARAMS) <= documented
 

@@ -2,9 +2,9 @@
 
 Who may call: API clients with `Authorization: Bearer TOKEN` (`gridmgr users token USERNAME`), and the
 pages' own JSON calls with the session cookie (writes carry the X-CSRFToken header; web/auth.py checks
-it). Views only adapt: query values and bodies → gridmgr.caseviews / gridmgr.workflow → JSON. Every
-read and change of a case goes through the actor's scope, so a case of another cell or unit is a 404;
-leaders (and the other roles that take no workflow action) read and change nothing. Errors are
+it). Views only adapt: query values and bodies → gridmgr.case_query, gridmgr.caseviews / gridmgr.workflow →
+JSON. Every read and change of a case goes through the actor's scope, so a case of another cell or unit is
+a 404; leaders (and the other roles that take no workflow action) read and change nothing. Errors are
 {"error": {"status", "message"}} from web/errors.py. "Now" is the request time, or the app's
 GRIDMGR_NOW setting (see gridmgr.caseviews.resolve_now) for deterministic tests.
 """
@@ -17,7 +17,7 @@ from importlib import resources
 from flask import Blueprint, Response, abort, current_app, g, request
 from flask_login import current_user
 
-from gridmgr import caseviews, workflow
+from gridmgr import case_query, caseviews, workflow
 from gridmgr.errors import Forbidden, InputError, NotFound
 from gridmgr.web.auth import current_actor
 from gridmgr.web.database import engine
@@ -96,11 +96,11 @@ def me():
 
 @bp.get("/cases")
 def cases():
-    """Cases the caller may see, filtered (see caseviews.FILTER_PARAMS) and paged."""
+    """Cases the caller may see, filtered (see case_query.FILTER_PARAMS) and paged."""
     actor = current_actor()
-    flt = caseviews.parse_filter(request.args)
-    page, size = caseviews.parse_page(request.args)
-    sort = request.args.get("sort") or caseviews.DEFAULT_SORT
+    flt = case_query.parse_filter(request.args)
+    page, size = case_query.parse_page(request.args)
+    sort = request.args.get("sort") or case_query.DEFAULT_SORT
     with engine().connect() as conn:
         result = caseviews.list_cases(conn, actor, flt, now=request_now(), calendar=calendar(), page=page,
                                       page_size=size, sort=sort)
@@ -199,7 +199,7 @@ def _float(name: str) -> float:
 
 def _at():
     raw = request.args.get("at", "").strip()
-    return caseviews.parse_datetime(raw, "at") if raw else request_now()
+    return case_query.parse_datetime(raw, "at") if raw else request_now()
 
 
 @bp.get("/cells")

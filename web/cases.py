@@ -15,9 +15,9 @@ from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_te
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmgr import caseviews
+from gridmgr import case_query, caseviews
 from gridmgr import crs as crsmod
-from gridmgr.codes import CASE_SOURCES, CASE_STATES, URGENCIES, sql_in
+from gridmgr.codes import CASE_SOURCES, CASE_STATES, TZ, URGENCIES, sql_in
 from gridmgr.dispatch import resolve
 from gridmgr.errors import CoordinateError, GridmgrError, InputError, NotFound
 from gridmgr.layers.cases import LAYER
@@ -116,7 +116,7 @@ def _now() -> datetime:
 @bp.app_template_filter("cn_time")
 def cn_time(moment: datetime | None) -> str:
     """A moment as local time YYYY-MM-DD HH:MM (— for none)."""
-    return moment.astimezone(caseviews.TZ).strftime("%Y-%m-%d %H:%M") if moment else "—"
+    return moment.astimezone(TZ).strftime("%Y-%m-%d %H:%M") if moment else "—"
 
 
 def action_label(action: str) -> str:
@@ -386,7 +386,7 @@ def _work_list(conn: Connection, actor: Actor, tab: Tab) -> tuple[list[dict], in
                             "LIMIT :limit"), {**params, "limit": QUEUE_LIMIT}).scalars().all()
     if not nos:
         return [], total
-    page = caseviews.list_cases(conn, actor, caseviews.CaseFilter(case_nos=tuple(nos)), now=_now(),
+    page = caseviews.list_cases(conn, actor, case_query.CaseFilter(case_nos=tuple(nos)), now=_now(),
                                 calendar=_calendar(), page_size=len(nos), sort=tab.sort)
     return page.items, total
 
@@ -412,9 +412,9 @@ def queue():
         counts = {t.key: _count(conn, actor, t)[0] for t in tabs if t.actions}
         if tab.key == "all":
             try:
-                flt = caseviews.parse_filter(request.args)
-                number, size = caseviews.parse_page(request.args)
-                sort = request.args.get("sort") or caseviews.DEFAULT_SORT
+                flt = case_query.parse_filter(request.args)
+                number, size = case_query.parse_page(request.args)
+                sort = request.args.get("sort") or case_query.DEFAULT_SORT
                 page = caseviews.list_cases(conn, actor, flt, now=_now(), calendar=_calendar(), page=number,
                                             page_size=size, sort=sort)
             except InputError as exc:

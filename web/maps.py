@@ -38,9 +38,9 @@ from markupsafe import Markup
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmgr import caseviews, registry, reports, tiles
+from gridmgr import case_query, caseviews, registry, reports, tiles
 from gridmgr import crs as crsmod
-from gridmgr.codes import CASE_STATES
+from gridmgr.codes import CASE_STATES, TZ
 from gridmgr.errors import CoordinateError, InputError, NotFound
 from gridmgr.regions import city_extent
 from gridmgr.workflow import SUPERVISOR_CELLS, TERMINAL, Actor, scope_filter
@@ -79,11 +79,11 @@ def case_url(case_no: str) -> str:
 
 def local_time(moment: datetime | None) -> str:
     """A moment as local time YYYY-MM-DD HH:MM (— for none)."""
-    return moment.astimezone(caseviews.TZ).strftime("%Y-%m-%d %H:%M") if moment else "—"
+    return moment.astimezone(TZ).strftime("%Y-%m-%d %H:%M") if moment else "—"
 
 
 def _today() -> date:
-    return request_now().astimezone(caseviews.TZ).date()
+    return request_now().astimezone(TZ).date()
 
 
 def _params(sql: str, **params: Any) -> dict:
@@ -303,7 +303,7 @@ def inventory(conn: Connection, cell_id: int) -> list[dict]:
 
 def open_cases(conn: Connection, actor: Actor, code: str, limit: int) -> tuple[list[dict], int]:
     """The newest open cases of a cell the actor may see (at most `limit`), and how many there are."""
-    page = caseviews.list_cases(conn, actor, caseviews.CaseFilter(cells=(code,), statuses=_open_states()),
+    page = caseviews.list_cases(conn, actor, case_query.CaseFilter(cells=(code,), statuses=_open_states()),
                                 now=request_now(), calendar=calendar(), page_size=limit, sort="-reported_at")
     return page.items, page.total
 
@@ -356,7 +356,7 @@ def cell_panel():
 @login_required
 def labels():
     """Codes and label points of the open cells in `?bbox=w,s,e,n`; `truncated` past LABEL_LIMIT."""
-    box = caseviews.parse_bbox(request.args.get("bbox") or "")
+    box = case_query.parse_bbox(request.args.get("bbox") or "")
     with engine().connect() as conn:
         rows = conn.execute(text("""
             SELECT code, ST_X(p) AS lon, ST_Y(p) AS lat FROM (
@@ -497,7 +497,7 @@ def _show(f: registry.Field, value: Any) -> str | None:
     if f.type == "bool":
         return t("是", "yes") if value else t("否", "no")
     if isinstance(value, datetime):
-        return value.astimezone(caseviews.TZ).strftime("%Y-%m-%d %H:%M")
+        return value.astimezone(TZ).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):
@@ -666,7 +666,7 @@ def _format(value: Any, kind: str) -> str:
 def cell_indicators(code: str):
     """The cell's indicators this month (gridmgr.reports, level cell, limited to the cell): an HTML fragment."""
     current_actor()
-    now = request_now().astimezone(caseviews.TZ)
+    now = request_now().astimezone(TZ)
     period = reports.Period.month(now.year, now.month)
     with engine().connect() as conn:
         info = _cell(conn, code)

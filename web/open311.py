@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from gridmgr import accounts, caseviews
+from gridmgr import accounts, case_query, caseviews
 from gridmgr.codes import CASE_STATES
 from gridmgr.errors import DatabaseUnavailable, Forbidden, GridmgrError, InputError, NotFound
 from gridmgr.labels import zh
@@ -196,14 +196,14 @@ def public_request(case: dict) -> dict:
 
 
 def _list(name: str) -> tuple[str, ...]:
-    return caseviews.split_values(request.args, name)
+    return case_query.split_values(request.args, name)
 
 
 def _window(now: datetime) -> tuple[datetime, datetime]:
     start = request.args.get("start_date", "").strip()
     end = request.args.get("end_date", "").strip()
-    start_at = caseviews.parse_datetime(start, "start_date") if start else None
-    end_at = caseviews.parse_datetime(end, "end_date") if end else None
+    start_at = case_query.parse_datetime(start, "start_date") if start else None
+    end_at = case_query.parse_datetime(end, "end_date") if end else None
     if start_at is None and end_at is None:
         end_at = now
     if start_at is None:
@@ -221,9 +221,9 @@ def _window(now: datetime) -> tuple[datetime, datetime]:
 def requests_list(fmt: str):
     """Service requests, newest first: by id list, or by service, status and date window; paged."""
     ids = _list("service_request_id")
-    page, size = caseviews.parse_page(request.args, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    page, size = case_query.parse_page(request.args, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     if ids:  # "this overrides all other arguments"
-        flt = caseviews.CaseFilter(case_nos=ids)
+        flt = case_query.CaseFilter(case_nos=ids)
     else:
         statuses = _list("status")
         bad = [s for s in statuses if s not in ("open", "closed")]
@@ -234,8 +234,8 @@ def requests_list(fmt: str):
             states = OPEN_STATES
         elif set(statuses) == {"closed"}:
             states = TERMINAL
-        flt = caseviews.CaseFilter(statuses=states, categories=_list("service_code"),
-                                   period=_window(request_now()))
+        flt = case_query.CaseFilter(statuses=states, categories=_list("service_code"),
+                                    period=_window(request_now()))
     with engine().connect() as conn:
         result = caseviews.list_cases(conn, PUBLIC, flt, now=request_now(), calendar=calendar(), page=page,
                                       page_size=size)
@@ -248,7 +248,7 @@ def requests_list(fmt: str):
 def request_one(request_id: str, fmt: str):
     """One service request by its id (the case number)."""
     with engine().connect() as conn:
-        result = caseviews.list_cases(conn, PUBLIC, caseviews.CaseFilter(case_nos=(request_id,)),
+        result = caseviews.list_cases(conn, PUBLIC, case_query.CaseFilter(case_nos=(request_id,)),
                                       now=request_now(), calendar=calendar(), page_size=1)
     if not result.items:
         raise NotFound(f"no service request {request_id}")

@@ -18,7 +18,7 @@ from flask import Blueprint, abort, current_app, g, render_template, request, ur
 from flask_login import current_user
 from sqlalchemy import text
 
-from gridmgr import caseviews, cds, parking_demand, planner, zone_input
+from gridmgr import case_query, cds, parking_demand, planner, zone_input
 from gridmgr.errors import Forbidden, InputError
 from gridmgr.layers.parking import MARGIN, KERB_PER_STALL, LOT_M2_PER_STALL, ZONES
 from gridmgr.models import CELL_DUTIES
@@ -177,11 +177,11 @@ def zones():
     """Zones in force now or later (`history=true`: every version), by bbox and status."""
     actor = _reader()
     args = request.args
-    bbox = caseviews.parse_bbox(args["bbox"]) if (args.get("bbox") or "").strip() else None
-    history = caseviews.parse_bool(args.get("history"), "history") or False
+    bbox = case_query.parse_bbox(args["bbox"]) if (args.get("bbox") or "").strip() else None
+    history = case_query.parse_bool(args.get("history"), "history") or False
     limit = _int_arg("limit", 2000, 1, MAX_LIST)
     with engine().connect() as conn:
-        result = planner.list_zones(conn, now=request_now(), bbox=bbox, statuses=caseviews.split_values(args, "status"),
+        result = planner.list_zones(conn, now=request_now(), bbox=bbox, statuses=case_query.split_values(args, "status"),
                                     history=history, limit=limit, actor=actor)
     return json_response(result, headers={"X-Total-Count": str(result["total"])})
 
@@ -247,8 +247,8 @@ def curb_zones():
     if any(box):
         if not all(box):
             raise InputError("min_lat, min_lng, max_lat and max_lng go together", field="min_lat")
-        bbox = caseviews.parse_bbox(",".join(box), "min_lat")
-    include = caseviews.parse_bool(args.get("include_geometry"), "include_geometry")
+        bbox = case_query.parse_bbox(",".join(box), "min_lat")
+    include = case_query.parse_bool(args.get("include_geometry"), "include_geometry")
     with engine().connect() as conn:
         feed = cds.cds_zones(conn, now=request_now(), at=at, bbox=bbox, include_geometry=include is not False)
     return json_response(feed)

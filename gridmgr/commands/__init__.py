@@ -1,7 +1,6 @@
 """The CLI's command groups, one module each; gridmgr.cli assembles them."""
 from __future__ import annotations
 
-import functools
 import time
 
 import click
