@@ -300,8 +300,8 @@ def main() -> None:
     # costs whatever its tile (the app: a request refused at the login check, which reads no database);
     # a revalidation (login check and data version in one statement, a 304)
     with eng.connect() as conn:
-        uid = conn.execute(text("SELECT id FROM users WHERE username = 'leader'")).scalar()
-    access = (accounts.ACTIVE_ID_SQL, {"account_id": uid})
+        uid, epoch = conn.execute(text("SELECT id, session_epoch FROM users WHERE username = 'leader'")).one()
+    access = (accounts.ACTIVE_ID_SQL, {"account_id": uid, "epoch": epoch})
     bare = {"raw": [], "own": []}  # in pairs, one pair per request
     for i in rng.permutation(len(reqs)):
         pair = (("raw", run.run_raw), ("own", lambda r: run.run_endpoint_sql(r, access)))

@@ -5,7 +5,7 @@ import hashlib
 import secrets
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, String, Text, func, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, func, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -17,10 +17,11 @@ from gridmgr.models import Base
 ROLES = ("supervisor", "receiver", "dispatcher", "shift_leader", "unit_handler", "planner", "leader", "admin")
 MIN_PASSWORD = 8
 
-# "This login may act": an active account, by id (a session) or by API token (its hash), as SQL for a
-# statement that checks the login in the same round trip as its own work (gridmgr.tiles.fetch), where
-# the web's user loader would cost a query of its own. The same test as check_login and user_for_token.
-ACTIVE_ID_SQL = "EXISTS (SELECT 1 FROM users WHERE id = :account_id AND active)"
+# "This login may act": an active account, by id and session epoch (a session) or by API token (its
+# hash), as SQL for a statement that checks the login in the same round trip as its own work
+# (gridmgr.tiles.fetch), where the web's user loader would cost a query of its own. The same test as
+# the loader's (`session_account`) and user_for_token.
+ACTIVE_ID_SQL = "EXISTS (SELECT 1 FROM users WHERE id = :account_id AND session_epoch = :epoch AND active)"
 ACTIVE_TOKEN_SQL = "EXISTS (SELECT 1 FROM users WHERE token_hash = :token_hash AND active)"
 
 
@@ -37,6 +38,8 @@ class User(Base):
     # only a hash of the API token is kept; the token itself is shown once
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    # raised by a password change: the sessions signed before it (`session_id`) are no longer taken
+    session_epoch: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
@@ -75,13 +78,26 @@ def add_user(conn: Connection, username: str, person_code: str, role: str, passw
 
 
 def set_password(conn: Connection, username: str, password: str) -> None:
-    """Change a password."""
+    """Change a password; the account's sessions end with the old one (its API token stays)."""
     if len(password) < MIN_PASSWORD:
         raise InputError(f"a password needs at least {MIN_PASSWORD} characters", field="password")
-    n = conn.execute(text("UPDATE users SET password_hash = :h WHERE username = :u"),
+    n = conn.execute(text("UPDATE users SET password_hash = :h, session_epoch = session_epoch + 1 WHERE username = :u"),
                      {"h": generate_password_hash(password), "u": username}).rowcount
     if not n:
         raise NotFound(f"no user {username!r}")
+
+
+def session_id(account_id: int, epoch: int) -> str:
+    """What a session keeps to name its account: id and session epoch, "12.0"."""
+    return f"{account_id}.{epoch}"
+
+
+def parse_session_id(value: object) -> tuple[int, int] | None:
+    """(account id, epoch) from `session_id`'s text; None for anything else (an older session's bare id)."""
+    account, dot, epoch = str(value).partition(".")
+    if not (dot and account.isdigit() and epoch.isdigit()):
+        return None
+    return int(account), int(epoch)
 
 
 def new_token(conn: Connection, username: str) -> str:

@@ -1,4 +1,5 @@
 """Helpers shared by the tests (importable: tests/ is on pytest's pythonpath)."""
+import math
 import re
 
 from sqlalchemy import text
@@ -30,6 +31,14 @@ def insert_small_grid(c, valid_from: str = "-infinity") -> dict[str, int]:
             RETURNING id
         """), {"code": code, "cm": parent, "vf": valid_from}).scalar()
     return ids
+
+
+def tile_path(z: int) -> str:
+    """The cells tile over the middle of the small test grid at zoom z."""
+    lon, lat = SMALL_ORIGIN[0] + SMALL_STEP, SMALL_ORIGIN[1] + SMALL_STEP
+    n = 2 ** z
+    y = (1 - math.log(math.tan(math.radians(lat)) + 1 / math.cos(math.radians(lat))) / math.pi) / 2 * n
+    return f"/tiles/cells/{z}/{int((lon + 180) / 360 * n)}/{int(y)}.pbf"
 
 
 CSRF = re.compile(r'name="csrf[-_]token" (?:value|content)="([^"]+)"')

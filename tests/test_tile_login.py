@@ -2,7 +2,6 @@
 refuses a login that stops holding at once, whichever way the tile would come (made, cached, 304); the
 tiles with a plain login are served before Flask's request machinery, the others by the app as before;
 and the tiles' autocommit statements, failing or not, leave the app's pools as they found them."""
-import math
 import re
 import time
 from datetime import datetime, timedelta
@@ -11,21 +10,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import request_started
 from sqlalchemy import text
-from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
+from support import insert_small_grid, tile_path
 
 from gridmgr import accounts, tiles
 from gridmgr.web import auth, create_app
 
 NOW = datetime(2026, 10, 13, 11, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 PASSWORD = "secret-pass"
-
-
-def tile_path(z: int) -> str:
-    """The cells tile over the middle of the small test grid at zoom z."""
-    lon, lat = SMALL_ORIGIN[0] + SMALL_STEP, SMALL_ORIGIN[1] + SMALL_STEP
-    n = 2 ** z
-    y = (1 - math.log(math.tan(math.radians(lat)) + 1 / math.cos(math.radians(lat))) / math.pi) / 2 * n
-    return f"/tiles/cells/{z}/{int((lon + 180) / 360 * n)}/{int(y)}.pbf"
 
 
 @pytest.fixture

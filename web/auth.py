@@ -34,18 +34,25 @@ class WebUser(UserMixin):
         self.name = row.name
         self.person_id = row.person_id
         self.unit_id = row.unit_id
+        self.epoch = row.session_epoch
+
+    def get_id(self) -> str:
+        """What the session keeps: the account and its session epoch (a password change ends the session)."""
+        return accounts.session_id(self.id, self.epoch)
 
     @property
     def actor(self) -> Actor:
         return Actor(self.id, self.name, self.role, self.person_id, self.unit_id)
 
 
-def _load(user_id: int) -> WebUser | None:
+def _load(user_id: int, epoch: int | None = None) -> WebUser | None:
+    """The active account by id; with an epoch, only while its session epoch is still that one."""
     with engine().connect() as conn:
         row = conn.execute(text("""
-            SELECT u.id, u.username, u.role, p.name, p.id AS person_id, p.unit_id
-            FROM users u JOIN people p ON p.id = u.person_id WHERE u.id = :id AND u.active
-        """), {"id": user_id}).first()
+            SELECT u.id, u.username, u.role, u.session_epoch, p.name, p.id AS person_id, p.unit_id
+            FROM users u JOIN people p ON p.id = u.person_id
+            WHERE u.id = :id AND u.active AND (CAST(:epoch AS integer) IS NULL OR u.session_epoch = :epoch)
+        """), {"id": user_id, "epoch": epoch}).first()
     return WebUser(row) if row else None
 
 
@@ -54,7 +61,8 @@ def load_user(user_id: str) -> WebUser | None:
     # a request with a bearer token is judged by its token alone, never by a session cookie beside it
     if request.headers.get("Authorization", "").startswith("Bearer "):
         return None
-    return _load(int(user_id))
+    claim = accounts.parse_session_id(user_id)  # a session from before epochs: logged out
+    return _load(*claim) if claim else None
 
 
 @login_manager.request_loader
@@ -83,10 +91,11 @@ def login_claim(app: Flask, headers, session_data) -> tuple[str, dict] | None:
     header = headers.get("Authorization", "")
     if header.startswith("Bearer "):
         return accounts.ACTIVE_TOKEN_SQL, {"token_hash": accounts.token_digest(header[7:].strip())}
-    user_id = session_data.get("_user_id")  # Flask-Login's key; our ids are its get_id(), str(users.id)
+    # Flask-Login's key, holding WebUser.get_id(); anything else is left to Flask-Login to refuse
+    claim = accounts.parse_session_id(session_data.get("_user_id"))
     strong = app.config.get("SESSION_PROTECTION", login_manager.session_protection) == "strong"
-    if user_id is not None and not strong:
-        return accounts.ACTIVE_ID_SQL, {"account_id": int(user_id)}
+    if claim is not None and not strong:
+        return accounts.ACTIVE_ID_SQL, {"account_id": claim[0], "epoch": claim[1]}
     return None
 
 
@@ -140,7 +149,7 @@ def login_check() -> tuple[str, dict] | None:
         return claim
     # the statement still checks the account Flask-Login found
     if current_user.is_authenticated:
-        return accounts.ACTIVE_ID_SQL, {"account_id": current_user.id}
+        return accounts.ACTIVE_ID_SQL, {"account_id": current_user.id, "epoch": current_user.epoch}
     return None
 
 

@@ -43,10 +43,10 @@ def list_cmd() -> None:
 @click.argument("username")
 @click.password_option(help="The new password (asked for when not given).")
 def passwd_cmd(username: str, password: str) -> None:
-    """Change a password."""
+    """Change a password (the account's open sessions end with it)."""
     with engine().begin() as conn:
         accounts.set_password(conn, username, password)
-    click.echo(f"password of {username} changed")
+    click.echo(f"password of {username} changed; its sessions have ended")
 
 
 @users_group.command("token")

@@ -1,0 +1,67 @@
+"""A password change ends the account's sessions everywhere a session is taken (pages, API, tiles by
+either path); the account's API token and the other accounts' sessions are untouched."""
+import pytest
+from sqlalchemy import text
+from support import csrf, insert_small_grid, login_client, tile_path
+
+from gridmgr import accounts
+from gridmgr.web import create_app
+
+OLD, NEW = "first-password", "second-password"
+
+
+@pytest.fixture
+def site(fresh_db):
+    """Two accounts (one with an API token) on a small grid, and the app."""
+    url, eng = fresh_db
+    with eng.begin() as c:
+        insert_small_grid(c)
+        for code, name in (("P1", "张三"), ("P2", "李四")):
+            c.execute(text("INSERT INTO people (code, name, role) VALUES (:c, :n, 'staff')"), {"c": code, "n": name})
+        accounts.add_user(c, "viewer", "P1", "leader", OLD)
+        accounts.add_user(c, "other", "P2", "leader", OLD)
+        token = accounts.new_token(c, "viewer")
+    app = create_app({"GRIDMGR_DATABASE_URL": url, "GRIDMGR_SECRET_KEY": "test-secret"})
+    return {"app": app, "engine": eng, "token": token}
+
+
+def answers(client) -> tuple[int, int, int]:
+    """Status of a page, an API list and a tile for this client."""
+    return (client.get("/map").status_code, client.get("/api/v1/cases").status_code,
+            client.get(tile_path(17)).status_code)
+
+
+def test_a_password_change_ends_the_sessions_of_that_account(site):
+    app = site["app"]
+    laptop, phone = login_client(app, "viewer", OLD), login_client(app, "viewer", OLD)
+    colleague = login_client(app, "other", OLD)
+    assert answers(laptop) == answers(phone) == answers(colleague) == (200, 200, 200)
+    with site["engine"].begin() as c:
+        accounts.set_password(c, "viewer", NEW)  # what `gridmgr users passwd viewer` does
+    for client in (laptop, phone):
+        page, api, tile = answers(client)
+        assert (page, api, tile) == (302, 401, 401)
+        assert client.get("/map").headers["Location"].startswith("/login")
+    assert answers(colleague) == (200, 200, 200)
+    bearer = {"Authorization": f"Bearer {site['token']}"}
+    assert app.test_client().get(tile_path(17), headers=bearer).status_code == 200  # the token is its own
+    assert answers(login_client(app, "viewer", NEW)) == (200, 200, 200)
+    fresh = app.test_client()
+    form = {"username": "viewer", "password": OLD, "csrf_token": csrf(fresh.get("/login").get_data(as_text=True))}
+    assert fresh.post("/login", data=form).status_code == 401
+
+
+def test_a_session_that_names_its_account_the_old_way_is_logged_out(site):
+    client = login_client(site["app"], "viewer", OLD)
+    with site["engine"].connect() as c:
+        uid = c.execute(text("SELECT id FROM users WHERE username = 'viewer'")).scalar()
+    with client.session_transaction() as session:
+        assert session["_user_id"] == accounts.session_id(uid, 0)
+        session["_user_id"] = str(uid)  # a cookie signed before session epochs existed
+    assert answers(client) == (302, 401, 401)
+
+
+def test_session_ids_round_trip_and_nothing_else_parses():
+    assert accounts.parse_session_id(accounts.session_id(12, 3)) == (12, 3)
+    for bad in ("12", "12.", ".3", "12.x", "-1.0", "12.3.4", None, ""):
+        assert accounts.parse_session_id(bad) is None
