@@ -8,7 +8,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmgr.codes import TZ
-from gridmgr.planner import DEPTH_M, footprint_sql, today
+from gridmgr.planner import today
+from gridmgr.zone_checks import DEPTH_M, footprint_sql
 
 # the CDS names of our keys; `both` has none (the field is left out)
 CDS_SIDES = {"north": "N", "south": "S", "east": "E", "west": "W"}

@@ -1,6 +1,7 @@
 """Demand for parking (停车需求): illegal-parking cases near a drawn zone, cells short of spaces, the drawing preview.
 
-Reads only: the checks and the writes are gridmgr.planner's, which the preview runs without storing.
+Reads only: the checks are gridmgr.zone_checks' and the writes gridmgr.planner's; the preview runs the checks
+without storing.
 """
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmgr.errors import InputError
-from gridmgr.planner import (GEOM, LOT_ANGLE, PUBLISHED, cell_summary, check_zone, construction_warnings, local_time,
-                             measure, today, zone_versions)
+from gridmgr.planner import PUBLISHED, cell_summary, local_time, today, zone_versions
 from gridmgr.regions import city_extent
+from gridmgr.zone_checks import GEOM, LOT_ANGLE, check_zone, construction_warnings, measure
 from gridmgr.zone_input import LAYER, Refusal, field_value, parse_geometry, zone_fields
 
 ILLEGAL_PARKING = "0505"             # 机动车乱停放

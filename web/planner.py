@@ -18,7 +18,7 @@ from flask import Blueprint, abort, current_app, g, render_template, request, ur
 from flask_login import current_user
 from sqlalchemy import text
 
-from gridmgr import case_query, cds, parking_demand, planner, zone_input
+from gridmgr import case_query, cds, parking_demand, planner, zone_checks, zone_input
 from gridmgr.errors import Forbidden, InputError
 from gridmgr.layers.parking import MARGIN, KERB_PER_STALL, LOT_M2_PER_STALL, ZONES
 from gridmgr.models import CELL_DUTIES
@@ -122,8 +122,8 @@ def page_config(actor, bounds) -> dict:
     return {
         "urls": {"zones": url_for(".zones"), "preview": url_for(".preview"), "overview": url_for(".overview")},
         "capacity": {"kerb_per_stall": KERB_PER_STALL, "lot_m2_per_stall": LOT_M2_PER_STALL, "margin": MARGIN},
-        "depth_m": planner.DEPTH_M,
-        "angles": _labelled(planner.ANGLE_DEGREES),
+        "depth_m": zone_checks.DEPTH_M,
+        "angles": _labelled(zone_checks.ANGLE_DEGREES),
         "sides": _labelled(ZONES.field("street_side").choices),
         "statuses": [dict(s, colour=by_status.get(s["key"], "#2563eb"))
                      for s in _labelled(ZONES.field("status").choices)],
