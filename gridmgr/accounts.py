@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 
@@ -87,6 +88,9 @@ def set_password(conn: Connection, username: str, password: str) -> None:
         raise NotFound(f"no user {username!r}")
 
 
+_SESSION_ID = re.compile(r"([0-9]{1,18})\.([0-9]{1,9})")  # ASCII digits only (str.isdigit takes others)
+
+
 def session_id(account_id: int, epoch: int) -> str:
     """What a session keeps to name its account: id and session epoch, "12.0"."""
     return f"{account_id}.{epoch}"
@@ -94,10 +98,8 @@ def session_id(account_id: int, epoch: int) -> str:
 
 def parse_session_id(value: object) -> tuple[int, int] | None:
     """(account id, epoch) from `session_id`'s text; None for anything else (an older session's bare id)."""
-    account, dot, epoch = str(value).partition(".")
-    if not (dot and account.isdigit() and epoch.isdigit()):
-        return None
-    return int(account), int(epoch)
+    found = _SESSION_ID.fullmatch(str(value))
+    return (int(found[1]), int(found[2])) if found else None
 
 
 def new_token(conn: Connection, username: str) -> str:
@@ -110,12 +112,16 @@ def new_token(conn: Connection, username: str) -> str:
     return token
 
 
-def check_login(conn: Connection, username: str, password: str) -> int | None:
-    """The user id when the name and password match an active account."""
-    row = conn.execute(text("SELECT id, password_hash FROM users WHERE username = :u AND active"),
+def check_login(conn: Connection, username: str, password: str) -> tuple[int, int] | None:
+    """(user id, session epoch) when the name and password match an active account.
+
+    The epoch comes from the same row as the password it was checked against, so a session opened
+    with a password that is being changed ends with it.
+    """
+    row = conn.execute(text("SELECT id, session_epoch, password_hash FROM users WHERE username = :u AND active"),
                        {"u": username}).first()
     if row and check_password_hash(row.password_hash, password):
-        return row.id
+        return row.id, row.session_epoch
     return None
 
 

@@ -44,11 +44,24 @@ def test_a_password_change_ends_the_sessions_of_that_account(site):
         assert client.get("/map").headers["Location"].startswith("/login")
     assert answers(colleague) == (200, 200, 200)
     bearer = {"Authorization": f"Bearer {site['token']}"}
-    assert app.test_client().get(tile_path(17), headers=bearer).status_code == 200  # the token is its own
+    token_client = app.test_client()  # the token is its own credential: it keeps working
+    assert token_client.get(tile_path(17), headers=bearer).status_code == 200
+    assert token_client.get("/api/v1/cases", headers=bearer).status_code == 200
     assert answers(login_client(app, "viewer", NEW)) == (200, 200, 200)
     fresh = app.test_client()
     form = {"username": "viewer", "password": OLD, "csrf_token": csrf(fresh.get("/login").get_data(as_text=True))}
     assert fresh.post("/login", data=form).status_code == 401
+
+
+def test_with_strong_session_protection_too(site):
+    """Flask-Login judges the session there (the tiles take its user): the epoch is checked all the same."""
+    app = site["app"]
+    app.config["SESSION_PROTECTION"] = "strong"
+    client = login_client(app, "viewer", OLD)
+    assert answers(client) == (200, 200, 200)
+    with site["engine"].begin() as c:
+        accounts.set_password(c, "viewer", NEW)
+    assert answers(client) == (302, 401, 401)
 
 
 def test_a_session_that_names_its_account_the_old_way_is_logged_out(site):

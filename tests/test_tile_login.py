@@ -83,12 +83,14 @@ def test_tile_requests_do_not_go_through_the_user_loader(site, monkeypatch):
     """The point of the change: the login is checked in the tile's statement, not by a query of its own."""
     client = logged_in(site["app"])
 
-    def no_lookup(user_id):
+    def no_lookup(*args):
         raise AssertionError("a tile request loaded the user")
 
     monkeypatch.setattr(auth, "_load", no_lookup)
-    assert client.get(tile_path(17)).status_code == 200
+    seen = FlaskRequests(site["app"])
+    assert client.get(tile_path(17)).status_code == 200  # the fast path
     assert client.get(tile_path(16), headers={"Authorization": f"Bearer {site['token']}"}).status_code == 200
+    assert client.head(tile_path(15)).status_code == 200 and seen.n == 1  # the Flask view, no loader either
     assert site["app"].test_client().get(tile_path(17)).status_code == 401
 
 
@@ -112,6 +114,9 @@ def test_plain_logins_are_served_before_flask_and_the_rest_by_the_app(site):
     token = client.get(tile_path(16), headers={"Authorization": f"Bearer {site['token']}"})
     assert (ok.status_code, again.status_code, token.status_code, seen.n) == (200, 304, 200, 0)
     assert ok.headers["Cache-Control"] == "private, no-cache" and ok.mimetype == tiles.MEDIA_TYPE
+    assert ok.headers["Vary"] == "Cookie"
+    weak = client.get(tile_path(17), headers={"If-None-Match": f'W/{ok.headers["ETag"]}'})  # compared weakly
+    assert weak.status_code == 304 and seen.n == 0
     # what the fast path cannot settle goes to the app, which answers as it always did
     assert client.get("/tiles/cells/99/0/0.pbf").status_code == 400 and seen.n == 1
     assert client.get("/tiles/nothing/1/0/0.pbf").status_code == 404 and seen.n == 2
@@ -129,7 +134,8 @@ def test_the_fast_path_takes_a_session_cookie_only_while_flask_would(site):
     assert client.get(tile_path(17)).status_code == 200  # the cookie is now remembered
     cookie = client.get_cookie("session").value
     forged = app.test_client()
-    forged.set_cookie("session", cookie[:-2] + ("AA" if not cookie.endswith("AA") else "BB"))
+    middle = len(cookie) // 2  # inside the signed payload (the signature's last character has spare bits)
+    forged.set_cookie("session", cookie[:middle] + ("A" if cookie[middle] != "A" else "B") + cookie[middle + 1:])
     assert forged.get(tile_path(17)).status_code == 401
     app.permanent_session_lifetime = timedelta(seconds=0)  # every signature is now too old, the remembered one too
     time.sleep(1.1)
@@ -139,12 +145,38 @@ def test_the_fast_path_takes_a_session_cookie_only_while_flask_would(site):
 def test_a_lost_pooled_connection_is_replaced_without_an_error(site):
     client = logged_in(site["app"])
     first = client.get(tile_path(17))
+    with site["app"].app_context():  # several idle connections in the read pool, as a threaded server leaves
+        read = site["app"].extensions["gridmgr.read_engine"]
+        held = [read.raw_connection() for _ in range(4)]
+        for c in held:
+            c.close()
     with site["engine"].connect() as conn:  # the server drops every other connection (a restart, say)
         killed = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
-    assert killed >= 1
+    assert killed >= 4
     seen = FlaskRequests(site["app"])
     assert client.get(tile_path(17)).data == first.data and seen.n == 0
+
+
+def test_an_error_reaches_the_apps_handlers_once(site, monkeypatch):
+    """A failing tile is answered by the app's error handler with the fast path's own error: run once."""
+    from gridmgr.web import tiles as web_tiles
+
+    client = logged_in(site["app"])
+    real_fetch, runs = web_tiles.tiles.fetch, []
+
+    def counted(fetch):
+        def run(cur, *args):
+            runs.append(1)
+            return fetch(cur, *args)
+        return run
+
+    monkeypatch.setattr(web_tiles.tiles, "fetch", counted(lambda cur, *args: cur.execute("SELECT 1 / 0")))
+    seen = FlaskRequests(site["app"])
+    assert client.get(tile_path(17)).status_code == 500 and len(runs) == 1 and seen.n == 1
+    monkeypatch.setattr(web_tiles.tiles, "fetch", counted(real_fetch))
+    set_active(site["engine"], False)
+    assert client.get(tile_path(17)).status_code == 401 and len(runs) == 2 and seen.n == 2  # refused once
 
 
 def test_a_failing_statement_leaves_the_pools_as_they_were(site, monkeypatch):

@@ -213,9 +213,10 @@ def login():
     error = None
     if request.method == "POST":
         with engine().connect() as conn:
-            uid = accounts.check_login(conn, request.form.get("username", ""), request.form.get("password", ""))
-        if uid is not None:
-            login_user(_load(uid))
+            found = accounts.check_login(conn, request.form.get("username", ""), request.form.get("password", ""))
+        user = _load(*found) if found else None  # None too when the password changed in between
+        if user is not None:
+            login_user(user)
             target = request.args.get("next") or ""
             # only local paths: never an open redirect
             return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("home.index"))

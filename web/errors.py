@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from gridmgr.errors import DatabaseUnavailable, GridmgrError
@@ -58,7 +59,8 @@ def init_app(app: Flask) -> None:
         return _respond(exc.status, exc.message)
 
     @app.errorhandler(OperationalError)
-    def db_down(exc: OperationalError):
+    @app.errorhandler(PoolTimeout)  # every pooled connection busy for the pool's whole wait
+    def db_down(exc: Exception):
         app.logger.warning("database error: %s", exc)
         return _respond(503, DB_DOWN)
 

@@ -41,6 +41,7 @@ bp = Blueprint("tiles", __name__, url_prefix="/tiles")
 DEFAULT_CACHE_BYTES = 64 * 2 ** 20
 CACHE_CONTROL = "private, no-cache"
 LOGIN_FIRST = "请先登录 Please log in."
+FAILED = "gridmgr.tile_failed"  # environ key: the error the fast path hands to the view
 
 
 @bp.before_request
@@ -63,6 +64,9 @@ def tile_cache(app: Flask) -> tiles.TileCache:
 @bp.get("/<layer>/<z>/<x>/<y>.pbf")
 def tile(layer: str, z: str, x: str, y: str):
     """One tile, for the requests `TileFastPath` leaves to the app."""
+    failed = request.environ.pop(FAILED, None)
+    if failed is not None:
+        raise failed  # the fast path's error, to the app's handlers (logged, 503 or 500), not run twice
     try:
         found = answer(current_app, request, (layer, z, x, y), g.tile_access)
     except GridmgrError:
@@ -97,7 +101,9 @@ def answer(app: Flask, req: Request, address: tuple[str, str, str, str], access:
     key = tiles.tile_key(spec)
     cache = tile_cache(app)
     cached = cache.get(key) if cache.max_bytes else None
-    client = tiles.etag_versions(key, req.if_none_match.as_set()) if "HTTP_IF_NONE_MATCH" in req.environ else []
+    # a weak tag names the same bytes here (If-None-Match compares weakly)
+    client = (tiles.etag_versions(key, req.if_none_match.as_set(include_weak=True))
+              if "HTTP_IF_NONE_MATCH" in req.environ else [])
     found = _fetch(app, spec, [*client, *([cached[0]] if cached else [])], access)
     if not found.allowed:
         raise Unauthorized(LOGIN_FIRST)
@@ -118,9 +124,10 @@ def _fetch(app: Flask, spec: tiles.Tile, known: list[int], access: tiles.Access)
     """`tiles.fetch` on a connection of the app's read pool, errors raised as SQLAlchemy's.
 
     The pool does not ping a connection before handing it out (a round trip per tile), so a connection
-    found lost (the server restarted, an idle connection cut) is dropped and the tile asked once more
-    on a new one; a lost second connection, like any other error, is raised, wrapped as SQLAlchemy
-    would wrap it, so the app's handlers (503: database down) apply.
+    found lost (the server restarted, an idle connection cut) is dropped, with every other idle one of
+    the pool (after a restart they are all gone), and the tile asked once more on a new one; a lost
+    second connection, like any other error, is raised, wrapped as SQLAlchemy would wrap it, so the
+    app's handlers (503: database down) apply.
     """
     eng = read_engine(app)
     dbapi_error = eng.dialect.loaded_dbapi.Error
@@ -133,6 +140,7 @@ def _fetch(app: Flask, spec: tiles.Tile, known: list[int], access: tiles.Access)
             lost = eng.dialect.is_disconnect(exc, pooled.dbapi_connection, None)
             if lost:
                 pooled.invalidate(exc)
+                eng.pool.dispose()  # the idle ones: connections checked out elsewhere are not touched
             if not lost or attempt == 2:
                 raise DBAPIError.instance(None, None, exc, dbapi_error, connection_invalidated=lost,
                                           dialect=eng.dialect) from exc
@@ -145,8 +153,10 @@ class TileFastPath:
     """WSGI middleware: serves `GET /tiles/…` with a session or token login without going through Flask.
 
     Only the answers a map asks for all day (a tile, a 304) are given here; every other request, and
-    every tile request this cannot settle (no plain login claim, a bad address, a refused login, any
-    error), goes on to the app unchanged, which answers it as before (and logs what needs logging).
+    every tile request this cannot settle (no plain login claim, a bad address), goes on to the app
+    unchanged, which answers it as before. A refused login or an error on the way (the database down,
+    a bug) goes on too, with the exception, which the view raises for the app's handlers to answer
+    (and log), so no statement runs twice.
     """
 
     PREFIX = "/tiles/"
@@ -160,7 +170,7 @@ class TileFastPath:
         if environ.get("REQUEST_METHOD") == "GET" and environ.get("PATH_INFO", "").startswith(self.PREFIX):
             found = self._serve(environ)
             if found is not None:
-                headers = [("Cache-Control", CACHE_CONTROL)]
+                headers = [("Cache-Control", CACHE_CONTROL), ("Vary", "Cookie")]  # as Flask's session sets it
                 if found.etag:
                     headers.append(("ETag", quote_etag(found.etag)))
                 if found.status == 304:
@@ -183,7 +193,10 @@ class TileFastPath:
             return None
         try:
             return answer(self.app, req, address, access)
-        except Exception:  # noqa: BLE001 - the app answers it again, with its error page and its log
+        except GridmgrError:
+            return None  # a bad address or filter: the app finds it again from the request alone
+        except Exception as exc:  # noqa: BLE001 - a refused login, the database's error or ours: answered once
+            environ[FAILED] = exc
             return None
 
 
