@@ -18,7 +18,8 @@ venv: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -e '.[test]'
+	@# the message is setuptools' note on editable installs with package_dir mappings, not a problem
+	@PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
 # the map assets (Leaflet and plugins) from the npm registry, served by the app: no CDN at runtime

@@ -7,7 +7,7 @@ gridmgr's rule (one set-based statement through `cell_for`, with the edge and va
 two baselines in the same run: geopandas.sjoin on the same points and cells (the cells and points read
 from the database first, timed apart), and a plain PostGIS `ST_Covers` join (no tie-break, no validity
 test), the floor; and gridmgr's bulk path for the same rule, the one imports use
-(`gridmgr.assign.prepare_point_tiles` + `point_cell_join`: a lookup on a tile key; the tile table's
+(`gridmgr.grid.assign.prepare_point_tiles` + `point_cell_join`: a lookup on a tile key; the tile table's
 build is timed with it). 0.1% of the points sit exactly on cell corners, where the lowest-code rule
 decides. Checks that every point gets the same cell from all four (the lowest-code rule applied to
 the floor's and geopandas' edge points).
@@ -32,7 +32,7 @@ from common import (
 )
 from sqlalchemy import text
 
-from gridmgr import assign
+from gridmgr.grid import assign
 
 
 def make_points(conn, n: int, seed: int = 7) -> None:

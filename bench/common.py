@@ -19,9 +19,10 @@ from sqlalchemy.engine import Engine, make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gridmgr import demo, migrate
+from gridmgr.demo import loader
+from gridmgr.db import migrate
 from gridmgr.config import Config
-from gridmgr.db import database_url
+from gridmgr.db.engine import database_url
 from gridmgr.paths import var_dir
 
 BENCH_DB = "gridmgr_bench"
@@ -67,7 +68,7 @@ def bench_engine(size: str = "demo") -> Engine:
     eng = create_engine(base.set(database=BENCH_DB))
     migrate.upgrade(eng)
     with eng.begin() as conn:
-        result = demo.load(conn, size, var_dir() / "bench" / size, step=lambda m: print(f"  · {m}", flush=True))
+        result = loader.load(conn, size, var_dir() / "bench" / size, step=lambda m: print(f"  · {m}", flush=True))
         conn.execute(text("INSERT INTO meta (key, value) VALUES ('bench_built_from', to_jsonb(CAST(:d AS text))) "
                           "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"), {"d": digest})
         # fresh tables have no statistics until autovacuum comes by: without them the planner

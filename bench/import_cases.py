@@ -10,7 +10,7 @@ with their own category mix, 0.1% exactly on shared cell corners (the lowest-cod
 0.05% inside the district's box but outside the district (kept, out of grid).
 
 Runs on the same file, in the same process, each after a CHECKPOINT on an emptied target:
-- gridmgr: `gridmgr.layer_import.import_file` into `cases` (emptied with `import_log` first) in one
+- gridmgr: `gridmgr.io.importer.import_file` into `cases` (emptied with `import_log` first) in one
   committed transaction: COPY of the file into a text staging table, validation in SQL, one
   INSERT … SELECT that types the values, assigns the cell (tile join) and writes each case's audit
   event; the secondary indexes are built afresh after it (the load is larger than the table);
@@ -60,7 +60,9 @@ from common import (
 from import_profile import profile
 from sqlalchemy import text
 
-from gridmgr import categories, layer_import, registry
+from gridmgr.cases import categories
+from gridmgr.io import importer
+from gridmgr.plugins import registry
 from gridmgr.paths import DATA, var_dir
 
 TEMPLATE = ["case_no", "category", "source", "urgency", "reported_at", "description", "address", "lon", "lat"]
@@ -203,7 +205,7 @@ PHASES = {"staging": "COPY the file into staging (stage_raw)", "validating": "va
 
 
 def run_gridmgr(eng, path: Path, t: dict, phases: dict, label: str = "gridmgr import_file",
-                defer: bool = True) -> layer_import.ImportResult:
+                defer: bool = True) -> importer.ImportResult:
     """gridmgr: import_file in one committed transaction; the progress messages mark its phases."""
     layer = registry.get("cases")
     marks: list[tuple[str, float]] = []
@@ -212,11 +214,11 @@ def run_gridmgr(eng, path: Path, t: dict, phases: dict, label: str = "gridmgr im
         marks.append((msg.split()[0], time.perf_counter()))
         print(f"    · {msg}", flush=True)
 
-    with timed(label, t), mock.patch.object(layer_import, "DEFER_MIN_ROWS",
-                                            layer_import.DEFER_MIN_ROWS if defer else 10**12):
+    with timed(label, t), mock.patch.object(importer, "DEFER_MIN_ROWS",
+                                            importer.DEFER_MIN_ROWS if defer else 10**12):
         start = time.perf_counter()
         with eng.begin() as conn:
-            result = layer_import.import_file(conn, layer, path, actor="bench", progress=progress)
+            result = importer.import_file(conn, layer, path, actor="bench", progress=progress)
             marks.append(("commit", time.perf_counter()))
         end = time.perf_counter()
     points = [("start", start)] + marks + [("end", end)]
@@ -298,7 +300,7 @@ def run_write_only(eng, rows: tuple[bytes, bytes], n: int, t: dict) -> int:
     layer = registry.get("cases")
     with timed("(b″) write-only floor", t), eng.begin() as conn:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
-        deferred = layer_import._defer_indexes(conn, layer, n)
+        deferred = importer._defer_indexes(conn, layer, n)
         cols = {table: stored_columns(conn, table) for table in ("cases", "case_events")}
         with conn.connection.dbapi_connection.cursor() as cur:
             cur.copy_expert(f"COPY cases ({cols['cases']}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(rows[0]))

@@ -10,7 +10,8 @@ from unittest import mock
 
 from sqlalchemy import MetaData, event, text
 
-from gridmgr import layer_import, registry
+from gridmgr.io import importer
+from gridmgr.plugins import registry
 
 
 def _null_join(*args, **kwargs) -> str:
@@ -43,7 +44,7 @@ def profile(eng, path: Path, fresh: Callable[[object], None]) -> None:
     with eng.connect() as conn, conn.begin() as tx:
         times = _statement_times(conn)
         t0 = time.perf_counter()
-        layer_import.import_file(conn, layer, path, actor="bench")
+        importer.import_file(conn, layer, path, actor="bench")
         total = time.perf_counter() - t0
         tx.rollback()
     print(f"  whole import_file {total:.2f} s; SQL {sum(s for s, _ in times):.2f} s in {len(times)} statements")
@@ -69,7 +70,7 @@ def profile(eng, path: Path, fresh: Callable[[object], None]) -> None:
             return real(text("SELECT count(*), count(*) FILTER (WHERE cell_id IS NULL) FROM cases"))
 
         with mock.patch.object(conn, "execute", explained):
-            layer_import.import_file(conn, layer, path, actor="bench")
+            importer.import_file(conn, layer, path, actor="bench")
         tx.rollback()
 
     print("profile 3: the INSERT phase into cases and lighter variants and targets, each fresh (rolled back)",
@@ -104,9 +105,9 @@ def profile(eng, path: Path, fresh: Callable[[object], None]) -> None:
             marks: dict[str, float] = {}
             with contextlib.ExitStack() as stack:
                 for attr, value in patches.items():
-                    stack.enter_context(mock.patch.object(layer_import, attr, value))
+                    stack.enter_context(mock.patch.object(importer, attr, value))
                 t0 = time.perf_counter()
-                layer_import.import_file(conn, target, path, actor="bench",
+                importer.import_file(conn, target, path, actor="bench",
                                          progress=lambda m, marks=marks: marks.setdefault(m.split()[0], time.perf_counter()))
                 t1 = time.perf_counter()
             insert_end = marks.get("building", t1)

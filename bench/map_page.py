@@ -11,7 +11,7 @@ this benchmark empties and refills `cases`, which the others must not see), with
 2. the same with 1,000,000 cases (--quick: 100,000): the HTML must be no larger;
 3. the comparison the design forbids: the same page with every open cell embedded as a
    folium.GeoJson layer (code as its only property), as a naive map would do: `/map` must be at most
-   1/50 of it. Built here only, by wrapping web/maps.py's `build_map` for one request.
+   1/50 of it. Built here only, by wrapping web/views/maps.py's `build_map` for one request.
 
 The small JSON calls the page makes (the cell panel, the labels of a z17 view) are timed at both
 sizes too: they are bounded by a cell or a view, not by the data. Results go to bench/MAP.md.
@@ -28,14 +28,14 @@ import common
 from common import load_note, machine
 from sqlalchemy import text
 
-from gridmgr import demo_accounts  # noqa: E402  (common puts the checkout on sys.path)
+from gridmgr.demo import accounts  # noqa: E402  (common puts the checkout on sys.path)
 
 HERE = Path(__file__).resolve().parent
 MAP_DB = "gridmgr_bench_map"
 SMALL = 1_000
 REPEAT = 5
 # the README's 王府井 point: its cell and a z17 view around it (1280 × 800 px)
-POINT = demo_accounts.SUPERVISOR_POINT
+POINT = accounts.SUPERVISOR_POINT
 VIEW = (POINT[0] - 0.0034, POINT[1] - 0.0016, POINT[0] + 0.0034, POINT[1] + 0.0016)
 
 
@@ -82,7 +82,7 @@ def client_for(app, username: str):
     client = app.test_client()
     html = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf[-_]token" (?:value|content)="([^"]+)"', html).group(1)
-    r = client.post("/login", data={"username": username, "password": demo_accounts.password_for(username),
+    r = client.post("/login", data={"username": username, "password": accounts.password_for(username),
                                     "csrf_token": token})
     if r.status_code != 302:
         raise SystemExit(f"login as {username} failed ({r.status_code}): is the demo roster loaded?")
@@ -121,7 +121,7 @@ def geojson_page(app, eng) -> int:
     """Bytes of /map with every open cell embedded as a folium.GeoJson layer (the forbidden way)."""
     import folium
 
-    from gridmgr.web import maps
+    from gridmgr.web.views import maps
 
     with eng.connect() as conn:
         fc = conn.execute(text("""

@@ -1,6 +1,6 @@
 """Benchmark: the monthly report over 10⁶ cases with their histories — gridmgr's SQL against pandas.
 
-    .venv/bin/python bench/reports.py [--cases 1000000 | --quick] [--rounds 3] [--month 2026-10]
+    .venv/bin/python bench/accountability.py [--cases 1000000 | --quick] [--rounds 3] [--month 2026-10]
 
 Data, in a database of this benchmark's own (gridmgr_bench_reports; another --cases, e.g.
 --quick's 200,000: gridmgr_bench_reports_200000), built once and reused: the demo district (4,896 cells of 100 m) and its year of cases
@@ -12,7 +12,7 @@ table, in time order), then ANALYZE. Only the demo's own year has cases still op
 a copied case is as finished as its original.
 
 Measured in the same process, --rounds times each (medians):
-- gridmgr: `gridmgr.reports.compute(conn, period=<month>, level=…)` for level cell, unit and street —
+- gridmgr: `gridmgr.analytics.accountability.compute(conn, period=<month>, level=…)` for level cell, unit and street —
   every indicator, rate and inventory column, rows for every cell or object;
 - pandas: what one would write without gridmgr — `pd.read_sql` of every row of `cases` and
   `case_events` (the columns the indicators need) and of `grid_cells` and `units` (codes), then the same
@@ -40,8 +40,9 @@ from common import load_note, machine
 from sqlalchemy import text
 
 # importable: common put the checkout on sys.path
-from gridmgr import indicators, reports
-from gridmgr.reports import Period
+from gridmgr.analytics import indicators
+from gridmgr.analytics import accountability
+from gridmgr.analytics.accountability import Period
 
 FULL, QUICK = 1_000_000, 200_000
 SHIFT_DAYS = 168                      # 24 weeks between copies: weekdays stay weekdays
@@ -129,7 +130,7 @@ def read_tables(eng) -> dict[str, pd.DataFrame]:
 
 
 def pandas_facts(t: dict[str, pd.DataFrame], period: Period, cutoff, days: int) -> pd.DataFrame:
-    """One row per case reported before the cutoff with the facts of gridmgr.indicators' counting rules."""
+    """One row per case reported before the cutoff with the facts of gridmgr.analytics.indicators' counting rules."""
     start, end, cutoff = (pd.Timestamp(x).tz_convert("UTC") for x in (period.start, period.end, cutoff))
     ev = t["events"][t["events"]["at"] < cutoff].sort_values(["case_id", "at", "id"])
     act, at = ev["action"], ev["at"]
@@ -207,7 +208,7 @@ def pandas_facts(t: dict[str, pd.DataFrame], period: Period, cutoff, days: int) 
 
 
 def pandas_counts(k: pd.DataFrame) -> pd.DataFrame:
-    """Every count of gridmgr.indicators per case row (0/1, or a number of events): summed by any key."""
+    """Every count of gridmgr.analytics.indicators per case row (0/1, or a number of events): summed by any key."""
     due, handled, on_time = k["due"], k["handled"], k["on_time"]
     cols = {
         "reported": k["rep"], "valid_reported": k["rep"] & ~k["rejected"], "self_handled": k["self_in_p"],
@@ -288,7 +289,7 @@ def pandas_level(k: pd.DataFrame, per_case: pd.DataFrame, key: pd.Series, univer
     return out
 
 
-def differences(report: reports.Report, figures: dict) -> list[str]:
+def differences(report: accountability.Report, figures: dict) -> list[str]:
     """Where gridmgr's report and the pandas figures differ: rows, then every indicator of every row."""
     keys = [d.key for d in (*indicators.COUNTS, *indicators.RATES)]
     mine = {r.code: r.values for r in report.rows}
@@ -311,11 +312,11 @@ def anchor_of(eng) -> date:
         return date.fromisoformat(conn.execute(text("SELECT value ->> 'anchor' FROM meta WHERE key = 'demo'")).scalar())
 
 
-def run_gridmgr(eng, period: Period, level: str, today: date) -> tuple[float, reports.Report]:
+def run_gridmgr(eng, period: Period, level: str, today: date) -> tuple[float, accountability.Report]:
     """One report as the app makes it (a fresh connection from the pool, its own transaction); (seconds, report)."""
     t = time.perf_counter()
     with eng.connect() as conn:
-        rep = reports.compute(conn, period=period, level=level, today=today)
+        rep = accountability.compute(conn, period=period, level=level, today=today)
     return time.perf_counter() - t, rep
 
 
@@ -326,7 +327,7 @@ def run_pandas(eng, period: Period, today: date) -> tuple[dict[str, float], dict
     tables = read_tables(eng)
     secs["read"] = time.perf_counter() - t
     t = time.perf_counter()
-    k = pandas_facts(tables, period, reports.cutoff_for(period, today), reports.RECURRENCE_DAYS)
+    k = pandas_facts(tables, period, accountability.cutoff_for(period, today), accountability.RECURRENCE_DAYS)
     per_case = pandas_counts(k)
     secs["facts"] = time.perf_counter() - t
     for level in LEVELS:
@@ -337,7 +338,7 @@ def run_pandas(eng, period: Period, today: date) -> tuple[dict[str, float], dict
     return secs, figures
 
 
-def check(reps: dict[str, reports.Report], figures: dict[str, dict], label: str) -> int:
+def check(reps: dict[str, accountability.Report], figures: dict[str, dict], label: str) -> int:
     """Assert every figure of every row is identical; the number of figures compared."""
     n = 0
     for level, rep in reps.items():

@@ -13,12 +13,12 @@ areas weigh as they do on a map), each asked three ways: cases in the default wi
 days), cases over the whole decade (`period=`), and cells. "Now" is the demo's anchor, noon.
 
 Measured in the same run, tile by tile in turn (which of the two goes first alternating), --rounds times:
-- raw: the statement gridmgr.tiles builds for the tile, with the settings the endpoint sends ahead of
+- raw: the statement gridmgr.maps.tiles builds for the tile, with the settings the endpoint sends ahead of
   it (JIT off), run on an open psycopg2 connection in autocommit (one round trip: the least any client
   pays for it), its text and parameters built before the clock starts;
 - endpoint: GET /tiles/<layer>/<z>/<x>/<y>.pbf handed to the app's WSGI callable as a server hands
   a request over (an environ with a logged-in session's cookie, a start_response; the body joined),
-  served by the app's tile fast path (gridmgr.web.tiles.TileFastPath): session cookie, pool checkout,
+  served by the app's tile fast path (gridmgr.web.views.tiles.TileFastPath): session cookie, pool checkout,
   the same statement inside the one that also reads the data version and checks the login, the
   response; with the tile cache off;
 - test client: the same request through Flask's test client, which adds its own request building and
@@ -45,7 +45,9 @@ import pandas as pd
 from common import district_points, load_note, machine
 from sqlalchemy import text
 
-from gridmgr import accounts, demo_accounts, tiles
+from gridmgr.people import accounts
+from gridmgr.demo import accounts as demo_accounts
+from gridmgr.maps import tiles
 
 common.BENCH_DB = "gridmgr_bench_tiles"
 ZOOMS = range(12, 18)
@@ -162,7 +164,7 @@ def app_for(url: str, anchor: datetime, cache_bytes: int):
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
-    r = client.post("/login", data={"username": "leader", "password": demo_accounts.password_for("leader"),
+    r = client.post("/login", data={"username": "leader", "password": demo_demo_accounts.password_for("leader"),
                                     "csrf_token": csrf})
     assert r.status_code == 302, r.status_code
     return app, client

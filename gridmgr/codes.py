@@ -1,4 +1,4 @@
-"""The shared code lists: stable English keys used in code, database and API (labels in gridmgr.labels)."""
+"""The shared code lists: stable English keys used in code, database and API (labels in gridmgr.glossary)."""
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo

@@ -4,8 +4,8 @@ from __future__ import annotations
 from sqlalchemy import UniqueConstraint
 
 from gridmgr.codes import BILLBOARD_CARRIERS, BILLBOARD_STATUSES, BILLBOARD_TYPES
-from gridmgr.features import feature_table
-from gridmgr.registry import Field, Layer, Metric, register
+from gridmgr.plugins.features import feature_table
+from gridmgr.plugins.registry import Field, Layer, Metric, register
 
 # a permitted billboard whose permit ended before `:today` (tests and reports pass today explicitly)
 EXPIRED_SQL = "(f.status = 'permitted' AND f.valid_to IS NOT NULL AND f.valid_to < CAST(:today AS date))"

@@ -6,9 +6,9 @@ from sqlalchemy import BigInteger, Boolean, CheckConstraint, Integer, Column, Da
 from sqlalchemy.dialects.postgresql import JSONB
 
 from gridmgr.codes import CASE_SOURCES, CASE_STATES, URGENCIES, sql_in
-from gridmgr.features import feature_table
-from gridmgr.models import Base
-from gridmgr.registry import Field, Layer, Metric, register
+from gridmgr.plugins.features import feature_table
+from gridmgr.db.models import Base
+from gridmgr.plugins.registry import Field, Layer, Metric, register
 
 FIELDS = (
     # year + 7-digit sequence; given by the importer when the file has none
@@ -31,7 +31,7 @@ FIELDS = (
 case_no_seq = Sequence("case_no_seq", metadata=Base.metadata)
 table = feature_table(
     "cases", "POINT", FIELDS,
-    # the workflow's state (gridmgr.workflow writes these, with a case_events row each time)
+    # the workflow's state (gridmgr.cases.workflow writes these, with a case_events row each time)
     Column("status", String(16), nullable=False, server_default=text("'reported'")),
     Column("deadline", DateTime(timezone=True)),
     Column("deadline_step", String(16)),           # the step the deadline is for: verify, register, …
@@ -45,7 +45,7 @@ table = feature_table(
     CheckConstraint(sql_in("status", CASE_STATES), name="status"),
     Index("ix_cases_reported_at", "reported_at"),
     Index("ix_cases_status", "status"),
-    # gridmgr.reports (migration 0007): the recurrence probe; open cases per cell
+    # gridmgr.analytics.accountability (migration 0007): the recurrence probe; open cases per cell
     Index("ix_cases_cell_id_category_code_reported_at", "cell_id", "category_code", "reported_at"),
     Index("ix_cases_open_cell_id", "cell_id", postgresql_where=text("status NOT IN ('closed', 'rejected')")),
     UniqueConstraint("case_no"),

@@ -6,10 +6,10 @@ from sqlalchemy import (
 )
 
 from gridmgr.codes import DUST_ITEMS, SITE_STATUSES
-from gridmgr.features import feature_table, field_columns
-from gridmgr.labels import zh
-from gridmgr.models import Base
-from gridmgr.registry import Field, Layer, Metric, register
+from gridmgr.plugins.features import feature_table, field_columns
+from gridmgr.glossary import zh
+from gridmgr.db.models import Base
+from gridmgr.plugins.registry import Field, Layer, Metric, register
 
 CHECKLIST = tuple(Field(item, "bool", zh(item), item.replace("_", " "), aliases=(zh(item),)) for item in DUST_ITEMS)
 

@@ -1,9 +1,9 @@
-"""Alembic environment: runs on the connection gridmgr.migrate hands over (or a URL)."""
+"""Alembic environment: runs on the connection gridmgr.db.migrate hands over (or a URL)."""
 from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine
 
-from gridmgr.schema import metadata
+from gridmgr.db.schema import metadata
 
 config = context.config
 

@@ -145,7 +145,7 @@ def live_server_fixture(live_app):
 
 def add_account(engine, username: str, password: str, role: str = "supervisor", name: str = "浏览器测试员") -> int:
     """A person of the roster with an account (committed, so the live server sees it); the user id."""
-    from gridmgr import accounts
+    from gridmgr.people import accounts
 
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO people (code, name, role) VALUES (:c, :n, 'staff')"),

@@ -11,8 +11,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from gridmgr import categories, migrate
-from gridmgr.pgcluster import Cluster
+from gridmgr.cases import categories
+from gridmgr.db import migrate
+from gridmgr.db.cluster import Cluster
 from support import insert_small_grid
 
 TEMPLATE = "gm_template"

@@ -12,10 +12,11 @@ from openapi_spec_validator import validate as validate_spec
 from sqlalchemy import text
 from werkzeug.security import generate_password_hash
 
-from gridmgr import accounts, dispatch
-from gridmgr.reporting import NewCase, report
-from gridmgr.workcalendar import WorkCalendar
-from gridmgr.workflow import actor_for, apply
+from gridmgr.people import accounts
+from gridmgr.cases import dispatch
+from gridmgr.cases.intake import NewCase, report
+from gridmgr.cases.workcalendar import WorkCalendar
+from gridmgr.cases.workflow import actor_for, apply
 from gridmgr.web import create_app
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, login_client, page_csrf
 
@@ -423,7 +424,7 @@ def test_openapi_document_validates_and_lists_exactly_the_served_routes(world):
             path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
             served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert served == _documented(doc)
-    from gridmgr.case_query import FILTER_PARAMS
+    from gridmgr.cases.filters import FILTER_PARAMS
     documented = {p["name"] for p in doc["paths"]["/cases"]["get"]["parameters"]}
     assert set(FILTER_PARAMS) <= documented
 

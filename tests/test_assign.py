@@ -6,7 +6,8 @@ from sqlalchemy import Column, BigInteger, DateTime, ForeignKey, MetaData, Table
 from geoalchemy2 import Geometry
 
 from support import SMALL_ORIGIN, SMALL_STEP
-from gridmgr import assign, registry
+from gridmgr.grid import assign
+from gridmgr.plugins import registry
 from gridmgr.errors import CoordinateError, NotFound
 
 X0, Y0 = SMALL_ORIGIN
@@ -67,7 +68,7 @@ def test_locate_describes_cell_and_rejects_swapped(conn, small_grid):
 
 
 def test_gcj02_point_lands_in_same_cell_as_wgs84(conn, small_grid):
-    from gridmgr import crs
+    from gridmgr.geo import crs
 
     lon, lat = X0 + 1.5 * D, Y0 + 0.5 * D
     gx, gy = crs.from_wgs84([lon], [lat], "gcj02")
@@ -188,15 +189,15 @@ def test_bulk_point_assignment_follows_grid_versions(conn, small_grid):
 
 
 def test_bulk_import_assigns_as_cell_for(conn, small_grid, tmp_path, monkeypatch):
-    from gridmgr import layer_import
+    from gridmgr.io import importer
 
-    monkeypatch.setattr(layer_import, "BULK_MIN_ROWS", 1)  # the tile path, whatever the file's size
+    monkeypatch.setattr(importer, "BULK_MIN_ROWS", 1)  # the tile path, whatever the file's size
     pts = lattice()
     p = tmp_path / "cases.csv"
     p.write_text("case_no,category,source,reported_at,lon,lat\n" + "".join(
         f"2026{i:07d},0102,public,2026-06-01T08:00:00,{x!r},{y!r}\n" for i, (x, y, _) in enumerate(pts)),
         encoding="utf-8")
-    res = layer_import.import_file(conn, registry.get("cases"), p)
+    res = importer.import_file(conn, registry.get("cases"), p)
     assert res.imported == len(pts) and res.out_of_grid >= 20
     assert conn.execute(text("SELECT to_regclass('pg_temp.cell_tiles') IS NOT NULL")).scalar()  # tiles were used
     differ = conn.execute(text("""

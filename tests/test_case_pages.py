@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import text
 from werkzeug.security import generate_password_hash
 
-from gridmgr import crs, dispatch
+from gridmgr.geo import crs
+from gridmgr.cases import dispatch
 from gridmgr.web import create_app
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, csrf, login_client
 

@@ -24,7 +24,7 @@ def test_db_url_and_status_on_external(cli, fresh_db):
     url, _ = fresh_db
     assert cli("db", "url").output.strip() == url
     out = cli("db", "status").output
-    from gridmgr import migrate
+    from gridmgr.db import migrate
     assert "external" in out and f"revision: {migrate.head()}" in out
 
 
@@ -82,7 +82,7 @@ def test_external_database_is_never_migrated_implicitly(pg_admin_url, monkeypatc
         r = runner.invoke(main, ["locate", "116.4", "39.9"])
         assert r.exit_code == 1 and "gridmgr db migrate" in r.output
         r = runner.invoke(main, ["db", "migrate"])
-        from gridmgr import migrate
+        from gridmgr.db import migrate
         assert r.exit_code == 0 and f"→ {migrate.head()}" in r.output
         r = runner.invoke(main, ["locate", "116.4", "39.9"])
         assert "in no cell" in r.output  # migrated now: the question is answered, the grid is just empty

@@ -6,7 +6,7 @@ import sys
 from click.testing import CliRunner
 
 from gridmgr.cli import main
-from gridmgr.pgcluster import Cluster
+from gridmgr.db.cluster import Cluster
 
 
 def test_embedded_lifecycle(tmp_path, monkeypatch):
@@ -30,7 +30,7 @@ def test_embedded_lifecycle(tmp_path, monkeypatch):
         r = runner.invoke(main, ["locate", "116.4", "39.9"])
         assert "in no cell" in r.output
         r = runner.invoke(main, ["db", "status"])
-        from gridmgr import migrate
+        from gridmgr.db import migrate
         assert f"revision: {migrate.head()}" in r.output
     finally:
         Cluster(var / "pg").destroy()
@@ -55,6 +55,6 @@ def test_missing_binaries_say_what_to_do(tmp_path, monkeypatch):
 
     monkeypatch.setenv("GRIDMGR_PG_BINDIR", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("gridmgr.pgcluster.Path.is_dir", lambda self: False)
+    monkeypatch.setattr("gridmgr.db.cluster.Path.is_dir", lambda self: False)
     with pytest.raises(ConfigError, match="make setup.*GRIDMGR_DATABASE_URL"):
         Cluster(tmp_path / "pg").start()

@@ -1,10 +1,10 @@
-"""Tests of gridmgr.crs: GCJ-02/BD-09 against published pairs, exact inverses, EPSG, validation."""
+"""Tests of gridmgr.geo.crs: GCJ-02/BD-09 against published pairs, exact inverses, EPSG, validation."""
 import numpy as np
 import pytest
 import shapely
 from pyproj import Geod
 
-from gridmgr.crs import (CHINA, Extent, bad_points, check_points, from_wgs84, geometry_from_wgs84,
+from gridmgr.geo.crs import (CHINA, Extent, bad_points, check_points, from_wgs84, geometry_from_wgs84,
                          geometry_to_wgs84, parse_crs, to_wgs84)
 from gridmgr.errors import CoordinateError, InputError
 

@@ -3,20 +3,21 @@ from datetime import date
 
 from sqlalchemy import text
 
-from gridmgr import demo, grid
+from gridmgr.demo import loader
+from gridmgr.grid import cells
 
 
 def test_demo_loads_idempotently(fresh_db, tmp_path):
     _, eng = fresh_db
     with eng.begin() as conn:
-        first = demo.load(conn, "test", tmp_path, today=date(2026, 11, 22))
+        first = loader.load(conn, "test", tmp_path, today=date(2026, 11, 22))
     assert first.loaded
     c = first.counts
     assert c["streets"] == 3 and c["communities"] >= 8 and c["cells"] > 50
     assert c["units"] > 5 and c["people"] > 10 and c["duty grids"] >= 1
     assert c["cases"] > 300 and c["parking_zones"] > 0 and c["construction"] > 0 and c["billboards"] > 0
     with eng.begin() as conn:
-        assert grid.check(conn, "110101") == []
+        assert cells.check(conn, "110101") == []
         # every cell has its territorial owner, grid officer and supervisor (定人、定岗、定责)
         assert conn.execute(text("""SELECT count(*) FROM grid_cells g WHERE g.valid_to IS NULL AND NOT EXISTS
             (SELECT 1 FROM cell_units u WHERE u.cell_id = g.id AND u.duty = 'territorial')""")).scalar() == 0
@@ -29,5 +30,5 @@ def test_demo_loads_idempotently(fresh_db, tmp_path):
                                    "FROM cases WHERE source <> 'rule'")).scalar()
         assert months == 12
     with eng.begin() as conn:
-        second = demo.load(conn, "test", tmp_path, today=date(2026, 12, 30))
+        second = loader.load(conn, "test", tmp_path, today=date(2026, 12, 30))
     assert not second.loaded and second.anchor == date(2026, 11, 22) and second.counts == first.counts

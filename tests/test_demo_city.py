@@ -1,4 +1,4 @@
-"""Tests of gridmgr.demo_city: synthetic streets and communities tile their parents; the roster is whole."""
+"""Tests of gridmgr.demo.city: synthetic streets and communities tile their parents; the roster is whole."""
 import json
 import re
 from collections import Counter
@@ -9,13 +9,13 @@ import openpyxl
 import pytest
 import shapely
 
-from gridmgr import demo_city
-from gridmgr.crs import geometry_from_wgs84, to_wgs84
-from gridmgr.models import CELL_DUTIES, PERSON_ROLES, POSTS, UNIT_KINDS
+from gridmgr.demo import city
+from gridmgr.geo.crs import geometry_from_wgs84, to_wgs84
+from gridmgr.db.models import CELL_DUTIES, PERSON_ROLES, POSTS, UNIT_KINDS
 from gridmgr.paths import DATA
-from gridmgr.roster_sheets import SHEETS
+from gridmgr.people.roster_sheets import SHEETS
 
-SIZE = demo_city.SIZES["test"]
+SIZE = city.SIZES["test"]
 METRIC = "EPSG:32650"
 
 
@@ -26,7 +26,7 @@ def district():
 
 @pytest.fixture(scope="module")
 def regions(district):
-    return demo_city.synthetic_regions(district, "110101", n_streets=SIZE.n_streets,
+    return city.synthetic_regions(district, "110101", n_streets=SIZE.n_streets,
                                        n_communities=SIZE.n_communities, seed=SIZE.seed)
 
 
@@ -37,7 +37,7 @@ def cells(regions):
 
 @pytest.fixture(scope="module")
 def roster(regions, cells):
-    return demo_city.demo_roster(cells, list(regions[0].code), seed=SIZE.seed)
+    return city.demo_roster(cells, list(regions[0].code), seed=SIZE.seed)
 
 
 def lattice_cells(communities, size_m):
@@ -108,14 +108,14 @@ def test_codes_names_and_order(regions):
 
 
 def test_demo_size(district):
-    size = demo_city.SIZES["demo"]
-    streets, communities = demo_city.synthetic_regions(district, "110101", n_streets=size.n_streets,
+    size = city.SIZES["demo"]
+    streets, communities = city.synthetic_regions(district, "110101", n_streets=size.n_streets,
                                                        n_communities=size.n_communities, seed=size.seed)
     assert len(streets) == 17 and abs(len(communities) - 200) <= 17
     assert communities.groupby("parent").size().min() >= 3
     assert all(shapely.is_valid(communities.geometry.values))
     # 8 squads of 2–3 streets, each squad's streets one connected patch (coarse cells suffice here)
-    roster = demo_city.demo_roster(lattice_cells(communities, 250.0), list(streets.code))
+    roster = city.demo_roster(lattice_cells(communities, 250.0), list(streets.code))
     area = {}
     for r in roster["cell_units"]:
         if r["duty"] == "enforcement":
@@ -131,7 +131,7 @@ def test_concave_parent_gives_single_polygons():
     lon, lat, w = 116.40, 39.90, 0.0035
     teeth = [shapely.box(lon + 2 * i * w, lat, lon + (2 * i + 1) * w, lat + 0.018) for i in range(6)]
     comb = shapely.union_all([*teeth, shapely.box(lon, lat, lon + 11 * w, lat + 0.0014)])
-    streets, communities = demo_city.synthetic_regions(comb, "110101", n_streets=5, n_communities=20, seed=12)
+    streets, communities = city.synthetic_regions(comb, "110101", n_streets=5, n_communities=20, seed=12)
     assert set(streets.geom_type) == set(communities.geom_type) == {"Polygon"}
     assert_tiles(comb, streets.geometry.values)
     for code, geom in zip(streets.code, streets.geometry):
@@ -139,19 +139,19 @@ def test_concave_parent_gives_single_polygons():
 
 
 def test_regions_are_deterministic(district, regions):
-    again = demo_city.synthetic_regions(district, "110101", n_streets=SIZE.n_streets,
+    again = city.synthetic_regions(district, "110101", n_streets=SIZE.n_streets,
                                         n_communities=SIZE.n_communities, seed=SIZE.seed)
     for first, second in zip(regions, again):
         assert first.drop(columns="geometry").equals(second.drop(columns="geometry"))
         assert all(shapely.equals_exact(first.geometry.values, second.geometry.values, tolerance=0))
-    other = demo_city.synthetic_regions(district, "110101", n_streets=SIZE.n_streets,
+    other = city.synthetic_regions(district, "110101", n_streets=SIZE.n_streets,
                                         n_communities=SIZE.n_communities, seed=SIZE.seed + 1)
     assert not shapely.equals_exact(other[0].geometry.values[0], regions[0].geometry.values[0])
 
 
 def test_write_regions_round_trips(regions, tmp_path):
     streets, communities = regions
-    paths = demo_city.write_regions(streets, communities, tmp_path / "demo")
+    paths = city.write_regions(streets, communities, tmp_path / "demo")
     assert [p.name for p in paths] == ["streets.geojson", "communities.geojson"]
     for path, gdf in zip(paths, regions):
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -216,7 +216,7 @@ def test_squads_cover_two_or_three_streets():
     streets = [f"110101{i:03d}" for i in range(1, 18)]
     cells = [(f"{s}001001", f"{s}001", (116.40 + (i % 3) * 0.01, 39.95 - (i // 3) * 0.01))
              for i, s in enumerate(streets)]
-    roster = demo_city.demo_roster(cells, streets)
+    roster = city.demo_roster(cells, streets)
     squads = [u for u in roster["units"] if u["kind"] == "enforcement_squad"]
     assert [u["name"] for u in squads][:2] == ["东城执法第一中队", "东城执法第二中队"] and len(squads) == 8
     per_squad = Counter(r["unit_code"] for r in roster["cell_units"] if r["duty"] == "enforcement")
@@ -224,12 +224,12 @@ def test_squads_cover_two_or_three_streets():
 
 
 def test_roster_is_deterministic(roster, regions, cells):
-    assert demo_city.demo_roster(cells, list(regions[0].code), seed=SIZE.seed) == roster
+    assert city.demo_roster(cells, list(regions[0].code), seed=SIZE.seed) == roster
 
 
 def test_xlsx_round_trips_as_text(roster, tmp_path):
-    path = demo_city.write_roster(roster, tmp_path / "roster.xlsx")
-    again = demo_city.write_roster(roster, tmp_path / "again.xlsx")
+    path = city.write_roster(roster, tmp_path / "roster.xlsx")
+    again = city.write_roster(roster, tmp_path / "again.xlsx")
     assert path.read_bytes() == again.read_bytes()  # no clock inside the file
     wb = openpyxl.load_workbook(path, read_only=True)
     assert wb.sheetnames == list(SHEETS)

@@ -6,10 +6,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
-from gridmgr import demo, demo_history, dispatch
-from gridmgr.demo_history import HistorySummary, drive_histories
-from gridmgr.workcalendar import WorkCalendar
-from gridmgr.workflow import NEEDS_VERIFY, PAUSED, TERMINAL, TRANSITIONS, Actor, first_step, step_limit, transition
+from gridmgr.demo import loader
+from gridmgr.demo import history
+from gridmgr.cases import dispatch
+from gridmgr.demo.history import HistorySummary, drive_histories
+from gridmgr.cases.workcalendar import WorkCalendar
+from gridmgr.cases.workflow import NEEDS_VERIFY, PAUSED, TERMINAL, TRANSITIONS, Actor, first_step, step_limit, transition
 
 ANCHOR = date(2026, 11, 22)
 HORIZON = datetime.combine(ANCHOR, time(18, 0), ZoneInfo("Asia/Shanghai"))
@@ -90,8 +92,8 @@ def test_a_year_of_histories_replays_through_the_workflow(fresh_db, tmp_path, mo
     _, eng = fresh_db
     with eng.begin() as conn, monkeypatch.context() as m:
         # the demo as imported, all cases `reported`: the loader's own call of the driver is held back
-        m.setattr(demo_history, "drive_histories", lambda conn, **kw: HistorySummary(0, 0, {}, 0, 0, 0.0))
-        demo.load(conn, "test", tmp_path, today=ANCHOR)
+        m.setattr(history, "drive_histories", lambda conn, **kw: HistorySummary(0, 0, {}, 0, 0, 0.0))
+        loader.load(conn, "test", tmp_path, today=ANCHOR)
         assert conn.execute(text("SELECT count(*) FROM cases WHERE status <> 'reported'")).scalar() == 0
     with eng.begin() as conn:
         # deterministic: a run rolled back and a second run from the same data write the same rows

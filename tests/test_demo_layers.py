@@ -1,4 +1,4 @@
-"""Tests of gridmgr.demo_layers: the demo's layer files are deterministic, realistic, and import cleanly."""
+"""Tests of gridmgr.demo.layer_data: the demo's layer files are deterministic, realistic, and import cleanly."""
 import math
 from datetime import date, timedelta
 
@@ -11,11 +11,14 @@ import shapely
 from pyproj import Geod
 from sqlalchemy import text
 
-from gridmgr import categories, demo_city, regions, registry
-from gridmgr.crs import from_wgs84, geometry_from_wgs84
-from gridmgr.demo_layers import COUNTS, HOT_SPOTS, KERB_M, LOT_STALL_M, USCC_CHARS, write_demo_layers
-from gridmgr.gisfile import read_features
-from gridmgr.layer_import import import_file
+from gridmgr.cases import categories
+from gridmgr.demo import city as demo_city
+from gridmgr.grid import regions
+from gridmgr.plugins import registry
+from gridmgr.geo.crs import from_wgs84, geometry_from_wgs84
+from gridmgr.demo.layer_data import COUNTS, HOT_SPOTS, KERB_M, LOT_STALL_M, USCC_CHARS, write_demo_layers
+from gridmgr.geo.gisfile import read_features
+from gridmgr.io.importer import import_file
 from gridmgr.layers.parking import KERB_PER_STALL, LOT_M2_PER_STALL
 from gridmgr.paths import DATA
 
@@ -291,7 +294,7 @@ def test_billboards(demo):
         assert len(code) == 18 and code[17] == USCC_CHARS[(31 - total % 31) % 31], code
 
 
-# parse_field (gridmgr/validate.py) gives an int column with some empty cells as floats under pandas 3, so COPY
+# parse_field (gridmgr/io/validate.py) gives an int column with some empty cells as floats under pandas 3, so COPY
 def test_files_import_through_the_normal_path(conn, build):
     """Every file goes in through import_file, in the returned order, with nothing refused."""
     district = read_features(BOUNDARY, "wgs84")

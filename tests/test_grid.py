@@ -15,9 +15,10 @@ from shapely import affinity, ops
 from shapely.geometry import LineString, Point, Polygon
 from sqlalchemy import text
 
-from gridmgr import grid, regions
+from gridmgr.grid import cells as grid
+from gridmgr.grid import regions
 from gridmgr.errors import InputError, TopologyError
-from gridmgr.gisfile import Feature, read_features
+from gridmgr.geo.gisfile import Feature, read_features
 from gridmgr.paths import ROOT
 
 DISTRICT = "110105"
@@ -55,7 +56,7 @@ def synthetic_regions() -> dict[str, Polygon]:
 
 
 def store_regions(conn, polys: dict[str, Polygon]) -> None:
-    """Store regions through gridmgr.regions, level by code length."""
+    """Store regions through gridmgr.grid.regions, level by code length."""
     for level, length in (("district", 6), ("street", 9), ("community", 12)):
         feats = [Feature(f"{level} {c}", {"code": c, "name": f"test {c}"}, p)
                  for c, p in polys.items() if len(c) == length]

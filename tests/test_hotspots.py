@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from gridmgr import hotspots
+from gridmgr.analytics import hotspots
 from gridmgr.errors import InputError
-from gridmgr.hotspots import analyse, change, classify, fdr_bh, gi_star
-from gridmgr.reports import Period
+from gridmgr.analytics.hotspots import analyse, change, classify, fdr_bh, gi_star
+from gridmgr.analytics.accountability import Period
 
 TZ = ZoneInfo("Asia/Shanghai")
 N, STEP, X0, Y0 = 20, 0.001, 116.500, 39.800

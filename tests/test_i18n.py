@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import text
 from werkzeug.security import generate_password_hash
 
-from gridmgr import dispatch
-from gridmgr.labels import GLOSSARY
-from gridmgr.reporting import NewCase, report
-from gridmgr.workcalendar import WorkCalendar
-from gridmgr.workflow import actor_for
+from gridmgr.cases import dispatch
+from gridmgr.glossary import GLOSSARY
+from gridmgr.cases.intake import NewCase, report
+from gridmgr.cases.workcalendar import WorkCalendar
+from gridmgr.cases.workflow import actor_for
 from gridmgr.web import create_app, i18n
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, login_client
 

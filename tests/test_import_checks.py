@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import text
 from support import SMALL_ORIGIN, SMALL_STEP
 
-from gridmgr import registry
+from gridmgr.plugins import registry
 from gridmgr.errors import InputError
-from gridmgr.layer_import import import_file
-from gridmgr.validate import WHITESPACE
+from gridmgr.io.importer import import_file
+from gridmgr.io.validate import WHITESPACE
 
 X0, Y0 = SMALL_ORIGIN
 D = SMALL_STEP

@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import text
 from support import SMALL_ORIGIN, SMALL_STEP
 
-from gridmgr import indicators, workflow
+from gridmgr.analytics import indicators
+from gridmgr.cases import workflow
 from gridmgr.errors import InputError
-from gridmgr.reporting import NewCase, report
-from gridmgr.reports import LEVELS, Period, compute
-from gridmgr.workcalendar import WorkCalendar
+from gridmgr.cases.intake import NewCase, report
+from gridmgr.analytics.accountability import LEVELS, Period, compute
+from gridmgr.cases.workcalendar import WorkCalendar
 
 TZ = ZoneInfo("Asia/Shanghai")
 KEEP = object()  # a step that leaves the deadline as it was
@@ -334,7 +335,7 @@ def test_inventory_metrics_rolled_up(conn, org):
 
 
 def test_consistent_with_the_workflow(conn, org):
-    """Histories written by gridmgr.workflow.apply count as the hand-built ones do."""
+    """Histories written by gridmgr.cases.workflow.apply count as the hand-built ones do."""
     cal = WorkCalendar.load()
     unit = org["units"]["HW01"]
     x0, y0 = SMALL_ORIGIN
@@ -413,7 +414,7 @@ def _shown(counts: dict) -> dict:
 
 @pytest.fixture
 def history(conn, october):
-    """October plus cases only one of the sets `gridmgr.reports` reads would find for October."""
+    """October plus cases only one of the sets `gridmgr.analytics.accountability` reads would find for October."""
     c1, c2, c3, _ = october["cells"]
     u1, cat = october["units"]["HW01"], october["cats"]
     done = [("handle", t(12, 1, 9), t(12, 1, 13)), ("check_pass", t(12, 1, 10), t(12, 1, 11)), ("close", t(12, 2, 9))]
@@ -439,14 +440,14 @@ def history(conn, october):
                                            ("2026Q4", AFTER), ("2026", AFTER), ("2026-10", date(2026, 10, 15)),
                                            ("2026-W41", AFTER), ("2026-03", AFTER)])
 def test_reading_the_counted_cases_equals_reading_every_case(conn, history, period, today):
-    from gridmgr import reports
+    from gridmgr.analytics import accountability
 
     p = Period.parse(period)
-    params = {"start": p.start, "end": p.end, "cutoff": reports.cutoff_for(p, today), "today": today,
-              "area": None, "recurrence_days": reports.RECURRENCE_DAYS}
+    params = {"start": p.start, "end": p.end, "cutoff": accountability.cutoff_for(p, today), "today": today,
+              "area": None, "recurrence_days": accountability.RECURRENCE_DAYS}
     for level in LEVELS:
-        counted = reports._case_counts(conn, level, params)
-        every = reports._case_counts(conn, level, params, every_case=True)
+        counted = accountability._case_counts(conn, level, params)
+        every = accountability._case_counts(conn, level, params, every_case=True)
         assert _shown(counted) == _shown(every), (period, level)
 
 
@@ -476,7 +477,7 @@ def test_report_leaves_the_jit_setting_as_it_was(conn, october, setting):
 
 
 def test_a_filtered_count_metric_is_read_through_its_condition():
-    from gridmgr.reports import _counted_rows
+    from gridmgr.analytics.accountability import _counted_rows
 
     assert _counted_rows("count(*) FILTER (WHERE f.status NOT IN ('closed', 'rejected'))") == \
            ("count(*)", "f.status NOT IN ('closed', 'rejected')")

@@ -25,13 +25,13 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy import UniqueConstraint, text
 from sqlalchemy.exc import IntegrityError
 
-from gridmgr import registry
+from gridmgr.plugins import registry
 from gridmgr.errors import InputError
-from gridmgr.features import feature_table
-from gridmgr.labels import GLOSSARY, zh
-from gridmgr.layer_export import export_layer
-from gridmgr.layer_import import import_file
-from gridmgr.models import Base
+from gridmgr.plugins.features import feature_table
+from gridmgr.glossary import GLOSSARY, zh
+from gridmgr.io.exporter import export_layer
+from gridmgr.io.importer import import_file
+from gridmgr.db.models import Base
 from support import SMALL_ORIGIN, SMALL_STEP
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,7 +209,7 @@ def test_every_allowed_value_has_its_own_chinese_label():
 @pytest.fixture
 def defaults_layer(conn):
     """A layer of our own whose non-choice fields have defaults (table created in the test's transaction)."""
-    from gridmgr.registry import Field, Layer
+    from gridmgr.plugins.registry import Field, Layer
 
     fields = (Field("item_no", "text", required=True), Field("checked", "bool", default=False),
               Field("note", "text", default="无"), Field("kind", "choice", choices=("normal", "urgent"),

@@ -4,9 +4,9 @@ import pytest
 from sqlalchemy import text
 from support import SMALL_ORIGIN, SMALL_STEP
 
-from gridmgr import registry
+from gridmgr.plugins import registry
 from gridmgr.errors import InputError
-from gridmgr.layer_import import import_file
+from gridmgr.io.importer import import_file
 
 X0, Y0 = SMALL_ORIGIN
 D = SMALL_STEP
@@ -116,7 +116,7 @@ def test_map_option_and_xlsx(conn, small_grid, tmp_path):
 
 
 def test_gcj02_input_lands_in_same_cell(conn, small_grid, tmp_path):
-    from gridmgr import crs
+    from gridmgr.geo import crs
 
     lon, lat = X0 + 1.5 * D, Y0 + 0.5 * D
     gx, gy = crs.from_wgs84([lon], [lat], "gcj02")
@@ -131,10 +131,10 @@ def index_defs(c, table="cases"):
 
 
 def test_large_load_rebuilds_the_secondary_indexes(conn, small_grid, tmp_path, monkeypatch):
-    from gridmgr import layer_import
+    from gridmgr.io import importer
 
     before = index_defs(conn)
-    monkeypatch.setattr(layer_import, "DEFER_MIN_ROWS", 2)  # 3 rows into an empty table: a "large" load
+    monkeypatch.setattr(importer, "DEFER_MIN_ROWS", 2)  # 3 rows into an empty table: a "large" load
     steps = []
     res = import_file(conn, registry.get("cases"), csv_file(tmp_path, good_rows()), progress=steps.append)
     secondary = [d for d in before if not d.startswith("CREATE UNIQUE") and " WHERE " not in d]
@@ -153,13 +153,13 @@ def test_large_load_rebuilds_the_secondary_indexes(conn, small_grid, tmp_path, m
 def test_large_load_into_a_table_in_use_keeps_its_indexes(fresh_db, tmp_path, monkeypatch):
     from support import insert_small_grid
 
-    from gridmgr import layer_import
+    from gridmgr.io import importer
 
     _, eng = fresh_db
     with eng.begin() as c:
         insert_small_grid(c)
-    monkeypatch.setattr(layer_import, "DEFER_MIN_ROWS", 2)
-    monkeypatch.setattr(layer_import, "LOCK_WAIT", "200ms")
+    monkeypatch.setattr(importer, "DEFER_MIN_ROWS", 2)
+    monkeypatch.setattr(importer, "LOCK_WAIT", "200ms")
     with eng.connect() as reader, reader.begin():
         reader.execute(text("SELECT count(*) FROM cases")).scalar()  # a reader's lock, held to its commit
         steps = []

@@ -20,9 +20,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from gridmgr import registry, tabular
+from gridmgr.plugins import registry
+from gridmgr.io import tabular
 from gridmgr.errors import InputError
-from gridmgr.layer_import import import_file
+from gridmgr.io.importer import import_file
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
 X0, Y0 = SMALL_ORIGIN

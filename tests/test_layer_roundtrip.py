@@ -16,10 +16,10 @@ from pyproj import Geod
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 from sqlalchemy import text
 
-from gridmgr import registry
+from gridmgr.plugins import registry
 from gridmgr.errors import InputError
-from gridmgr.layer_export import export_layer
-from gridmgr.layer_import import import_file
+from gridmgr.io.exporter import export_layer
+from gridmgr.io.importer import import_file
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
 X0, Y0 = SMALL_ORIGIN

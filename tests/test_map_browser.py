@@ -27,9 +27,9 @@ SELECTED = (220, 38, 38)        # #dc2626: the cell whose panel is open
 
 
 def setup_live_app(app):
-    """The map draws every layer from the vector tile endpoint (gridmgr.web.tiles): without it, say so."""
+    """The map draws every layer from the vector tile endpoint (gridmgr.web.views.tiles): without it, say so."""
     if not any(str(rule.rule).startswith("/tiles/") for rule in app.url_map.iter_rules()):
-        pytest.fail("no /tiles/<layer>/<z>/<x>/<y>.pbf route: gridmgr.web.tiles is not registered, and the map "
+        pytest.fail("no /tiles/<layer>/<z>/<x>/<y>.pbf route: gridmgr.web.views.tiles is not registered, and the map "
                     "draws its cells and layers from it", pytrace=False)
 
 

@@ -1,4 +1,4 @@
-"""The supervisor map and the cell pages through HTTP (web/maps.py): small pages, the JSON calls, scope, escaping.
+"""The supervisor map and the cell pages through HTTP (web/views/maps.py): small pages, the JSON calls, scope, escaping.
 
 Real PostGIS (a fresh database per test: the app commits), real login through /login. The browser side
 (tiles drawn, clicks, popups) is tests/test_map_browser.py, on the same seed (`seed_map_site`).
@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 from werkzeug.security import generate_password_hash
 
-from gridmgr import caseviews
-from gridmgr.reporting import NewCase, report
+from gridmgr.cases import queries
+from gridmgr.cases.intake import NewCase, report
 from gridmgr.web import create_app
-from gridmgr.workflow import Actor
+from gridmgr.cases.workflow import Actor
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, login_client
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -69,7 +69,7 @@ def seed_map_site(eng, now: datetime) -> dict:
             for s in seqs:
                 c.execute(text("INSERT INTO duty_grid_cells VALUES (:g, :c)"), {"g": g, "c": cells[f"110101001001{s}"]})
         sup = Actor(None, "张监督", "supervisor", people["sup"])
-        calendar = caseviews.default_calendar()
+        calendar = queries.default_calendar()
 
         def new(key, cell, description, *, dx=0.0, category="0102"):
             x, y = CENTRE[cell]

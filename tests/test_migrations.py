@@ -4,8 +4,8 @@ from alembic.migration import MigrationContext
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import inspect, text
 
-from gridmgr import migrate
-from gridmgr.schema import metadata
+from gridmgr.db import migrate
+from gridmgr.db.schema import metadata
 
 
 def test_up_down_up(fresh_db):

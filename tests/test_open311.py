@@ -15,10 +15,11 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 from werkzeug.security import generate_password_hash
 
-from gridmgr import accounts, dispatch
-from gridmgr.reporting import NewCase, report
-from gridmgr.workcalendar import WorkCalendar
-from gridmgr.workflow import actor_for, apply
+from gridmgr.people import accounts
+from gridmgr.cases import dispatch
+from gridmgr.cases.intake import NewCase, report
+from gridmgr.cases.workcalendar import WorkCalendar
+from gridmgr.cases.workflow import actor_for, apply
 from gridmgr.web import create_app
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 

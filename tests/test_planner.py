@@ -14,7 +14,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.security import generate_password_hash
 
-from gridmgr import accounts, cds, parking_demand, zone_checks
+from gridmgr.people import accounts
+from gridmgr.layers.parking import cds
+from gridmgr.layers.parking import demand
+from gridmgr.layers.parking import checks
 from gridmgr.layers.parking import MARGIN, KERB_PER_STALL, LOT_M2_PER_STALL, estimate_capacity
 from gridmgr.web import create_app
 from support import SMALL_ORIGIN, insert_small_grid, login_client, page_csrf
@@ -164,7 +167,7 @@ def test_capacity_of_known_geometries(world):
     assert abs(z["length_m"] - 50) < 0.01
     z = created(world, LOT_50, parking_angle=None)
     assert (z["capacity"], z["kind"]) == (100, "lot") and z["area_m2"] == 2500.0
-    assert z["parking_angle"] == zone_checks.LOT_ANGLE and z["depth_m"] is None
+    assert z["parking_angle"] == checks.LOT_ANGLE and z["depth_m"] is None
 
 
 @pytest.mark.parametrize("angle", list(KERB_PER_STALL))
@@ -172,16 +175,16 @@ def test_capacity_by_angle_is_the_layers_estimate(conn, angle):
     """The server measures with the parking layer's own SQL; it agrees with estimate_capacity for every angle."""
     for metres in (5.9, 6.0, 50, 120, 333.3):
         wkb = shapely.to_wkb(shape(kerb(X0, Y0, NORTH, metres)), hex=True)
-        m = zone_checks.measure(conn, wkb, angle)
+        m = checks.measure(conn, wkb, angle)
         assert m.capacity_estimated == estimate_capacity(angle, length_m=m.length_m)
-        assert abs(m.length_m - metres) < 0.01 and m.depth_m == zone_checks.DEPTH_M[angle]
+        assert abs(m.length_m - metres) < 0.01 and m.depth_m == checks.DEPTH_M[angle]
 
 
 def test_parking_depth_by_angle():
-    assert zone_checks.DEPTH_M["parallel"] == 2.5 and zone_checks.DEPTH_M["perpendicular"] == 5.3
+    assert checks.DEPTH_M["parallel"] == 2.5 and checks.DEPTH_M["perpendicular"] == 5.3
     # an angled stall reaches l·sinθ + w·cosθ from the kerb
-    assert zone_checks.DEPTH_M["angled_30"] == pytest.approx(5.3 * 0.5 + 2.5 * 3 ** 0.5 / 2, abs=1e-3)
-    assert zone_checks.DEPTH_M["angled_60"] == pytest.approx(5.3 * 3 ** 0.5 / 2 + 2.5 * 0.5, abs=1e-3)
+    assert checks.DEPTH_M["angled_30"] == pytest.approx(5.3 * 0.5 + 2.5 * 3 ** 0.5 / 2, abs=1e-3)
+    assert checks.DEPTH_M["angled_60"] == pytest.approx(5.3 * 3 ** 0.5 / 2 + 2.5 * 0.5, abs=1e-3)
 
 
 def test_page_serves_the_layers_constants(world):
@@ -190,7 +193,7 @@ def test_page_serves_the_layers_constants(world):
     cfg = json.loads(re.search(r'<script type="application/json" id="planner-config">(.*?)</script>', html, re.DOTALL)[1])
     assert cfg["capacity"] == {"kerb_per_stall": KERB_PER_STALL, "lot_m2_per_stall": LOT_M2_PER_STALL,
                                "margin": MARGIN}
-    assert cfg["depth_m"] == zone_checks.DEPTH_M and cfg["can_draw"] and not cfg["can_approve"]
+    assert cfg["depth_m"] == checks.DEPTH_M and cfg["can_draw"] and not cfg["can_approve"]
     assert "/vendor/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.min.js" in html
     assert "planner-map.js" in html and "planner-capacity.js" in html
 
@@ -408,13 +411,13 @@ def test_demand_evidence_for_a_drawn_zone(world):
 
 def test_overview_ranks_cells_by_cases_per_space(world):
     with world.engine.connect() as c:
-        rows = parking_demand.overview(c, now=APP_NOW)
+        rows = demand.overview(c, now=APP_NOW)
     assert rows[0]["cases"] >= 1 and all(r["spaces"] == 0 for r in rows)
     before = {r["code"]: r for r in rows}
     z = created(world, KERB_50, parking_angle="perpendicular")      # 20 spaces in cell 001
     publish(world, z["id"])
     with world.engine.connect() as c:
-        after = {r["code"]: r for r in parking_demand.overview(c, now=APP_NOW)}
+        after = {r["code"]: r for r in demand.overview(c, now=APP_NOW)}
     assert after["110101001001001"]["spaces"] == 20
     assert after["110101001001001"]["cases_per_space"] == pytest.approx(before["110101001001001"]["cases"] / 21, abs=0.01)
     client, _ = login(world, "leader")

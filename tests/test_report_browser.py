@@ -19,13 +19,13 @@ from test_report_pages import NOW, add_case, t
 
 
 def setup_live_app(app):
-    """A fixed clock; and, while gridmgr.web.tiles is not registered, the cell tiles from gridmgr.tiles."""
+    """A fixed clock; and, while gridmgr.web.views.tiles is not registered, the cell tiles from gridmgr.maps.tiles."""
     app.config["GRIDMGR_NOW"] = NOW
     if any(str(r.rule).startswith("/tiles/") for r in app.url_map.iter_rules()):
         return
 
     def cell_tile(z, x, y):
-        # a minimal stand-in for the `cells` MVT layer (code, unit) of gridmgr.web.tiles
+        # a minimal stand-in for the `cells` MVT layer (code, unit) of gridmgr.web.views.tiles
         from flask import Response
         from gridmgr.web.database import engine
 
@@ -84,7 +84,7 @@ def test_report_page_offline(page, data, tmp_path):
 def test_cell_report_and_map_offline(page, data, tmp_path):
     sign_in(page)
     page.goto("/reports?period=2026-10&level=cell&indicator=reported")
-    if page.locator("#report-legend").count():  # the map needs the cell tiles (gridmgr.web.tiles)
+    if page.locator("#report-legend").count():  # the map needs the cell tiles (gridmgr.web.views.tiles)
         page.wait_for_selector(".leaflet-container")
         page.wait_for_function("!document.getElementById('report-legend').textContent.includes('加载中')")
         assert "上报数" in page.inner_text("#report-legend")
@@ -100,7 +100,7 @@ def test_hotspots_page_offline(page, data, tmp_path):
     sign_in(page)
     page.goto("/hotspots?period=2026-10")
     page.wait_for_selector(".leaflet-container")
-    if page.locator("#hot-legend").count():  # the choropleth needs the cell tiles (gridmgr.web.tiles)
+    if page.locator("#hot-legend").count():  # the choropleth needs the cell tiles (gridmgr.web.views.tiles)
         page.wait_for_function("!document.getElementById('hot-legend').textContent.includes('加载中')")
     assert "热点 99%" in page.inner_text("main")
     page.wait_for_selector(".leaflet-heatmap-layer")  # folium's HeatMap, from the local leaflet_heat asset

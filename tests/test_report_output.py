@@ -9,9 +9,10 @@ from sqlalchemy import text
 from support import insert_small_grid
 from test_indicators import AFTER, add_case, october, org, std, t  # noqa: F401  (fixtures)
 
-from gridmgr import indicators, report_output
-from gridmgr.report_output import display, figure
-from gridmgr.reports import Period, compute
+from gridmgr.analytics import indicators
+from gridmgr.analytics import report_files
+from gridmgr.analytics.report_files import display, figure
+from gridmgr.analytics.accountability import Period, compute
 
 SCRIPT = '<script>alert("x")</script>'
 
@@ -67,7 +68,7 @@ def test_rounding_once_half_up_and_none_as_dash():
 
 @pytest.mark.usefixtures("october")
 def test_unit_table_scores_ranks_and_changes(conn):
-    tbl = report_output.table(*reports(conn, "unit")[:1], scheme="jinniu", previous=reports(conn, "unit")[1])
+    tbl = report_files.table(*reports(conn, "unit")[:1], scheme="jinniu", previous=reports(conn, "unit")[1])
     rows = {r["code"]: r for r in tbl.records()}
     keys = [c.key for c in tbl.columns]
     assert keys[:6] == ["group", "rank", "previous_rank", "rank_change", "code", "name"]
@@ -92,12 +93,12 @@ def test_xlsx_matches_csv_cell_for_cell(conn, tmp_path):
     add_unit(conn, "ZZ01", "=1+2")           # would be a formula in Excel if written carelessly
     add_unit(conn, "ZZ02", SCRIPT)
     current, previous = zip(reports(conn, "unit"), reports(conn, "cell"))
-    bk = report_output.book(list(current), scheme="jinhua", previous=list(previous))
-    report_output.write(bk, "xlsx", tmp_path / "r.xlsx")
+    bk = report_files.book(list(current), scheme="jinhua", previous=list(previous))
+    report_files.write(bk, "xlsx", tmp_path / "r.xlsx")
     wb = openpyxl.load_workbook(tmp_path / "r.xlsx")
     assert wb.sheetnames == ["责任单位 responsible unit", "单元网格 cell", "定义 Definitions"]
     for tbl, sheet in zip(bk.tables, wb.worksheets):
-        report_output.write(report_output.Book(bk.period, bk.previous, bk.scheme, bk.cutoff, bk.area, [tbl],
+        report_files.write(report_files.Book(bk.period, bk.previous, bk.scheme, bk.cutoff, bk.area, [tbl],
                                                bk.definitions), "csv", tmp_path / f"{tbl.level}.csv")
         rows = read_csv(tmp_path / f"{tbl.level}.csv")
         cells = list(sheet.iter_rows())
@@ -134,7 +135,7 @@ def test_xlsx_matches_csv_cell_for_cell(conn, tmp_path):
 def test_html_escapes_names_and_is_standalone(conn):
     add_unit(conn, "ZZ02", SCRIPT)
     current, previous = reports(conn, "unit")
-    html = report_output.render_html(report_output.book([current], scheme="jinniu", previous=[previous]))
+    html = report_files.render_html(report_files.book([current], scheme="jinniu", previous=[previous]))
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "<script" not in html.lower()
     assert "http://" not in html and "https://" not in html and "<link" not in html and " src=" not in html
@@ -145,7 +146,7 @@ def test_html_escapes_names_and_is_standalone(conn):
 @pytest.mark.usefixtures("october")
 def test_group_by_an_attribute(conn):
     current, previous = reports(conn, "cell")
-    tbl = report_output.table(current, previous=previous, group_by="parent")
+    tbl = report_files.table(current, previous=previous, group_by="parent")
     rows = tbl.records()
     assert {r["group"] for r in rows[:-1]} == {"110101001001"} and "parent" not in [c.key for c in tbl.columns]
     assert sorted(r["rank"] for r in rows if r["rank"]) == [1, 2, 3, 4]

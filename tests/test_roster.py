@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from gridmgr.paths import ROOT
-from gridmgr.roster import ENUMS, LABELS, RosterError, export_roster, import_roster
-from gridmgr.roster_sheets import REQUIRED, SHEETS, as_text
+from gridmgr.people.roster import ENUMS, LABELS, RosterError, export_roster, import_roster
+from gridmgr.people.roster_sheets import REQUIRED, SHEETS, as_text
 
 # One district → street → community, four current cells in a 2×2 block, and a redrawn corner:
 # cell 005 has an old version (closed 2020) and a new one; 009 exists only in the old grid.

@@ -7,10 +7,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
-from gridmgr.reporting import NewCase, report
-from gridmgr.rules import RULES, run_rules
-from gridmgr.workcalendar import WorkCalendar
-from gridmgr.workflow import SYSTEM, apply
+from gridmgr.cases.intake import NewCase, report
+from gridmgr.cases.rules import RULES, run_rules
+from gridmgr.cases.workcalendar import WorkCalendar
+from gridmgr.cases.workflow import SYSTEM, apply
 
 TZ = ZoneInfo("Asia/Shanghai")
 TODAY = date(2026, 10, 13)

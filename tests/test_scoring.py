@@ -6,9 +6,9 @@ from datetime import date
 import pytest
 from test_indicators import AFTER, october, org  # noqa: F401  (fixtures)
 
-from gridmgr import scoring
-from gridmgr.reports import Period, compute
-from gridmgr.scoring import SchemeError, Scored, compare, rank, score
+from gridmgr.analytics import scoring
+from gridmgr.analytics.accountability import Period, compute
+from gridmgr.analytics.scoring import SchemeError, Scored, compare, rank, score
 
 
 def unit_report(conn, month: str):

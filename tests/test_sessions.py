@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import text
 from support import csrf, insert_small_grid, login_client, tile_path
 
-from gridmgr import accounts
+from gridmgr.people import accounts
 from gridmgr.web import create_app
 
 OLD, NEW = "first-password", "second-password"

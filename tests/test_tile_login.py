@@ -12,7 +12,8 @@ from flask import request_started
 from sqlalchemy import text
 from support import insert_small_grid, tile_path
 
-from gridmgr import accounts, tiles
+from gridmgr.people import accounts
+from gridmgr.maps import tiles
 from gridmgr.web import auth, create_app
 
 NOW = datetime(2026, 10, 13, 11, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -160,7 +161,7 @@ def test_a_lost_pooled_connection_is_replaced_without_an_error(site):
 
 def test_an_error_reaches_the_apps_handlers_once(site, monkeypatch):
     """A failing tile is answered by the app's error handler with the fast path's own error: run once."""
-    from gridmgr.web import tiles as web_tiles
+    from gridmgr.web.views import tiles as web_tiles
 
     client = logged_in(site["app"])
     real_fetch, runs = web_tiles.tiles.fetch, []
@@ -180,7 +181,7 @@ def test_an_error_reaches_the_apps_handlers_once(site, monkeypatch):
 
 
 def test_a_failing_statement_leaves_the_pools_as_they_were(site, monkeypatch):
-    from gridmgr.web import tiles as web_tiles
+    from gridmgr.web.views import tiles as web_tiles
 
     client = logged_in(site["app"])
     assert client.get(tile_path(17)).status_code == 200

@@ -14,7 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
-from gridmgr import accounts, tiles
+from gridmgr.people import accounts
+from gridmgr.maps import tiles
 from gridmgr.errors import InputError
 from gridmgr.web import create_app
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gridmgr.workcalendar import (DEFAULT_FOLDER, HOLIDAY, WORKDAY, CalendarError, WorkCalendar, WorkingHours,
+from gridmgr.cases.workcalendar import (DEFAULT_FOLDER, HOLIDAY, WORKDAY, CalendarError, WorkCalendar, WorkingHours,
                                   parse_limit, read_file)
 
 SH = ZoneInfo("Asia/Shanghai")

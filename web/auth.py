@@ -14,9 +14,9 @@ from flask_wtf.csrf import CSRFProtect
 from itsdangerous import BadSignature
 from sqlalchemy import text
 
-from gridmgr import accounts
+from gridmgr.people import accounts
 from gridmgr.errors import Forbidden
-from gridmgr.workflow import Actor
+from gridmgr.cases.workflow import Actor
 from gridmgr.web.database import engine
 
 bp = Blueprint("auth", __name__)

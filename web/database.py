@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask, current_app
 from sqlalchemy.engine import Engine
 
-from gridmgr.db import connect, read_engine_for
+from gridmgr.db.engine import connect, read_engine_for
 
 
 def init_app(app: Flask) -> None:

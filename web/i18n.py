@@ -5,7 +5,7 @@ Flask-Babel holds the locale of a request. A user picks it with `?lang=en` or `?
 reloaded without the parameter. Nothing else changes it: a browser's Accept-Language is ignored on
 purpose, since the bureaus' machines often run English systems and DESIGN.md makes Chinese the default.
 
-Words come from two places and nowhere else: domain terms from the glossary (gridmgr.labels, through
+Words come from two places and nowhere else: domain terms from the glossary (gridmgr.glossary, through
 the `label` filter), every other phrase as a Chinese/English pair written where it is used,
 `t('上报', 'Report')` in templates and Python alike, so no second catalogue can drift from the code.
 """
@@ -18,7 +18,7 @@ from flask import Flask, has_request_context, redirect, request
 from flask_babel import Babel, get_locale
 from jinja2 import pass_context
 
-from gridmgr import labels
+from gridmgr import glossary
 
 DEFAULT = "zh_CN"
 COOKIE = "gridmgr_lang"
@@ -71,8 +71,8 @@ def name(zh: str, en: str | None) -> str:
 
 
 def label(key: str, scope: str | None = None) -> str:
-    """The glossary label of a key in the current language (see gridmgr.labels)."""
-    return labels.zh(key, scope) if is_zh() else labels.en(key, scope)
+    """The glossary label of a key in the current language (see gridmgr.glossary)."""
+    return glossary.zh(key, scope) if is_zh() else glossary.en(key, scope)
 
 
 def one_language(text: str | None) -> str:

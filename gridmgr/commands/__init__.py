@@ -7,7 +7,7 @@ import click
 from sqlalchemy.engine import Engine
 
 from gridmgr.config import Config
-from gridmgr.db import connect
+from gridmgr.db.engine import connect
 
 
 def engine() -> Engine:

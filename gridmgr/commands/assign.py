@@ -6,9 +6,9 @@ from datetime import datetime
 
 import click
 
-from gridmgr import assign
+from gridmgr.grid import assign
 from gridmgr.commands import Timer, crs_option, engine, summary
-from gridmgr.labels import bilingual
+from gridmgr.glossary import bilingual
 
 
 def _when(value: str | None) -> datetime | None:

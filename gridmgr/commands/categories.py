@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from gridmgr import categories
+from gridmgr.cases import categories
 from gridmgr.commands import Timer, engine, summary
 
 

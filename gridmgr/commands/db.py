@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
-from gridmgr import migrate
+from gridmgr.db import migrate
 from gridmgr.config import Config
-from gridmgr.db import database_url, embedded_cluster, engine_for
+from gridmgr.db.engine import database_url, embedded_cluster, engine_for
 
 
 @click.group("db")

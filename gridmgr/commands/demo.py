@@ -15,11 +15,12 @@ from gridmgr.paths import var_dir
 @click.option("--port", default=5000, show_default=True, type=int)
 def demo_cmd(size: str, no_serve: bool, host: str, port: int) -> None:
     """Load the demo district (Beijing Dongcheng, synthetic streets and communities) and serve it."""
-    from gridmgr import demo  # the loader pulls in geopandas and the grid generator: only when asked
+    from gridmgr.demo import accounts as demo_accounts
+    from gridmgr.demo import loader  # the loader pulls in geopandas and the grid generator: only when asked
 
     timer = Timer()
     with engine().begin() as conn:
-        result = demo.load(conn, size, var_dir() / "demo" / size,
+        result = loader.load(conn, size, var_dir() / "demo" / size,
                            step=lambda msg: click.echo(f"· {msg}"))
     figures = ", ".join(f"{v:,} {k}" for k, v in result.counts.items())
     if result.loaded:
@@ -27,7 +28,7 @@ def demo_cmd(size: str, no_serve: bool, host: str, port: int) -> None:
     else:
         click.echo(f"demo ({size}) already loaded (anchor date {result.anchor}); nothing changed: {figures}")
     with engine().begin() as conn:
-        logins = demo.demo_accounts.create(conn)
+        logins = demo_accounts.create(conn)
     click.echo("演示账号 demo logins (username / password):")
     for username, role, name, password in logins:
         click.echo(f"  {username:14} {password:20} {name} ({role})")

@@ -5,10 +5,10 @@ from datetime import datetime
 
 import click
 
-from gridmgr import grid
+from gridmgr.grid import cells as grid
 from gridmgr.commands import Timer, crs_option, engine, summary
 from gridmgr.errors import TopologyError
-from gridmgr.gisfile import read_features
+from gridmgr.geo.gisfile import read_features
 
 
 def _when(value: str | None) -> datetime | None:

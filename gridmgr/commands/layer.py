@@ -5,7 +5,8 @@ import getpass
 
 import click
 
-from gridmgr import categories, registry
+from gridmgr.cases import categories
+from gridmgr.plugins import registry
 from gridmgr.commands import Timer, crs_option, engine, summary
 
 
@@ -35,8 +36,8 @@ def list_cmd() -> None:
 @click.option("--rejects", type=click.Path(dir_okay=False), help="Where rejected rows go (default FILE.rejects.csv).")
 def import_cmd(layer_name, file, crs, maps, skip_invalid, rejects) -> None:
     """Import a CSV, XLSX, GeoJSON, GeoPackage or Shapefile into a layer (all or nothing by default)."""
-    from gridmgr.layer_import import import_file
-    from gridmgr.tabular import parse_mapping
+    from gridmgr.io.importer import import_file
+    from gridmgr.io.tabular import parse_mapping
 
     timer = Timer()
     layer = registry.get(layer_name)
@@ -61,7 +62,7 @@ def import_cmd(layer_name, file, crs, maps, skip_invalid, rejects) -> None:
 @click.option("--cell", help="Only features in this cell (15-digit code).")
 def export_cmd(layer_name, fmt, out, district, street, community, cell) -> None:
     """Export a layer in its import template (re-importable), with each feature's cell code."""
-    from gridmgr.layer_export import export_layer
+    from gridmgr.io.exporter import export_layer
 
     timer = Timer()
     areas = [(k, v) for k, v in (("district", district), ("street", street), ("community", community),

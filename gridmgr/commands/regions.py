@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
-from gridmgr import regions
+from gridmgr.grid import regions
 from gridmgr.commands import Timer, crs_option, engine, summary
-from gridmgr.gisfile import read_features
+from gridmgr.geo.gisfile import read_features
 
 
 @click.group("regions")

@@ -25,13 +25,14 @@ LEVEL_HELP = "cell, community, street, district, unit, supervisor or duty-grid (
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False), required=True)
 def report_cmd(period, levels, scheme, group_by, area, today, fmt, out) -> None:
     """Write the report of a period (every indicator, score, rank, change on the previous period)."""
-    from gridmgr import report_output, scoring
+    from gridmgr.analytics import report_files
+    from gridmgr.analytics import scoring
     from gridmgr.errors import InputError
-    from gridmgr.reports import Period, compute, level_key
+    from gridmgr.analytics.accountability import Period, compute, level_key
 
     timer = Timer()
     fmt = fmt or Path(out).suffix.lstrip(".").lower()
-    if fmt not in report_output.FORMATS:
+    if fmt not in report_files.FORMATS:
         raise click.UsageError("give -f csv, xlsx or html (or an output file name ending so)")
     levels = list(dict.fromkeys(level_key(lv) for lv in levels))
     if fmt == "csv" and len(levels) > 1:
@@ -50,8 +51,8 @@ def report_cmd(period, levels, scheme, group_by, area, today, fmt, out) -> None:
                 known = sorted({k for r in rep.rows for k in r.attrs if k != "group"})
                 raise InputError(f"level {rep.level} has no attribute {group_by!r} to group by; "
                                  f"it has: {', '.join(known) or 'none'}", field="group-by")
-    book = report_output.book(current, scheme=plan, previous=previous, group_by=group_by)
-    report_output.write(book, fmt, out)
+    book = report_files.book(current, scheme=plan, previous=previous, group_by=group_by)
+    report_files.write(book, fmt, out)
     rows = sum(len(t.rows) - 1 for t in book.tables)
     summary(f"report {period.label} ({', '.join(levels)}; {rows:,} rows; scheme {plan.name}; "
             f"compared with {period.previous().label}) written to {out}", timer)

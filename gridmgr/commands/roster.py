@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from gridmgr import roster
+from gridmgr.people import roster
 from gridmgr.commands import Timer, engine, summary
 
 at_option = click.option(

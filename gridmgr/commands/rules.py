@@ -16,7 +16,7 @@ def rules_group() -> None:
 @rules_group.command("list")
 def list_cmd() -> None:
     """List the rules, the layer each reads and the category it raises."""
-    from gridmgr.rules import RULES
+    from gridmgr.cases.rules import RULES
 
     for rule in RULES.values():
         once = "; one case per feature ever" if rule.once else ""
@@ -32,9 +32,9 @@ def list_cmd() -> None:
               help="A billboard's safety inspection is overdue after this many days (default 365).")
 def run_cmd(today: datetime | None, names: tuple[str, ...], inspection_days: int | None) -> None:
     """Open a case for each feature a rule flags, unless the rule already has an open case for it."""
-    from gridmgr import categories
-    from gridmgr.rules import DEFAULT_INSPECTION_DAYS, run_rules
-    from gridmgr.workcalendar import WorkCalendar
+    from gridmgr.cases import categories
+    from gridmgr.cases.rules import DEFAULT_INSPECTION_DAYS, run_rules
+    from gridmgr.cases.workcalendar import WorkCalendar
 
     timer = Timer()
     calendar = WorkCalendar.load()

@@ -8,7 +8,7 @@ from gridmgr.config import Config
 
 def serve_app(host: str, port: int) -> None:
     """Check the database, then serve the app until interrupted."""
-    from gridmgr.db import connect
+    from gridmgr.db.engine import connect
     from gridmgr.web import create_app
 
     config = Config.from_env()

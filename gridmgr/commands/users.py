@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import text
 
-from gridmgr import accounts
+from gridmgr.people import accounts
 from gridmgr.commands import engine
 
 

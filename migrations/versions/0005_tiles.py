@@ -13,7 +13,7 @@ down_revision = '0004'
 branch_labels = None
 depends_on = None
 
-# The tables whose rows a map layer's tiles are drawn from, and that layer's name (gridmgr.tiles):
+# The tables whose rows a map layer's tiles are drawn from, and that layer's name (gridmgr.maps.tiles):
 # cell tiles carry the community and the territorial unit, so regions, cell_units and units count too.
 TRACKED = {
     "grid_cells": "cells", "regions": "cells", "cell_units": "cells", "units": "cells",

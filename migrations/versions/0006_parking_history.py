@@ -29,7 +29,7 @@ CREATE TRIGGER parking_zone_events_no_truncate BEFORE TRUNCATE ON parking_zone_e
 # The ground a zone's stalls take: a lot is its polygon; a kerb line is buffered (flat ends) by the
 # parking depth, toward the roadway when the street side says where that is (a zone on the north side
 # of a street parks south of its kerb), on both sides when it does not (no side, `both`, or a kerb
-# running across the named side). The depth comes from the caller (gridmgr.zone_checks.depth_sql), so the
+# running across the named side). The depth comes from the caller (gridmgr.layers.parking.checks.depth_sql), so the
 # stall sizes stay in one place; the geometry rule is here, used by the overlap check and the CDS feed.
 FOOTPRINT = """
 CREATE FUNCTION parking_footprint(g geometry, depth double precision, street_side text)

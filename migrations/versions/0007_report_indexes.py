@@ -12,7 +12,7 @@ down_revision = '0006'
 branch_labels = None
 depends_on = None
 
-# gridmgr.reports reads only the cases a period can count (reported in it, touched by an event in it,
+# gridmgr.analytics.accountability reads only the cases a period can count (reported in it, touched by an event in it,
 # due in it, open now, closed after its cutoff) instead of every case and event since the start; each
 # index below finds one of those sets by a range instead of a full scan, or serves a per-case probe.
 # The partial indexes' predicates are repeated word for word by the report's statements (the planner

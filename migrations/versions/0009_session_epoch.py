@@ -12,7 +12,7 @@ down_revision = '0008'
 branch_labels = None
 depends_on = None
 
-# A session cookie names its account as "id.epoch" (gridmgr.accounts.session_id); a password change
+# A session cookie names its account as "id.epoch" (gridmgr.people.accounts.session_id); a password change
 # raises the account's epoch, so every cookie signed before it (a stolen one too) stops being taken.
 
 

@@ -4,7 +4,7 @@
  * Leaflet.VectorGrid (served by the app: web/assets.py); loaded in the page head, before folium's
  * script, which builds the tile layers with `gridmgr.tileOptions(layer)`.
  *
- * The page's settings come from <script type="application/json" id="map-config"> (web/maps.py,
+ * The page's settings come from <script type="application/json" id="map-config"> (web/views/maps.py,
  * `_page_config`): tile URL, zoom thresholds, the registry's layer styles and the JSON endpoints.
  * They hold no data: cells and features arrive as vector tiles, the rest through small JSON calls.
  *
@@ -13,7 +13,7 @@
  * swallows the clicks meant for features of the layers below it. Instead one map-level click handler
  * hit-tests the features drawn in the clicked tile of every visible layer (points first, then lines,
  * then areas) with Leaflet's own geometry tests, and when it finds none asks the server which cell
- * covers the point (`/map/cell`, gridmgr.assign's one rule). The hit test reads VectorGrid's
+ * covers the point (`/map/cell`, gridmgr.grid.assign's one rule). The hit test reads VectorGrid's
  * per-tile feature store (`_vectorTiles`, `_features`, kept because `getFeatureId` is set): an
  * internal of the pinned 1.3.0 that tests/test_map_browser.py exercises on every run.
  *
@@ -51,7 +51,7 @@
  * "key": "unit" looks up the cell's territorial unit code (the tiles' `unit` property).
  * Codes missing from the mapping, and null values, keep the plain outline. The legend shows the
  * classes under the title. Only the cells' fill changes; outlines keep marking the selected cell and
- * the supervisor's own cells. The page's own source is /map/values/<metric> (web/maps.py).
+ * the supervisor's own cells. The page's own source is /map/values/<metric> (web/views/maps.py).
  * ---------------------------------------------------------------------------------------------
  */
 (function () {

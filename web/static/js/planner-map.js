@@ -9,7 +9,7 @@
   var cfgEl = document.getElementById("planner-config");
   if (!el || !cfgEl) { return; }
   var cfg = JSON.parse(cfgEl.textContent);
-  // the page's words in its language (web/planner.py page_text), {name}s filled in
+  // the page's words in its language (web/views/planner.py page_text), {name}s filled in
   function say(key, values) {
     return (cfg.text[key] || key).replace(/\{(\w+)\}/g, function (all, name) {
       return values && values[name] !== undefined ? String(values[name]) : all;

@@ -1,9 +1,9 @@
 /*
  * gridmgr: choropleths on the cell vector tiles (/tiles/cells/{z}/{x}/{y}.pbf), styled from a small
- * code → value JSON (web/reports.py: /reports/values.json, /hotspots/values.json). The grid is never
+ * code → value JSON (web/views/reports.py: /reports/values.json, /hotspots/values.json). The grid is never
  * sent as GeoJSON.
  *
- * web/reports.py passes `gridmgrChoropleth(config)` as the options of folium's VectorGridProtobuf:
+ * web/views/reports.py passes `gridmgrChoropleth(config)` as the options of folium's VectorGridProtobuf:
  *   config.valuesUrl  the JSON to fetch: {key, prefix?, values, classes?, breaks?, labels?,
  *                     categorical?, legend?, title}
  *   config.legend     id of the element the legend goes into

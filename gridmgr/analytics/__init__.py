@@ -1,0 +1,1 @@
+"""Figures: indicators, accountability reports, scoring schemes and Gi* hot spots."""

@@ -1,0 +1,1 @@
+"""The spine: intake, the workflow, dispatch, the working calendar, categories, case queries."""

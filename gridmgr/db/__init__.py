@@ -1,0 +1,1 @@
+"""The database: engines, the embedded cluster, migrations and the core tables."""

@@ -1,0 +1,10 @@
+"""All tables, core and layers: the metadata Alembic compares the migrations against."""
+from __future__ import annotations
+
+from gridmgr.cases import dispatch, events, rules  # noqa: F401  (each adds its tables)
+from gridmgr.db import models
+from gridmgr.people import accounts  # noqa: F401  (adds its tables)
+from gridmgr.plugins.registry import load_layers
+
+load_layers()  # each layer module adds its tables to the shared metadata
+metadata = models.Base.metadata

@@ -1,0 +1,1 @@
+"""The demo city generator; never imported by the rest of the core."""

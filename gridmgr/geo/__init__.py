@@ -1,0 +1,1 @@
+"""Geography: coordinate reference systems and reading GIS files."""

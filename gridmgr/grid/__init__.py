@@ -1,0 +1,1 @@
+"""The unit grid: regions, cells and their versions, topology checks and assignment."""

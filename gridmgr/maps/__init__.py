@@ -1,0 +1,1 @@
+"""What the map pages read: vector tiles and map queries."""

@@ -1,0 +1,1 @@
+"""People: the roster of units and people, and their accounts."""

@@ -1,0 +1,1 @@
+"""The layer contract (Field, Layer, Metric) and the registry that finds layers."""

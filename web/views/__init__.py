@@ -1,0 +1,1 @@
+"""The views: one blueprint per audience, thin (parse, call the core, render)."""
