@@ -12,6 +12,7 @@ build is timed with it). 0.1% of the points sit exactly on cell corners, where t
 decides. Checks that every point gets the same cell from all four (the lowest-code rule applied to
 the floor's and geopandas' edge points).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,10 @@ import sys
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from sqlalchemy import text
+
+from gridmgr.grid import assign
+
 from common import (
     bench_engine,
     district_points,
@@ -30,9 +35,6 @@ from common import (
     timed,
     vertex_points,
 )
-from sqlalchemy import text
-
-from gridmgr.grid import assign
 
 
 def make_points(conn, n: int, seed: int = 7) -> None:
@@ -48,9 +50,11 @@ def make_points(conn, n: int, seed: int = 7) -> None:
     buf.seek(0)
     with conn.connection.dbapi_connection.cursor() as cur:
         cur.copy_expert("COPY bench_xy (id, lon, lat) FROM STDIN WITH (FORMAT csv)", buf)
-    conn.execute(text("""
+    conn.execute(
+        text("""
         CREATE UNLOGGED TABLE bench_points AS
-        SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geometry(Point, 4326) AS geom FROM bench_xy"""))
+        SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geometry(Point, 4326) AS geom FROM bench_xy""")
+    )
     conn.execute(text("ALTER TABLE bench_points ADD PRIMARY KEY (id)"))
     conn.execute(text("ANALYZE bench_points"))
 
@@ -69,10 +73,12 @@ def same(a: pd.Series, b: pd.Series) -> int:
 def tile_assignment(conn) -> None:
     """gridmgr's bulk path (imports): the same rule reached through the tile table (table a_tiles)."""
     size = assign.prepare_point_tiles(conn)
-    conn.execute(text(f"""
+    conn.execute(
+        text(f"""
         CREATE TEMP TABLE a_tiles AS
         SELECT p.id, c.cell_id FROM bench_points p
-        {assign.point_cell_join('ST_X(p.geom)', 'ST_Y(p.geom)', 'now()', size)}"""))
+        {assign.point_cell_join("ST_X(p.geom)", "ST_Y(p.geom)", "now()", size)}""")
+    )
 
 
 def main() -> None:
@@ -97,19 +103,24 @@ def main() -> None:
             print(f"round {r}/{args.repeat}", flush=True)
             conn.execute(text("DROP TABLE IF EXISTS a_gridmgr, a_floor, a_tiles"))
             with timed("gridmgr cell_for (one statement)", t):
-                conn.execute(text("""
+                conn.execute(
+                    text("""
                     CREATE TEMP TABLE a_gridmgr AS
-                    SELECT p.id, c.cell_id FROM bench_points p LEFT JOIN LATERAL cell_for(p.geom, now()) c ON true"""))
+                    SELECT p.id, c.cell_id FROM bench_points p LEFT JOIN LATERAL cell_for(p.geom, now()) c ON true""")
+                )
             with timed("plain ST_Covers join (floor)", t):
-                conn.execute(text("""
+                conn.execute(
+                    text("""
                     CREATE TEMP TABLE a_floor AS
                     SELECT p.id, c.id AS cell_id FROM bench_points p
-                    LEFT JOIN grid_cells c ON c.valid_to IS NULL AND ST_Covers(c.geom, p.geom)"""))
+                    LEFT JOIN grid_cells c ON c.valid_to IS NULL AND ST_Covers(c.geom, p.geom)""")
+                )
             with timed("gridmgr bulk path (tile join)", t):
                 tile_assignment(conn)
             with timed("geopandas read cells + points", t):
-                cells = gpd.read_postgis("SELECT id AS cell_id, geom FROM grid_cells WHERE valid_to IS NULL",
-                                         conn, geom_col="geom")
+                cells = gpd.read_postgis(
+                    "SELECT id AS cell_id, geom FROM grid_cells WHERE valid_to IS NULL", conn, geom_col="geom"
+                )
                 pts = gpd.read_postgis("SELECT id, geom FROM bench_points", conn, geom_col="geom")
             with timed("geopandas sjoin", t):
                 joined = gpd.sjoin(pts, cells, how="left", predicate="covered_by")
@@ -119,7 +130,9 @@ def main() -> None:
         codes = dict(conn.execute(text("SELECT id, code FROM grid_cells")).all())
         ours = pd.Series(dict(conn.execute(text("SELECT id, cell_id FROM a_gridmgr")).all())).map(codes)
         tiles = pd.Series(dict(conn.execute(text("SELECT id, cell_id FROM a_tiles")).all())).map(codes)
-        floor_pairs = pd.DataFrame(conn.execute(text("SELECT id, cell_id FROM a_floor")).all(), columns=["id", "cell_id"])
+        floor_pairs = pd.DataFrame(
+            conn.execute(text("SELECT id, cell_id FROM a_floor")).all(), columns=["id", "cell_id"]
+        )
         where = machine(conn)
     med = {k: statistics.median(v) for k, v in runs.items()}
     # the floor and geopandas join a point on a shared edge to every covering cell: apply our rule
@@ -145,17 +158,23 @@ def main() -> None:
     tiles_t = runs["gridmgr bulk path (tile join)"]
     print(f"  {'floor ÷ gridmgr time':36} {' '.join(f'{b / a:7.2f}' for a, b in zip(ours_t, floor_t))}")
     print(f"  {'gridmgr ÷ bulk-path time':36} {' '.join(f'{a / b:7.2f}' for a, b in zip(ours_t, tiles_t))}")
-    print(f"same cell as the floor join: {same_floor:,} / {n:,}; as geopandas: {same_gpd:,} / {n:,}; "
-          f"as the bulk path: {same_tiles:,} / {n:,}")
+    print(
+        f"same cell as the floor join: {same_floor:,} / {n:,}; as geopandas: {same_gpd:,} / {n:,}; "
+        f"as the bulk path: {same_tiles:,} / {n:,}"
+    )
     print(f"gridmgr cell_for:        {r_ours:>12,.0f} points/s")
     print(f"plain ST_Covers (floor): {r_floor:>12,.0f} points/s  (gridmgr at {r_ours / r_floor:.2f}× the floor's rate)")
     print(f"bulk path (tile join):   {r_tiles:>12,.0f} points/s  ({r_tiles / r_ours:.2f}× cell_for's rate)")
-    print(f"geopandas sjoin only:    {r_gpd:>12,.0f} points/s "
-          f"(+ {med['geopandas read cells + points']:.1f} s to read the data out of PostGIS: {r_gpd_all:,.0f} points/s)")
+    print(
+        f"geopandas sjoin only:    {r_gpd:>12,.0f} points/s "
+        f"(+ {med['geopandas read cells + points']:.1f} s to read the data out of PostGIS: {r_gpd_all:,.0f} points/s)"
+    )
     ok = same_floor == n and same_gpd == n and same_tiles == n
-    print(f"assign_points: {n:,} points, gridmgr {r_ours:,.0f}/s = {r_ours / r_floor:.2f}× the ST_Covers floor "
-          f"({r_floor:,.0f}/s); geopandas sjoin {r_gpd:,.0f}/s ({r_gpd_all:,.0f}/s with reads); "
-          f"bulk path (tile join) {r_tiles:,.0f}/s; cells {'identical' if ok else 'DIFFER'}")
+    print(
+        f"assign_points: {n:,} points, gridmgr {r_ours:,.0f}/s = {r_ours / r_floor:.2f}× the ST_Covers floor "
+        f"({r_floor:,.0f}/s); geopandas sjoin {r_gpd:,.0f}/s ({r_gpd_all:,.0f}/s with reads); "
+        f"bulk path (tile join) {r_tiles:,.0f}/s; cells {'identical' if ok else 'DIFFER'}"
+    )
     if not ok:
         sys.exit(1)
 

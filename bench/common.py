@@ -1,4 +1,5 @@
 """Shared pieces of the benchmarks: a scratch database with the demo grid, timing, reporting."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,10 +20,10 @@ from sqlalchemy.engine import Engine, make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gridmgr.demo import loader
-from gridmgr.db import migrate
 from gridmgr.config import Config
+from gridmgr.db import migrate
 from gridmgr.db.engine import database_url
+from gridmgr.demo import loader
 from gridmgr.paths import var_dir
 
 BENCH_DB = "gridmgr_bench"
@@ -55,9 +56,11 @@ def bench_engine(size: str = "demo") -> Engine:
         if c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": BENCH_DB}).scalar():
             probe = create_engine(base.set(database=BENCH_DB))
             with probe.connect() as b:
-                stored = b.execute(text(
-                    "SELECT value #>> '{}' FROM meta WHERE key = 'bench_built_from'")).scalar() \
-                    if b.execute(text("SELECT to_regclass('meta')")).scalar() else None
+                stored = (
+                    b.execute(text("SELECT value #>> '{}' FROM meta WHERE key = 'bench_built_from'")).scalar()
+                    if b.execute(text("SELECT to_regclass('meta')")).scalar()
+                    else None
+                )
             probe.dispose()
             if stored != digest:
                 print(f"  · {BENCH_DB} was built from other migrations or demo code: dropping it", flush=True)
@@ -69,8 +72,13 @@ def bench_engine(size: str = "demo") -> Engine:
     migrate.upgrade(eng)
     with eng.begin() as conn:
         result = loader.load(conn, size, var_dir() / "bench" / size, step=lambda m: print(f"  · {m}", flush=True))
-        conn.execute(text("INSERT INTO meta (key, value) VALUES ('bench_built_from', to_jsonb(CAST(:d AS text))) "
-                          "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"), {"d": digest})
+        conn.execute(
+            text(
+                "INSERT INTO meta (key, value) VALUES ('bench_built_from', to_jsonb(CAST(:d AS text))) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            {"d": digest},
+        )
         # fresh tables have no statistics until autovacuum comes by: without them the planner
         # joins points to cells through the partial index on open cells instead of the GiST index
         conn.execute(text("ANALYZE regions"))
@@ -79,16 +87,18 @@ def bench_engine(size: str = "demo") -> Engine:
     return eng
 
 
-def district_points(conn, n: int, *, seed: int = 7, hot_share: float = 0.3, n_hot: int = 6,
-                    sigma_deg: float = 0.002) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def district_points(
+    conn, n: int, *, seed: int = 7, hot_share: float = 0.3, n_hot: int = 6, sigma_deg: float = 0.002
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n seeded points inside the demo district: uniform, plus `hot_share` of them around `n_hot` hot spots.
 
     Returns lon, lat and the hot spot of each point (-1 for the uniform ones). Hot-spot centres
     are drawn inside the district and every point is kept only when inside it, so exactly n come back.
     """
     rng = np.random.default_rng(seed)
-    district = shapely.from_wkb(bytes(conn.execute(text(
-        "SELECT ST_AsBinary(ST_Union(geom)) FROM regions WHERE level = 'district'")).scalar()))
+    district = shapely.from_wkb(
+        bytes(conn.execute(text("SELECT ST_AsBinary(ST_Union(geom)) FROM regions WHERE level = 'district'")).scalar())
+    )
     shapely.prepare(district)
     x0, y0, x1, y1 = district.bounds
 
@@ -120,11 +130,16 @@ def district_points(conn, n: int, *, seed: int = 7, hot_share: float = 0.3, n_ho
 
 def vertex_points(conn, k: int, *, seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
     """k points exactly on cell corners shared by several open cells (the edge rule's cases), seeded."""
-    xy = np.array(conn.execute(text("""
+    xy = np.array(
+        conn.execute(
+            text("""
         SELECT x, y FROM (
           SELECT ST_X(d.geom) AS x, ST_Y(d.geom) AS y FROM grid_cells c, ST_DumpPoints(c.geom) d
           WHERE c.valid_to IS NULL) v
-        GROUP BY x, y HAVING count(*) > 2 ORDER BY x, y""")).all(), dtype=float).reshape(-1, 2)
+        GROUP BY x, y HAVING count(*) > 2 ORDER BY x, y""")
+        ).all(),
+        dtype=float,
+    ).reshape(-1, 2)
     pick = np.random.default_rng(seed).integers(0, len(xy), k)
     return xy[pick, 0], xy[pick, 1]
 
@@ -138,21 +153,24 @@ def load_note() -> str:
 def machine(conn) -> str:
     """One line about where a benchmark ran: cores, RAM, PostgreSQL and PostGIS versions, date."""
     meminfo = Path("/proc/meminfo").read_text().splitlines()
-    ram = next((int(line.split()[1]) // 1024 ** 2 for line in meminfo if line.startswith("MemTotal")), 0)
+    ram = next((int(line.split()[1]) // 1024**2 for line in meminfo if line.startswith("MemTotal")), 0)
     pg = conn.execute(text("SHOW server_version")).scalar()
     gis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
-               platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), platform.processor()
+    )
     nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
-                              check=False).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False
+        ).stdout.strip()
 
     code = git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if git("status", "--porcelain") else "")
-    return (f"{nproc} cores ({cpu}), {ram} GiB RAM, PostgreSQL {pg}, PostGIS {gis}, "
-            f"{date.today().isoformat()}, code {code}")
+    return (
+        f"{nproc} cores ({cpu}), {ram} GiB RAM, PostgreSQL {pg}, PostGIS {gis}, {date.today().isoformat()}, code {code}"
+    )
 
 
 @contextmanager

@@ -33,6 +33,7 @@ Every case's cell is then compared between gridmgr and the geopandas pipeline.
 `--profile` adds a breakdown of gridmgr's import: the time of every statement, EXPLAIN ANALYZE of the
 INSERT (each foreign-key trigger's time) and the INSERT against lighter variants and targets.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,6 +50,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from import_profile import profile
+from sqlalchemy import text
+
+from gridmgr.cases import categories
+from gridmgr.io import importer
+from gridmgr.paths import DATA, var_dir
+from gridmgr.plugins import registry
+
 from common import (
     bench_engine,
     district_points,
@@ -57,36 +66,106 @@ from common import (
     timed,
     vertex_points,
 )
-from import_profile import profile
-from sqlalchemy import text
-
-from gridmgr.cases import categories
-from gridmgr.io import importer
-from gridmgr.plugins import registry
-from gridmgr.paths import DATA, var_dir
 
 TEMPLATE = ["case_no", "category", "source", "urgency", "reported_at", "description", "address", "lon", "lat"]
 YEAR = 2025
-ROADS = ("王府井大街", "东单北大街", "朝阳门内大街", "东四北大街", "雍和宫大街", "安定门内大街", "交道口南大街",
-         "鼓楼东大街", "南锣鼓巷", "东直门内大街", "崇文门外大街", "前门大街", "天坛路", "广渠门内大街", "磁器口大街",
-         "珠市口东大街", "永定门内大街", "和平里西街", "地安门东大街", "灯市口大街", "金宝街", "建国门内大街",
-         "东长安街", "张自忠路", "美术馆后街", "东华门大街", "北河沿大街", "南河沿大街", "光明路", "幸福大街",
-         "法华寺街", "东花市大街", "龙潭路", "北新桥三条", "东四十条", "新中街", "草厂胡同", "史家胡同")
+ROADS = (
+    "王府井大街",
+    "东单北大街",
+    "朝阳门内大街",
+    "东四北大街",
+    "雍和宫大街",
+    "安定门内大街",
+    "交道口南大街",
+    "鼓楼东大街",
+    "南锣鼓巷",
+    "东直门内大街",
+    "崇文门外大街",
+    "前门大街",
+    "天坛路",
+    "广渠门内大街",
+    "磁器口大街",
+    "珠市口东大街",
+    "永定门内大街",
+    "和平里西街",
+    "地安门东大街",
+    "灯市口大街",
+    "金宝街",
+    "建国门内大街",
+    "东长安街",
+    "张自忠路",
+    "美术馆后街",
+    "东华门大街",
+    "北河沿大街",
+    "南河沿大街",
+    "光明路",
+    "幸福大街",
+    "法华寺街",
+    "东花市大街",
+    "龙潭路",
+    "北新桥三条",
+    "东四十条",
+    "新中街",
+    "草厂胡同",
+    "史家胡同",
+)
 PLACES = ("{n}号附近", "{n}号门前", "{n}号院东侧", "{n}号院西侧", "与{r}交叉口", "公交站旁", "地铁站出口", "{n}号对面")
-REMARKS = ("现场发现", "群众反映", "已拍照取证", "影响通行", "多次出现", "请尽快处置", "周边居民投诉", "夜间尤为严重",
-           "存在安全隐患", "商户已劝导", "面积约{k}平方米", "约{k}处", "持续{k}天", "早高峰时段", "已告知责任单位")
+REMARKS = (
+    "现场发现",
+    "群众反映",
+    "已拍照取证",
+    "影响通行",
+    "多次出现",
+    "请尽快处置",
+    "周边居民投诉",
+    "夜间尤为严重",
+    "存在安全隐患",
+    "商户已劝导",
+    "面积约{k}平方米",
+    "约{k}处",
+    "持续{k}天",
+    "早高峰时段",
+    "已告知责任单位",
+)
 # the everyday mix of a district's cases (share of each code; the rest spread over the other codes)
-COMMON = {"0201": 14, "0102": 11, "0504": 10, "0505": 8, "0506": 8, "0501": 6, "0104": 5, "0507": 5,
-          "0199": 2, "0107": 2, "0108": 2, "0112": 2, "0302": 2, "C0102": 2, "C0101": 1.5, "C0302": 1.5,
-          "C0205": 1.5, "0404": 1, "0406": 1, "C0401": 1}
+COMMON = {
+    "0201": 14,
+    "0102": 11,
+    "0504": 10,
+    "0505": 8,
+    "0506": 8,
+    "0501": 6,
+    "0104": 5,
+    "0507": 5,
+    "0199": 2,
+    "0107": 2,
+    "0108": 2,
+    "0112": 2,
+    "0302": 2,
+    "C0102": 2,
+    "C0101": 1.5,
+    "C0302": 1.5,
+    "C0205": 1.5,
+    "0404": 1,
+    "0406": 1,
+    "C0401": 1,
+}
 # what each hot spot is: a market, a nightlife street, a station, building sites, old hutongs, …
-HOT_MIX = (("0504", "0501", "0102"), ("0510", "0116", "0102"), ("0506", "0505", "0201"),
-           ("0302", "0303", "0112"), ("0107", "0108", "0507"), ("0201", "0202", "0203"),
-           ("0504", "0510", "0104"), ("0505", "0506", "C0201"))
+HOT_MIX = (
+    ("0504", "0501", "0102"),
+    ("0510", "0116", "0102"),
+    ("0506", "0505", "0201"),
+    ("0302", "0303", "0112"),
+    ("0107", "0108", "0507"),
+    ("0201", "0202", "0203"),
+    ("0504", "0510", "0104"),
+    ("0505", "0506", "C0201"),
+)
 SOURCES = {"supervisor": 55, "hotline_12345": 15, "hotline_12319": 12, "public": 10, "video": 6, "leader": 2}
 
 
 # ------------------------------------------------------------------------------------------------ data
+
 
 def case_file(conn, n: int, seed: int = 2025) -> Path:
     """The seeded cases CSV of n rows under var/bench/cases/ (built once, then reused)."""
@@ -105,8 +184,8 @@ def case_file(conn, n: int, seed: int = 2025) -> Path:
     k = n // 1000  # on shared cell corners
     lon[:k], lat[:k] = vertex_points(conn, k, seed=seed)
     m = n // 2000  # outside the district but inside its box (and the city extent): kept, out of grid
-    lon[k:k + m], lat[k:k + m] = _outside_district(conn, m, rng)
-    spot[:k + m] = -1
+    lon[k : k + m], lat[k : k + m] = _outside_district(conn, m, rng)
+    spot[: k + m] = -1
 
     category = rng.choice(codes, n, p=weight / weight.sum())
     hot = (spot >= 0) & (rng.random(n) < 0.6)  # 60% of a hot spot's cases are its own kind
@@ -116,22 +195,28 @@ def case_file(conn, n: int, seed: int = 2025) -> Path:
     day = rng.integers(0, 365, n)
     hour_p = np.array([1, 1, 1, 1, 1, 2, 4, 8, 10, 10, 9, 8, 6, 7, 8, 8, 8, 8, 7, 6, 5, 4, 3, 2], float)
     hour = rng.choice(24, n, p=hour_p / hour_p.sum())
-    reported = (np.datetime64(f"{YEAR}-01-01T00:00:00") + day.astype("timedelta64[D]")
-                + hour.astype("timedelta64[h]") + rng.integers(0, 3600, n).astype("timedelta64[s]"))
+    reported = (
+        np.datetime64(f"{YEAR}-01-01T00:00:00")
+        + day.astype("timedelta64[D]")
+        + hour.astype("timedelta64[h]")
+        + rng.integers(0, 3600, n).astype("timedelta64[s]")
+    )
     order = np.argsort(reported, kind="stable")  # a bureau's export runs in time order, numbered so
     src_keys = np.array(list(SOURCES))
     src_p = np.array(list(SOURCES.values()), float)
-    frame = pd.DataFrame({
-        "case_no": [f"{YEAR}{i:07d}" for i in range(1, n + 1)],
-        "category": category[order],
-        "source": rng.choice(src_keys, n, p=src_p / src_p.sum()),
-        "urgency": np.where(rng.random(n) < 0.05, "urgent", "normal"),
-        "reported_at": pd.Series(reported[order]).dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(),
-        "description": _descriptions(category[order], names, rng),
-        "address": _addresses(n, rng),
-        "lon": lon[order],
-        "lat": lat[order],
-    })
+    frame = pd.DataFrame(
+        {
+            "case_no": [f"{YEAR}{i:07d}" for i in range(1, n + 1)],
+            "category": category[order],
+            "source": rng.choice(src_keys, n, p=src_p / src_p.sum()),
+            "urgency": np.where(rng.random(n) < 0.05, "urgent", "normal"),
+            "reported_at": pd.Series(reported[order]).dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(),
+            "description": _descriptions(category[order], names, rng),
+            "address": _addresses(n, rng),
+            "lon": lon[order],
+            "lat": lat[order],
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     # lon/lat written exactly (shortest round-trip repr): every reader sees the same doubles
@@ -142,8 +227,9 @@ def case_file(conn, n: int, seed: int = 2025) -> Path:
 
 
 def _outside_district(conn, m: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    district = shapely.from_wkb(bytes(conn.execute(text(
-        "SELECT ST_AsBinary(ST_Union(geom)) FROM regions WHERE level = 'district'")).scalar()))
+    district = shapely.from_wkb(
+        bytes(conn.execute(text("SELECT ST_AsBinary(ST_Union(geom)) FROM regions WHERE level = 'district'")).scalar())
+    )
     x0, y0, x1, y1 = district.bounds
     xs, ys = rng.uniform(x0, x1, 50 * m + 100), rng.uniform(y0, y1, 50 * m + 100)
     out = ~shapely.contains_xy(district, xs, ys)
@@ -166,12 +252,15 @@ def _addresses(n: int, rng) -> np.ndarray:
     variants = []
     for road in ROADS:
         for _ in range(60):
-            place = PLACES[rng.integers(0, len(PLACES))].format(n=rng.integers(1, 300), r=ROADS[rng.integers(0, len(ROADS))])
+            place = PLACES[rng.integers(0, len(PLACES))].format(
+                n=rng.integers(1, 300), r=ROADS[rng.integers(0, len(ROADS))]
+            )
             variants.append(f"北京市东城区{road}{place}")
     return np.array(variants, dtype=object)[rng.integers(0, len(variants), n)]
 
 
 # ----------------------------------------------------------------------------------------------- runs
+
 
 def fresh(eng) -> None:
     """Empty targets, settle autovacuum's work and flush dirty pages, so that each run starts alike."""
@@ -189,8 +278,10 @@ def fresh(eng) -> None:
 def run_copy(eng, path: Path, t: dict) -> int:
     """(b) the floor: the file COPYed as it is into an unindexed table of typed columns."""
     with eng.begin() as conn:
-        conn.execute(text("""CREATE TABLE bench_copy (case_no text, category text, source text, urgency text,
-            reported_at timestamptz, description text, address text, lon float8, lat float8)"""))
+        conn.execute(
+            text("""CREATE TABLE bench_copy (case_no text, category text, source text, urgency text,
+            reported_at timestamptz, description text, address text, lon float8, lat float8)""")
+        )
     with timed("bare COPY (floor)", t), eng.begin() as conn:
         conn.execute(text("SET LOCAL TimeZone = 'Asia/Shanghai'"))
         with open(path, "rb") as fh, conn.connection.dbapi_connection.cursor() as cur:
@@ -199,13 +290,18 @@ def run_copy(eng, path: Path, t: dict) -> int:
         return conn.execute(text("SELECT count(*) FROM bench_copy")).scalar()
 
 
-PHASES = {"staging": "COPY the file into staging (stage_raw)", "validating": "validate in SQL",
-          "inserting": "INSERT … SELECT: types, cell, audit event", "building": "build the secondary indexes",
-          "commit": "commit"}
+PHASES = {
+    "staging": "COPY the file into staging (stage_raw)",
+    "validating": "validate in SQL",
+    "inserting": "INSERT … SELECT: types, cell, audit event",
+    "building": "build the secondary indexes",
+    "commit": "commit",
+}
 
 
-def run_gridmgr(eng, path: Path, t: dict, phases: dict, label: str = "gridmgr import_file",
-                defer: bool = True) -> importer.ImportResult:
+def run_gridmgr(
+    eng, path: Path, t: dict, phases: dict, label: str = "gridmgr import_file", defer: bool = True
+) -> importer.ImportResult:
     """gridmgr: import_file in one committed transaction; the progress messages mark its phases."""
     layer = registry.get("cases")
     marks: list[tuple[str, float]] = []
@@ -214,8 +310,7 @@ def run_gridmgr(eng, path: Path, t: dict, phases: dict, label: str = "gridmgr im
         marks.append((msg.split()[0], time.perf_counter()))
         print(f"    · {msg}", flush=True)
 
-    with timed(label, t), mock.patch.object(importer, "DEFER_MIN_ROWS",
-                                            importer.DEFER_MIN_ROWS if defer else 10**12):
+    with timed(label, t), mock.patch.object(importer, "DEFER_MIN_ROWS", importer.DEFER_MIN_ROWS if defer else 10**12):
         start = time.perf_counter()
         with eng.begin() as conn:
             result = importer.import_file(conn, layer, path, actor="bench", progress=progress)
@@ -234,8 +329,9 @@ def run_geopandas(eng, path: Path, t: dict, phases: dict) -> int:
         df = pd.read_csv(path, dtype={"case_no": str})
         pts = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["lon"], df["lat"]), crs="EPSG:4326")
         p1 = time.perf_counter()
-        cells = gpd.read_postgis("SELECT code AS cell_code, geom FROM grid_cells WHERE valid_to IS NULL",
-                                 eng, geom_col="geom")
+        cells = gpd.read_postgis(
+            "SELECT code AS cell_code, geom FROM grid_cells WHERE valid_to IS NULL", eng, geom_col="geom"
+        )
         p2 = time.perf_counter()
         joined = gpd.sjoin(pts, cells, how="left", predicate="intersects")
         # a point on a shared edge joins every covering cell: keep it once, with the lowest code
@@ -244,26 +340,40 @@ def run_geopandas(eng, path: Path, t: dict, phases: dict) -> int:
         p3 = time.perf_counter()
         joined.to_postgis("bench_gpd_cases", eng, if_exists="replace", index=False)
         p4 = time.perf_counter()
-    phases.update({"read_csv + points_from_xy": p1 - p0, "read cells from PostGIS": p2 - p1,
-                   "sjoin + lowest code on edges": p3 - p2, "to_postgis": p4 - p3})
+    phases.update(
+        {
+            "read_csv + points_from_xy": p1 - p0,
+            "read cells from PostGIS": p2 - p1,
+            "sjoin + lowest code on edges": p3 - p2,
+            "to_postgis": p4 - p3,
+        }
+    )
     return len(joined)
 
 
 def run_copy_indexed(eng, path: Path, t: dict) -> int:
     """(b′) a bare COPY into a table with the columns and every index of `cases` (no FKs, no audit)."""
     with eng.begin() as conn:
-        conn.execute(text("CREATE TABLE bench_copy_idx (LIKE cases INCLUDING DEFAULTS INCLUDING GENERATED "
-                          "INCLUDING INDEXES)"))
+        conn.execute(
+            text("CREATE TABLE bench_copy_idx (LIKE cases INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING INDEXES)")
+        )
         conn.execute(text("ALTER TABLE bench_copy_idx DROP COLUMN geom"))  # its GiST index goes with it
-        conn.execute(text("ALTER TABLE bench_copy_idx ADD COLUMN lon float8, ADD COLUMN lat float8, "
-                          "ADD COLUMN geom geometry(Point, 4326) "
-                          "GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED"))
+        conn.execute(
+            text(
+                "ALTER TABLE bench_copy_idx ADD COLUMN lon float8, ADD COLUMN lat float8, "
+                "ADD COLUMN geom geometry(Point, 4326) "
+                "GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED"
+            )
+        )
         conn.execute(text("CREATE INDEX ON bench_copy_idx USING gist (geom)"))
     with timed("(b′) COPY into cases' indexes", t), eng.begin() as conn:
         conn.execute(text("SET LOCAL TimeZone = 'Asia/Shanghai'"))
         with open(path, "rb") as fh, conn.connection.dbapi_connection.cursor() as cur:
-            cur.copy_expert("COPY bench_copy_idx (case_no, category_code, source, urgency, reported_at, description, "
-                            "address, lon, lat) FROM STDIN WITH (FORMAT csv, HEADER true)", fh)
+            cur.copy_expert(
+                "COPY bench_copy_idx (case_no, category_code, source, urgency, reported_at, description, "
+                "address, lon, lat) FROM STDIN WITH (FORMAT csv, HEADER true)",
+                fh,
+            )
     with eng.begin() as conn:
         n = conn.execute(text("SELECT count(*) FROM bench_copy_idx")).scalar()
         conn.execute(text("DROP TABLE bench_copy_idx"))
@@ -276,17 +386,25 @@ def stored_rows(eng) -> tuple[bytes, bytes]:
     with eng.connect() as conn, conn.connection.dbapi_connection.cursor() as cur:
         for table in ("cases", "case_events"):
             buf = io.BytesIO()
-            cur.copy_expert(f"COPY (SELECT {stored_columns(conn, table)} FROM {table} ORDER BY id) TO STDOUT "
-                            "WITH (FORMAT binary)", buf)
+            cur.copy_expert(
+                f"COPY (SELECT {stored_columns(conn, table)} FROM {table} ORDER BY id) TO STDOUT WITH (FORMAT binary)",
+                buf,
+            )
             out.append(buf.getvalue())
     return out[0], out[1]
 
 
 def stored_columns(conn, table: str) -> str:
     """A table's stored columns (generated ones are computed again on the way in)."""
-    return ", ".join(conn.execute(text(
-        "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 "
-        "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum"), {"t": table}).scalars())
+    return ", ".join(
+        conn.execute(
+            text(
+                "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 "
+                "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum"
+            ),
+            {"t": table},
+        ).scalars()
+    )
 
 
 def run_write_only(eng, rows: tuple[bytes, bytes], n: int, t: dict) -> int:
@@ -306,8 +424,9 @@ def run_write_only(eng, rows: tuple[bytes, bytes], n: int, t: dict) -> int:
             cur.copy_expert(f"COPY cases ({cols['cases']}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(rows[0]))
             for definition in deferred:
                 cur.execute(definition)
-            cur.copy_expert(f"COPY case_events ({cols['case_events']}) FROM STDIN WITH (FORMAT binary)",
-                            io.BytesIO(rows[1]))
+            cur.copy_expert(
+                f"COPY case_events ({cols['case_events']}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(rows[1])
+            )
     with eng.connect() as conn:
         return conn.execute(text("SELECT count(*) FROM cases")).scalar()
 
@@ -317,11 +436,15 @@ def run_geopandas_into_cases(eng, path: Path, t: dict) -> int:
     with timed("(a′) geopandas into cases + audit", t):
         df = pd.read_csv(path, dtype={"case_no": str})
         df["reported_at"] = pd.to_datetime(df["reported_at"]).dt.tz_localize("Asia/Shanghai")
-        pts = gpd.GeoDataFrame(df.drop(columns=["lon", "lat"]).rename(columns={"category": "category_code"}),
-                               geometry=gpd.points_from_xy(df["lon"], df["lat"]), crs="EPSG:4326")
+        pts = gpd.GeoDataFrame(
+            df.drop(columns=["lon", "lat"]).rename(columns={"category": "category_code"}),
+            geometry=gpd.points_from_xy(df["lon"], df["lat"]),
+            crs="EPSG:4326",
+        )
         pts = pts.rename_geometry("geom")
-        cells = gpd.read_postgis("SELECT id AS cell_id, code AS cell_code, geom FROM grid_cells "
-                                 "WHERE valid_to IS NULL", eng, geom_col="geom")
+        cells = gpd.read_postgis(
+            "SELECT id AS cell_id, code AS cell_code, geom FROM grid_cells WHERE valid_to IS NULL", eng, geom_col="geom"
+        )
         joined = gpd.sjoin(pts, cells, how="left", predicate="intersects")
         joined = joined.sort_values("cell_code", na_position="last")
         joined = joined[~joined.index.duplicated(keep="first")].sort_index()
@@ -329,26 +452,33 @@ def run_geopandas_into_cases(eng, path: Path, t: dict) -> int:
         joined["cell_id"] = joined["cell_id"].astype("Int64")
         joined.to_postgis("cases", eng, if_exists="append", index=False)
         with eng.begin() as conn:
-            conn.execute(text("""INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role, note)
+            conn.execute(
+                text("""INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role, note)
                 SELECT id, reported_at, 'report', NULL, 'reported', 'import', 'system', 'imported from a file'
-                FROM cases"""))
+                FROM cases""")
+            )
     return len(joined)
 
 
 def compare(eng) -> tuple[int, int, int, int]:
     """(rows in cases, same cell as geopandas, out of grid, rows in geopandas' table)."""
     with eng.connect() as conn:
-        ours = pd.DataFrame(conn.execute(text(
-            "SELECT f.case_no, c.code FROM cases f LEFT JOIN grid_cells c ON c.id = f.cell_id")).all(),
-            columns=["case_no", "ours"]).set_index("case_no")
-        theirs = pd.DataFrame(conn.execute(text("SELECT case_no, cell_code FROM bench_gpd_cases")).all(),
-                              columns=["case_no", "theirs"]).set_index("case_no")
+        ours = pd.DataFrame(
+            conn.execute(
+                text("SELECT f.case_no, c.code FROM cases f LEFT JOIN grid_cells c ON c.id = f.cell_id")
+            ).all(),
+            columns=["case_no", "ours"],
+        ).set_index("case_no")
+        theirs = pd.DataFrame(
+            conn.execute(text("SELECT case_no, cell_code FROM bench_gpd_cases")).all(), columns=["case_no", "theirs"]
+        ).set_index("case_no")
     both = ours.join(theirs, how="outer")
     same = int(((both.ours == both.theirs) | (both.ours.isna() & both.theirs.isna())).sum())
     return len(ours), same, int(ours.ours.isna().sum()), len(theirs)
 
 
 # ----------------------------------------------------------------------------------------------- main
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -373,7 +503,7 @@ def main() -> None:
         return
     # every run reads the file: read it once untimed, so the first one does not pay for the disk alone
     with open(path, "rb") as fh:
-        while fh.read(2 ** 24):
+        while fh.read(2**24):
             pass
     runs: dict[str, list[float]] = {"bare COPY (floor)": [], "gridmgr import_file": [], "geopandas pipeline": []}
     context = not args.no_context
@@ -405,8 +535,9 @@ def main() -> None:
         print(f"    same cell as geopandas: {same:,} / {n:,}; out of grid {out_of_grid:,}", flush=True)
         if context:
             finished = stored_rows(eng)
-            print(f"round {r}/{args.repeat}: context (b″) writing gridmgr's finished rows back, nothing else",
-                  flush=True)
+            print(
+                f"round {r}/{args.repeat}: context (b″) writing gridmgr's finished rows back, nothing else", flush=True
+            )
             fresh(eng)
             written = run_write_only(eng, finished, stored, t)
             assert written == stored, (written, stored)
@@ -450,13 +581,19 @@ def main() -> None:
         print(f"  {'gridmgr ÷ (b′) time':30} {' '.join(f'{a / b:7.2f}' for a, b in zip(g, b2))}  (context)")
         # the targets against the least that leaving the same rows behind costs: (a) asks for at most
         # 1/5 of geopandas' time, (b) for at most 3× the bare COPY's
-        print(f"  {'(b″) ÷ bare COPY time':30} {' '.join(f'{a / b:7.2f}' for a, b in zip(w, c))}  "
-              "(any importer's floor; target (b) allows 3)")
-        print(f"  {'(b″) ÷ geopandas time':30} {' '.join(f'{a / b:7.2f}' for a, b in zip(w, p))}  "
-              "(any importer's floor; target (a) allows 0.20)")
+        print(
+            f"  {'(b″) ÷ bare COPY time':30} {' '.join(f'{a / b:7.2f}' for a, b in zip(w, c))}  "
+            "(any importer's floor; target (b) allows 3)"
+        )
+        print(
+            f"  {'(b″) ÷ geopandas time':30} {' '.join(f'{a / b:7.2f}' for a, b in zip(w, p))}  "
+            "(any importer's floor; target (a) allows 0.20)"
+        )
     print("load at each round's start: " + "; ".join(loads))
-    for title, ph, total in (("gridmgr", g_phases, med["gridmgr import_file"]),
-                             ("geopandas", p_phases, med["geopandas pipeline"])):
+    for title, ph, total in (
+        ("gridmgr", g_phases, med["gridmgr import_file"]),
+        ("geopandas", p_phases, med["geopandas pipeline"]),
+    ):
         print(f"{title} phases (median of each, whole run {total:.1f} s):")
         for label, times in ph.items():
             s = statistics.median(times)
@@ -464,17 +601,23 @@ def main() -> None:
     print(f"rows stored: gridmgr {stored:,} (out of grid {out_of_grid:,}), geopandas {gpd_rows:,}, COPY {copied:,}")
     print(f"same cell as geopandas: {'every row, every round' if ok_cells else 'NO'}")
     print(f"gridmgr import_file:  {r_ours:>10,.0f} rows/s")
-    print(f"(a) geopandas:        {r_gpd:>10,.0f} rows/s  gridmgr {faster:.2f}× as fast (target ≥ 5×: "
-          f"{'met' if faster >= 5 else 'MISSED'})")
-    print(f"(b) bare COPY:        {r_copy:>10,.0f} rows/s  gridmgr takes {vs_floor:.2f}× its time (target ≤ 3×: "
-          f"{'met' if vs_floor <= 3 else 'MISSED'})")
+    print(
+        f"(a) geopandas:        {r_gpd:>10,.0f} rows/s  gridmgr {faster:.2f}× as fast (target ≥ 5×: "
+        f"{'met' if faster >= 5 else 'MISSED'})"
+    )
+    print(
+        f"(b) bare COPY:        {r_copy:>10,.0f} rows/s  gridmgr takes {vs_floor:.2f}× its time (target ≤ 3×: "
+        f"{'met' if vs_floor <= 3 else 'MISSED'})"
+    )
     if args.profile:
         profile(eng, path, fresh)
         print(f"load after the profile: {load_note()}")
-    print(f"import_cases: {n:,} rows, gridmgr {r_ours:,.0f} rows/s; {faster:.2f}× geopandas' speed ({r_gpd:,.0f}/s, "
-          f"target ≥5×: {'met' if faster >= 5 else 'MISSED'}); {vs_floor:.1f}× bare COPY's time "
-          f"({r_copy:,.0f}/s, target ≤3×: {'met' if vs_floor <= 3 else 'MISSED'}); "
-          f"cells {'identical' if ok_cells else 'DIFFER'}")
+    print(
+        f"import_cases: {n:,} rows, gridmgr {r_ours:,.0f} rows/s; {faster:.2f}× geopandas' speed ({r_gpd:,.0f}/s, "
+        f"target ≥5×: {'met' if faster >= 5 else 'MISSED'}); {vs_floor:.1f}× bare COPY's time "
+        f"({r_copy:,.0f}/s, target ≤3×: {'met' if vs_floor <= 3 else 'MISSED'}); "
+        f"cells {'identical' if ok_cells else 'DIFFER'}"
+    )
     if not ok_cells:
         sys.exit(1)
 

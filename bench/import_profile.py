@@ -1,4 +1,5 @@
 """Where `import_file`'s time goes (bench/import_cases.py --profile): its statements, its INSERT explained, lighter variants."""
+
 from __future__ import annotations
 
 import contextlib
@@ -64,8 +65,15 @@ def profile(eng, path: Path, fresh: Callable[[object], None]) -> None:
             plan = [r[0] for r in real(text("EXPLAIN (ANALYZE, BUFFERS, WAL) " + sql), params).all()]
             print(f"  the INSERT under EXPLAIN ANALYZE: {time.perf_counter() - t1:.2f} s")
             for line in plan:
-                if "actual" in line or "Trigger" in line or "Execution" in line or "WAL:" in line \
-                        or "Sort Method" in line or "JIT" in line or "Timing:" in line:
+                if (
+                    "actual" in line
+                    or "Trigger" in line
+                    or "Execution" in line
+                    or "WAL:" in line
+                    or "Sort Method" in line
+                    or "JIT" in line
+                    or "Timing:" in line
+                ):
                     print("   ", line[:150])
             return real(text("SELECT count(*), count(*) FILTER (WHERE cell_id IS NULL) FROM cases"))
 
@@ -73,8 +81,9 @@ def profile(eng, path: Path, fresh: Callable[[object], None]) -> None:
             importer.import_file(conn, layer, path, actor="bench")
         tx.rollback()
 
-    print("profile 3: the INSERT phase into cases and lighter variants and targets, each fresh (rolled back)",
-          flush=True)
+    print(
+        "profile 3: the INSERT phase into cases and lighter variants and targets, each fresh (rolled back)", flush=True
+    )
     bare = dataclasses.replace(layer, on_insert=None)
     slim = "INCLUDING DEFAULTS INCLUDING GENERATED"  # + the unique key that ON CONFLICT needs
     never = 10**12
@@ -107,16 +116,26 @@ def profile(eng, path: Path, fresh: Callable[[object], None]) -> None:
                 for attr, value in patches.items():
                     stack.enter_context(mock.patch.object(importer, attr, value))
                 t0 = time.perf_counter()
-                importer.import_file(conn, target, path, actor="bench",
-                                         progress=lambda m, marks=marks: marks.setdefault(m.split()[0], time.perf_counter()))
+                importer.import_file(
+                    conn,
+                    target,
+                    path,
+                    actor="bench",
+                    progress=lambda m, marks=marks: marks.setdefault(m.split()[0], time.perf_counter()),
+                )
                 t1 = time.perf_counter()
             insert_end = marks.get("building", t1)
             built = f", indexes {t1 - marks['building']:5.2f} s" if "building" in marks else ""
-            print(f"  {label:52} INSERT {insert_end - marks['inserting']:6.2f} s{built:18} "
-                  f"(whole import_file {t1 - t0:6.2f} s)", flush=True)
-            differ = conn.execute(text(f"""
+            print(
+                f"  {label:52} INSERT {insert_end - marks['inserting']:6.2f} s{built:18} "
+                f"(whole import_file {t1 - t0:6.2f} s)",
+                flush=True,
+            )
+            differ = conn.execute(
+                text(f"""
                 SELECT count(*) FROM {target.table.name} x LEFT JOIN LATERAL cell_for(x.geom, x.reported_at) c ON true
-                WHERE x.cell_id IS DISTINCT FROM c.cell_id AND x.cell_id IS NOT NULL""")).scalar()
+                WHERE x.cell_id IS DISTINCT FROM c.cell_id AND x.cell_id IS NOT NULL""")
+            ).scalar()
             if differ:
                 print(f"    ({differ:,} rows assigned differently from cell_for)", flush=True)
             conn.execute(text("ROLLBACK TO SAVEPOINT p"))

@@ -16,6 +16,7 @@ this benchmark empties and refills `cases`, which the others must not see), with
 The small JSON calls the page makes (the cell panel, the labels of a z17 view) are timed at both
 sizes too: they are bounded by a cell or a view, not by the data. Results go to bench/MAP.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,12 @@ import statistics
 import time
 from pathlib import Path
 
-import common
-from common import load_note, machine
 from sqlalchemy import text
 
 from gridmgr.demo import accounts  # noqa: E402  (common puts the checkout on sys.path)
+
+import common
+from common import load_note, machine
 
 HERE = Path(__file__).resolve().parent
 MAP_DB = "gridmgr_bench_map"
@@ -54,10 +56,15 @@ def set_cases(eng, n: int) -> float:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
         conn.execute(text("TRUNCATE cases RESTART IDENTITY CASCADE"))
         conn.execute(text("SET LOCAL session_replication_role = origin"))
-        box = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                                "(SELECT ST_Extent(geom)::geometry AS e FROM regions WHERE level = 'district') s")).one()
+        box = conn.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                "(SELECT ST_Extent(geom)::geometry AS e FROM regions WHERE level = 'district') s"
+            )
+        ).one()
         # a year of reports, every state, points uniform over the district's box (a few fall outside: no cell)
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO cases (geom, cell_id, case_no, category_code, source, urgency, reported_at, description,
                                address, status, deadline)
             SELECT p.g, c.cell_id, 'M' || lpad(i::text, 9, '0'), '0102', 'public', 'normal',
@@ -71,7 +78,9 @@ def set_cases(eng, n: int) -> float:
                 :x0 + (:x1 - :x0) * ((i * 7919) % 100003) / 100003.0,
                 :y0 + (:y1 - :y0) * ((i * 104729) % 99991) / 99991.0), 4326) AS g) p
             LEFT JOIN LATERAL cell_for(p.g, now()) c ON true
-        """), {"n": n, "x0": box[0], "y0": box[1], "x1": box[2], "y1": box[3]})
+        """),
+            {"n": n, "x0": box[0], "y0": box[1], "x1": box[2], "y1": box[3]},
+        )
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE cases"))
     return time.perf_counter() - t
@@ -82,8 +91,9 @@ def client_for(app, username: str):
     client = app.test_client()
     html = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf[-_]token" (?:value|content)="([^"]+)"', html).group(1)
-    r = client.post("/login", data={"username": username, "password": accounts.password_for(username),
-                                    "csrf_token": token})
+    r = client.post(
+        "/login", data={"username": username, "password": accounts.password_for(username), "csrf_token": token}
+    )
     if r.status_code != 302:
         raise SystemExit(f"login as {username} failed ({r.status_code}): is the demo roster loaded?")
     return client
@@ -124,18 +134,23 @@ def geojson_page(app, eng) -> int:
     from gridmgr.web.views import maps
 
     with eng.connect() as conn:
-        fc = conn.execute(text("""
+        fc = conn.execute(
+            text("""
             SELECT json_build_object('type', 'FeatureCollection', 'features', json_agg(json_build_object(
                 'type', 'Feature', 'properties', json_build_object('code', code),
                 'geometry', ST_AsGeoJSON(geom, 7)::json) ORDER BY code))
-            FROM grid_cells WHERE valid_to IS NULL""")).scalar()
+            FROM grid_cells WHERE valid_to IS NULL""")
+        ).scalar()
     original = maps.build_map
 
     def with_cells(*args, **kwargs):
         m, names = original(*args, **kwargs)
-        folium.GeoJson(fc, name="单元网格 cells (GeoJSON)",
-                       style_function=lambda f: {"color": "#1e3a8a", "weight": 1, "fill": False},
-                       tooltip=folium.GeoJsonTooltip(fields=["code"])).add_to(m)
+        folium.GeoJson(
+            fc,
+            name="单元网格 cells (GeoJSON)",
+            style_function=lambda f: {"color": "#1e3a8a", "weight": 1, "fill": False},
+            tooltip=folium.GeoJsonTooltip(fields=["code"]),
+        ).add_to(m)
         return m, names
 
     maps.build_map = with_cells
@@ -184,8 +199,11 @@ def main() -> None:
         "",
         f"| answer | {SMALL:,} cases | | {big:,} cases | |",
         "|---|---:|---:|---:|---:|",
-        *(f"| `{path}` | {results[SMALL][path][0]:,} B | {results[SMALL][path][1] * 1000:.0f} ms "
-          f"| {results[big][path][0]:,} B | {results[big][path][1] * 1000:.0f} ms |" for path in results[SMALL]),
+        *(
+            f"| `{path}` | {results[SMALL][path][0]:,} B | {results[SMALL][path][1] * 1000:.0f} ms "
+            f"| {results[big][path][0]:,} B | {results[big][path][1] * 1000:.0f} ms |"
+            for path in results[SMALL]
+        ),
         "",
         f"- Page weight with {big:,} cases vs {SMALL:,}: {page_big:,} B vs {page_small:,} B (supervisor), "
         f"{leader_big:,} B vs {leader_small:,} B (leader): **{'no larger' if no_growth else 'LARGER'}** "
@@ -202,9 +220,11 @@ def main() -> None:
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {args.out}")
     ok = no_growth and ratio >= 50
-    print(f"map_page: /map {page_small:,} B with {SMALL:,} cases, {page_big:,} B with {big:,} "
-          f"({'no larger' if no_growth else 'LARGER'}); 1/{ratio:.0f} of the GeoJSON-embedded page "
-          f"(target ≤ 1/50: {'met' if ratio >= 50 else 'MISSED'})")
+    print(
+        f"map_page: /map {page_small:,} B with {SMALL:,} cases, {page_big:,} B with {big:,} "
+        f"({'no larger' if no_growth else 'LARGER'}); 1/{ratio:.0f} of the GeoJSON-embedded page "
+        f"(target ≤ 1/50: {'met' if ratio >= 50 else 'MISSED'})"
+    )
     if not ok:
         raise SystemExit(1)
 

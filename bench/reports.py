@@ -3,7 +3,8 @@
     .venv/bin/python bench/accountability.py [--cases 1000000 | --quick] [--rounds 3] [--month 2026-10]
 
 Data, in a database of this benchmark's own (gridmgr_bench_reports; another --cases, e.g.
---quick's 200,000: gridmgr_bench_reports_200000), built once and reused: the demo district (4,896 cells of 100 m) and its year of cases
+--quick's 200,000: gridmgr_bench_reports_200000), built once and reused: the demo district (4,896 cells of
+100 m) and its year of cases
 driven through the workflow (~50,000 cases, ~285,000 events), then copies of the demo's finished
 cases (closed or rejected) with their whole audit trail, each copy moved back by a further 24 weeks
 (weekdays kept) with fresh ids and case numbers, until `cases` holds --cases: ten years of cases at
@@ -23,6 +24,7 @@ The month: --month, by default the last whole month before the demo's anchor. Th
 five years earlier is timed and checked too (--older; with --quick one year only): the report reads the
 cases closed after a period's end to find those open at it, so its cost grows with the period's age.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,35 +35,45 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
-import common
 import numpy as np
 import pandas as pd
-from common import load_note, machine
 from sqlalchemy import text
 
 # importable: common put the checkout on sys.path
-from gridmgr.analytics import indicators
-from gridmgr.analytics import accountability
+from gridmgr.analytics import accountability, indicators
 from gridmgr.analytics.accountability import Period
 
+import common
+from common import load_note, machine
+
 FULL, QUICK = 1_000_000, 200_000
-SHIFT_DAYS = 168                      # 24 weeks between copies: weekdays stay weekdays
+SHIFT_DAYS = 168  # 24 weeks between copies: weekdays stay weekdays
 LEVELS = ("cell", "unit", "street")
 
 
 # ------------------------------------------------------------------------------------------------ data
 
+
 def _columns(conn, table: str, skip: tuple[str, ...]) -> list[str]:
     """The table's stored columns (generated ones left out), in order."""
-    return [r[0] for r in conn.execute(text(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = :t AND is_generated = 'NEVER' "
-        "ORDER BY ordinal_position"), {"t": table}) if r[0] not in skip]
+    return [
+        r[0]
+        for r in conn.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = :t AND is_generated = 'NEVER' "
+                "ORDER BY ordinal_position"
+            ),
+            {"t": table},
+        )
+        if r[0] not in skip
+    ]
 
 
 def _shifted(cols: list[str], types: dict[str, str], alias: str) -> str:
     """The select list copying `cols` of `alias`, every timestamp moved back by :shift."""
-    return ", ".join(f"{alias}.{c} - :shift" if types[c] == "timestamp with time zone" else f"{alias}.{c}"
-                     for c in cols)
+    return ", ".join(
+        f"{alias}.{c} - :shift" if types[c] == "timestamp with time zone" else f"{alias}.{c}" for c in cols
+    )
 
 
 def build_decade(eng, n: int) -> tuple[int, int]:
@@ -69,36 +81,50 @@ def build_decade(eng, n: int) -> tuple[int, int]:
     with eng.connect() as conn:
         have = conn.execute(text("SELECT count(*) FROM cases")).scalar()
         src_max = conn.execute(text("SELECT max(id) FROM cases WHERE case_no NOT LIKE 'R%'")).scalar()
-    offset = 10 ** len(str(src_max))           # copy k's ids: the original's + k × offset
+    offset = 10 ** len(str(src_max))  # copy k's ids: the original's + k × offset
     k = 0
     while have < n:
         k += 1
         with eng.begin() as conn:
-            if conn.execute(text("SELECT EXISTS (SELECT 1 FROM cases WHERE case_no LIKE :p)"),
-                            {"p": f"R{k:02d}%"}).scalar():
+            if conn.execute(
+                text("SELECT EXISTS (SELECT 1 FROM cases WHERE case_no LIKE :p)"), {"p": f"R{k:02d}%"}
+            ).scalar():
                 continue  # copied by an earlier run (each copy is one transaction)
-            types = dict(conn.execute(text(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name IN ('cases', 'case_events')")).all())
+            types = dict(
+                conn.execute(
+                    text(
+                        "SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_name IN ('cases', 'case_events')"
+                    )
+                ).all()
+            )
             shift = timedelta(days=k * SHIFT_DAYS)
             # the newest finished cases of the demo, as many as still wanted (the oldest copy is cut short)
-            conn.execute(text(
-                "CREATE TEMP TABLE pick ON COMMIT DROP AS SELECT id FROM cases "
-                "WHERE id < :offset AND case_no NOT LIKE 'R%' AND status IN ('closed', 'rejected') "
-                "ORDER BY reported_at DESC, id LIMIT :m"), {"offset": offset, "m": n - have})
+            conn.execute(
+                text(
+                    "CREATE TEMP TABLE pick ON COMMIT DROP AS SELECT id FROM cases "
+                    "WHERE id < :offset AND case_no NOT LIKE 'R%' AND status IN ('closed', 'rejected') "
+                    "ORDER BY reported_at DESC, id LIMIT :m"
+                ),
+                {"offset": offset, "m": n - have},
+            )
             ccols = _columns(conn, "cases", ("id", "case_no"))
-            conn.execute(text(f"""
-                INSERT INTO cases (id, case_no, {', '.join(ccols)})
+            conn.execute(
+                text(f"""
+                INSERT INTO cases (id, case_no, {", ".join(ccols)})
                 SELECT c.id + :k * :offset, 'R' || lpad(CAST(:k AS text), 2, '0') || c.case_no,
-                       {_shifted(ccols, types, 'c')}
+                       {_shifted(ccols, types, "c")}
                 FROM cases c JOIN pick USING (id) ORDER BY c.reported_at, c.id"""),
-                {"k": k, "offset": offset, "shift": shift})
+                {"k": k, "offset": offset, "shift": shift},
+            )
             ecols = _columns(conn, "case_events", ("id", "case_id"))
-            conn.execute(text(f"""
-                INSERT INTO case_events (case_id, {', '.join(ecols)})
-                SELECT e.case_id + :k * :offset, {_shifted(ecols, types, 'e')}
+            conn.execute(
+                text(f"""
+                INSERT INTO case_events (case_id, {", ".join(ecols)})
+                SELECT e.case_id + :k * :offset, {_shifted(ecols, types, "e")}
                 FROM case_events e JOIN pick ON pick.id = e.case_id ORDER BY e.at, e.id"""),
-                {"k": k, "offset": offset, "shift": shift})
+                {"k": k, "offset": offset, "shift": shift},
+            )
             have = conn.execute(text("SELECT count(*) FROM cases")).scalar()
         print(f"  · copy {k}: {SHIFT_DAYS * k} days back, {have:,} cases in all", flush=True)
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -113,18 +139,30 @@ def build_decade(eng, n: int) -> tuple[int, int]:
 
 # ---------------------------------------------------------------------------------------------- pandas
 
+
 def read_tables(eng) -> dict[str, pd.DataFrame]:
     """Every row of cases and case_events (the columns the indicators use), the cell and unit codes."""
     stamps = lambda *cols: {c: {"utc": True} for c in cols}
     with eng.connect() as conn:
         return {
-            "cases": pd.read_sql(text("SELECT id, cell_id, category_code, urgency, reported_at FROM cases"), conn,
-                                 parse_dates=stamps("reported_at")),
-            "events": pd.read_sql(text("SELECT id, case_id, at, action, to_state, unit_id, deadline_before, "
-                                       "deadline_after FROM case_events"), conn,
-                                  parse_dates=stamps("at", "deadline_before", "deadline_after")),
-            "cells": pd.read_sql(text("SELECT id, code, valid_from, valid_to FROM grid_cells"), conn,
-                                 parse_dates=stamps("valid_from", "valid_to")),
+            "cases": pd.read_sql(
+                text("SELECT id, cell_id, category_code, urgency, reported_at FROM cases"),
+                conn,
+                parse_dates=stamps("reported_at"),
+            ),
+            "events": pd.read_sql(
+                text(
+                    "SELECT id, case_id, at, action, to_state, unit_id, deadline_before, "
+                    "deadline_after FROM case_events"
+                ),
+                conn,
+                parse_dates=stamps("at", "deadline_before", "deadline_after"),
+            ),
+            "cells": pd.read_sql(
+                text("SELECT id, code, valid_from, valid_to FROM grid_cells"),
+                conn,
+                parse_dates=stamps("valid_from", "valid_to"),
+            ),
             "units": pd.read_sql(text("SELECT id, code FROM units"), conn),
         }
 
@@ -148,19 +186,24 @@ def pandas_facts(t: dict[str, pd.DataFrame], period: Period, cutoff, days: int) 
     last = ev.drop_duplicates("case_id", keep="last").set_index("case_id").reindex(ids)
     disp = act == "dispatch"
     last_disp = ev[disp].drop_duplicates("case_id", keep="last").set_index("case_id").reindex(ids)
-    first_disp = pd.DataFrame({"case_id": ev.loc[disp, "case_id"], "in_p": in_p[disp], "ok": (in_p & in_time)[disp]}
-                              ).drop_duplicates("case_id", keep="first").set_index("case_id").reindex(ids)
+    first_disp = (
+        pd.DataFrame({"case_id": ev.loc[disp, "case_id"], "in_p": in_p[disp], "ok": (in_p & in_time)[disp]})
+        .drop_duplicates("case_id", keep="first")
+        .set_index("case_id")
+        .reindex(ids)
+    )
 
     # the handling clock: set by dispatch, extension or a resume into handling, cleared by a pause
     clk = ev[act.isin(["dispatch", "approve_extension", "suspend", "defer", "resume"])]
     cleared = clk["action"].isin(["suspend", "defer"]) | (
-        (clk["action"] == "resume") & ~clk["to_state"].isin(["dispatched", "rework"]))
+        (clk["action"] == "resume") & ~clk["to_state"].isin(["dispatched", "rework"])
+    )
     due = clk["deadline_after"].mask(cleared)
     replaced = clk.groupby("case_id")["at"].shift(-1)
     falls = (due >= start) & (due < end) & (due < cutoff) & (replaced.isna() | (replaced > due))
     due_at = due[falls].groupby(clk.loc[falls, "case_id"]).max().reindex(ids)
 
-    state_p = last["to_state"]                                   # NaN: no event before the cutoff
+    state_p = last["to_state"]  # NaN: no event before the cutoff
     handle_at = ev.loc[act == "handle"].groupby("case_id")["at"].max().reindex(ids)
     closed_in_p = ev.loc[(act == "close") & in_p].groupby("case_id")["at"].max().reindex(ids)
     rejected = anyof(act == "reject")
@@ -193,14 +236,17 @@ def pandas_facts(t: dict[str, pd.DataFrame], period: Period, cutoff, days: int) 
     checks = act.isin(["check_pass", "check_fail"]) & in_p
     k["checks"] = countof(checks)
     k["checks_on_time"] = countof(checks & in_time)
-    k["close_us"] = ((closed_in_p - cases["reported_at"]) // pd.Timedelta(microseconds=1))  # NaN: not closed
-    k["overdue_now"] = (state_p.notna() & ~state_p.isin(["closed", "rejected", "suspended", "deferred"])
-                        & (last["deadline_after"] < cutoff)).to_numpy()
+    k["close_us"] = (closed_in_p - cases["reported_at"]) // pd.Timedelta(microseconds=1)  # NaN: not closed
+    k["overdue_now"] = (
+        state_p.notna()
+        & ~state_p.isin(["closed", "rejected", "suspended", "deferred"])
+        & (last["deadline_after"] < cutoff)
+    ).to_numpy()
 
     # recurrence: the case just before in the same cell and category (by time, then id), not rejected
     valid = cases.loc[~rejected & cases["cell_id"].notna(), ["cell_id", "category_code", "reported_at"]]
     valid = valid.reset_index().sort_values(["cell_id", "category_code", "reported_at", "id"])
-    same = (valid["cell_id"].eq(valid["cell_id"].shift()) & valid["category_code"].eq(valid["category_code"].shift()))
+    same = valid["cell_id"].eq(valid["cell_id"].shift()) & valid["category_code"].eq(valid["category_code"].shift())
     near = valid["reported_at"] - valid["reported_at"].shift() <= pd.Timedelta(days=days)
     again = valid.loc[same & near, "id"]
     k["recurrent"] = k["rep"] & ids.isin(again)
@@ -211,20 +257,39 @@ def pandas_counts(k: pd.DataFrame) -> pd.DataFrame:
     """Every count of gridmgr.analytics.indicators per case row (0/1, or a number of events): summed by any key."""
     due, handled, on_time = k["due"], k["handled"], k["on_time"]
     cols = {
-        "reported": k["rep"], "valid_reported": k["rep"] & ~k["rejected"], "self_handled": k["self_in_p"],
-        "verified": k["ver_in_p"], "verified_on_time": k["ver_on_time"], "registered": k["reg_in_p"],
-        "registered_on_time": k["reg_on_time"], "dispatched": k["disp_in_p"],
-        "dispatched_on_time": k["disp_on_time"], "dispatched_correctly": k["disp_correct"],
-        "returned": k["ret_in_p"], "due_handle": due, "handled": due & handled,
-        "handled_on_time": due & handled & on_time, "overdue_open": due & k["open_work"], "due_close": due,
-        "closed": due & k["closed"], "closed_on_time": due & k["closed"] & on_time,
-        "rework": due & (k["reworks"] > 0), "rework_times": k["reworks"].where(due, 0),
-        "multi_rework": due & (k["reworks"] >= 3), "extended": due & k["extended"],
-        "suspended": k["susp_in_p"], "suspended_end": k["state"] == "suspended", "deferred": k["defer_in_p"],
-        "deferred_due": due & (k["state"] == "deferred"), "urgent_due": due & k["urgent"],
-        "urgent_on_time": due & k["urgent"] & handled & on_time, "checked": k["checks"],
-        "checked_on_time": k["checks_on_time"], "closed_in_period": k["close_us"].notna(),
-        "recurrent": k["recurrent"], "open_end": ~k["state"].isin(["closed", "rejected"]),
+        "reported": k["rep"],
+        "valid_reported": k["rep"] & ~k["rejected"],
+        "self_handled": k["self_in_p"],
+        "verified": k["ver_in_p"],
+        "verified_on_time": k["ver_on_time"],
+        "registered": k["reg_in_p"],
+        "registered_on_time": k["reg_on_time"],
+        "dispatched": k["disp_in_p"],
+        "dispatched_on_time": k["disp_on_time"],
+        "dispatched_correctly": k["disp_correct"],
+        "returned": k["ret_in_p"],
+        "due_handle": due,
+        "handled": due & handled,
+        "handled_on_time": due & handled & on_time,
+        "overdue_open": due & k["open_work"],
+        "due_close": due,
+        "closed": due & k["closed"],
+        "closed_on_time": due & k["closed"] & on_time,
+        "rework": due & (k["reworks"] > 0),
+        "rework_times": k["reworks"].where(due, 0),
+        "multi_rework": due & (k["reworks"] >= 3),
+        "extended": due & k["extended"],
+        "suspended": k["susp_in_p"],
+        "suspended_end": k["state"] == "suspended",
+        "deferred": k["defer_in_p"],
+        "deferred_due": due & (k["state"] == "deferred"),
+        "urgent_due": due & k["urgent"],
+        "urgent_on_time": due & k["urgent"] & handled & on_time,
+        "checked": k["checks"],
+        "checked_on_time": k["checks_on_time"],
+        "closed_in_period": k["close_us"].notna(),
+        "recurrent": k["recurrent"],
+        "open_end": ~k["state"].isin(["closed", "rejected"]),
         "overdue_end": k["overdue_now"],
     }
     return pd.DataFrame({key: col.astype("int64") for key, col in cols.items()}, index=k.index)
@@ -280,8 +345,9 @@ def pandas_level(k: pd.DataFrame, per_case: pd.DataFrame, key: pd.Series, univer
     out = {}
     for g in dict.fromkeys([*universe, *sums.index]):
         n = int(durations.at[g, "count"]) if g in durations.index else 0
-        values = figures(sums.loc[g] if g in sums.index else zero, int(durations.at[g, "sum"]) if n else 0, n,
-                         medians.get(g))
+        values = figures(
+            sums.loc[g] if g in sums.index else zero, int(durations.at[g, "sum"]) if n else 0, n, medians.get(g)
+        )
         # as the report: an object of the level always, no object only with a figure to show
         if g in universe or any(values[c] not in (0, None) for c in (*counts, *HOURS)):
             out[None if g == NONE else g] = values
@@ -293,18 +359,28 @@ def differences(report: accountability.Report, figures: dict) -> list[str]:
     """Where gridmgr's report and the pandas figures differ: rows, then every indicator of every row."""
     keys = [d.key for d in (*indicators.COUNTS, *indicators.RATES)]
     mine = {r.code: r.values for r in report.rows}
-    out = [f"rows only in gridmgr: {sorted(map(str, set(mine) - set(figures) - {'total'}))[:5]}"] \
-        if set(mine) - set(figures) else []
-    out += [f"rows only in pandas: {sorted(map(str, set(figures) - set(mine) - {'total'}))[:5]}"] \
-        if set(figures) - set(mine) - {"total"} else []
+    out = (
+        [f"rows only in gridmgr: {sorted(map(str, set(mine) - set(figures) - {'total'}))[:5]}"]
+        if set(mine) - set(figures)
+        else []
+    )
+    out += (
+        [f"rows only in pandas: {sorted(map(str, set(figures) - set(mine) - {'total'}))[:5]}"]
+        if set(figures) - set(mine) - {"total"}
+        else []
+    )
     for code, values in [*mine.items(), ("total", report.total.values)]:
         if code in figures:
-            out += [f"{code} {k}: gridmgr {values[k]!r}, pandas {figures[code][k]!r}"
-                    for k in keys if values[k] != figures[code][k]]
+            out += [
+                f"{code} {k}: gridmgr {values[k]!r}, pandas {figures[code][k]!r}"
+                for k in keys
+                if values[k] != figures[code][k]
+            ]
     return out
 
 
 # -------------------------------------------------------------------------------------------- measuring
+
 
 def anchor_of(eng) -> date:
     """The demo's anchor date: the benchmark's "today"."""
@@ -372,8 +448,11 @@ def main() -> None:
     with eng.connect() as conn:
         first, last = conn.execute(text("SELECT min(reported_at), max(reported_at) FROM cases")).one()
         where = machine(conn)
-    print(f"{n_cases:,} cases and {n_events:,} events reported {first:%Y-%m-%d} .. {last:%Y-%m-%d}; "
-          f"today = {today} (the demo's anchor); month {month}, older {', '.join(map(str, olds))}", flush=True)
+    print(
+        f"{n_cases:,} cases and {n_events:,} events reported {first:%Y-%m-%d} .. {last:%Y-%m-%d}; "
+        f"today = {today} (the demo's anchor); month {month}, older {', '.join(map(str, olds))}",
+        flush=True,
+    )
     print(f"load before: {load_note()}", flush=True)
 
     # warm-up and the figures compared (each level once, both ways)
@@ -390,11 +469,14 @@ def main() -> None:
             times.setdefault(f"pandas {name}", []).append(secs)
         compared = check({lv: rep for lv, (_, rep) in warm.items()}, figures, f"{month} round {rnd + 1}")
         del figures
-        print(f"  round {rnd + 1}/{args.rounds}: gridmgr "
-              + ", ".join(f"{lv} {times[lv][-1]:.2f} s" for lv in LEVELS)
-              + f"; pandas read {phases['read']:.1f} s, facts {phases['facts']:.1f} s, "
-              + ", ".join(f"{lv} {phases[lv]:.2f} s" for lv in LEVELS)
-              + f"; {compared:,} figures identical", flush=True)
+        print(
+            f"  round {rnd + 1}/{args.rounds}: gridmgr "
+            + ", ".join(f"{lv} {times[lv][-1]:.2f} s" for lv in LEVELS)
+            + f"; pandas read {phases['read']:.1f} s, facts {phases['facts']:.1f} s, "
+            + ", ".join(f"{lv} {phases[lv]:.2f} s" for lv in LEVELS)
+            + f"; {compared:,} figures identical",
+            flush=True,
+        )
     # the older months: gridmgr timed as above, the figures checked once against pandas
     for old in olds:
         old_reps = {}
@@ -405,9 +487,12 @@ def main() -> None:
         _, old_figures = run_pandas(eng, old, today)
         old_compared = check(old_reps, old_figures, str(old))
         del old_figures
-        print(f"  {old}: gridmgr " + ", ".join(f"{lv} {statistics.median(times[f'{old} {lv}']):.2f} s"
-                                               for lv in LEVELS)
-              + f"; {old_compared:,} figures identical to pandas", flush=True)
+        print(
+            f"  {old}: gridmgr "
+            + ", ".join(f"{lv} {statistics.median(times[f'{old} {lv}']):.2f} s" for lv in LEVELS)
+            + f"; {old_compared:,} figures identical to pandas",
+            flush=True,
+        )
 
     med = {name: statistics.median(ts) for name, ts in times.items()}
     pandas_total = {lv: med["pandas read"] + med["pandas facts"] + med[f"pandas {lv}"] for lv in LEVELS}
@@ -416,24 +501,32 @@ def main() -> None:
     print(f"load after: {load_note()}")
     print(f"{'run':34} {'seconds (' + str(args.rounds) + ' rounds)':>26} {'median':>8} {'vs pandas':>10}")
     for lv in LEVELS:
-        print(f"{'gridmgr ' + lv + ' ' + str(month):34} {' · '.join(f'{x:.2f}' for x in times[lv]):>26} "
-              f"{med[lv]:8.2f} {pandas_total[lv] / med[lv]:9.1f}×")
+        print(
+            f"{'gridmgr ' + lv + ' ' + str(month):34} {' · '.join(f'{x:.2f}' for x in times[lv]):>26} "
+            f"{med[lv]:8.2f} {pandas_total[lv] / med[lv]:9.1f}×"
+        )
     for old in olds:
         for lv in LEVELS:
-            print(f"{'gridmgr ' + lv + ' ' + str(old):34} {' · '.join(f'{x:.2f}' for x in times[f'{old} {lv}']):>26} "
-                  f"{med[f'{old} {lv}']:8.2f}")
+            print(
+                f"{'gridmgr ' + lv + ' ' + str(old):34} {' · '.join(f'{x:.2f}' for x in times[f'{old} {lv}']):>26} "
+                f"{med[f'{old} {lv}']:8.2f}"
+            )
     for name in ("read", "facts", *LEVELS):
-        print(f"{'pandas ' + name:34} {' · '.join(f'{x:.2f}' for x in times['pandas ' + name]):>26} "
-              f"{med['pandas ' + name]:8.2f}")
+        print(
+            f"{'pandas ' + name:34} {' · '.join(f'{x:.2f}' for x in times['pandas ' + name]):>26} "
+            f"{med['pandas ' + name]:8.2f}"
+        )
     for lv in LEVELS:
         print(f"{'pandas in all, ' + lv:34} {'':>26} {pandas_total[lv]:8.2f}")
     ok = all(med[lv] < 1 and pandas_total[lv] >= 5 * med[lv] for lv in ("cell", "unit"))
-    print(f"reports: month {month} over {n_cases:,} cases: cell {med['cell']:.2f} s, unit {med['unit']:.2f} s, "
-          f"street {med['street']:.2f} s (target < 1 s); pandas {pandas_total['cell']:.1f} s = "
-          f"{pandas_total['cell'] / med['cell']:.0f}× cell, {pandas_total['unit'] / med['unit']:.0f}× unit "
-          f"(target ≥ 5×); figures identical; "
-          + "".join(f"{old}: cell {med[f'{old} cell']:.2f} s; " for old in olds)
-          + ("targets met" if ok else "TARGET MISSED"))
+    print(
+        f"reports: month {month} over {n_cases:,} cases: cell {med['cell']:.2f} s, unit {med['unit']:.2f} s, "
+        f"street {med['street']:.2f} s (target < 1 s); pandas {pandas_total['cell']:.1f} s = "
+        f"{pandas_total['cell'] / med['cell']:.0f}× cell, {pandas_total['unit'] / med['unit']:.0f}× unit "
+        f"(target ≥ 5×); figures identical; "
+        + "".join(f"{old}: cell {med[f'{old} cell']:.2f} s; " for old in olds)
+        + ("targets met" if ok else "TARGET MISSED")
+    )
     sys.exit(0 if ok else 1)
 
 

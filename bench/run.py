@@ -7,6 +7,7 @@ A benchmark is a module of this folder with a `main()` and an `if __name__ == "_
 settings never leak into the next, and gets `--quick` (a smaller size) when given here. Results
 are recorded by hand in BENCHMARKS.md with the command that produced them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,13 @@ ORDER = ("assign_points", "import_cases", "tiles", "map_page", "reports")
 
 def benchmarks() -> list[str]:
     """The benchmark modules of this folder, by name."""
-    found = sorted(p.stem for p in HERE.glob("*.py")
-                   if p.name not in NOT_BENCHMARKS and not p.name.startswith("_")
-                   and '__name__ == "__main__"' in p.read_text(encoding="utf-8"))
+    found = sorted(
+        p.stem
+        for p in HERE.glob("*.py")
+        if p.name not in NOT_BENCHMARKS
+        and not p.name.startswith("_")
+        and '__name__ == "__main__"' in p.read_text(encoding="utf-8")
+    )
     return [n for n in ORDER if n in found] + [n for n in found if n not in ORDER]
 
 
@@ -35,8 +40,9 @@ def run(name: str, quick: bool) -> tuple[int, str, float]:
     print(f"\n=== {name}: {' '.join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))}", flush=True)
     t = time.perf_counter()
     last = ""
-    with subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          bufsize=1) as proc:
+    with subprocess.Popen(
+        cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as proc:
         for line in proc.stdout:
             print(line, end="", flush=True)
             if line.strip():
@@ -61,8 +67,10 @@ def main() -> None:
         mark = "ok " if status == 0 else f"FAILED (exit {status})"
         print(f"{mark} {name} ({seconds:.0f} s): {last}")
     failed = [name for name, status, *_ in results if status != 0]
-    print(f"{len(results) - len(failed)} of {len(results)} benchmarks ran cleanly"
-          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(
+        f"{len(results) - len(failed)} of {len(results)} benchmarks ran cleanly"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     sys.exit(1 if failed else 0)
 
 

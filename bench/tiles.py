@@ -28,6 +28,7 @@ Targets: endpoint median ≤ 1.3 × raw median; cached throughput ≥ 10 × unca
 largest tile in bytes and in features, the median planning time of the statements, and where the
 endpoint's time goes besides the tile's SQL (its own statement run bare, a refused request, a 304).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,15 +40,16 @@ import sys
 import time
 from datetime import datetime, timedelta
 
-import common
 import numpy as np
 import pandas as pd
-from common import district_points, load_note, machine
 from sqlalchemy import text
 
-from gridmgr.people import accounts
 from gridmgr.demo import accounts as demo_accounts
 from gridmgr.maps import tiles
+from gridmgr.people import accounts
+
+import common
+from common import district_points, load_note, machine
 
 common.BENCH_DB = "gridmgr_bench_tiles"
 ZOOMS = range(12, 18)
@@ -59,6 +61,7 @@ COMMON = {"0201": 14, "0102": 11, "0504": 10, "0505": 8, "0506": 8, "0501": 6, "
 
 
 # ------------------------------------------------------------------------------------------------ data
+
 
 def top_up_cases(eng, n: int, anchor: datetime, seed: int = 1000) -> int:
     """Add seeded synthetic cases over the decade before `anchor` until `cases` holds n rows; the count."""
@@ -73,27 +76,38 @@ def top_up_cases(eng, n: int, anchor: datetime, seed: int = 1000) -> int:
         codes = [r[0] for r in conn.execute(text("SELECT code FROM categories ORDER BY code"))]
         weight = np.array([COMMON.get(c, 0.5) for c in codes])
         category = rng.choice(codes, k, p=weight / weight.sum())
-        age = rng.uniform(0, YEARS * 365.25 * 86400, k)          # seconds before the anchor
+        age = rng.uniform(0, YEARS * 365.25 * 86400, k)  # seconds before the anchor
         reported = pd.to_datetime(anchor.timestamp() - age, unit="s", utc=True)
         fresh = age < OPEN_DAYS * 86400
         status = np.where(rng.random(k) < 0.95, "closed", "rejected").astype(object)
         status[fresh] = rng.choice(OPEN_STATES, int(fresh.sum()))
         deadline = pd.Series(reported + pd.to_timedelta(rng.uniform(1, 15, k), unit="D"))
         deadline[~fresh] = pd.NaT
-        frame = pd.DataFrame({
-            "case_no": [f"B{seed}{i:09d}" for i in range(k)], "category": category, "lon": lon, "lat": lat,
-            "reported_at": reported.strftime("%Y-%m-%d %H:%M:%S+00"), "status": status,
-            "deadline": deadline.dt.strftime("%Y-%m-%d %H:%M:%S+00"),
-        })
-        conn.execute(text("CREATE TEMP TABLE bench_cases (case_no text, category text, lon float8, lat float8, "
-                          "reported_at timestamptz, status text, deadline timestamptz) ON COMMIT DROP"))
+        frame = pd.DataFrame(
+            {
+                "case_no": [f"B{seed}{i:09d}" for i in range(k)],
+                "category": category,
+                "lon": lon,
+                "lat": lat,
+                "reported_at": reported.strftime("%Y-%m-%d %H:%M:%S+00"),
+                "status": status,
+                "deadline": deadline.dt.strftime("%Y-%m-%d %H:%M:%S+00"),
+            }
+        )
+        conn.execute(
+            text(
+                "CREATE TEMP TABLE bench_cases (case_no text, category text, lon float8, lat float8, "
+                "reported_at timestamptz, status text, deadline timestamptz) ON COMMIT DROP"
+            )
+        )
         buf = io.StringIO()
         frame.to_csv(buf, index=False, header=False)
         buf.seek(0)
         with conn.connection.dbapi_connection.cursor() as cur:
             cur.copy_expert("COPY bench_cases FROM STDIN WITH (FORMAT csv)", buf)
         # assigned to today's cells (the demo grid opens when the demo is loaded): tiles never read cell_id
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO cases (case_no, category_code, source, reported_at, status, deadline, deadline_step,
                                step_started_at, geom, cell_id)
             SELECT s.case_no, s.category, 'supervisor', s.reported_at, s.status, s.deadline,
@@ -102,7 +116,8 @@ def top_up_cases(eng, n: int, anchor: datetime, seed: int = 1000) -> int:
             FROM bench_cases s
             CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS geom) p
             LEFT JOIN LATERAL cell_for(p.geom, now()) c ON true
-            ORDER BY s.reported_at"""))  # stored in the order a bureau receives them
+            ORDER BY s.reported_at""")
+        )  # stored in the order a bureau receives them
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE cases"))
         return conn.execute(text("SELECT count(*) FROM cases")).scalar()
@@ -120,12 +135,14 @@ def pick_tiles(eng, per_zoom: int, seed: int = 12) -> list[tuple[int, int, int]]
     with eng.connect() as conn:
         # ordered: a seq scan's row order varies (synchronized scans), and with it the seeded sample,
         # so runs on the same database would time different tiles
-        xy = np.array(conn.execute(text(
-            "SELECT ST_X(geom), ST_Y(geom) FROM cases WHERE id % 101 = 7 ORDER BY id")).all(), dtype=float)
+        xy = np.array(
+            conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM cases WHERE id % 101 = 7 ORDER BY id")).all(),
+            dtype=float,
+        )
     rng = np.random.default_rng(seed)
     out = []
     for z in ZOOMS:
-        n = 2 ** z
+        n = 2**z
         tx = np.floor((xy[:, 0] + 180) / 360 * n).astype(int)
         lat = np.radians(xy[:, 1])
         ty = np.floor((1 - np.log(np.tan(lat) + 1 / np.cos(lat)) / math.pi) / 2 * n).astype(int)
@@ -141,6 +158,7 @@ def pick_tiles(eng, per_zoom: int, seed: int = 12) -> list[tuple[int, int, int]]
 
 
 # ----------------------------------------------------------------------------------------- measuring
+
 
 def pyformat(sql: str) -> str:
     """SQLAlchemy's :name parameters → psycopg2's %(name)s (casts written `::type` untouched)."""
@@ -164,8 +182,9 @@ def app_for(url: str, anchor: datetime, cache_bytes: int):
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
-    r = client.post("/login", data={"username": "leader", "password": demo_demo_accounts.password_for("leader"),
-                                    "csrf_token": csrf})
+    r = client.post(
+        "/login", data={"username": "leader", "password": demo_accounts.password_for("leader"), "csrf_token": csrf}
+    )
     assert r.status_code == 302, r.status_code
     return app, client
 
@@ -187,12 +206,24 @@ class WsgiCaller:
         """(status, headers, body) of GET url, with headers given as If_None_Match="…"."""
         path_info, _, query = url.partition("?")
         environ = {
-            "REQUEST_METHOD": "GET", "PATH_INFO": path_info, "QUERY_STRING": query, "SCRIPT_NAME": "",
-            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "5000", "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": "127.0.0.1:5000", "REMOTE_ADDR": "127.0.0.1", "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
-            **self.cookie, **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path_info,
+            "QUERY_STRING": query,
+            "SCRIPT_NAME": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "5000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "127.0.0.1:5000",
+            "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            **self.cookie,
+            **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
         }
         answer = []
         chunks = self.app(environ, lambda status, hdrs, exc_info=None: answer.append((int(status[:3]), dict(hdrs))))
@@ -209,15 +240,18 @@ class Runner:
     def __init__(self, eng, reqs, anchor: datetime):
         self.url = eng.url.render_as_string(hide_password=False)
         self.uncached_app, self.uncached = app_for(self.url, anchor, 0)
-        self.cached_app, self.cached = app_for(self.url, anchor, 512 * 2 ** 20)
+        self.cached_app, self.cached = app_for(self.url, anchor, 512 * 2**20)
         self.wsgi = WsgiCaller(self.uncached_app, self.uncached)
         self.wsgi_cached = WsgiCaller(self.cached_app, self.cached)
         self.raw = eng.raw_connection()
         self.raw.dbapi_connection.autocommit = True  # one statement, one snapshot: no BEGIN/ROLLBACK
         self.cur = self.raw.cursor()
-        self.specs = {r: tiles.parse_tile(r[0], str(r[1]), str(r[2]), str(r[3]),
-                                          dict(p.split("=", 1) for p in r[4].split("&") if p), anchor)
-                      for r in reqs}
+        self.specs = {
+            r: tiles.parse_tile(
+                r[0], str(r[1]), str(r[2]), str(r[3]), dict(p.split("=", 1) for p in r[4].split("&") if p), anchor
+            )
+            for r in reqs
+        }
         self.statements = {}  # the tile's statement, with the settings the endpoint sends ahead of it
         for r, spec in self.specs.items():
             sql, params = tiles.tile_sql(spec)
@@ -273,8 +307,11 @@ def main() -> None:
     anchor = anchor_of(eng)
     n_cases = top_up_cases(eng, args.cases, anchor)
     reqs = requests_for(pick_tiles(eng, args.per_zoom), anchor)
-    print(f"{n_cases:,} cases; {len(reqs)} tile requests ({len(reqs) // 3} tiles at z12–17 × cases in the "
-          f"default window, cases over {YEARS} years, cells); now = {anchor.isoformat()}", flush=True)
+    print(
+        f"{n_cases:,} cases; {len(reqs)} tile requests ({len(reqs) // 3} tiles at z12–17 × cases in the "
+        f"default window, cases over {YEARS} years, cells); now = {anchor.isoformat()}",
+        flush=True,
+    )
     run = Runner(eng, reqs, anchor)
 
     # warm-up: every statement once each way (shared buffers, the app's first-request set-up)
@@ -307,14 +344,13 @@ def main() -> None:
     bare = {"raw": [], "own": []}  # in pairs, one pair per request
     for i in rng.permutation(len(reqs)):
         pair = (("raw", run.run_raw), ("own", lambda r: run.run_endpoint_sql(r, access)))
-        for name, fn in (pair if i % 2 else pair[::-1]):
+        for name, fn in pair if i % 2 else pair[::-1]:
             t = time.perf_counter()
             fn(reqs[i])
             bare[name].append(time.perf_counter() - t)
     anonymous = WsgiCaller(run.cached_app)
     floor_ms = per_request_ms(lambda r: anonymous.get(path(r)), reqs)
-    revalidate_ms = per_request_ms(
-        lambda r: run.run_endpoint(r, run.wsgi_cached, If_None_Match=f'"{etags[r]}"'), reqs)
+    revalidate_ms = per_request_ms(lambda r: run.run_endpoint(r, run.wsgi_cached, If_None_Match=f'"{etags[r]}"'), reqs)
 
     sizes, feats, planning = {}, {}, []
     for r in reqs:  # untimed
@@ -332,44 +368,60 @@ def main() -> None:
     print()
     print(f"machine: {where}")
     print(f"load after: {load_note()}")
-    print(f"{'requests':22} {'n':>5} {'raw ms':>8} {'endpoint ms':>12} {'ratio':>6} {'client ms':>10} {'ratio':>6} "
-          f"{'max bytes':>10} {'max feats':>9}")
-    groups = [(f"{k} z{z}", lambda r, k=k, z=z: r[1] == z and kind(r) == k)
-              for k in ("cases", "cases decade", "cells") for z in ZOOMS]
+    print(
+        f"{'requests':22} {'n':>5} {'raw ms':>8} {'endpoint ms':>12} {'ratio':>6} {'client ms':>10} {'ratio':>6} "
+        f"{'max bytes':>10} {'max feats':>9}"
+    )
+    groups = [
+        (f"{k} z{z}", lambda r, k=k, z=z: r[1] == z and kind(r) == k)
+        for k in ("cases", "cases decade", "cells")
+        for z in ZOOMS
+    ]
     groups += [(f"{k} z12–17", lambda r, k=k: kind(r) == k) for k in ("cases", "cases decade", "cells")]
     for label, keep in [*groups, ("all", lambda r: True)]:
         rs = [r for r in reqs if keep(r)]
         if rs:
             a, b, c = (med(all_of(name, keep)) for name in ("raw", "endpoint", "client"))
-            print(f"{label:22} {len(rs):5} {a:8.2f} {b:12.2f} {b / a:6.2f} {c:10.2f} {c / a:6.2f} "
-                  f"{max(sizes[r] for r in rs):10,} {max(feats[r] for r in rs):9,}")
+            print(
+                f"{label:22} {len(rs):5} {a:8.2f} {b:12.2f} {b / a:6.2f} {c:10.2f} {c / a:6.2f} "
+                f"{max(sizes[r] for r in rs):10,} {max(feats[r] for r in rs):9,}"
+            )
     raw_med, end_med, client_med = (med(all_of(name, bool)) for name in ("raw", "endpoint", "client"))
     uncached_ms = statistics.mean(all_of("endpoint", bool)) * 1000
     biggest = max(reqs, key=lambda r: sizes[r])
     cache = run.cached_app.extensions["gridmgr.tile_cache"]
     print(f"planning time: median {statistics.median(planning):.2f} ms, max {max(planning):.2f} ms")
-    print(f"largest tile: {sizes[biggest]:,} bytes ({path(biggest)}); most features in a tile: "
-          f"{max(feats.values()):,} (cap {tiles.MAX_FEATURES:,})")
-    print(f"cache: {len(cache):,} tiles, {cache.bytes / 2 ** 20:.1f} MiB")
-    print(f"throughput: uncached {1000 / uncached_ms:,.0f} tiles/s (mean {uncached_ms:.2f} ms), "
-          f"cached {1000 / cached_ms:,.0f} tiles/s (mean {cached_ms:.2f} ms)")
+    print(
+        f"largest tile: {sizes[biggest]:,} bytes ({path(biggest)}); most features in a tile: "
+        f"{max(feats.values()):,} (cap {tiles.MAX_FEATURES:,})"
+    )
+    print(f"cache: {len(cache):,} tiles, {cache.bytes / 2**20:.1f} MiB")
+    print(
+        f"throughput: uncached {1000 / uncached_ms:,.0f} tiles/s (mean {uncached_ms:.2f} ms), "
+        f"cached {1000 / cached_ms:,.0f} tiles/s (mean {cached_ms:.2f} ms)"
+    )
     # the endpoint's time over the raw statement's, request by request (each pair measured back to back):
     # robust where a difference of two medians over tiles of very different sizes is not
-    paired = lambda name: statistics.median(
-        e - a for r in reqs for e, a in zip(times[name][r], times["raw"][r])) * 1000
+    paired = lambda name: statistics.median(e - a for r in reqs for e, a in zip(times[name][r], times["raw"][r])) * 1000
     extra, client_extra = paired("endpoint"), paired("client")
     own = statistics.median(o - a for o, a in zip(bare["own"], bare["raw"])) * 1000
-    print(f"the endpoint over raw, paired by request: median {extra:.2f} ms; of which its own statement's "
-          f"extras (data version, login check; run bare, paired) {own:.2f} ms, and the rest — app, pool "
-          f"checkout — ≈ {extra - own:.2f} ms; through the test client {client_extra:.2f} ms")
-    print(f"fixed cost per request: the app {floor_ms:.2f} ms (a request refused at the login check, "
-          f"no database), a 304 revalidation {revalidate_ms:.2f} ms in all")
+    print(
+        f"the endpoint over raw, paired by request: median {extra:.2f} ms; of which its own statement's "
+        f"extras (data version, login check; run bare, paired) {own:.2f} ms, and the rest — app, pool "
+        f"checkout — ≈ {extra - own:.2f} ms; through the test client {client_extra:.2f} ms"
+    )
+    print(
+        f"fixed cost per request: the app {floor_ms:.2f} ms (a request refused at the login check, "
+        f"no database), a 304 revalidation {revalidate_ms:.2f} ms in all"
+    )
     print(f"through Flask's test client: median {client_med:.2f} ms = {client_med / raw_med:.2f}× raw SQL")
     ok = end_med <= 1.3 * raw_med and uncached_ms >= 10 * cached_ms
-    print(f"tiles: endpoint median {end_med:.2f} ms = {end_med / raw_med:.2f}× raw SQL {raw_med:.2f} ms "
-          "(target ≤ 1.3×); "
-          f"cached {uncached_ms / cached_ms:.1f}× uncached throughput (target ≥ 10×); largest tile "
-          f"{sizes[biggest]:,} bytes; {'targets met' if ok else 'TARGET MISSED'}")
+    print(
+        f"tiles: endpoint median {end_med:.2f} ms = {end_med / raw_med:.2f}× raw SQL {raw_med:.2f} ms "
+        "(target ≤ 1.3×); "
+        f"cached {uncached_ms / cached_ms:.1f}× uncached throughput (target ≥ 10×); largest tile "
+        f"{sizes[biggest]:,} bytes; {'targets met' if ok else 'TARGET MISSED'}"
+    )
     sys.exit(0 if ok else 1)
 
 

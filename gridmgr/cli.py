@@ -1,4 +1,5 @@
 """The `gridmgr` command: assembles the command groups and turns our errors into clear messages."""
+
 from __future__ import annotations
 
 import sys
@@ -24,8 +25,7 @@ class ErrorsAsMessages(click.Group):
         except DBAPIError as exc:
             # the server went away or was stopped mid-command; the transaction never committed
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection lost"
-            click.secho(f"error: the database connection failed ({reason}); nothing was committed",
-                        fg="red", err=True)
+            click.secho(f"error: the database connection failed ({reason}); nothing was committed", fg="red", err=True)
             sys.exit(1)
 
 
@@ -36,8 +36,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from gridmgr.commands import (assign, categories, db, demo, grid, layer, regions, report, roster, rules,
-                                  serve, users)
+    from gridmgr.commands import assign, categories, db, demo, grid, layer, regions, report, roster, rules, serve, users
 
     for module in (db, regions, grid, roster, categories, layer, rules, assign, report, users, demo, serve):
         for cmd in module.COMMANDS:

@@ -1,4 +1,5 @@
 """The shared code lists: stable English keys used in code, database and API (labels in gridmgr.glossary)."""
+
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo
@@ -8,8 +9,20 @@ TZ = ZoneInfo("Asia/Shanghai")
 
 # These keys appear in CHECK constraints written by migrations, so they change only with a migration.
 CASE_SOURCES = ("supervisor", "public", "hotline_12319", "hotline_12345", "video", "leader", "rule")
-CASE_STATES = ("reported", "verified", "registered", "rejected", "dispatched", "handled", "checked",
-               "closed", "returned", "rework", "suspended", "deferred")
+CASE_STATES = (
+    "reported",
+    "verified",
+    "registered",
+    "rejected",
+    "dispatched",
+    "handled",
+    "checked",
+    "closed",
+    "returned",
+    "rework",
+    "suspended",
+    "deferred",
+)
 URGENCIES = ("normal", "urgent")
 CATEGORY_KINDS = ("event", "component")
 PARKING_STATUSES = ("draft", "submitted", "approved", "painted", "retired")

@@ -1,4 +1,5 @@
 """Settings: one declarative table (name, default, help), read from the environment."""
+
 from __future__ import annotations
 
 import os
@@ -15,16 +16,25 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("GRIDMGR_DATABASE_URL", None,
-            "PostgreSQL+PostGIS URL of an existing server; unset: the embedded cluster under var/pg/."),
+    Setting(
+        "GRIDMGR_DATABASE_URL",
+        None,
+        "PostgreSQL+PostGIS URL of an existing server; unset: the embedded cluster under var/pg/.",
+    ),
     Setting("GRIDMGR_VAR", None, "Working folder for the embedded cluster and demo files (default ./var)."),
     Setting("GRIDMGR_SECRET_KEY", None, "Flask secret key for sessions; a random one per start when unset."),
-    Setting("GRIDMGR_EXTENT", None,
-            "City extent lon_min,lat_min,lon_max,lat_max for coordinate checks; default: the loaded "
-            "districts' bounds plus 5 km, or mainland China before any district is loaded."),
+    Setting(
+        "GRIDMGR_EXTENT",
+        None,
+        "City extent lon_min,lat_min,lon_max,lat_max for coordinate checks; default: the loaded "
+        "districts' bounds plus 5 km, or mainland China before any district is loaded.",
+    ),
     Setting("GRIDMGR_TILE_URL", None, "Basemap tile URL template for the maps; unset: no basemap."),
-    Setting("GRIDMGR_CLOSE_ON_CHECK", "off",
-            "on: a passed check (核查通过) closes the case directly, with no separate closing (结案) step."),
+    Setting(
+        "GRIDMGR_CLOSE_ON_CHECK",
+        "off",
+        "on: a passed check (核查通过) closes the case directly, with no separate closing (结案) step.",
+    ),
 )
 TRUE = ("1", "on", "true", "yes")
 FALSE = ("", "0", "off", "false", "no")
@@ -37,7 +47,7 @@ class Config:
     values: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, **overrides: str | None) -> "Config":
+    def from_env(cls, **overrides: str | None) -> Config:
         vals = {s.name: os.environ.get(s.name, s.default) for s in SETTINGS}
         vals.update(overrides)
         return cls(vals)

@@ -1,4 +1,5 @@
 """The exception hierarchy: each error carries an HTTP status and a message safe to show a user."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """The glossary: one Chinese and English label for every English key used in code, DB and UI."""
+
 from __future__ import annotations
 
 # key -> (中文, English)

@@ -1,4 +1,5 @@
 """Where gridmgr finds its shipped data and keeps its working files."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Alembic environment: runs on the connection gridmgr.db.migrate hands over (or a URL)."""
+
 from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine

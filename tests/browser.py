@@ -25,6 +25,7 @@ the app before the server starts:
     def setup_live_app(app):
         app.add_url_rule("/t/map", "t_map", lambda: "...")
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,10 @@ CHROMIUM_ARGS = (
     "--metrics-recording-only",
     "--mute-audio",
 )
-SETUP_HINT = ("run `make setup` (it installs Debian's chromium and fonts-noto-cjk, and the playwright "
-              "Python package into .venv; never `playwright install`)")
+SETUP_HINT = (
+    "run `make setup` (it installs Debian's chromium and fonts-noto-cjk, and the playwright "
+    "Python package into .venv; never `playwright install`)"
+)
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # URLs that are not network requests
 INLINE_SCHEMES = frozenset({"data", "blob", "about"})
@@ -66,6 +69,7 @@ VIEWPORT = {"width": 1280, "height": 800}
 
 
 # --- the app on a local port --------------------------------------------------------------------
+
 
 class LiveServer:
     """A Flask app served by werkzeug on a free 127.0.0.1 port, in a background thread."""
@@ -117,8 +121,7 @@ def make_app(database_url: str, **settings):
     """The real app (gridmgr.web.create_app) on a test database; no basemap unless a setting gives one."""
     from gridmgr.web import create_app
 
-    config = {"GRIDMGR_DATABASE_URL": database_url, "GRIDMGR_SECRET_KEY": "browser-tests",
-              "GRIDMGR_TILE_URL": None}
+    config = {"GRIDMGR_DATABASE_URL": database_url, "GRIDMGR_SECRET_KEY": "browser-tests", "GRIDMGR_TILE_URL": None}
     config.update(settings)
     app = create_app(config)
     app.config["TESTING"] = True
@@ -148,12 +151,14 @@ def add_account(engine, username: str, password: str, role: str = "supervisor", 
     from gridmgr.people import accounts
 
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO people (code, name, role) VALUES (:c, :n, 'staff')"),
-                     {"c": f"BT-{username}", "n": name})
+        conn.execute(
+            text("INSERT INTO people (code, name, role) VALUES (:c, :n, 'staff')"), {"c": f"BT-{username}", "n": name}
+        )
         return accounts.add_user(conn, username, f"BT-{username}", role, password)
 
 
 # --- the browser ----------------------------------------------------------------------------------
+
 
 class _Chromium:
     """The one Playwright and Chromium of the process.
@@ -234,8 +239,7 @@ class Watch:
         if console:
             lines += [f"console error: {e}" for e in self.console_errors]
             lines += [f"failed request: {e}" for e in self.failed]
-        return [line for line in lines
-                if line.startswith("external") or not any(a in line for a in self.allowed)]
+        return [line for line in lines if line.startswith("external") or not any(a in line for a in self.allowed)]
 
     def assert_clean(self, console: bool = True) -> None:
         """Fail unless the page made no external request and had no page (and console) errors."""
@@ -279,10 +283,15 @@ def watch(page) -> Watch:
     page.on("request", lambda req: w.requests.append(req.url))
     page.on("console", lambda msg: w.console_errors.append(_console_line(msg)) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: w.page_errors.append(str(exc)))
-    page.on("requestfailed", lambda req: w.failed.append(f"{req.url} ({req.failure})")
-            if is_local(req.url) else None)
-    page.on("response", lambda resp: w.failed.append(f"{resp.url} (HTTP {resp.status})")
-            if resp.status >= 400 and resp.request.resource_type != "document" else None)
+    page.on("requestfailed", lambda req: w.failed.append(f"{req.url} ({req.failure})") if is_local(req.url) else None)
+    page.on(
+        "response",
+        lambda resp: (
+            w.failed.append(f"{resp.url} (HTTP {resp.status})")
+            if resp.status >= 400 and resp.request.resource_type != "document"
+            else None
+        ),
+    )
     return w
 
 
@@ -298,8 +307,13 @@ def page_fixture(browser, live_server):
 
     Fails the test at teardown when the page requested anything beyond 127.0.0.1 or threw an error.
     """
-    context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT, locale="zh-CN",
-                                  timezone_id="Asia/Shanghai", service_workers="block")
+    context = browser.new_context(
+        base_url=live_server.url,
+        viewport=VIEWPORT,
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        service_workers="block",
+    )
     context.set_default_timeout(15_000)
     p = context.new_page()
     w = watch(p)
@@ -313,6 +327,7 @@ def page_fixture(browser, live_server):
 
 
 # --- helpers ----------------------------------------------------------------------------------------
+
 
 def login(page, username: str, password: str) -> None:
     """Log in through the real login form (CSRF token and all); fails with the page's message if refused."""

@@ -1,4 +1,5 @@
 """Test databases: a throwaway cluster, a migrated template, rollback per test, fresh clones for CLI tests."""
+
 from __future__ import annotations
 
 import os
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from gridmgr.cases import categories
 from gridmgr.db import migrate
 from gridmgr.db.cluster import Cluster
+
 from support import insert_small_grid
 
 TEMPLATE = "gm_template"

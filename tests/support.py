@@ -1,9 +1,9 @@
 """Helpers shared by the tests (importable: tests/ is on pytest's pythonpath)."""
+
 import math
 import re
 
 from sqlalchemy import text
-
 
 # A 2 × 2 grid of 0.001° squares at (116.400, 39.900) in one community, for assignment tests.
 SMALL_ORIGIN = (116.400, 39.900)
@@ -17,26 +17,32 @@ def insert_small_grid(c, valid_from: str = "-infinity") -> dict[str, int]:
     ids = {}
     parent = None
     for level, code in (("district", "110101"), ("street", "110101001"), ("community", "110101001001")):
-        parent = c.execute(text(f"""
+        parent = c.execute(
+            text(f"""
             INSERT INTO regions (level, code, name, parent_id, geom, area_m2)
             VALUES (:l, :c, :n, :p, {box}, ST_Area({box}::geography)) RETURNING id
-        """), {"l": level, "c": code, "n": f"test {level}", "p": parent}).scalar()
+        """),
+            {"l": level, "c": code, "n": f"test {level}", "p": parent},
+        ).scalar()
     # numbered west→east, north→south: 001 NW, 002 NE, 003 SW, 004 SE
     for seq, (i, j) in enumerate([(0, 1), (1, 1), (0, 0), (1, 0)], start=1):
         code = f"110101001001{seq:03d}"
         env = f"ST_Multi(ST_MakeEnvelope({x0 + i * d}, {y0 + j * d}, {x0 + (i + 1) * d}, {y0 + (j + 1) * d}, 4326))"
-        ids[code] = c.execute(text(f"""
+        ids[code] = c.execute(
+            text(f"""
             INSERT INTO grid_cells (code, community_id, geom, area_m2, valid_from, source)
             VALUES (:code, :cm, {env}, ST_Area({env}::geography), CAST(:vf AS timestamptz), 'generated')
             RETURNING id
-        """), {"code": code, "cm": parent, "vf": valid_from}).scalar()
+        """),
+            {"code": code, "cm": parent, "vf": valid_from},
+        ).scalar()
     return ids
 
 
 def tile_path(z: int) -> str:
     """The cells tile over the middle of the small test grid at zoom z."""
     lon, lat = SMALL_ORIGIN[0] + SMALL_STEP, SMALL_ORIGIN[1] + SMALL_STEP
-    n = 2 ** z
+    n = 2**z
     y = (1 - math.log(math.tan(math.radians(lat)) + 1 / math.cos(math.radians(lat))) / math.pi) / 2 * n
     return f"/tiles/cells/{z}/{int((lon + 180) / 360 * n)}/{int(y)}.pbf"
 
@@ -52,8 +58,14 @@ def csrf(html: str) -> str:
 def login_client(app, username: str, password: str):
     """A Flask test client logged in through the real login form (CSRF token and all)."""
     client = app.test_client()
-    r = client.post("/login", data={"username": username, "password": password,
-                                    "csrf_token": csrf(client.get("/login").get_data(as_text=True))})
+    r = client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": password,
+            "csrf_token": csrf(client.get("/login").get_data(as_text=True)),
+        },
+    )
     assert r.status_code == 302, r.get_data(as_text=True)
     return client
 

@@ -1,5 +1,6 @@
 """The JSON API: scope (cell and unit), token and session auth, CSRF, transitions, filters, overdue and
 超时倍数, cells, and an OpenAPI document that validates and matches every route the code serves."""
+
 import json
 import re
 from datetime import datetime, timedelta
@@ -12,17 +13,18 @@ from openapi_spec_validator import validate as validate_spec
 from sqlalchemy import text
 from werkzeug.security import generate_password_hash
 
-from gridmgr.people import accounts
 from gridmgr.cases import dispatch
 from gridmgr.cases.intake import NewCase, report
 from gridmgr.cases.workcalendar import WorkCalendar
 from gridmgr.cases.workflow import actor_for, apply
+from gridmgr.people import accounts
 from gridmgr.web import create_app
+
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, login_client, page_csrf
 
 TZ = ZoneInfo("Asia/Shanghai")
-REPORTED = datetime(2026, 10, 13, 9, 0, tzinfo=TZ)   # a Tuesday, working hours
-APP_NOW = datetime(2026, 10, 13, 11, 0, tzinfo=TZ)   # the app's "now" (GRIDMGR_NOW)
+REPORTED = datetime(2026, 10, 13, 9, 0, tzinfo=TZ)  # a Tuesday, working hours
+APP_NOW = datetime(2026, 10, 13, 11, 0, tzinfo=TZ)  # the app's "now" (GRIDMGR_NOW)
 CAL = WorkCalendar.load()
 PASSWORD = "secret-pass"
 PASSWORD_HASH = generate_password_hash(PASSWORD)
@@ -30,12 +32,23 @@ X0, Y0 = SMALL_ORIGIN
 D = SMALL_STEP
 SCRIPT = "<script>alert('x')</script> & 垃圾"
 # username → (role, unit code); sup_n answers for the north cells 001/002, sup_s for the south 003/004
-USERS = {"admin": ("admin", None), "leader": ("leader", None), "receiver": ("receiver", None),
-         "dispatcher": ("dispatcher", None), "shift": ("shift_leader", None), "planner": ("planner", None),
-         "sup_n": ("supervisor", None), "sup_s": ("supervisor", None),
-         "hw": ("unit_handler", "HW01"), "zf": ("unit_handler", "ZF01")}
-UNITS = (("JD01", "东华门街道办事处", "street_office"), ("ZF01", "第一执法中队", "enforcement_squad"),
-         ("HW01", "东城区环卫所", "sanitation"))
+USERS = {
+    "admin": ("admin", None),
+    "leader": ("leader", None),
+    "receiver": ("receiver", None),
+    "dispatcher": ("dispatcher", None),
+    "shift": ("shift_leader", None),
+    "planner": ("planner", None),
+    "sup_n": ("supervisor", None),
+    "sup_s": ("supervisor", None),
+    "hw": ("unit_handler", "HW01"),
+    "zf": ("unit_handler", "ZF01"),
+}
+UNITS = (
+    ("JD01", "东华门街道办事处", "street_office"),
+    ("ZF01", "第一执法中队", "enforcement_squad"),
+    ("HW01", "东城区环卫所", "sanitation"),
+)
 
 
 def point(cell_seq: int) -> tuple[float, float]:
@@ -47,22 +60,32 @@ def point(cell_seq: int) -> tuple[float, float]:
 def build_world(c) -> dict:
     """Grid, units, people, accounts, duty grids and five cases in known states (committed by the caller)."""
     cells = insert_small_grid(c)
-    units = {code: c.execute(text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
-                             {"c": code, "n": name, "k": kind}).scalar() for code, name, kind in UNITS}
+    units = {
+        code: c.execute(
+            text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
+            {"c": code, "n": name, "k": kind},
+        ).scalar()
+        for code, name, kind in UNITS
+    }
     for cell in cells.values():
         for duty, unit in (("territorial", "JD01"), ("enforcement", "ZF01"), ("sanitation", "HW01")):
             c.execute(text("INSERT INTO cell_units VALUES (:c, :d, :u)"), {"c": cell, "d": duty, "u": units[unit]})
     users = {}
     for i, (username, (role, unit)) in enumerate(USERS.items()):
-        pid = c.execute(text("INSERT INTO people (code, name, role, unit_id) VALUES (:c, :n, 'staff', :u) RETURNING id"),
-                        {"c": f"P{i}", "n": f"人员{username}", "u": units.get(unit)}).scalar()
-        users[username] = c.execute(text("INSERT INTO users (username, person_id, role, password_hash) "
-                                         "VALUES (:n, :p, :r, :h) RETURNING id"),
-                                    {"n": username, "p": pid, "r": role, "h": PASSWORD_HASH}).scalar()
+        pid = c.execute(
+            text("INSERT INTO people (code, name, role, unit_id) VALUES (:c, :n, 'staff', :u) RETURNING id"),
+            {"c": f"P{i}", "n": f"人员{username}", "u": units.get(unit)},
+        ).scalar()
+        users[username] = c.execute(
+            text("INSERT INTO users (username, person_id, role, password_hash) VALUES (:n, :p, :r, :h) RETURNING id"),
+            {"n": username, "p": pid, "r": role, "h": PASSWORD_HASH},
+        ).scalar()
     for sup, seqs in (("sup_n", (1, 2)), ("sup_s", (3, 4))):
         person = c.execute(text("SELECT person_id FROM users WHERE id = :u"), {"u": users[sup]}).scalar()
-        g = c.execute(text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES (:c, :n, :p) RETURNING id"),
-                      {"c": f"DG_{sup}", "n": f"责任网格 {sup}", "p": person}).scalar()
+        g = c.execute(
+            text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES (:c, :n, :p) RETURNING id"),
+            {"c": f"DG_{sup}", "n": f"责任网格 {sup}", "p": person},
+        ).scalar()
         for s in seqs:
             c.execute(text("INSERT INTO duty_grid_cells VALUES (:g, :c)"), {"g": g, "c": cells[f"110101001001{s:03d}"]})
     dispatch.load(c)
@@ -73,23 +96,30 @@ def build_world(c) -> dict:
 
     def new(name, source, category, seq, at=REPORTED, description="垃圾"):
         lon, lat = point(seq)
-        return report(c, who(name), NewCase(category, lon, lat, source, description, f"测试路{seq}号"),
-                      now=at, calendar=CAL)
+        return report(
+            c, who(name), NewCase(category, lon, lat, source, description, f"测试路{seq}号"), now=at, calendar=CAL
+        )
 
     def act(name, case_id, action, at=REPORTED, **kw):
         return apply(c, who(name), case_id, action, now=at, calendar=CAL, **kw)
 
     cases = {
-        "north_public": new("receiver", "public", "0102", 1),        # verify deadline 11:00 = APP_NOW
-        "south_sup": new("sup_s", "supervisor", "0102", 3),          # register deadline 10:00: overdue, 2.0
+        "north_public": new("receiver", "public", "0102", 1),  # verify deadline 11:00 = APP_NOW
+        "south_sup": new("sup_s", "supervisor", "0102", 3),  # register deadline 10:00: overdue, 2.0
         "dispatched_zf": new("sup_s", "supervisor", "0101", 4),
         "old_closed": new("sup_n", "supervisor", "0102", 2, at=datetime(2026, 9, 15, 10, 0, tzinfo=TZ)),
         "script": new("receiver", "public", "0102", 2, description=SCRIPT),
     }
     act("shift", cases["dispatched_zf"], "register")
     act("dispatcher", cases["dispatched_zf"], "dispatch")  # 0101 → enforcement → ZF01 by the shipped rules
-    act("sup_n", cases["old_closed"], "self_handle", at=datetime(2026, 9, 15, 10, 30, tzinfo=TZ), note="已处理",
-        data={"photos": ["before.jpg", "after.jpg"]})
+    act(
+        "sup_n",
+        cases["old_closed"],
+        "self_handle",
+        at=datetime(2026, 9, 15, 10, 30, tzinfo=TZ),
+        note="已处理",
+        data={"photos": ["before.jpg", "after.jpg"]},
+    )
     return {"cells": cells, "units": units, "users": users, "tokens": tokens, "cases": cases}
 
 
@@ -132,6 +162,7 @@ def numbers(w, *keys):
 
 
 # ---------------------------------------------------------------- scope
+
 
 def test_other_cells_case_is_404_and_own_cells_case_is_served(world):
     w, north = world, world.cases["north_public"]
@@ -177,6 +208,7 @@ def test_leaders_read_everything_and_change_no_case(world, role_user):
 
 
 # ---------------------------------------------------------------- authentication and CSRF
+
 
 def test_token_from_the_cli_works_and_a_bad_token_is_401(world, cli):
     w = world
@@ -227,6 +259,7 @@ def test_session_writes_need_the_csrf_token(world):
 
 # ---------------------------------------------------------------- transitions
 
+
 def test_transitions_through_the_api_write_their_events(world):
     w, case = world, world.cases["north_public"]
     r = call(w, "sup_n", "POST", f"/api/v1/cases/{case}/actions/verify", json={"note": "现场核实属实"})
@@ -235,10 +268,16 @@ def test_transitions_through_the_api_write_their_events(world):
     assert (out["from_state"], out["to_state"]) == ("reported", "verified")
     last = after["events"][-1]
     assert (last["action"], last["note"], last["role"], last["user_id"]) == (
-        "verify", "现场核实属实", "supervisor", w.users["sup_n"])
+        "verify",
+        "现场核实属实",
+        "supervisor",
+        w.users["sup_n"],
+    )
     with w.engine.connect() as c:
-        row = c.execute(text("SELECT id, action, user_id, note FROM case_events WHERE case_id = :c ORDER BY id DESC "
-                             "LIMIT 1"), {"c": case}).first()
+        row = c.execute(
+            text("SELECT id, action, user_id, note FROM case_events WHERE case_id = :c ORDER BY id DESC LIMIT 1"),
+            {"c": case},
+        ).first()
     assert (row.id, row.action, row.user_id, row.note) == (out["event_id"], "verify", w.users["sup_n"], "现场核实属实")
     # the wrong state is a 409, a missing note or bad data a 400, an unknown action a 404: none writes a row
     before = n_events(w, case)
@@ -246,8 +285,14 @@ def test_transitions_through_the_api_write_their_events(world):
     assert call(w, "shift", "POST", f"/api/v1/cases/{case}/actions/reject").status_code == 400
     r = call(w, "shift", "POST", f"/api/v1/cases/{case}/actions/register", json={"data": {"colour": "red"}})
     assert r.status_code == 400 and "colour" in r.json["error"]["message"]
-    r = call(w, "shift", "POST", f"/api/v1/cases/{case}/actions/register", data="{not json",
-             headers={"Content-Type": "application/json"})
+    r = call(
+        w,
+        "shift",
+        "POST",
+        f"/api/v1/cases/{case}/actions/register",
+        data="{not json",
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 400
     assert call(w, "shift", "POST", f"/api/v1/cases/{case}/actions/fly").status_code == 404
     assert n_events(w, case) == before
@@ -259,10 +304,11 @@ def test_transitions_through_the_api_write_their_events(world):
     assert r.status_code == 200 and r.json["case"]["unit"]["code"] == "ZF01"
     assert r.json["case"]["deadline_step"] == "handle"
     assert call(w, "hw", "POST", f"/api/v1/cases/{case}/actions/handle", json={"note": "x"}).status_code == 404
-    r = call(w, "zf", "POST", f"/api/v1/cases/{case}/actions/handle", json={"note": "已清理", "data": {"photos": ["a.jpg"]}})
+    r = call(
+        w, "zf", "POST", f"/api/v1/cases/{case}/actions/handle", json={"note": "已清理", "data": {"photos": ["a.jpg"]}}
+    )
     assert r.status_code == 200 and r.json["case"]["status"] == "handled"
     assert [e["action"] for e in r.json["case"]["events"]] == ["report", "verify", "register", "dispatch", "handle"]
-
 
 
 @pytest.mark.parametrize("setting, after_pass", [(None, "checked"), ("on", "closed")])
@@ -286,6 +332,7 @@ def test_a_bad_close_on_check_value_stops_the_app(fresh_db):
 
 # ---------------------------------------------------------------- filters, paging, timing
 
+
 def test_filters(world):
     w = world
     nos = numbers(w, *w.cases)
@@ -304,7 +351,7 @@ def test_filters(world):
     assert q(unit="ZF01") == {nos["dispatched_zf"]}
     assert q(period="2026-09") == {nos["old_closed"]}
     assert q(period="2026-10-13") == everything - {nos["old_closed"]}
-    assert q(period="2026-09-15/2026-09-15") == {nos["old_closed"]}   # a date as the end includes that day
+    assert q(period="2026-09-15/2026-09-15") == {nos["old_closed"]}  # a date as the end includes that day
     assert q(period="2026-10-13T08:00:00+08:00/2026-10-13T09:00:00+08:00") == set()  # half-open
     assert q(overdue="true") == {nos["south_sup"]}
     assert q(overdue="false") == everything - {nos["south_sup"]}
@@ -314,10 +361,16 @@ def test_filters(world):
     assert q(status="reported", category="0102", cell="110101001001003", overdue="true") == {nos["south_sup"]}
     both = call(w, "dispatcher", "GET", "/api/v1/cases?status=dispatched&status=closed")  # repeated = listed
     assert set(listed(both)) == {nos["dispatched_zf"], nos["old_closed"]}
-    for params, field in (({"status": "lost"}, "status"), ({"bbox": "1,2"}, "bbox"), ({"page": "0"}, "page"),
-                          ({"page_size": "501"}, "page_size"), ({"sort": "colour"}, "sort"),
-                          ({"overdue": "maybe"}, "overdue"), ({"period": "2026-13"}, "period"),
-                          ({"cell": "123"}, "cell")):
+    for params, field in (
+        ({"status": "lost"}, "status"),
+        ({"bbox": "1,2"}, "bbox"),
+        ({"page": "0"}, "page"),
+        ({"page_size": "501"}, "page_size"),
+        ({"sort": "colour"}, "sort"),
+        ({"overdue": "maybe"}, "overdue"),
+        ({"period": "2026-13"}, "period"),
+        ({"cell": "123"}, "cell"),
+    ):
         r = call(w, "dispatcher", "GET", "/api/v1/cases", query_string=params)
         assert r.status_code == 400 and f"'{field}'" in r.json["error"]["message"], (params, r.json)
 
@@ -344,8 +397,9 @@ def test_overdue_and_overtime_ratio_are_consistent(world):
         return {i["id"]: i for i in call(w, "leader", "GET", "/api/v1/cases").json["items"]}
 
     def check_consistent(by_id):
-        overdue_ids = {i["id"] for i in call(w, "leader", "GET", "/api/v1/cases",
-                                               query_string={"overdue": "true"}).json["items"]}
+        overdue_ids = {
+            i["id"] for i in call(w, "leader", "GET", "/api/v1/cases", query_string={"overdue": "true"}).json["items"]
+        }
         assert overdue_ids == {k for k, v in by_id.items() if v["overdue"]}
         for v in by_id.values():
             if v["overtime_ratio"] is not None and v["overtime_ratio"] > 1:
@@ -375,6 +429,7 @@ def test_overdue_and_overtime_ratio_are_consistent(world):
 
 # ---------------------------------------------------------------- cells, categories, escaping
 
+
 def test_cells_by_code_and_by_point(world):
     w = world
     r = call(w, "sup_n", "GET", "/api/v1/cells/110101001001001")
@@ -384,7 +439,9 @@ def test_cells_by_code_and_by_point(world):
     lon, lat = point(4)
     r = call(w, "sup_n", "GET", "/api/v1/cells", query_string={"lon": lon, "lat": lat})
     assert r.status_code == 200 and r.json["code"] == "110101001001004"
-    assert call(w, "sup_n", "GET", "/api/v1/cells", query_string={"lon": X0 + 0.01, "lat": Y0 + 0.01}).status_code == 404
+    assert (
+        call(w, "sup_n", "GET", "/api/v1/cells", query_string={"lon": X0 + 0.01, "lat": Y0 + 0.01}).status_code == 404
+    )
     assert call(w, "sup_n", "GET", "/api/v1/cells", query_string={"lon": lon}).status_code == 400
     assert call(w, "sup_n", "GET", "/api/v1/cells", query_string={"lon": "east", "lat": lat}).status_code == 400
     assert call(w, "sup_n", "GET", "/api/v1/cells/123").status_code == 400
@@ -403,6 +460,7 @@ def test_user_text_comes_back_as_escaped_json_data(world):
 
 
 # ---------------------------------------------------------------- the OpenAPI document
+
 
 def _doc(w):
     r = w.app.test_client().get("/api/v1/openapi.json")
@@ -425,6 +483,7 @@ def test_openapi_document_validates_and_lists_exactly_the_served_routes(world):
             served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert served == _documented(doc)
     from gridmgr.cases.filters import FILTER_PARAMS
+
     documented = {p["name"] for p in doc["paths"]["/cases"]["get"]["parameters"]}
     assert set(FILTER_PARAMS) <= documented
 
@@ -450,8 +509,13 @@ def test_every_documented_path_answers_for_a_logged_in_admin(world):
             required = {p["name"]: p["example"] for p in params if p["in"] == "query" and p.get("required")}
             every = {p["name"]: p["example"] for p in params if p["in"] == "query" and "example" in p}
             for query in {json.dumps(required), json.dumps(every)}:
-                r = client.open(url, method=method.upper(), query_string=json.loads(query),
-                                headers={"X-CSRFToken": csrf}, json={"note": "x"} if method == "post" else None)
+                r = client.open(
+                    url,
+                    method=method.upper(),
+                    query_string=json.loads(query),
+                    headers={"X-CSRFToken": csrf},
+                    json={"note": "x"} if method == "post" else None,
+                )
                 assert r.status_code < 500, (method, url, query, r.get_data(as_text=True))
                 assert r.mimetype == "application/json"
                 _check_body(doc, op, r)
@@ -461,7 +525,12 @@ def test_every_documented_path_answers_for_a_logged_in_admin(world):
         r = call(w, user, "GET", base + url)
         assert r.status_code == 200
         _check_body(doc, doc["paths"][path]["get"], r)
-    r = call(w, "sup_s", "POST", f"{base}/cases/{w.cases['south_sup']}/actions/self_handle",
-             json={"note": "已处理", "data": {"photos": ["a.jpg", "b.jpg"]}})
+    r = call(
+        w,
+        "sup_s",
+        "POST",
+        f"{base}/cases/{w.cases['south_sup']}/actions/self_handle",
+        json={"note": "已处理", "data": {"photos": ["a.jpg", "b.jpg"]}},
+    )
     assert r.status_code == 200
     _check_body(doc, doc["paths"]["/cases/{case_id}/actions/{action}"]["post"], r)

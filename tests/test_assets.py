@@ -1,4 +1,5 @@
 """The offline asset layer: /vendor/ serves the allowlist only, and folium maps point at nothing else."""
+
 import json
 import re
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 from branca.colormap import LinearColormap
 from flask import render_template_string
 from folium import plugins
+
 from gridmgr.web import assets, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +47,8 @@ def test_create_app_serves_assets():
 def test_allowlist_matches_package_json_and_lock():
     declared = json.loads((ROOT / "package.json").read_text())["dependencies"]
     assert declared == {name: pkg.version for name, pkg in assets.PACKAGES.items()}, (
-        "package.json and web/assets.py PACKAGES disagree: update both (and re-check the file lists)")
+        "package.json and web/assets.py PACKAGES disagree: update both (and re-check the file lists)"
+    )
     lock = json.loads((ROOT / "package-lock.json").read_text())["packages"]
     for name, pkg in assets.PACKAGES.items():
         assert lock[f"node_modules/{name}"]["version"] == pkg.version, name
@@ -80,24 +83,27 @@ def test_unversioned_url_revalidates_daily(client):
     assert again.status_code == 304
 
 
-@pytest.mark.parametrize("url", [
-    "/vendor/leaflet/../../etc/passwd",
-    "/vendor/leaflet/%2e%2e/%2e%2e/etc/passwd",
-    "/vendor/leaflet/dist/../../../setup.cfg",
-    "/vendor/..%2f..%2fetc/passwd",
-    "/vendor/leaflet//etc/passwd",
-    "/vendor/leaflet/dist/",
-    "/vendor/leaflet/dist",
-    "/vendor/leaflet",
-    "/vendor/",
-    "/vendor/leaflet/package.json",
-    "/vendor/leaflet/dist/leaflet-src.js",
-    "/vendor/lodash/lodash.js",           # installed (a dependency) but not allowlisted
-    "/vendor/nonexistent/x.js",
-    "/vendor/folium/folium.py",
-    "/vendor/folium/../folium.py",
-    "/vendor/folium/pa7_hm.min.js",       # ships with folium, not used by the pages
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/vendor/leaflet/../../etc/passwd",
+        "/vendor/leaflet/%2e%2e/%2e%2e/etc/passwd",
+        "/vendor/leaflet/dist/../../../setup.cfg",
+        "/vendor/..%2f..%2fetc/passwd",
+        "/vendor/leaflet//etc/passwd",
+        "/vendor/leaflet/dist/",
+        "/vendor/leaflet/dist",
+        "/vendor/leaflet",
+        "/vendor/",
+        "/vendor/leaflet/package.json",
+        "/vendor/leaflet/dist/leaflet-src.js",
+        "/vendor/lodash/lodash.js",  # installed (a dependency) but not allowlisted
+        "/vendor/nonexistent/x.js",
+        "/vendor/folium/folium.py",
+        "/vendor/folium/../folium.py",
+        "/vendor/folium/pa7_hm.min.js",  # ships with folium, not used by the pages
+    ],
+)
 def test_anything_else_is_404(client, url):
     r = client.get(url)
     assert r.status_code == 404, url
@@ -159,9 +165,11 @@ def test_offline_prefixes_the_mount_point(app):
         urls = assets.leaflet_urls("vectorgrid")
     links = re.findall(r'<(?:script src|link rel="stylesheet" href)="([^"]+)"', html)
     assert links and all(u.startswith(("/gm/vendor/", "/gm/static/")) for u in links), links
-    assert urls.js == ["/gm/vendor/leaflet/dist/leaflet.js?v=1.9.4",
-                       "/gm/vendor/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js?v=1.3.0",
-                       "/gm/static/js/vectorgrid-click.js"]
+    assert urls.js == [
+        "/gm/vendor/leaflet/dist/leaflet.js?v=1.9.4",
+        "/gm/vendor/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js?v=1.3.0",
+        "/gm/static/js/vectorgrid-click.js",
+    ]
 
 
 def test_rendering_twice_and_by_parts(app):
@@ -174,14 +182,19 @@ def test_rendering_twice_and_by_parts(app):
     assert not re.search(r"https?://", head)
 
 
-@pytest.mark.parametrize("build,words", [
-    (lambda m: None, "tiles=None"),                                                    # default OSM basemap
-    (lambda m: folium.Marker([39.9, 116.4], icon=folium.Icon(color="red")).add_to(m), "awesome-markers"),
-    (lambda m: plugins.Draw().add_to(m), "Draw loads https://"),
-    (lambda m: plugins.Fullscreen().add_to(m), "Fullscreen loads https://"),
-    (lambda m: plugins.VectorGridProtobuf("https://tiles.example.com/{z}/{x}/{y}.pbf", "x").add_to(m),
-     "VectorGridProtobuf loads https://tiles.example.com"),
-])
+@pytest.mark.parametrize(
+    "build,words",
+    [
+        (lambda m: None, "tiles=None"),  # default OSM basemap
+        (lambda m: folium.Marker([39.9, 116.4], icon=folium.Icon(color="red")).add_to(m), "awesome-markers"),
+        (lambda m: plugins.Draw().add_to(m), "Draw loads https://"),
+        (lambda m: plugins.Fullscreen().add_to(m), "Fullscreen loads https://"),
+        (
+            lambda m: plugins.VectorGridProtobuf("https://tiles.example.com/{z}/{x}/{y}.pbf", "x").add_to(m),
+            "VectorGridProtobuf loads https://tiles.example.com",
+        ),
+    ],
+)
 def test_offline_refuses_what_it_cannot_serve(build, words):
     m = folium.Map(location=[39.9, 116.4]) if words == "tiles=None" else folium.Map(tiles=None)
     build(m)
@@ -215,8 +228,15 @@ def test_leaflet_urls_and_tags(app):
     assert html.endswith("|/vendor/leaflet/dist/leaflet.js?v=1.9.4")
 
 
-@pytest.mark.parametrize("raw", ["/vendor/leaflet/../../etc/passwd", "/vendor/leaflet/dist/../../../../etc/passwd",
-                                 "/vendor/leaflet/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/vendor/folium/../__init__.py"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/vendor/leaflet/../../etc/passwd",
+        "/vendor/leaflet/dist/../../../../etc/passwd",
+        "/vendor/leaflet/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/vendor/folium/../__init__.py",
+    ],
+)
 def test_traversal_over_real_http_is_404(app, raw):
     """The same through a real server, with the raw path on the wire (test clients may normalise it)."""
     import http.client

@@ -1,14 +1,16 @@
 """Assignment: the one rule for points, lines and polygons, out-of-grid features, and --reassign."""
+
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import Column, BigInteger, DateTime, ForeignKey, MetaData, Table, text
 from geoalchemy2 import Geometry
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, MetaData, Table, text
 
-from support import SMALL_ORIGIN, SMALL_STEP
+from gridmgr.errors import CoordinateError, NotFound
 from gridmgr.grid import assign
 from gridmgr.plugins import registry
-from gridmgr.errors import CoordinateError, NotFound
+
+from support import SMALL_ORIGIN, SMALL_STEP
 
 X0, Y0 = SMALL_ORIGIN
 D = SMALL_STEP
@@ -40,8 +42,10 @@ def test_outside_point_has_no_cell(conn, small_grid):
 
 def test_polygon_spanning_four_cells(conn, small_grid):
     # a square centred on the shared vertex, larger part in the NE cell
-    poly = (f"ST_GeomFromText('POLYGON(({X0 + 0.6 * D} {Y0 + 0.6 * D}, {X0 + 1.6 * D} {Y0 + 0.6 * D}, "
-            f"{X0 + 1.6 * D} {Y0 + 1.6 * D}, {X0 + 0.6 * D} {Y0 + 1.6 * D}, {X0 + 0.6 * D} {Y0 + 0.6 * D}))', 4326)")
+    poly = (
+        f"ST_GeomFromText('POLYGON(({X0 + 0.6 * D} {Y0 + 0.6 * D}, {X0 + 1.6 * D} {Y0 + 0.6 * D}, "
+        f"{X0 + 1.6 * D} {Y0 + 1.6 * D}, {X0 + 0.6 * D} {Y0 + 1.6 * D}, {X0 + 0.6 * D} {Y0 + 0.6 * D}))', 4326)"
+    )
     shares = dict(conn.execute(text(f"SELECT cell_id, share FROM cell_shares({poly})")).all())
     assert set(shares) == set(small_grid.values())
     assert sum(shares.values()) == pytest.approx(1.0, abs=1e-6)
@@ -79,15 +83,23 @@ def test_gcj02_point_lands_in_same_cell_as_wgs84(conn, small_grid):
 def point_layer(conn):
     """A layer of our own, registered through the same registry a real layer uses."""
     md = MetaData()
-    table = Table("test_points", md,
-                  Column("id", BigInteger, primary_key=True),
-                  Column("geom", Geometry("POINT", 4326, spatial_index=False), nullable=False),
-                  Column("cell_id", BigInteger, ForeignKey("grid_cells.id")),
-                  Column("created_at", DateTime(timezone=True), nullable=False))
-    conn.execute(text("CREATE TABLE test_points (id bigserial PRIMARY KEY, geom geometry(Point, 4326) NOT NULL,"
-                      " cell_id bigint REFERENCES grid_cells(id), created_at timestamptz NOT NULL)"))
-    layer = registry.register(registry.Layer("test_points", "测试点", "test points", table, ("POINT",),
-                                             fields=(), natural_key="id"))
+    table = Table(
+        "test_points",
+        md,
+        Column("id", BigInteger, primary_key=True),
+        Column("geom", Geometry("POINT", 4326, spatial_index=False), nullable=False),
+        Column("cell_id", BigInteger, ForeignKey("grid_cells.id")),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+    conn.execute(
+        text(
+            "CREATE TABLE test_points (id bigserial PRIMARY KEY, geom geometry(Point, 4326) NOT NULL,"
+            " cell_id bigint REFERENCES grid_cells(id), created_at timestamptz NOT NULL)"
+        )
+    )
+    layer = registry.register(
+        registry.Layer("test_points", "测试点", "test points", table, ("POINT",), fields=(), natural_key="id")
+    )
     yield layer
     registry.unregister("test_points")
 
@@ -96,19 +108,25 @@ def test_new_grid_version_and_reassign(conn, small_grid, point_layer):
     cut = datetime(2026, 1, 1, tzinfo=timezone.utc)
     p = (X0 + 0.5 * D, Y0 + 0.5 * D)
     # a feature assigned in the old grid, through the one rule, in the statement that inserts it
-    conn.execute(text(f"""
+    conn.execute(
+        text(f"""
         INSERT INTO test_points (geom, cell_id, created_at)
         SELECT g, c.cell_id, '2025-06-01' FROM (SELECT ST_SetSRID(ST_MakePoint(:x, :y), 4326) AS g) s
-        {assign.cell_join('s.g', "'2025-06-01'::timestamptz")}
-    """), {"x": p[0], "y": p[1]})
+        {assign.cell_join("s.g", "'2025-06-01'::timestamptz")}
+    """),
+        {"x": p[0], "y": p[1]},
+    )
     old_id = small_grid["110101001001003"]
     # a new version of the grid: close the old cells, open one merged cell from the cut
     conn.execute(text("UPDATE grid_cells SET valid_to = :t"), {"t": cut})
-    new_id = conn.execute(text("""
+    new_id = conn.execute(
+        text("""
         INSERT INTO grid_cells (code, community_id, geom, area_m2, valid_from, source)
         SELECT '110101001001001', community_id, ST_Multi(ST_Union(geom)), sum(area_m2), :t, 'imported'
         FROM grid_cells GROUP BY community_id RETURNING id
-    """), {"t": cut}).scalar()
+    """),
+        {"t": cut},
+    ).scalar()
     # both versions answer for their own time
     assert assign.cell_id_at(conn, *p, at=datetime(2025, 6, 1, tzinfo=timezone.utc)) == old_id
     assert assign.cell_id_at(conn, *p, at=datetime(2026, 6, 1, tzinfo=timezone.utc)) == new_id
@@ -125,27 +143,37 @@ def test_new_grid_version_and_reassign(conn, small_grid, point_layer):
 
 
 def test_bulk_assignment_is_one_inlined_statement(conn, small_grid):
-    plan = "\n".join(r[0] for r in conn.execute(text(f"""
+    plan = "\n".join(
+        r[0]
+        for r in conn.execute(
+            text(f"""
         EXPLAIN SELECT p.g, c.cell_id FROM (SELECT ST_SetSRID(ST_MakePoint(116.4005 + i * 1e-6, 39.9005), 4326) g
-        FROM generate_series(1, 100) i) p {assign.cell_join('p.g')}
-    """)))
+        FROM generate_series(1, 100) i) p {assign.cell_join("p.g")}
+    """)
+        )
+    )
     # the SQL function is inlined: the plan scans grid_cells itself instead of calling cell_for per row
     assert "grid_cells" in plan and "Function Scan on cell_for" not in plan
 
 
 # ---- bulk point assignment (imports): the tile join gives exactly cell_for's answer ---------------------
 
+
 def bulk_and_cell_for(conn, points, size=None):
     """id → (cell by the bulk tile join, cell by cell_for) for points (id, lon, lat, at)."""
     size = assign.prepare_point_tiles(conn, size)
     conn.execute(text("CREATE TEMP TABLE pts (id int, lon float8, lat float8, at timestamptz) ON COMMIT DROP"))
-    conn.execute(text("INSERT INTO pts VALUES (:id, :lon, :lat, CAST(:at AS timestamptz))"),
-                 [{"id": i, "lon": x, "lat": y, "at": at} for i, (x, y, at) in enumerate(points)])
-    rows = conn.execute(text(f"""
+    conn.execute(
+        text("INSERT INTO pts VALUES (:id, :lon, :lat, CAST(:at AS timestamptz))"),
+        [{"id": i, "lon": x, "lat": y, "at": at} for i, (x, y, at) in enumerate(points)],
+    )
+    rows = conn.execute(
+        text(f"""
         SELECT p.id, b.cell_id, c.cell_id FROM pts p
-        {assign.point_cell_join('p.lon', 'p.lat', 'p.at', size, alias='b')}
-        {assign.cell_join('ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)', 'p.at')}
-        ORDER BY p.id"""))
+        {assign.point_cell_join("p.lon", "p.lat", "p.at", size, alias="b")}
+        {assign.cell_join("ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)", "p.at")}
+        ORDER BY p.id""")
+    )
     return {i: (bulk, ref) for i, bulk, ref in rows}
 
 
@@ -165,7 +193,7 @@ def test_bulk_point_assignment_equals_cell_for(conn, small_grid, size):
     assert all(bulk == ref for bulk, ref in got.values()), {i: v for i, v in got.items() if v[0] != v[1]}
     by_xy = {(x, y): got[i][0] for i, (x, y, _) in enumerate(pts)}
     code = {v: k for k, v in small_grid.items()}.get
-    assert code(by_xy[(X0 + D, Y0 + D)]) == "110101001001001"        # the corner all four share
+    assert code(by_xy[(X0 + D, Y0 + D)]) == "110101001001001"  # the corner all four share
     assert code(by_xy[(X0 + D, Y0 + 0.5 * D)]) == "110101001001003"  # the edge of 003 and 004
     assert code(by_xy[(X0 + 2 * D, Y0 + 2 * D)]) == "110101001001002"  # the grid's own outer corner
     assert by_xy[(X0 - 0.5 * D, Y0)] is None and by_xy[(X0 + 0.05, Y0 + 0.05)] is None
@@ -175,10 +203,13 @@ def test_bulk_point_assignment_equals_cell_for(conn, small_grid, size):
 def test_bulk_point_assignment_follows_grid_versions(conn, small_grid):
     cut = "2026-01-01T00:00:00Z"
     conn.execute(text("UPDATE grid_cells SET valid_to = :t"), {"t": cut})
-    merged = conn.execute(text("""
+    merged = conn.execute(
+        text("""
         INSERT INTO grid_cells (code, community_id, geom, area_m2, valid_from, source)
         SELECT '110101001001009', community_id, ST_Multi(ST_Union(geom)), sum(area_m2), :t, 'imported'
-        FROM grid_cells GROUP BY community_id RETURNING id"""), {"t": cut}).scalar()
+        FROM grid_cells GROUP BY community_id RETURNING id"""),
+        {"t": cut},
+    ).scalar()
     pts = [p for at in ("2025-12-31T23:59:59Z", cut, "2026-01-01T00:00:01Z") for p in lattice(at)]
     got = bulk_and_cell_for(conn, pts)
     assert all(bulk == ref for bulk, ref in got.values())
@@ -194,17 +225,25 @@ def test_bulk_import_assigns_as_cell_for(conn, small_grid, tmp_path, monkeypatch
     monkeypatch.setattr(importer, "BULK_MIN_ROWS", 1)  # the tile path, whatever the file's size
     pts = lattice()
     p = tmp_path / "cases.csv"
-    p.write_text("case_no,category,source,reported_at,lon,lat\n" + "".join(
-        f"2026{i:07d},0102,public,2026-06-01T08:00:00,{x!r},{y!r}\n" for i, (x, y, _) in enumerate(pts)),
-        encoding="utf-8")
+    p.write_text(
+        "case_no,category,source,reported_at,lon,lat\n"
+        + "".join(f"2026{i:07d},0102,public,2026-06-01T08:00:00,{x!r},{y!r}\n" for i, (x, y, _) in enumerate(pts)),
+        encoding="utf-8",
+    )
     res = importer.import_file(conn, registry.get("cases"), p)
     assert res.imported == len(pts) and res.out_of_grid >= 20
     assert conn.execute(text("SELECT to_regclass('pg_temp.cell_tiles') IS NOT NULL")).scalar()  # tiles were used
-    differ = conn.execute(text("""
+    differ = conn.execute(
+        text("""
         SELECT count(*) FROM cases f LEFT JOIN LATERAL cell_for(f.geom, f.reported_at) c ON true
-        WHERE f.cell_id IS DISTINCT FROM c.cell_id""")).scalar()
+        WHERE f.cell_id IS DISTINCT FROM c.cell_id""")
+    ).scalar()
     assert differ == 0
-    corner = conn.execute(text("SELECT g.code FROM cases f JOIN grid_cells g ON g.id = f.cell_id "
-                               "WHERE ST_Equals(f.geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
-                          {"x": X0 + D, "y": Y0 + D}).scalar()
+    corner = conn.execute(
+        text(
+            "SELECT g.code FROM cases f JOIN grid_cells g ON g.id = f.cell_id "
+            "WHERE ST_Equals(f.geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+        ),
+        {"x": X0 + D, "y": Y0 + D},
+    ).scalar()
     assert corner == "110101001001001"

@@ -1,6 +1,13 @@
 """Chromium loads the map assets, a folium map and the login page from the app alone: nothing external."""
+
 import folium
 from branca.colormap import LinearColormap
+from flask import Response, render_template_string, request
+from folium import plugins
+from markupsafe import Markup
+
+from gridmgr.web import assets
+
 from browser import (  # noqa: F401
     add_account,
     browser_fixture,
@@ -11,15 +18,18 @@ from browser import (  # noqa: F401
     screenshot,
     watch,
 )
-from flask import Response, render_template_string, request
-from folium import plugins
-from gridmgr.web import assets
-from markupsafe import Markup
 
 # a 0.002° cell at the test grid's corner, and points inside and outside it
-CELL = {"type": "Feature", "properties": {"code": "110101001001001"},
-        "geometry": {"type": "Polygon", "coordinates": [[[116.400, 39.900], [116.402, 39.900], [116.402, 39.902],
-                                                         [116.400, 39.902], [116.400, 39.900]]]}}
+CELL = {
+    "type": "Feature",
+    "properties": {"code": "110101001001001"},
+    "geometry": {
+        "type": "Polygon",
+        "coordinates": [
+            [[116.400, 39.900], [116.402, 39.900], [116.402, 39.902], [116.400, 39.902], [116.400, 39.900]]
+        ],
+    },
+}
 INSIDE = (39.901, 116.401)
 OUTSIDE = (39.9012, 116.4045)
 
@@ -53,13 +63,16 @@ def setup_live_app(app):
         urls = assets.leaflet_urls("vectorgrid")
         if request.args.get("nofix"):  # VectorGrid 1.3.0 as released, to show what the fix is for
             urls.js.remove("/static/js/vectorgrid-click.js")
-        tags = "\n".join([f'<link rel="stylesheet" href="{u}">' for u in urls.css]
-                         + [f'<script src="{u}"></script>' for u in urls.js])
+        tags = "\n".join(
+            [f'<link rel="stylesheet" href="{u}">' for u in urls.css]
+            + [f'<script src="{u}"></script>' for u in urls.js]
+        )
         return render_template_string(LEAFLET_PAGE, tags=Markup(tags), cell=CELL)
 
     def folium_page():
-        m = folium.Map(location=[39.901, 116.401], zoom_start=16, tiles=None, prefer_canvas=True,
-                       maxZoom=19)  # with tiles=None folium drops max_zoom; MarkerCluster needs it
+        m = folium.Map(
+            location=[39.901, 116.401], zoom_start=16, tiles=None, prefer_canvas=True, maxZoom=19
+        )  # with tiles=None folium drops max_zoom; MarkerCluster needs it
         plugins.VectorGridProtobuf("/_test/tiles/{z}/{x}/{y}.pbf", "cells", {"interactive": True}).add_to(m)
         plugins.HeatMap([[39.901, 116.401, 1.0], [39.9012, 116.4012, 0.8], [39.9005, 116.4003, 0.6]]).add_to(m)
         plugins.GeoMan().add_to(m)
@@ -74,8 +87,11 @@ def setup_live_app(app):
     app.add_url_rule("/_test/leaflet", "test_leaflet", leaflet_page)
     app.add_url_rule("/_test/folium", "test_folium", folium_page)
     # an empty vector tile is a valid one: the folium page's VectorGridProtobuf loads these
-    app.add_url_rule("/_test/tiles/<int:z>/<int:x>/<int:y>.pbf", "test_tile",
-                     lambda z, x, y: Response(b"", mimetype="application/x-protobuf"))
+    app.add_url_rule(
+        "/_test/tiles/<int:z>/<int:x>/<int:y>.pbf",
+        "test_tile",
+        lambda z, x, y: Response(b"", mimetype="application/x-protobuf"),
+    )
 
 
 def click_at(page, latlng):
@@ -125,10 +141,17 @@ def test_folium_map_loads_offline(page, tmp_path):
     page.goto("/_test/folium")
     page.wait_for_load_state("networkidle")
     w = watch(page)
-    for path in ("/vendor/leaflet/dist/leaflet.js", "/vendor/jquery/dist/jquery.min.js",
-                 "/vendor/leaflet.vectorgrid/", "/static/js/vectorgrid-click.js", "/vendor/folium/leaflet_heat.min.js",
-                 "/vendor/@geoman-io/leaflet-geoman-free/", "/vendor/leaflet.markercluster/", "/vendor/d3/d3.min.js",
-                 "/_test/tiles/16/"):
+    for path in (
+        "/vendor/leaflet/dist/leaflet.js",
+        "/vendor/jquery/dist/jquery.min.js",
+        "/vendor/leaflet.vectorgrid/",
+        "/static/js/vectorgrid-click.js",
+        "/vendor/folium/leaflet_heat.min.js",
+        "/vendor/@geoman-io/leaflet-geoman-free/",
+        "/vendor/leaflet.markercluster/",
+        "/vendor/d3/d3.min.js",
+        "/_test/tiles/16/",
+    ):
         assert any(path in u for u in w.requests), path
     # every plugin is there, working: geoman's toolbar, the cluster's bubble, the heat canvas, the legend
     assert page.locator(".leaflet-pm-toolbar").count() >= 1
@@ -190,8 +213,11 @@ def test_harness_blocks_and_reports_external_requests(browser, live_server):
             <link rel="stylesheet" href="{live_server.url}/vendor/leaflet/dist/leaflet.css">
             <script>fetch('http://localhost.example.org/api').catch(function () {{}});</script>""")
         p.wait_for_load_state("networkidle")
-        assert sorted(w.external) == ["http://example.com/x.png", "http://localhost.example.org/api",
-                                      "https://unpkg.com/leaflet"]
+        assert sorted(w.external) == [
+            "http://example.com/x.png",
+            "http://localhost.example.org/api",
+            "https://unpkg.com/leaflet",
+        ]
         assert any(u.endswith("/vendor/leaflet/dist/leaflet.css") for u in w.requests)
         try:
             w.assert_clean(console=False)

@@ -3,6 +3,7 @@
 Real PostGIS (a fresh database per test, since the app commits), real login through /login, CSRF on:
 every token is read from the page the form is on, as a browser would.
 """
+
 import io
 import re
 import struct
@@ -14,10 +15,11 @@ import pytest
 from sqlalchemy import text
 from werkzeug.security import generate_password_hash
 
-from gridmgr.geo import crs
 from gridmgr.cases import dispatch
+from gridmgr.geo import crs
 from gridmgr.web import create_app
-from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, csrf, login_client
+
+from support import SMALL_ORIGIN, SMALL_STEP, csrf, insert_small_grid, login_client
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 10, 13, 9, 0, tzinfo=TZ)  # a Tuesday, in working hours
@@ -31,18 +33,29 @@ XSS_DESCRIPTION = "垃圾<script>alert(1)</script> 和 <img src=x onerror=alert(
 
 def _png() -> bytes:
     """A real 1×1 PNG."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 PNG = _png()
 # username → (name, role, unit code)
 PEOPLE = {
-    "sup": ("张监督", "supervisor", None), "sup2": ("王监督", "supervisor", None), "rcv": ("李受理", "receiver", None),
-    "dsp": ("赵派遣", "dispatcher", None), "lead": ("钱值班", "shift_leader", None),
-    "hw": ("孙环卫", "unit_handler", "HW01"), "zf": ("周执法", "unit_handler", "ZF01"), "adm": ("吴管理", "admin", None),
+    "sup": ("张监督", "supervisor", None),
+    "sup2": ("王监督", "supervisor", None),
+    "rcv": ("李受理", "receiver", None),
+    "dsp": ("赵派遣", "dispatcher", None),
+    "lead": ("钱值班", "shift_leader", None),
+    "hw": ("孙环卫", "unit_handler", "HW01"),
+    "zf": ("周执法", "unit_handler", "ZF01"),
+    "adm": ("吴管理", "admin", None),
 }
 
 
@@ -53,33 +66,48 @@ def site(fresh_db, tmp_path):
     with eng.begin() as c:
         cells = insert_small_grid(c)
         units = {}
-        for code, name, kind in (("JD01", "东华门街道办事处", "street_office"), ("ZF01", "第一执法中队", "enforcement_squad"),
-                                 ("HW01", "东城区环卫所", "sanitation")):
-            units[code] = c.execute(text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
-                                    {"c": code, "n": name, "k": kind}).scalar()
+        for code, name, kind in (
+            ("JD01", "东华门街道办事处", "street_office"),
+            ("ZF01", "第一执法中队", "enforcement_squad"),
+            ("HW01", "东城区环卫所", "sanitation"),
+        ):
+            units[code] = c.execute(
+                text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
+                {"c": code, "n": name, "k": kind},
+            ).scalar()
         for cell in cells.values():
             for duty, unit in (("territorial", "JD01"), ("enforcement", "ZF01"), ("sanitation", "HW01")):
                 c.execute(text("INSERT INTO cell_units VALUES (:c, :d, :u)"), {"c": cell, "d": duty, "u": units[unit]})
         people = {}
         for i, (username, (name, role, unit)) in enumerate(PEOPLE.items()):
-            people[username] = c.execute(text(
-                "INSERT INTO people (code, name, role, unit_id) VALUES (:c, :n, :r, :u) RETURNING id"),
-                {"c": f"P{i}", "n": name, "r": "supervisor" if role == "supervisor" else "staff",
-                 "u": units.get(unit)}).scalar()
-            c.execute(text("INSERT INTO users (username, person_id, role, password_hash) VALUES (:u, :p, :r, :h)"),
-                      {"u": username, "p": people[username], "r": role, "h": HASH})
+            people[username] = c.execute(
+                text("INSERT INTO people (code, name, role, unit_id) VALUES (:c, :n, :r, :u) RETURNING id"),
+                {"c": f"P{i}", "n": name, "r": "supervisor" if role == "supervisor" else "staff", "u": units.get(unit)},
+            ).scalar()
+            c.execute(
+                text("INSERT INTO users (username, person_id, role, password_hash) VALUES (:u, :p, :r, :h)"),
+                {"u": username, "p": people[username], "r": role, "h": HASH},
+            )
         # the west column of cells is sup's duty grid, the east column sup2's
         for code, sup, seqs in (("DG1", "sup", ("001", "003")), ("DG2", "sup2", ("002", "004"))):
-            g = c.execute(text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES (:c, :c, :p) RETURNING id"),
-                          {"c": code, "p": people[sup]}).scalar()
+            g = c.execute(
+                text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES (:c, :c, :p) RETURNING id"),
+                {"c": code, "p": people[sup]},
+            ).scalar()
             for s in seqs:
                 c.execute(text("INSERT INTO duty_grid_cells VALUES (:g, :c)"), {"g": g, "c": cells[f"110101001001{s}"]})
         dispatch.load(c)
     app = create_app({"GRIDMGR_DATABASE_URL": url, "GRIDMGR_VAR": str(tmp_path / "var")})
     clock = {"now": NOW}
     app.config["GRIDMGR_NOW"] = lambda: clock["now"]
-    return {"app": app, "eng": eng, "cells": cells, "units": units, "clock": clock,
-            "uploads": tmp_path / "var" / "uploads"}
+    return {
+        "app": app,
+        "eng": eng,
+        "cells": cells,
+        "units": units,
+        "clock": clock,
+        "uploads": tmp_path / "var" / "uploads",
+    }
 
 
 def login(site, username):
@@ -107,9 +135,18 @@ def flashes(client, path):
 
 def report(client, status=302, photos=(), **fields):
     html = get(client, "/cases/new")
-    data = {"csrf_token": csrf(html), "mode": "point", "lon": str(SW[0]), "lat": str(SW[1]), "crs": "wgs84",
-            "category": "0102", "urgency": "normal", "description": "人行道上有暴露垃圾", "address": "东华门大街1号",
-            **fields}
+    data = {
+        "csrf_token": csrf(html),
+        "mode": "point",
+        "lon": str(SW[0]),
+        "lat": str(SW[1]),
+        "crs": "wgs84",
+        "category": "0102",
+        "urgency": "normal",
+        "description": "人行道上有暴露垃圾",
+        "address": "东华门大街1号",
+        **fields,
+    }
     data["photos"] = [(io.BytesIO(content), name) for name, content in photos]
     r = client.post("/cases/new", data=data, content_type="multipart/form-data")
     assert r.status_code == status, r.get_data(as_text=True)[:2000]
@@ -119,9 +156,18 @@ def report(client, status=302, photos=(), **fields):
 def case_row(site, **where):
     cond = " AND ".join(f"{k} = :{k}" for k in where) or "true"
     with site["eng"].connect() as c:
-        return c.execute(text(f"SELECT f.*, g.code AS cell_code FROM cases f "
-                              f"LEFT JOIN grid_cells g ON g.id = f.cell_id "
-                              f"WHERE {cond} ORDER BY f.id DESC LIMIT 1"), where).mappings().first()
+        return (
+            c.execute(
+                text(
+                    f"SELECT f.*, g.code AS cell_code FROM cases f "
+                    f"LEFT JOIN grid_cells g ON g.id = f.cell_id "
+                    f"WHERE {cond} ORDER BY f.id DESC LIMIT 1"
+                ),
+                where,
+            )
+            .mappings()
+            .first()
+        )
 
 
 def stored_files(site):
@@ -136,9 +182,11 @@ def test_supervisor_reports_a_case_with_a_photo(site):
     assert 'name="source"' not in form  # a supervisor's own report is source supervisor
 
     # before saving: the JSON preview (fetch + CSRF header) names the cell and the unit the rules choose
-    r = sup.post("/cases/preview",
-                 json={"mode": "point", "lon": SW[0], "lat": SW[1], "crs": "wgs84", "category": "0102"},
-                 headers={"X-CSRFToken": csrf(form), "Accept": "application/json"})
+    r = sup.post(
+        "/cases/preview",
+        json={"mode": "point", "lon": SW[0], "lat": SW[1], "crs": "wgs84", "category": "0102"},
+        headers={"X-CSRFToken": csrf(form), "Accept": "application/json"},
+    )
     assert r.status_code == 200 and r.json["ok"], r.json
     assert r.json["cell"]["code"] == "110101001001003" and r.json["cell"]["url"] == "/cells/110101001001003"
     assert r.json["unit"]["name"] == "东城区环卫所" and "市容环境类" in r.json["rule"]
@@ -171,9 +219,13 @@ def test_supervisor_reports_a_case_with_a_photo(site):
 
 
 def test_close_on_check_closes_the_case_on_a_passed_check(site):
-    site["app"] = create_app({"GRIDMGR_DATABASE_URL": site["app"].config["GRIDMGR"].database_url,
-                              "GRIDMGR_VAR": site["app"].config["GRIDMGR"].get("GRIDMGR_VAR"),
-                              "GRIDMGR_CLOSE_ON_CHECK": "on"})
+    site["app"] = create_app(
+        {
+            "GRIDMGR_DATABASE_URL": site["app"].config["GRIDMGR"].database_url,
+            "GRIDMGR_VAR": site["app"].config["GRIDMGR"].get("GRIDMGR_VAR"),
+            "GRIDMGR_CLOSE_ON_CHECK": "on",
+        }
+    )
     site["app"].config["GRIDMGR_NOW"] = lambda: site["clock"]["now"]
     sup, lead, dsp, hw = (login(site, u) for u in ("sup", "lead", "dsp", "hw"))
     report(sup)
@@ -201,12 +253,17 @@ def test_full_cycle_through_the_pages(site):
     report(users["rcv"], mode="cell", cell="110101001001003", lon="", lat="", source="public")
     no = case_row(site)["case_no"]
     assert case_row(site)["cell_code"] == "110101001001003"
-    steps = [("sup", "verify", "/cases?tab=verify", {}), ("rcv", "propose_register", "/cases?tab=register", {}),
-             ("lead", "register", "/cases?tab=register", {}), ("dsp", "dispatch", "/cases?tab=dispatch", {}),
-             ("hw", "handle", "/cases?tab=tasks", {"note": "已清理", "photos": [("after.png", PNG)]}),
-             ("sup", "check_fail", "/cases?tab=check", {"note": "仍有垃圾"}),
-             ("hw", "handle", "/cases?tab=tasks", {"note": "彻底清理"}),
-             ("sup", "check_pass", "/cases?tab=check", {}), ("lead", "close", "/cases?tab=close", {})]
+    steps = [
+        ("sup", "verify", "/cases?tab=verify", {}),
+        ("rcv", "propose_register", "/cases?tab=register", {}),
+        ("lead", "register", "/cases?tab=register", {}),
+        ("dsp", "dispatch", "/cases?tab=dispatch", {}),
+        ("hw", "handle", "/cases?tab=tasks", {"note": "已清理", "photos": [("after.png", PNG)]}),
+        ("sup", "check_fail", "/cases?tab=check", {"note": "仍有垃圾"}),
+        ("hw", "handle", "/cases?tab=tasks", {"note": "彻底清理"}),
+        ("sup", "check_pass", "/cases?tab=check", {}),
+        ("lead", "close", "/cases?tab=close", {}),
+    ]
     for who, action, queue, form in steps:
         later()
         listing = get(users[who], queue)
@@ -223,17 +280,39 @@ def test_full_cycle_through_the_pages(site):
     row = case_row(site)
     assert (row["status"], row["rework_count"]) == ("closed", 1)
     with site["eng"].connect() as c:
-        events = c.execute(text("SELECT action, actor, at FROM case_events WHERE case_id = :c ORDER BY id"),
-                           {"c": row["id"]}).all()
-    assert [e.action for e in events] == ["report", "verify", "propose_register", "register", "dispatch", "handle",
-                                          "check_fail", "handle", "check_pass", "close"]
+        events = c.execute(
+            text("SELECT action, actor, at FROM case_events WHERE case_id = :c ORDER BY id"), {"c": row["id"]}
+        ).all()
+    assert [e.action for e in events] == [
+        "report",
+        "verify",
+        "propose_register",
+        "register",
+        "dispatch",
+        "handle",
+        "check_fail",
+        "handle",
+        "check_pass",
+        "close",
+    ]
     html = get(users["adm"], f"/cases/{no}")
     history = html.split("办理记录", 1)[1]
     assert history.count("<tr>") == len(events) + 1  # the header row and one row per event
     for e in events:
         assert e.actor in history
         assert e.at.astimezone(TZ).strftime("%Y-%m-%d %H:%M") in history
-    for label in ("核实", "建议立案", "立案", "派遣", "处置反馈", "核查不通过", "核查通过", "结案", "仍有垃圾", "彻底清理"):
+    for label in (
+        "核实",
+        "建议立案",
+        "立案",
+        "派遣",
+        "处置反馈",
+        "核查不通过",
+        "核查通过",
+        "结案",
+        "仍有垃圾",
+        "彻底清理",
+    ):
         assert label in history
     assert "→ 东城区环卫所" in history and history.count("/photos/") == 1  # the handling photo
     assert "当前没有您可办理的操作" in html  # a closed case offers no action
@@ -318,7 +397,9 @@ def test_upload_that_is_not_an_image_is_refused(site):
     assert r.status_code == 302
     assert "不是 JPEG、PNG 或 WebP 图片" in flashes(sup, f"/cases/{no}")[0]
     assert case_row(site)["status"] == "reported" and len(stored_files(site)) == 0
-    r = act(sup, no, "self_handle", note="已清理", photos=[("before.png", PNG), ("after.webp", b"RIFF\0\0\0\0WEBPVP8 ")])
+    r = act(
+        sup, no, "self_handle", note="已清理", photos=[("before.png", PNG), ("after.webp", b"RIFF\0\0\0\0WEBPVP8 ")]
+    )
     assert case_row(site)["status"] == "closed" and len(stored_files(site)) == 2
 
 
@@ -332,7 +413,7 @@ def test_dispatch_override_needs_a_reason_and_overdue_is_red(site):
     row = desk.split(f">{no}<", 1)[1].split("</tr>", 1)[0]
     assert 'class="overdue"' in row and "超期" in row and "派遣至 东城区环卫所" in row
     zf = str(site["units"]["ZF01"])
-    r = act(dsp, no, "dispatch", from_page="/cases?tab=dispatch", unit_id=zf, next="/cases?tab=dispatch")
+    act(dsp, no, "dispatch", from_page="/cases?tab=dispatch", unit_id=zf, next="/cases?tab=dispatch")
     assert "理由" in flashes(dsp, "/cases?tab=dispatch")[0] and case_row(site)["status"] == "registered"
     act(dsp, no, "dispatch", unit_id=zf, note="商户店外经营，属执法")
     row = case_row(site)
@@ -379,4 +460,3 @@ def test_coordinates_in_gcj02_and_bad_places(site):
     anonymous = site["app"].test_client()
     r = anonymous.get("/cases")
     assert r.status_code == 302 and "/login" in r.headers["Location"]
-

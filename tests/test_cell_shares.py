@@ -1,4 +1,5 @@
 """Shares of lines along cell edges (migration 0008): half to each side, summing to 1, primary consistent."""
+
 import pytest
 from sqlalchemy import text
 
@@ -52,8 +53,11 @@ def test_line_through_a_corner_leaves_out_the_cells_it_only_touches(conn, small_
 
 
 def test_polygon_touching_a_cell_along_an_edge_leaves_it_out(conn, small_grid):
-    square = ("ST_GeomFromText('POLYGON((" + ", ".join(f"{X0 + x * D} {Y0 + y * D}" for x, y in
-              ((0.2, 0.2), (1, 0.2), (1, 0.8), (0.2, 0.8), (0.2, 0.2))) + "))', 4326)")
+    square = (
+        "ST_GeomFromText('POLYGON(("
+        + ", ".join(f"{X0 + x * D} {Y0 + y * D}" for x, y in ((0.2, 0.2), (1, 0.2), (1, 0.8), (0.2, 0.8), (0.2, 0.2)))
+        + "))', 4326)"
+    )
     assert shares(conn, small_grid, square) == pytest.approx({SW: 1.0})
 
 

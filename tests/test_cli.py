@@ -1,18 +1,24 @@
 """The CLI through click's runner: db, regions import, locate, external databases never auto-migrated."""
-import json
-import uuid
 
-import pytest
+import json
+
 from click.testing import CliRunner
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from gridmgr.cli import main
+
 from support import insert_small_grid
 
 
 def geojson(path, features):
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": props, "geometry": geom} for props, geom in features]}))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": props, "geometry": geom} for props, geom in features],
+            }
+        )
+    )
     return path
 
 
@@ -25,14 +31,17 @@ def test_db_url_and_status_on_external(cli, fresh_db):
     assert cli("db", "url").output.strip() == url
     out = cli("db", "status").output
     from gridmgr.db import migrate
+
     assert "external" in out and f"revision: {migrate.head()}" in out
 
 
 def test_regions_import_hierarchy_and_errors(cli, fresh_db, tmp_path):
     _, eng = fresh_db
     d = geojson(tmp_path / "d.geojson", [({"code": "110101", "name": "东城区"}, square(116.40, 39.90, 0.02))])
-    s = geojson(tmp_path / "s.geojson", [({"code": "001", "name": "东华门街道", "parent": "110101"},
-                                          square(116.40, 39.90, 0.02))])
+    s = geojson(
+        tmp_path / "s.geojson",
+        [({"code": "001", "name": "东华门街道", "parent": "110101"}, square(116.40, 39.90, 0.02))],
+    )
     out = cli("regions", "import", d, "--level", "district").output
     assert "1 imported" in out and "0 rejected" in out
     cli("regions", "import", s, "--level", "street", "--parent-field", "parent")
@@ -44,8 +53,15 @@ def test_regions_import_hierarchy_and_errors(cli, fresh_db, tmp_path):
     bad = geojson(tmp_path / "bad.geojson", [({"code": "12AB", "name": "x"}, square(116.40, 39.90, 0.01))])
     r = cli("regions", "import", bad, "--level", "district", ok=False)
     assert r.exit_code == 1 and "feature 1" in r.output and "'code'" in r.output
-    swapped = geojson(tmp_path / "sw.geojson", [({"code": "110102", "name": "西城区"},
-                                                 {"type": "Polygon", "coordinates": [[[39.9, 116.3], [39.91, 116.3], [39.91, 116.31], [39.9, 116.3]]]})])
+    swapped = geojson(
+        tmp_path / "sw.geojson",
+        [
+            (
+                {"code": "110102", "name": "西城区"},
+                {"type": "Polygon", "coordinates": [[[39.9, 116.3], [39.91, 116.3], [39.91, 116.31], [39.9, 116.3]]]},
+            )
+        ],
+    )
     r = cli("regions", "import", swapped, "--level", "district", ok=False)
     assert "swapped" in r.output
     with eng.connect() as c:
@@ -56,14 +72,24 @@ def test_locate_prints_cell_and_people(cli, fresh_db):
     _, eng = fresh_db
     with eng.begin() as c:
         ids = insert_small_grid(c)
-        unit = c.execute(text("INSERT INTO units (code, name, kind, phone) VALUES "
-                              "('U1', '东华门街道办事处', 'street_office', '010-1') RETURNING id")).scalar()
-        person = c.execute(text("INSERT INTO people (code, name, role, phone) VALUES "
-                                "('P1', '王芳', 'supervisor', '13800000001') RETURNING id")).scalar()
-        c.execute(text("INSERT INTO cell_units VALUES (:c, 'territorial', :u)"),
-                  {"c": ids["110101001001003"], "u": unit})
-        c.execute(text("INSERT INTO cell_people VALUES (:c, :p, 'supervisor')"),
-                  {"c": ids["110101001001003"], "p": person})
+        unit = c.execute(
+            text(
+                "INSERT INTO units (code, name, kind, phone) VALUES "
+                "('U1', '东华门街道办事处', 'street_office', '010-1') RETURNING id"
+            )
+        ).scalar()
+        person = c.execute(
+            text(
+                "INSERT INTO people (code, name, role, phone) VALUES "
+                "('P1', '王芳', 'supervisor', '13800000001') RETURNING id"
+            )
+        ).scalar()
+        c.execute(
+            text("INSERT INTO cell_units VALUES (:c, 'territorial', :u)"), {"c": ids["110101001001003"], "u": unit}
+        )
+        c.execute(
+            text("INSERT INTO cell_people VALUES (:c, :p, 'supervisor')"), {"c": ids["110101001001003"], "p": person}
+        )
     out = cli("locate", "116.4005", "39.9005").output
     assert "110101001001003" in out and "王芳" in out and "东华门街道办事处" in out and "13800000001" in out
     r = cli("locate", "116.43", "39.93", ok=False)
@@ -83,6 +109,7 @@ def test_external_database_is_never_migrated_implicitly(pg_admin_url, monkeypatc
         assert r.exit_code == 1 and "gridmgr db migrate" in r.output
         r = runner.invoke(main, ["db", "migrate"])
         from gridmgr.db import migrate
+
         assert r.exit_code == 0 and f"→ {migrate.head()}" in r.output
         r = runner.invoke(main, ["locate", "116.4", "39.9"])
         assert "in no cell" in r.output  # migrated now: the question is answered, the grid is just empty

@@ -1,4 +1,5 @@
 """The embedded cluster: `gridmgr db up/status/url/down` on a private folder, never the user's var/pg."""
+
 import os
 import subprocess
 import sys
@@ -31,6 +32,7 @@ def test_embedded_lifecycle(tmp_path, monkeypatch):
         assert "in no cell" in r.output
         r = runner.invoke(main, ["db", "status"])
         from gridmgr.db import migrate
+
         assert f"revision: {migrate.head()}" in r.output
     finally:
         Cluster(var / "pg").destroy()
@@ -41,8 +43,9 @@ def test_server_does_not_hold_the_callers_output(tmp_path):
     env = {**os.environ, "GRIDMGR_VAR": str(tmp_path / "var")}
     env.pop("GRIDMGR_DATABASE_URL", None)
     try:
-        proc = subprocess.run([sys.executable, "-m", "gridmgr.cli", "db", "up"], env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "gridmgr.cli", "db", "up"], env=env, capture_output=True, text=True, timeout=120
+        )
         assert proc.returncode == 0, proc.stderr
     finally:
         Cluster(tmp_path / "var" / "pg").destroy()

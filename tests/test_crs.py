@@ -1,12 +1,22 @@
 """Tests of gridmgr.geo.crs: GCJ-02/BD-09 against published pairs, exact inverses, EPSG, validation."""
+
 import numpy as np
 import pytest
 import shapely
 from pyproj import Geod
 
-from gridmgr.geo.crs import (CHINA, Extent, bad_points, check_points, from_wgs84, geometry_from_wgs84,
-                         geometry_to_wgs84, parse_crs, to_wgs84)
 from gridmgr.errors import CoordinateError, InputError
+from gridmgr.geo.crs import (
+    CHINA,
+    Extent,
+    bad_points,
+    check_points,
+    from_wgs84,
+    geometry_from_wgs84,
+    geometry_to_wgs84,
+    parse_crs,
+    to_wgs84,
+)
 
 GEOD = Geod(ellps="WGS84")
 
@@ -142,11 +152,19 @@ def test_scalars_lists_and_shapes():
     assert np.isfinite(lon[0]) and np.isnan(lon[1])
 
 
-@pytest.mark.parametrize("name, key", [
-    ("WGS84", "wgs84"), (" cgcs2000 ", "cgcs2000"), ("GCJ02", "gcj02"), ("Bd09", "bd09"),
-    ("EPSG:3857", "EPSG:3857"), ("epsg:32650", "EPSG:32650"), ("EPSG:4490", "cgcs2000"),
-    ("EPSG:4326", "wgs84"),
-])
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("WGS84", "wgs84"),
+        (" cgcs2000 ", "cgcs2000"),
+        ("GCJ02", "gcj02"),
+        ("Bd09", "bd09"),
+        ("EPSG:3857", "EPSG:3857"),
+        ("epsg:32650", "EPSG:32650"),
+        ("EPSG:4490", "cgcs2000"),
+        ("EPSG:4326", "wgs84"),
+    ],
+)
 def test_parse_crs(name, key):
     assert parse_crs(name) == key
 

@@ -1,4 +1,5 @@
 """Tests of gridmgr.demo.city: synthetic streets and communities tile their parents; the roster is whole."""
+
 import json
 import re
 from collections import Counter
@@ -9,9 +10,9 @@ import openpyxl
 import pytest
 import shapely
 
+from gridmgr.db.models import CELL_DUTIES, PERSON_ROLES, POSTS, UNIT_KINDS
 from gridmgr.demo import city
 from gridmgr.geo.crs import geometry_from_wgs84, to_wgs84
-from gridmgr.db.models import CELL_DUTIES, PERSON_ROLES, POSTS, UNIT_KINDS
 from gridmgr.paths import DATA
 from gridmgr.people.roster_sheets import SHEETS
 
@@ -26,8 +27,9 @@ def district():
 
 @pytest.fixture(scope="module")
 def regions(district):
-    return city.synthetic_regions(district, "110101", n_streets=SIZE.n_streets,
-                                       n_communities=SIZE.n_communities, seed=SIZE.seed)
+    return city.synthetic_regions(
+        district, "110101", n_streets=SIZE.n_streets, n_communities=SIZE.n_communities, seed=SIZE.seed
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +49,9 @@ def lattice_cells(communities, size_m):
         metric = geometry_from_wgs84(geom, METRIC)
         x0, y0, x1, y1 = metric.bounds
         # rows north→south, west→east in a row: the cell numbering order
-        ys, xs = np.meshgrid(np.arange(y1, y0, -size_m) - size_m / 2, np.arange(x0, x1, size_m) + size_m / 2,
-                             indexing="ij")
+        ys, xs = np.meshgrid(
+            np.arange(y1, y0, -size_m) - size_m / 2, np.arange(x0, x1, size_m) + size_m / 2, indexing="ij"
+        )
         xs, ys = xs.ravel(), ys.ravel()
         inside = shapely.contains_xy(metric, xs, ys)
         xs, ys = (xs[inside], ys[inside]) if inside.any() else shapely.get_coordinates(metric.centroid).T
@@ -109,8 +112,9 @@ def test_codes_names_and_order(regions):
 
 def test_demo_size(district):
     size = city.SIZES["demo"]
-    streets, communities = city.synthetic_regions(district, "110101", n_streets=size.n_streets,
-                                                       n_communities=size.n_communities, seed=size.seed)
+    streets, communities = city.synthetic_regions(
+        district, "110101", n_streets=size.n_streets, n_communities=size.n_communities, seed=size.seed
+    )
     assert len(streets) == 17 and abs(len(communities) - 200) <= 17
     assert communities.groupby("parent").size().min() >= 3
     assert all(shapely.is_valid(communities.geometry.values))
@@ -139,13 +143,15 @@ def test_concave_parent_gives_single_polygons():
 
 
 def test_regions_are_deterministic(district, regions):
-    again = city.synthetic_regions(district, "110101", n_streets=SIZE.n_streets,
-                                        n_communities=SIZE.n_communities, seed=SIZE.seed)
+    again = city.synthetic_regions(
+        district, "110101", n_streets=SIZE.n_streets, n_communities=SIZE.n_communities, seed=SIZE.seed
+    )
     for first, second in zip(regions, again):
         assert first.drop(columns="geometry").equals(second.drop(columns="geometry"))
         assert all(shapely.equals_exact(first.geometry.values, second.geometry.values, tolerance=0))
-    other = city.synthetic_regions(district, "110101", n_streets=SIZE.n_streets,
-                                        n_communities=SIZE.n_communities, seed=SIZE.seed + 1)
+    other = city.synthetic_regions(
+        district, "110101", n_streets=SIZE.n_streets, n_communities=SIZE.n_communities, seed=SIZE.seed + 1
+    )
     assert not shapely.equals_exact(other[0].geometry.values[0], regions[0].geometry.values[0])
 
 
@@ -163,10 +169,12 @@ def test_write_regions_round_trips(regions, tmp_path):
 
 def test_roster_covers_every_cell(roster, cells):
     codes = {c[0] for c in cells}
-    assert Counter((r["cell_code"], r["duty"]) for r in roster["cell_units"]) == \
-        Counter((c, d) for c in codes for d in ("territorial", "enforcement", "sanitation"))
-    assert Counter((r["cell_code"], r["post"]) for r in roster["cell_people"]) == \
-        Counter((c, p) for c in codes for p in POSTS)
+    assert Counter((r["cell_code"], r["duty"]) for r in roster["cell_units"]) == Counter(
+        (c, d) for c in codes for d in ("territorial", "enforcement", "sanitation")
+    )
+    assert Counter((r["cell_code"], r["post"]) for r in roster["cell_people"]) == Counter(
+        (c, p) for c in codes for p in POSTS
+    )
     assert Counter(r["cell_code"] for r in roster["duty_grid_cells"]) == Counter(codes)
 
 
@@ -184,8 +192,12 @@ def test_roster_references_are_consistent(roster, cells, regions):
     community_of = {c[0]: c[1] for c in cells}
     for r in roster["cell_units"]:
         unit = units[r["unit_code"]]
-        assert unit["kind"] == {"territorial": "street_office", "enforcement": "enforcement_squad",
-                                "sanitation": "sanitation"}[r["duty"]]
+        assert (
+            unit["kind"]
+            == {"territorial": "street_office", "enforcement": "enforcement_squad", "sanitation": "sanitation"}[
+                r["duty"]
+            ]
+        )
         if r["duty"] == "territorial":
             assert unit["region_code"] == community_of[r["cell_code"]][:9]
     for r in roster["cell_people"]:
@@ -199,8 +211,7 @@ def test_roster_references_are_consistent(roster, cells, regions):
         assert people[g["supervisor_code"]]["role"] == "supervisor"
         assert people[g["supervisor_code"]]["unit_code"] == g["unit_code"]
         assert units[g["unit_code"]]["kind"] == "enforcement_squad"
-    supervisor_of = {r["cell_code"]: r["person_code"]
-                     for r in roster["cell_people"] if r["post"] == "supervisor"}
+    supervisor_of = {r["cell_code"]: r["person_code"] for r in roster["cell_people"] if r["post"] == "supervisor"}
     for r in roster["duty_grid_cells"]:
         assert supervisor_of[r["cell_code"]] == grids[r["duty_grid_code"]]["supervisor_code"]
     sizes = Counter(r["duty_grid_code"] for r in roster["duty_grid_cells"])
@@ -214,8 +225,9 @@ def test_roster_references_are_consistent(roster, cells, regions):
 def test_squads_cover_two_or_three_streets():
     # the demo's 17 streets among 8 squads; synthetic cells on a line are enough to group them
     streets = [f"110101{i:03d}" for i in range(1, 18)]
-    cells = [(f"{s}001001", f"{s}001", (116.40 + (i % 3) * 0.01, 39.95 - (i // 3) * 0.01))
-             for i, s in enumerate(streets)]
+    cells = [
+        (f"{s}001001", f"{s}001", (116.40 + (i % 3) * 0.01, 39.95 - (i // 3) * 0.01)) for i, s in enumerate(streets)
+    ]
     roster = city.demo_roster(cells, streets)
     squads = [u for u in roster["units"] if u["kind"] == "enforcement_squad"]
     assert [u["name"] for u in squads][:2] == ["东城执法第一中队", "东城执法第二中队"] and len(squads) == 8

@@ -1,4 +1,5 @@
 """The demo's case histories: a year of cases driven through the real workflow, checked by replaying every event."""
+
 from datetime import date, datetime, time
 from functools import lru_cache
 from time import perf_counter
@@ -6,12 +7,20 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
-from gridmgr.demo import loader
-from gridmgr.demo import history
 from gridmgr.cases import dispatch
-from gridmgr.demo.history import HistorySummary, drive_histories
 from gridmgr.cases.workcalendar import WorkCalendar
-from gridmgr.cases.workflow import NEEDS_VERIFY, PAUSED, TERMINAL, TRANSITIONS, Actor, first_step, step_limit, transition
+from gridmgr.cases.workflow import (
+    NEEDS_VERIFY,
+    PAUSED,
+    TERMINAL,
+    TRANSITIONS,
+    Actor,
+    first_step,
+    step_limit,
+    transition,
+)
+from gridmgr.demo import history, loader
+from gridmgr.demo.history import HistorySummary, drive_histories
 
 ANCHOR = date(2026, 11, 22)
 HORIZON = datetime.combine(ANCHOR, time(18, 0), ZoneInfo("Asia/Shanghai"))
@@ -33,10 +42,20 @@ def _events(conn) -> dict[int, list[dict]]:
 
 def _snapshot(conn) -> tuple:
     """Everything the driver writes, for comparing two runs."""
-    return (conn.execute(text(f"SELECT id, {', '.join(CASE_FIELDS)}, self_handled, extension_request, "
-                              "reporter_user_id FROM cases ORDER BY id")).all(),
-            conn.execute(text("SELECT case_id, at, action, from_state, to_state, user_id, actor, role, note, unit_id, "
-                              "deadline_before, deadline_after, photos, data FROM case_events ORDER BY id")).all())
+    return (
+        conn.execute(
+            text(
+                f"SELECT id, {', '.join(CASE_FIELDS)}, self_handled, extension_request, "
+                "reporter_user_id FROM cases ORDER BY id"
+            )
+        ).all(),
+        conn.execute(
+            text(
+                "SELECT case_id, at, action, from_state, to_state, user_id, actor, role, note, unit_id, "
+                "deadline_before, deadline_after, photos, data FROM case_events ORDER BY id"
+            )
+        ).all(),
+    )
 
 
 def _replay(case: dict, evs: list[dict], limit, resolved, supervisors: set, staff: set) -> None:
@@ -50,10 +69,20 @@ def _replay(case: dict, evs: list[dict], limit, resolved, supervisors: set, staf
     # replay: every event is a valid step through TRANSITIONS, and transition() on the stored events
     # gives the stored deadlines and, at the end, the stored row
     step = first_step(case["source"])
-    state = {"case_no": case["case_no"], "status": "reported", "source": case["source"], "cell_id": case["cell_id"],
-             "unit_id": None, "reporter_user_id": case["reporter_user_id"], "extension_request": None,
-             "resume_state": None, "rework_count": 0, "step_started_at": case["reported_at"], "deadline_step": step,
-             "deadline": CAL.add_working_time(case["reported_at"], limit(case["category_code"], step, case["urgency"]))}
+    state = {
+        "case_no": case["case_no"],
+        "status": "reported",
+        "source": case["source"],
+        "cell_id": case["cell_id"],
+        "unit_id": None,
+        "reporter_user_id": case["reporter_user_id"],
+        "extension_request": None,
+        "resume_state": None,
+        "rework_count": 0,
+        "step_started_at": case["reported_at"],
+        "deadline_step": step,
+        "deadline": CAL.add_working_time(case["reported_at"], limit(case["category_code"], step, case["urgency"])),
+    }
     for before, e in zip(evs, evs[1:]):
         where = f"{name} {e['action']} at {e['at']}"
         t = TRANSITIONS[e["action"]]
@@ -68,11 +97,22 @@ def _replay(case: dict, evs: list[dict], limit, resolved, supervisors: set, staf
             assert (e["unit_id"], e["data"]["dispatch_rule"]) == resolved(case["category_code"], case["cell_id"]), where
         data = dict(e["data"], photos=e["photos"]) if e["photos"] else dict(e["data"])
         updates, replayed = transition(
-            state, t, Actor(e["user_id"], e["actor"], e["role"]), now=e["at"], calendar=CAL, in_scope=True,
-            limit=lambda s: limit(case["category_code"], s, case["urgency"]), note=e["note"], data=data)
+            state,
+            t,
+            Actor(e["user_id"], e["actor"], e["role"]),
+            now=e["at"],
+            calendar=CAL,
+            in_scope=True,
+            limit=lambda s: limit(case["category_code"], s, case["urgency"]),
+            note=e["note"],
+            data=data,
+        )
         state.update(updates)
         assert (replayed["to_state"], replayed["deadline_before"], replayed["deadline_after"]) == (
-            e["to_state"], e["deadline_before"], e["deadline_after"]), where
+            e["to_state"],
+            e["deadline_before"],
+            e["deadline_after"],
+        ), where
     assert evs[-1]["to_state"] == case["status"], name
     assert {f: state[f] for f in CASE_FIELDS} == {f: case[f] for f in CASE_FIELDS}, name
     assert state.get("self_handled", False) == case["self_handled"], name
@@ -81,11 +121,15 @@ def _replay(case: dict, evs: list[dict], limit, resolved, supervisors: set, staf
     if stored:
         assert datetime.fromisoformat(stored["at"]) == datetime.fromisoformat(pending["at"]), name
         assert (stored["limit"], stored["note"]) == (pending["limit"], pending["note"]), name
-    if case["status"] not in TERMINAL + PAUSED and state["deadline_step"] and not any(
-            e["action"] == "approve_extension" for e in evs):
+    if (
+        case["status"] not in TERMINAL + PAUSED
+        and state["deadline_step"]
+        and not any(e["action"] == "approve_extension" for e in evs)
+    ):
         # an open case's deadline is its step's limit from when the step began
         assert case["deadline"] == CAL.add_working_time(
-            case["step_started_at"], limit(case["category_code"], case["deadline_step"], case["urgency"])), name
+            case["step_started_at"], limit(case["category_code"], case["deadline_step"], case["urgency"])
+        ), name
 
 
 def test_a_year_of_histories_replays_through_the_workflow(fresh_db, tmp_path, monkeypatch):
@@ -105,10 +149,12 @@ def test_a_year_of_histories_replays_through_the_workflow(fresh_db, tmp_path, mo
         savepoint = conn.begin_nested()
         conn.execute(text("UPDATE users SET active = false"))
         drive_histories(conn, anchor=ANCHOR, seed=SEED, calendar=CAL)
-        desk = conn.execute(text("""
+        desk = conn.execute(
+            text("""
             SELECT count(*) FILTER (WHERE e.user_id IS NOT NULL), count(DISTINCT p.unit_id), count(DISTINCT e.actor)
             FROM case_events e LEFT JOIN people p ON p.name = e.actor AND p.role = 'staff'
-            WHERE e.role IN ('receiver', 'dispatcher', 'shift_leader')""")).one()
+            WHERE e.role IN ('receiver', 'dispatcher', 'shift_leader')""")
+        ).one()
         assert tuple(desk) == (0, 1, 3)
         savepoint.rollback()
         started = perf_counter()
@@ -121,11 +167,15 @@ def test_a_year_of_histories_replays_through_the_workflow(fresh_db, tmp_path, mo
         cases, events = _cases(conn), _events(conn)
         limit = lru_cache(maxsize=None)(lambda category, step, urgency: step_limit(conn, category, step, urgency))
         resolved = lru_cache(maxsize=None)(lambda category, cell: dispatch.resolve(conn, category, cell))
-        supervisors = set(conn.execute(text("""
+        supervisors = set(
+            conn.execute(
+                text("""
             SELECT p.name, dc.cell_id FROM duty_grid_cells dc JOIN duty_grids g ON g.id = dc.duty_grid_id
             JOIN people p ON p.id = g.supervisor_id
             UNION SELECT p.name, cp.cell_id FROM cell_people cp JOIN people p ON p.id = cp.person_id
-            WHERE cp.post = 'supervisor'""")).all())
+            WHERE cp.post = 'supervisor'""")
+            ).all()
+        )
         staff = set(conn.execute(text("SELECT name, unit_id FROM people WHERE role = 'staff'")).all())
         for cid, case in cases.items():
             _replay(case, events[cid], limit, resolved, supervisors, staff)

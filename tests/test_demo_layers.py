@@ -1,11 +1,11 @@
 """Tests of gridmgr.demo.layer_data: the demo's layer files are deterministic, realistic, and import cleanly."""
+
 import math
 from datetime import date, timedelta
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import psycopg2
 import pytest
 import shapely
 from pyproj import Geod
@@ -13,20 +13,26 @@ from sqlalchemy import text
 
 from gridmgr.cases import categories
 from gridmgr.demo import city as demo_city
-from gridmgr.grid import regions
-from gridmgr.plugins import registry
-from gridmgr.geo.crs import from_wgs84, geometry_from_wgs84
 from gridmgr.demo.layer_data import COUNTS, HOT_SPOTS, KERB_M, LOT_STALL_M, USCC_CHARS, write_demo_layers
+from gridmgr.geo.crs import from_wgs84, geometry_from_wgs84
 from gridmgr.geo.gisfile import read_features
+from gridmgr.grid import regions
 from gridmgr.io.importer import import_file
 from gridmgr.layers.parking import KERB_PER_STALL, LOT_M2_PER_STALL
 from gridmgr.paths import DATA
+from gridmgr.plugins import registry
 
 BOUNDARY = DATA / "boundaries" / "110101.geojson"
 ANCHOR = date(2026, 11, 22)
 METRIC = "EPSG:32650"
-GEOMETRY = {"cases": ["lon", "lat"], "parking_zones": ["wkt"], "parking_spaces": ["wkt"],
-            "construction": ["wkt"], "site_inspections": [], "billboards": ["lon", "lat"]}
+GEOMETRY = {
+    "cases": ["lon", "lat"],
+    "parking_zones": ["wkt"],
+    "parking_spaces": ["wkt"],
+    "construction": ["wkt"],
+    "site_inspections": [],
+    "billboards": ["lon", "lat"],
+}
 GEOD = Geod(ellps="WGS84")
 
 
@@ -38,15 +44,19 @@ def district():
 @pytest.fixture(scope="module")
 def city(district):
     """size → (streets, communities), as the demo loader makes them."""
-    return {size: demo_city.synthetic_regions(district, "110101", n_streets=p.n_streets,
-                                              n_communities=p.n_communities, seed=p.seed)
-            for size, p in demo_city.SIZES.items()}
+    return {
+        size: demo_city.synthetic_regions(
+            district, "110101", n_streets=p.n_streets, n_communities=p.n_communities, seed=p.seed
+        )
+        for size, p in demo_city.SIZES.items()
+    }
 
 
 def write(folder, district, city, size, anchor=ANCHOR, seed=2004):
     streets, communities = city[size]
-    return write_demo_layers(folder, district=district, streets=streets, communities=communities, anchor=anchor,
-                             size=size, seed=seed)
+    return write_demo_layers(
+        folder, district=district, streets=streets, communities=communities, anchor=anchor, size=size, seed=seed
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +69,7 @@ def build(tmp_path_factory, district, city):
             files = write(tmp_path_factory.mktemp(size), district, city, size)
             cache[size] = files, {k: pd.read_csv(p, dtype=str, keep_default_na=False) for k, p in files.items()}
         return cache[size]
+
     return get
 
 
@@ -86,8 +97,7 @@ def test_same_seed_same_bytes(tmp_path, district, city):
 def test_files_follow_the_templates_in_import_order(layers):
     size, files, frames = layers
     # zones before their spaces, sites before their inspections
-    assert list(files) == ["cases", "parking_zones", "parking_spaces", "construction", "site_inspections",
-                           "billboards"]
+    assert list(files) == ["cases", "parking_zones", "parking_spaces", "construction", "site_inspections", "billboards"]
     for name, df in frames.items():
         layer = registry.get(name)
         assert list(df.columns) == [f.name for f in layer.fields] + GEOMETRY[name], name
@@ -109,18 +119,25 @@ def test_files_follow_the_templates_in_import_order(layers):
 def test_counts_per_size(layers):
     size, _, frames = layers
     n = COUNTS[size]
-    assert [len(frames[k]) for k in ("cases", "parking_zones", "construction", "billboards")] == \
-        [n.cases, n.zones, n.sites, n.billboards]
+    assert [len(frames[k]) for k in ("cases", "parking_zones", "construction", "billboards")] == [
+        n.cases,
+        n.zones,
+        n.sites,
+        n.billboards,
+    ]
     active = (frames["construction"].status == "active").sum()
     assert active >= 1 and 3 * active <= len(frames["site_inspections"]) <= 10 * active
     assert len(frames["parking_spaces"]) > 0
 
 
-@pytest.mark.parametrize("anchor, first, end", [
-    (date(2026, 11, 22), "2025-11-01", "2026-11-01"),
-    (date(2026, 1, 1), "2025-01-01", "2026-01-01"),
-    (date(2024, 3, 31), "2023-03-01", "2024-03-01"),
-])
+@pytest.mark.parametrize(
+    "anchor, first, end",
+    [
+        (date(2026, 11, 22), "2025-11-01", "2026-11-01"),
+        (date(2026, 1, 1), "2025-01-01", "2026-01-01"),
+        (date(2024, 3, 31), "2023-03-01", "2024-03-01"),
+    ],
+)
 def test_cases_fill_the_twelve_full_months_before_the_anchor_month(tmp_path, district, city, anchor, first, end):
     cases = pd.read_csv(write(tmp_path, district, city, "test", anchor=anchor)["cases"], dtype=str)
     at = pd.to_datetime(cases.reported_at, format="ISO8601")
@@ -181,14 +198,14 @@ def test_hot_spots_are_concentrated_and_biased(demo, district):
     cases = demo["cases"]
     x, y = from_wgs84(cases.lon.astype(float), cases.lat.astype(float), METRIC)
     bins = pd.Series(list(zip(x // 100, y // 100))).value_counts()
-    n_bins = geometry_from_wgs84(district, METRIC).area / 100 ** 2
-    top = bins.iloc[:math.ceil(0.01 * n_bins)].sum() / len(cases)
+    n_bins = geometry_from_wgs84(district, METRIC).area / 100**2
+    top = bins.iloc[: math.ceil(0.01 * n_bins)].sum() / len(cases)
     assert top > 0.10  # uniform cases would put ~1 % there
     everywhere = cases.category.value_counts(normalize=True)
     for h in HOT_SPOTS:
         hx, hy = from_wgs84(h.lon, h.lat, METRIC)
         near = np.hypot(x - hx, y - hy) < 300
-        assert near.mean() > 5 * math.pi * 300 ** 2 / (n_bins * 100 ** 2), h.name
+        assert near.mean() > 5 * math.pi * 300**2 / (n_bins * 100**2), h.name
         top_bias = max(h.bias, key=lambda c: h.bias[c] / everywhere[c])  # the most over-represented
         assert cases.category[near].value_counts(normalize=True)[top_bias] > 1.5 * everywhere[top_bias], h.name
         assert cases.description[near].str.startswith(h.name).mean() > 0.5, h.name
@@ -212,7 +229,7 @@ def test_zones_and_sites_do_not_overlap(layers):
 
 def test_spaces_fill_the_painted_zones(layers):
     _, _, frames = layers
-    assert {k: KERB_PER_STALL[k] for k in KERB_M} == KERB_M and LOT_STALL_M ** 2 == LOT_M2_PER_STALL
+    assert {k: KERB_PER_STALL[k] for k in KERB_M} == KERB_M and LOT_STALL_M**2 == LOT_M2_PER_STALL
     zones, spaces = frames["parking_zones"], frames["parking_spaces"]
     painted = zones[zones.status == "painted"]
     assert set(spaces.zone_no) == set(painted.zone_no)
@@ -221,8 +238,11 @@ def test_spaces_fill_the_painted_zones(layers):
     for z in painted.itertuples():
         g = shapely.from_wkt(z.wkt)
         # the estimate the importer makes: geodesic length or area (DOMAIN.md §5)
-        estimate = (math.floor(GEOD.geometry_length(g) / KERB_PER_STALL[z.parking_angle]) if g.geom_type == "LineString"
-                    else math.floor(abs(GEOD.geometry_area_perimeter(g)[0]) / LOT_M2_PER_STALL))
+        estimate = (
+            math.floor(GEOD.geometry_length(g) / KERB_PER_STALL[z.parking_angle])
+            if g.geom_type == "LineString"
+            else math.floor(abs(GEOD.geometry_area_perimeter(g)[0]) / LOT_M2_PER_STALL)
+        )
         assert per_zone[z.zone_no] == (int(z.capacity) if z.capacity else estimate), z.zone_no
         if z.capacity:
             assert z.capacity_reason and int(z.capacity) < estimate
@@ -235,7 +255,8 @@ def test_parking_mix(demo):
     assert {"draft", "submitted"} <= set(zones.status)
     assert zones.wkt.str.startswith("POLYGON").sum() >= 5
     assert (zones.parking_angle == "parallel").mean() > 0.5 and {"perpendicular", "angled_45", "angled_60"} <= set(
-        zones.parking_angle)
+        zones.parking_angle
+    )
     assert 0 < (zones.capacity != "").sum() < 0.2 * len(zones)
     assert {"disabled", "ev_charging"} <= set(spaces.type)
     assert zones.name.is_unique and zones.name.str.match(r"模拟街道\d{2} ").all()
@@ -271,8 +292,10 @@ def test_sites_and_inspections(layers):
 
 
 def test_some_inspections_fail(demo):
-    failed = (demo["site_inspections"][["hoarding", "covering", "washing", "hardening", "wet_work",
-                                        "closed_transport"]] == "false").any(axis=1)
+    failed = (
+        demo["site_inspections"][["hoarding", "covering", "washing", "hardening", "wet_work", "closed_transport"]]
+        == "false"
+    ).any(axis=1)
     assert 0.08 <= failed.mean() <= 0.25
 
 
@@ -290,7 +313,7 @@ def test_billboards(demo):
     assert len(set(b.type)) >= 6 and b.owner.nunique() >= 20
     assert b.permit_no[b.permit_no != ""].is_unique
     for code in set(b.owner_credit_code):  # GB 32100-2015: 17 characters and a check character
-        total = sum(USCC_CHARS.index(c) * 3 ** i % 31 for i, c in enumerate(code[:17]))
+        total = sum(USCC_CHARS.index(c) * 3**i % 31 for i, c in enumerate(code[:17]))
         assert len(code) == 18 and code[17] == USCC_CHARS[(31 - total % 31) % 31], code
 
 
@@ -304,8 +327,14 @@ def test_files_import_through_the_normal_path(conn, build):
         result = import_file(conn, registry.get(name), path)
         assert (result.rows, result.imported, result.rejected) == (len(frames[name]), len(frames[name]), 0), name
     # the stored capacity (estimated by the importer or given) is the number of spaces painted
-    mismatched = conn.execute(text("""
+    mismatched = (
+        conn.execute(
+            text("""
         SELECT z.zone_no FROM parking_zones z LEFT JOIN parking_spaces s ON s.zone_id = z.id
         WHERE z.status = 'painted' GROUP BY z.zone_no, z.capacity HAVING count(s.id) <> z.capacity
-    """)).scalars().all()
+    """)
+        )
+        .scalars()
+        .all()
+    )
     assert mismatched == []

@@ -1,4 +1,5 @@
 """The unit grid: generated squares tile each community, imports report every problem, versions, checks."""
+
 from __future__ import annotations
 
 import math
@@ -15,17 +16,25 @@ from shapely import affinity, ops
 from shapely.geometry import LineString, Point, Polygon
 from sqlalchemy import text
 
-from gridmgr.grid import cells as grid
-from gridmgr.grid import regions
 from gridmgr.errors import InputError, TopologyError
 from gridmgr.geo.gisfile import Feature, read_features
+from gridmgr.grid import cells as grid
+from gridmgr.grid import regions
 from gridmgr.paths import ROOT
 
 DISTRICT = "110105"
 # An irregular synthetic district near Beijing (~2.3 km²), two streets split by a crooked line, each
 # split again into two communities: four irregular communities that tile it exactly.
-OUTLINE = Polygon([(116.4000, 39.9000), (116.4185, 39.8993), (116.4212, 39.9071), (116.4176, 39.9142),
-                   (116.4043, 39.9138), (116.3989, 39.9065)])
+OUTLINE = Polygon(
+    [
+        (116.4000, 39.9000),
+        (116.4185, 39.8993),
+        (116.4212, 39.9071),
+        (116.4176, 39.9142),
+        (116.4043, 39.9138),
+        (116.3989, 39.9065),
+    ]
+)
 STREET_LINE = LineString([(116.4102, 39.895), (116.4096, 39.9050), (116.4111, 39.9100), (116.4104, 39.920)])
 WEST_LINE = LineString([(116.39, 39.9068), (116.4040, 39.9075), (116.412, 39.9062)])
 EAST_LINE = LineString([(116.40, 39.9045), (116.4155, 39.9052), (116.425, 39.9040)])
@@ -58,8 +67,9 @@ def synthetic_regions() -> dict[str, Polygon]:
 def store_regions(conn, polys: dict[str, Polygon]) -> None:
     """Store regions through gridmgr.grid.regions, level by code length."""
     for level, length in (("district", 6), ("street", 9), ("community", 12)):
-        feats = [Feature(f"{level} {c}", {"code": c, "name": f"test {c}"}, p)
-                 for c, p in polys.items() if len(c) == length]
+        feats = [
+            Feature(f"{level} {c}", {"code": c, "name": f"test {c}"}, p) for c, p in polys.items() if len(c) == length
+        ]
         if feats:
             regions.store(conn, regions.prepare(feats, level), level)
 
@@ -76,28 +86,37 @@ def district(conn):
 
 
 def open_cells(conn, community: str | None = None):
-    return conn.execute(text("""
+    return conn.execute(
+        text("""
         SELECT g.id, g.code, r.code AS community, ST_AsBinary(g.geom) AS wkb, g.area_m2, g.valid_from, g.valid_to
         FROM grid_cells g JOIN regions r ON r.id = g.community_id
         WHERE g.valid_to IS NULL AND (CAST(:c AS text) IS NULL OR r.code = :c) ORDER BY g.code
-    """), {"c": community}).all()
+    """),
+        {"c": community},
+    ).all()
 
 
 def assert_tiles(conn, community: str) -> None:
     """The open cells of a community cover it exactly, never overlap, and carry well-formed codes."""
-    row = conn.execute(text("""
+    row = conn.execute(
+        text("""
         SELECT ST_Area(ST_SymDifference(ST_Union(g.geom), r.geom)) / ST_Area(r.geom) AS rel,
                count(*) AS n, array_agg(g.code ORDER BY g.code) AS codes
         FROM grid_cells g JOIN regions r ON r.id = g.community_id
         WHERE r.code = :c AND g.valid_to IS NULL GROUP BY r.geom, r.area_m2
-    """), {"c": community}).first()
+    """),
+        {"c": community},
+    ).first()
     assert row.rel < 1e-6, (community, row.rel)
-    overlapping = conn.execute(text("""
+    overlapping = conn.execute(
+        text("""
         SELECT count(*) FROM grid_cells a JOIN grid_cells b ON a.id < b.id AND a.geom && b.geom
         WHERE a.valid_to IS NULL AND b.valid_to IS NULL
           AND ST_Area(ST_Intersection(a.geom, b.geom)) * 9.6e9 > 0.01
           AND a.community_id = (SELECT id FROM regions WHERE code = :c)
-    """), {"c": community}).scalar()
+    """),
+        {"c": community},
+    ).scalar()
     assert overlapping == 0
     digits = 15 - len(community)
     assert row.codes == [f"{community}{i:0{digits}d}" for i in range(1, row.n + 1)]
@@ -105,8 +124,9 @@ def assert_tiles(conn, community: str) -> None:
 
 def in_utm(wkb) -> Polygon:
     """A stored cell in the UTM zone its squares were laid in."""
-    return shapely.transform(shapely.from_wkb(bytes(wkb)),
-                             lambda xy: np.column_stack(UTM.transform(xy[:, 0], xy[:, 1])))
+    return shapely.transform(
+        shapely.from_wkb(bytes(wkb)), lambda xy: np.column_stack(UTM.transform(xy[:, 0], xy[:, 1]))
+    )
 
 
 # ---------------------------------------------------------------- generate
@@ -118,14 +138,22 @@ def test_generated_cells_tile_each_community_in_reading_order(conn, district):
     for community in COMMUNITIES:
         assert_tiles(conn, community)
     # the whole district too: communities' squares meet without gaps or overlaps across their borders
-    rel = conn.execute(text("""
+    rel = conn.execute(
+        text("""
         SELECT ST_Area(ST_SymDifference((SELECT ST_Union(geom) FROM grid_cells), geom)) / ST_Area(geom)
-        FROM regions WHERE code = :d"""), {"d": DISTRICT}).scalar()
+        FROM regions WHERE code = :d"""),
+        {"d": DISTRICT},
+    ).scalar()
     assert rel < 1e-6
-    assert conn.execute(text("""
+    assert (
+        conn.execute(
+            text("""
         SELECT count(*) FROM grid_cells a JOIN grid_cells b ON a.id < b.id AND a.geom && b.geom
         WHERE ST_Area(ST_Intersection(a.geom, b.geom)) * 9.6e9 > 0.01
-    """)).scalar() == 0
+    """)
+        ).scalar()
+        == 0
+    )
     for community in COMMUNITIES:
         cells = open_cells(conn, community)
         # full squares sit on the fixed 100 m lattice of the UTM zone, numbered by row from the north
@@ -142,8 +170,7 @@ def test_generated_cells_tile_each_community_in_reading_order(conn, district):
     assert first == [("-infinity", "generated")]
     assert result.valid_from == ["-infinity"]
     # the stored area is the geodesic one
-    assert conn.execute(text(
-        "SELECT max(abs(area_m2 - ST_Area(geom::geography))) FROM grid_cells")).scalar() < 1e-6
+    assert conn.execute(text("SELECT max(abs(area_m2 - ST_Area(geom::geography))) FROM grid_cells")).scalar() < 1e-6
 
 
 def test_slivers_merge_into_the_neighbour_with_the_longest_edge(conn, district):
@@ -155,9 +182,11 @@ def test_slivers_merge_into_the_neighbour_with_the_longest_edge(conn, district):
     assert merged.slivers_merged > 0
     assert merged.cells == raw.cells - merged.slivers_merged
     assert merged.closed == raw.cells
-    stats = conn.execute(text("""
-        SELECT min(area_m2), max(ST_NumGeometries(geom)) FROM grid_cells WHERE valid_to IS NULL""")).first()
-    assert stats[0] >= 0.3 * 150 ** 2 and stats[1] == 1
+    stats = conn.execute(
+        text("""
+        SELECT min(area_m2), max(ST_NumGeometries(geom)) FROM grid_cells WHERE valid_to IS NULL""")
+    ).first()
+    assert stats[0] >= 0.3 * 150**2 and stats[1] == 1
     for community in COMMUNITIES:
         assert_tiles(conn, community)
 
@@ -222,10 +251,12 @@ def _roster(conn):
     """Two units, a person, a duty grid; return their ids."""
     ids = {}
     for code, kind in (("U1", "street_office"), ("U2", "sanitation")):
-        ids[code] = conn.execute(text("INSERT INTO units (code, name, kind) VALUES (:c, :c, :k) RETURNING id"),
-                                 {"c": code, "k": kind}).scalar()
-    ids["P1"] = conn.execute(text(
-        "INSERT INTO people (code, name, role) VALUES ('P1', 'P1', 'grid_officer') RETURNING id")).scalar()
+        ids[code] = conn.execute(
+            text("INSERT INTO units (code, name, kind) VALUES (:c, :c, :k) RETURNING id"), {"c": code, "k": kind}
+        ).scalar()
+    ids["P1"] = conn.execute(
+        text("INSERT INTO people (code, name, role) VALUES ('P1', 'P1', 'grid_officer') RETURNING id")
+    ).scalar()
     ids["D1"] = conn.execute(text("INSERT INTO duty_grids (code, name) VALUES ('D1', 'D1') RETURNING id")).scalar()
     return ids
 
@@ -236,26 +267,37 @@ def test_new_version_closes_old_cells_and_inherits_responsibility(conn, district
     old = open_cells(conn)
     # units alternate between old cells so that inheritance has to pick the right one
     for k, c in enumerate(old):
-        conn.execute(text("INSERT INTO cell_units (cell_id, duty, unit_id) VALUES (:c, 'territorial', :u)"),
-                     {"c": c.id, "u": ids["U1" if k % 2 else "U2"]})
-        conn.execute(text("INSERT INTO cell_people (cell_id, person_id, post) VALUES (:c, :p, 'grid_officer')"),
-                     {"c": c.id, "p": ids["P1"]})
-        conn.execute(text("INSERT INTO duty_grid_cells (duty_grid_id, cell_id) VALUES (:d, :c)"),
-                     {"c": c.id, "d": ids["D1"]})
+        conn.execute(
+            text("INSERT INTO cell_units (cell_id, duty, unit_id) VALUES (:c, 'territorial', :u)"),
+            {"c": c.id, "u": ids["U1" if k % 2 else "U2"]},
+        )
+        conn.execute(
+            text("INSERT INTO cell_people (cell_id, person_id, post) VALUES (:c, :p, 'grid_officer')"),
+            {"c": c.id, "p": ids["P1"]},
+        )
+        conn.execute(
+            text("INSERT INTO duty_grid_cells (duty_grid_id, cell_id) VALUES (:d, :c)"), {"c": c.id, "d": ids["D1"]}
+        )
     result = grid.generate(conn, DISTRICT, 100, valid_from=V2025)
     assert result.closed == len(old) and result.valid_from == [V2025.isoformat()]
     new = open_cells(conn)
     assert result.cells == len(new) and result.inherited == len(new)
-    closed = conn.execute(text("SELECT DISTINCT valid_to FROM grid_cells WHERE id = ANY(:i)"),
-                          {"i": [c.id for c in old]}).scalars().all()
+    closed = (
+        conn.execute(text("SELECT DISTINCT valid_to FROM grid_cells WHERE id = ANY(:i)"), {"i": [c.id for c in old]})
+        .scalars()
+        .all()
+    )
     assert closed == [V2025]
     assert {c.valid_from for c in new} == {V2025}
     # both versions answer by time; the old one keeps its history
     p = OUTLINE.representative_point()
-    before = conn.execute(text("SELECT cell_id FROM cell_for(ST_SetSRID(ST_MakePoint(:x, :y), 4326), :at)"),
-                          {"x": p.x, "y": p.y, "at": datetime(2024, 6, 1, tzinfo=timezone.utc)}).scalar()
-    after = conn.execute(text("SELECT cell_id FROM cell_for(ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
-                         {"x": p.x, "y": p.y}).scalar()
+    before = conn.execute(
+        text("SELECT cell_id FROM cell_for(ST_SetSRID(ST_MakePoint(:x, :y), 4326), :at)"),
+        {"x": p.x, "y": p.y, "at": datetime(2024, 6, 1, tzinfo=timezone.utc)},
+    ).scalar()
+    after = conn.execute(
+        text("SELECT cell_id FROM cell_for(ST_SetSRID(ST_MakePoint(:x, :y), 4326))"), {"x": p.x, "y": p.y}
+    ).scalar()
     assert before in {c.id for c in old} and after in {c.id for c in new}
     assert grid.counts(conn, DISTRICT, datetime(2024, 6, 1, tzinfo=timezone.utc))[0] == len(old)
     # each new cell took the unit of the old cell it overlaps most
@@ -265,10 +307,12 @@ def test_new_version_closes_old_cells_and_inherits_responsibility(conn, district
         g = shapely.from_wkb(bytes(c.wkb))
         best = max(old_geoms, key=lambda o: o[1].intersection(g).area)[0]
         assert unit_of[c.id] == unit_of[best]
-    assert conn.execute(text("SELECT count(*) FROM cell_people WHERE cell_id = ANY(:i)"),
-                        {"i": [c.id for c in new]}).scalar() == len(new)
-    assert conn.execute(text("SELECT count(*) FROM duty_grid_cells WHERE cell_id = ANY(:i)"),
-                        {"i": [c.id for c in new]}).scalar() == len(new)
+    assert conn.execute(
+        text("SELECT count(*) FROM cell_people WHERE cell_id = ANY(:i)"), {"i": [c.id for c in new]}
+    ).scalar() == len(new)
+    assert conn.execute(
+        text("SELECT count(*) FROM duty_grid_cells WHERE cell_id = ANY(:i)"), {"i": [c.id for c in new]}
+    ).scalar() == len(new)
     assert grid.check(conn, DISTRICT) == []
 
 
@@ -291,9 +335,11 @@ def drawn_cells(polys) -> list[tuple[str, Polygon]]:
     for community in COMMUNITIES:
         area = polys[community]
         minx, miny, maxx, maxy = OUTLINE.bounds
-        blocks = [affinity.rotate(shapely.box(x, y, x + 0.0035, y + 0.0027), 17, origin=(116.41, 39.906))
-                  for x in np.arange(minx - 0.006, maxx + 0.006, 0.0035)
-                  for y in np.arange(miny - 0.006, maxy + 0.006, 0.0027)]
+        blocks = [
+            affinity.rotate(shapely.box(x, y, x + 0.0035, y + 0.0027), 17, origin=(116.41, 39.906))
+            for x in np.arange(minx - 0.006, maxx + 0.006, 0.0035)
+            for y in np.arange(miny - 0.006, maxy + 0.006, 0.0027)
+        ]
         pieces = [area.intersection(b) for b in blocks]
         pieces = [p for p in pieces if p.geom_type == "Polygon" and p.area > 0]
         for seq, p in enumerate(pieces, start=1):
@@ -318,7 +364,7 @@ def _longest_pair(cells):
     """Two cells of one community with the longest shared edge, and that edge."""
     best = None
     for i, (ca, a) in enumerate(cells):
-        for j, (cb, b) in enumerate(cells[i + 1:], start=i + 1):
+        for j, (cb, b) in enumerate(cells[i + 1 :], start=i + 1):
             if ca[:12] == cb[:12] and a.touches(b):
                 edge = a.boundary.intersection(b.boundary)
                 if best is None or edge.length > best[2].length:
@@ -374,7 +420,9 @@ def test_import_refuses_each_problem_naming_the_cell_and_stores_nothing(conn, di
     if kind == "self-intersection":
         x0, y0, x1, y1 = a.bounds
         cells[i] = (ca, Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)]))
-        expect = rf"cell {ca} \(feature {i + 1}\): invalid geometry: Self-intersection at \(116\.\d{{6}}, 39\.\d{{6}}\)$"
+        expect = (
+            rf"cell {ca} \(feature {i + 1}\): invalid geometry: Self-intersection at \(116\.\d{{6}}, 39\.\d{{6}}\)$"
+        )
     elif kind == "overlap":
         cells[i] = (ca, a.union(b.intersection(a.buffer(0.0001))))
         expect = rf"cell {ca} \(feature {i + 1}\) and cell {cb} \(feature {j + 1}\) overlap by [\d.]+ m² at"
@@ -394,22 +442,29 @@ def test_import_refuses_each_problem_naming_the_cell_and_stores_nothing(conn, di
 def test_import_reports_every_problem_at_once(conn, district, tmp_path):
     cells = drawn_cells(district)
     code0, a = cells[0]
-    far = affinity.translate(cells[5][1], 0.05, 0)           # outside every community
-    across = cells[10][1].union(cells[10][1].buffer(0.002))   # deep into the neighbours
+    far = affinity.translate(cells[5][1], 0.05, 0)  # outside every community
+    across = cells[10][1].union(cells[10][1].buffer(0.002))  # deep into the neighbours
     cells[5] = (cells[5][0], far)
     cells[10] = (cells[10][0], across)
     other = next(c for c in COMMUNITIES if not cells[12][0].startswith(c))
-    cells[12] = (f"{other}999", cells[12][1])                # another community's prefix
-    cells[14] = ("11010500100", cells[14][1])                 # too short
-    cells[20] = (code0, cells[20][1])                         # duplicate
+    cells[12] = (f"{other}999", cells[12][1])  # another community's prefix
+    cells[14] = ("11010500100", cells[14][1])  # too short
+    cells[20] = (code0, cells[20][1])  # duplicate
     x0, y0, x1, y1 = a.bounds
     cells[0] = (code0, Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)]))
     with pytest.raises(TopologyError) as err:
         import_file(conn, write(tmp_path, cells), code_field="code")
     text_ = "\n".join(err.value.problems)
-    for needle in ("invalid geometry", "lies outside every community", "outside its community",
-                   "does not start with its community's code", "is not 15 digits", "duplicate code",
-                   "overlap by", "gap of"):
+    for needle in (
+        "invalid geometry",
+        "lies outside every community",
+        "outside its community",
+        "does not start with its community's code",
+        "is not 15 digits",
+        "duplicate code",
+        "overlap by",
+        "gap of",
+    ):
         assert needle in text_, needle
     assert conn.execute(text("SELECT count(*) FROM grid_cells")).scalar() == 0
 
@@ -426,7 +481,7 @@ def test_small_overlap_and_gap_are_fixed_and_reported(conn, district, tmp_path):
     cells[k] = (ck, gk.difference(_bump(edge2, gk)))  # a ~0.3 m² notch out of k
     result = import_file(conn, write(tmp_path, cells), code_field="code")
     assert len(result.fixed) == 2, result.fixed
-    assert any(f"overlapped by 0." in f and f"removed from cell {max(ca, cb)}" in f for f in result.fixed)
+    assert any("overlapped by 0." in f and f"removed from cell {max(ca, cb)}" in f for f in result.fixed)
     assert any("gap of 0." in f and "merged into cell" in f for f in result.fixed)
     for community in COMMUNITIES:
         assert_tiles(conn, community)
@@ -436,12 +491,16 @@ def test_small_overlap_and_gap_are_fixed_and_reported(conn, district, tmp_path):
 def test_import_survives_a_hair_thin_overlap_along_a_long_edge(conn, tmp_path):
     # one community of two 1.7 km-long cells; the southern one has a vertex 0.3 µm north of the
     # shared edge: noise for any planar check, but 40 m² for a geodesic area of the sliver
-    store_regions(conn, {DISTRICT: shapely.box(116.40, 39.900, 116.42, 39.902),
-                         f"{DISTRICT}001": shapely.box(116.40, 39.900, 116.42, 39.902),
-                         f"{DISTRICT}001001": shapely.box(116.40, 39.900, 116.42, 39.902)})
+    store_regions(
+        conn,
+        {
+            DISTRICT: shapely.box(116.40, 39.900, 116.42, 39.902),
+            f"{DISTRICT}001": shapely.box(116.40, 39.900, 116.42, 39.902),
+            f"{DISTRICT}001001": shapely.box(116.40, 39.900, 116.42, 39.902),
+        },
+    )
     north = shapely.box(116.40, 39.901, 116.42, 39.902)
-    south = Polygon([(116.40, 39.900), (116.42, 39.900), (116.42, 39.901), (116.41, 39.901 + 3e-12),
-                     (116.40, 39.901)])
+    south = Polygon([(116.40, 39.900), (116.42, 39.900), (116.42, 39.901), (116.41, 39.901 + 3e-12), (116.40, 39.901)])
     result = import_file(conn, write(tmp_path, [("", north), ("", south)], code=False))
     assert result.cells == 2 and result.fixed == ["1 overlap(s) below 0.01 m² (rounding noise) removed"]
     assert [c.code for c in open_cells(conn)] == [f"{DISTRICT}001001001", f"{DISTRICT}001001002"]
@@ -451,8 +510,10 @@ def test_import_over_a_generated_grid_opens_a_new_version(conn, district, tmp_pa
     grid.generate(conn, DISTRICT, 200)
     ids = _roster(conn)
     old = open_cells(conn)
-    conn.execute(text("INSERT INTO cell_units (cell_id, duty, unit_id) SELECT id, 'territorial', :u "
-                      "FROM grid_cells"), {"u": ids["U1"]})
+    conn.execute(
+        text("INSERT INTO cell_units (cell_id, duty, unit_id) SELECT id, 'territorial', :u FROM grid_cells"),
+        {"u": ids["U1"]},
+    )
     result = import_file(conn, write(tmp_path, drawn_cells(district)), code_field="code", valid_from=V2025)
     assert result.closed == len(old) and result.inherited == result.cells
     assert grid.counts(conn, DISTRICT) == (result.cells, 4)
@@ -473,8 +534,10 @@ def test_check_is_clean_then_finds_planted_gap_and_overlap(conn, district):
     # an overlap the trigger would refuse, planted behind its back
     conn.execute(text("ALTER TABLE grid_cells DISABLE TRIGGER grid_cells_no_overlap"))
     other = open_cells(conn, COMMUNITIES[1])[4]
-    conn.execute(text("UPDATE grid_cells SET geom = ST_Multi(ST_Buffer(geom, 0.0001, 'join=mitre')) "
-                      "WHERE id = :i"), {"i": other.id})
+    conn.execute(
+        text("UPDATE grid_cells SET geom = ST_Multi(ST_Buffer(geom, 0.0001, 'join=mitre')) WHERE id = :i"),
+        {"i": other.id},
+    )
     problems = grid.check(conn, DISTRICT)
     assert any(f"cell {other.code} (id {other.id})" in p and "overlap by" in p for p in problems), problems
     assert grid.check(conn, "110199") == []
@@ -494,8 +557,7 @@ def test_cli_generate_check_import(cli, fresh_db, tmp_path):
     assert out.startswith("ok: ") and "in 4 communities, no gaps, no overlaps" in out
     cells = drawn_cells(polys)
     cells[3] = (cells[2][0], cells[3][1])
-    bad = cli("grid", "import", write(tmp_path, cells), "--code-field", "code", "--valid-from", "2030-01-01",
-              ok=False)
+    bad = cli("grid", "import", write(tmp_path, cells), "--code-field", "code", "--valid-from", "2030-01-01", ok=False)
     assert bad.exit_code == 1 and "duplicate code" in bad.output and "nothing stored" in bad.output
     good = cli("grid", "import", write(tmp_path, drawn_cells(polys), "good.geojson"), "--valid-from", "2030-01-01")
     assert "cells in 4 communities" in good.output and "old cells closed" in good.output

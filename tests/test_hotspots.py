@@ -1,4 +1,5 @@
 """Hot spots: counts and adjacency in SQL on a 20 × 20 grid; Gi* finds a planted cluster and nothing in noise."""
+
 from __future__ import annotations
 
 import itertools
@@ -10,9 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from gridmgr.analytics import hotspots
-from gridmgr.errors import InputError
-from gridmgr.analytics.hotspots import analyse, change, classify, fdr_bh, gi_star
 from gridmgr.analytics.accountability import Period
+from gridmgr.analytics.hotspots import analyse, change, classify, fdr_bh, gi_star
+from gridmgr.errors import InputError
 
 TZ = ZoneInfo("Asia/Shanghai")
 N, STEP, X0, Y0 = 20, 0.001, 116.500, 39.800
@@ -32,29 +33,43 @@ def grid(conn):
     box = f"ST_Multi(ST_MakeEnvelope({X0}, {Y0}, {X0 + N * STEP}, {Y0 + N * STEP}, 4326))"
     parent = None
     for level, rcode in (("district", "110105"), ("street", "110105001"), ("community", COMMUNITY)):
-        parent = conn.execute(text(f"""
+        parent = conn.execute(
+            text(f"""
             INSERT INTO regions (level, code, name, parent_id, geom, area_m2)
             VALUES (:l, :c, :n, :p, {box}, ST_Area({box}::geography)) RETURNING id
-        """), {"l": level, "c": rcode, "n": f"hot {level}", "p": parent}).scalar()
-    conn.execute(text(f"""
+        """),
+            {"l": level, "c": rcode, "n": f"hot {level}", "p": parent},
+        ).scalar()
+    conn.execute(
+        text(f"""
         INSERT INTO grid_cells (code, community_id, geom, area_m2, source)
         SELECT :cm || lpad((r * {N} + c + 1)::text, 3, '0'), :id, e.g, ST_Area(e.g::geography), 'generated'
         FROM generate_series(0, {N - 1}) r, generate_series(0, {N - 1}) c,
              LATERAL (SELECT ST_Multi(ST_MakeEnvelope({X0} + c * {STEP}, {Y0} + ({N - 1} - r) * {STEP},
                                                       {X0} + (c + 1) * {STEP}, {Y0} + ({N} - r) * {STEP}, 4326)) AS g) e
-    """), {"cm": COMMUNITY, "id": parent})
-    conn.execute(text(f"""
+    """),
+        {"cm": COMMUNITY, "id": parent},
+    )
+    conn.execute(
+        text(f"""
         INSERT INTO grid_cells (code, community_id, geom, area_m2, source, valid_from, valid_to)
         SELECT :code, :id, e.g, ST_Area(e.g::geography), 'generated', '2020-01-01', '2021-01-01'
         FROM (SELECT ST_Multi(ST_MakeEnvelope({X0 + N * STEP}, {Y0}, {X0 + (N + 1) * STEP}, {Y0 + STEP}, 4326)) AS g) e
-    """), {"code": f"{COMMUNITY}999", "id": parent})
+    """),
+        {"code": f"{COMMUNITY}999", "id": parent},
+    )
     return conn
 
 
 def neighbourhood(cells: list[tuple[int, int]]) -> set[str]:
     """The cells and their queen neighbours."""
-    return {code(r + dr, c + dc) for r, c in cells for dr in (-1, 0, 1) for dc in (-1, 0, 1)
-            if 0 <= r + dr < N and 0 <= c + dc < N}
+    return {
+        code(r + dr, c + dc)
+        for r, c in cells
+        for dr in (-1, 0, 1)
+        for dc in (-1, 0, 1)
+        if 0 <= r + dr < N and 0 <= c + dc < N
+    }
 
 
 # a round cluster: a 4 × 4 block without its corners, so that every cell of it has at least 4 of its 8
@@ -64,6 +79,7 @@ CLUSTER = [(r, c) for r in range(8, 12) for c in range(12, 16) if (r in (8, 11))
 
 
 # ------------------------------------------------------------------------------------------- adjacency
+
 
 def test_adjacency_is_queen_contiguity_of_the_cells_valid_then(grid):
     w = hotspots.adjacency(grid, at=AT)
@@ -79,6 +95,7 @@ def test_adjacency_is_queen_contiguity_of_the_cells_valid_then(grid):
 
 # ------------------------------------------------------------------------------------------------- Gi*
 
+
 @pytest.fixture
 def w(grid):
     return hotspots.adjacency(grid, at=AT)
@@ -92,7 +109,7 @@ def test_planted_cluster_is_hot_at_99(w):
     rng = np.random.default_rng(7)
     y = dict(zip(w.id_order, rng.poisson(1.0, N * N).tolist()))
     for r, c in CLUSTER:
-        y[code(r, c)] += 15   # holds for 60 of 60 seeds (with +8, the weakest cells reach 99 % in 38 of 60)
+        y[code(r, c)] += 15  # holds for 60 of 60 seeds (with +8, the weakest cells reach 99 % in 38 of 60)
     gi = gi_star(counts_for(w, y), w)
     spot = dict(zip(gi.codes, gi.spot))
     assert {spot[code(r, c)] for r, c in CLUSTER} == {"hot_99"}
@@ -121,8 +138,12 @@ def test_permutation_method_agrees_with_exact(w):
     diff = np.abs(exact.p - sampled.p)
     assert diff.mean() < 0.015 and diff.max() < 0.06
     # the window sums behind both: the cell and its neighbours, counted once each
-    a = np.array([[1 if (j == i or cj in w.neighbors[ci]) else 0 for j, cj in enumerate(w.id_order)]
-                  for i, ci in enumerate(w.id_order)])
+    a = np.array(
+        [
+            [1 if (j == i or cj in w.neighbors[ci]) else 0 for j, cj in enumerate(w.id_order)]
+            for i, ci in enumerate(w.id_order)
+        ]
+    )
     assert a.sum() == N * N + sum(w.cardinalities.values())
     # with 999 permutations no p-value is below 2/1000 (two-sided): why BH over many cells needs the exact method
     cluster = y.copy()
@@ -158,6 +179,7 @@ def test_gi_star_leaves_the_weights_unchanged(w):
 
 # ---------------------------------------------------------------------------------------------- FDR
 
+
 def test_fdr_bh_by_hand_and_against_esda():
     assert np.allclose(fdr_bh([0.01, 0.04, 0.03, 0.005]), [0.02, 0.04, 0.04, 0.02])
     assert fdr_bh([]).size == 0 and fdr_bh([0.9, 1.0]).max() == 1.0
@@ -171,12 +193,29 @@ def test_fdr_bh_by_hand_and_against_esda():
 
 # -------------------------------------------------------------------------------------- change, classes
 
+
 def test_change_on_the_previous_period():
     now = {"a": "hot_99", "b": "hot_90", "c": "ns", "d": "cold_95", "e": "cold_90", "f": "ns", "g": "ns", "h": "hot_95"}
-    before = {"a": "hot_90", "b": "ns", "c": "hot_99", "d": "ns", "e": "cold_99", "f": "cold_90", "g": "ns",
-              "h": "cold_99"}
-    assert change(now, before) == {"a": "stayed_hot", "b": "became_hot", "c": "cooled", "d": "became_cold",
-                                   "e": "stayed_cold", "f": "warmed", "g": "not_significant", "h": "became_hot"}
+    before = {
+        "a": "hot_90",
+        "b": "ns",
+        "c": "hot_99",
+        "d": "ns",
+        "e": "cold_99",
+        "f": "cold_90",
+        "g": "ns",
+        "h": "cold_99",
+    }
+    assert change(now, before) == {
+        "a": "stayed_hot",
+        "b": "became_hot",
+        "c": "cooled",
+        "d": "became_cold",
+        "e": "stayed_cold",
+        "f": "warmed",
+        "g": "not_significant",
+        "h": "became_hot",
+    }
     assert change({"new": "hot_99"}, {}) == {"new": "became_hot"}
     assert set(change(now, before).values()) <= set(hotspots.CHANGE_LABELS)
 
@@ -215,13 +254,20 @@ _case_no = itertools.count(1)
 
 
 def add_cases(conn, cell: str, n: int, at: datetime, category: str = "0102") -> list[int]:
-    return conn.execute(text("""
+    return (
+        conn.execute(
+            text("""
         INSERT INTO cases (geom, cell_id, case_no, category_code, source, reported_at)
         SELECT ST_PointOnSurface(g.geom), g.id, 'H' || lpad((:no + i)::text, 8, '0'),
                :cat, 'supervisor', :at
         FROM grid_cells g, generate_series(1, :n) i WHERE g.code = :cell AND g.valid_to IS NULL
         RETURNING id
-    """), {"cell": cell, "n": n, "at": at, "cat": category, "no": next(_case_no) * 1000}).scalars().all()
+    """),
+            {"cell": cell, "n": n, "at": at, "cat": category, "no": next(_case_no) * 1000},
+        )
+        .scalars()
+        .all()
+    )
 
 
 def test_counts_analyse_and_heat_points_from_the_database(grid):
@@ -230,23 +276,29 @@ def test_counts_analyse_and_heat_points_from_the_database(grid):
         add_cases(grid, code(r, c), 6, oct_)
     for r, c in ((1, 1), (17, 3), (4, 18), (16, 16)):
         add_cases(grid, code(r, c), 1, oct_)
-    add_cases(grid, code(2, 2), 3, oct_, category="0201")          # another category
+    add_cases(grid, code(2, 2), 3, oct_, category="0201")  # another category
     add_cases(grid, code(2, 2), 2, datetime(2026, 9, 30, 23, tzinfo=TZ))  # September
     rejected = add_cases(grid, code(1, 1), 1, oct_)[0]
-    grid.execute(text("""
+    grid.execute(
+        text("""
         INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role)
         VALUES (:c, :at, 'reject', 'reported', 'rejected', 'test', 'system')
-    """), {"c": rejected, "at": datetime(2026, 10, 10, 10, tzinfo=TZ)})
-    grid.execute(text("""
+    """),
+        {"c": rejected, "at": datetime(2026, 10, 10, 10, tzinfo=TZ)},
+    )
+    grid.execute(
+        text("""
         INSERT INTO cases (geom, cell_id, case_no, category_code, source, reported_at)
         VALUES (ST_SetSRID(ST_MakePoint(117.9, 39.1), 4326), NULL, 'HOUT', '0102', 'supervisor', :at)
-    """), {"at": oct_})
+    """),
+        {"at": oct_},
+    )
 
     period = Period.parse("2026-10")
     counts = hotspots.cell_counts(grid, period=period, today=AFTER)
     d = counts.as_dict()
     assert len(d) == N * N and d[code(9, 13)] == 6 and d[code(1, 1)] == 1 and d[code(2, 2)] == 3
-    assert sum(d.values()) == 12 * 6 + 4 + 3 and counts.unmatched == 1   # the case out of the grid
+    assert sum(d.values()) == 12 * 6 + 4 + 3 and counts.unmatched == 1  # the case out of the grid
     only = hotspots.cell_counts(grid, period=period, category="0102", today=AFTER).as_dict()
     assert only[code(2, 2)] == 0 and sum(only.values()) == 76
     assert sum(hotspots.cell_counts(grid, period=period, category=["02", "C01"], today=AFTER).as_dict().values()) == 3
@@ -273,6 +325,6 @@ def test_counts_analyse_and_heat_points_from_the_database(grid):
 
     heat = hotspots.heat_points(grid, period="2026-10", today=AFTER)
     assert len(heat) == 12 + 4 + 1 and sum(n for _, _, n in heat) == 79
-    lat, lon, _ = next(p for p in heat if p[2] == 3)                  # cell (2, 2): 3 cases of 0201
+    lat, lon, _ = next(p for p in heat if p[2] == 3)  # cell (2, 2): 3 cases of 0201
     assert X0 + 2 * STEP < lon < X0 + 3 * STEP and Y0 + (N - 3) * STEP < lat < Y0 + (N - 2) * STEP
     assert hotspots.heat_points(grid, period="2026-10", category="0505", today=AFTER) == []

@@ -3,6 +3,7 @@
 The phrases a test looks for are read from the code itself (every `t('中文', 'English')` pair of the
 templates and web modules, and the glossary), so a phrase added later is checked without a new test.
 """
+
 import re
 from datetime import datetime
 from html.parser import HTMLParser
@@ -14,11 +15,12 @@ from sqlalchemy import text
 from werkzeug.security import generate_password_hash
 
 from gridmgr.cases import dispatch
-from gridmgr.glossary import GLOSSARY
 from gridmgr.cases.intake import NewCase, report
 from gridmgr.cases.workcalendar import WorkCalendar
 from gridmgr.cases.workflow import actor_for
+from gridmgr.glossary import GLOSSARY
 from gridmgr.web import create_app, i18n
+
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, login_client
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -26,8 +28,18 @@ NOW = datetime(2026, 10, 13, 9, 0, tzinfo=TZ)
 PASSWORD = "secret-pass"
 WEB = Path(__file__).resolve().parents[1] / "web"
 # people, units, regions and the case's text: data, shown as they were entered whatever the language
-DATA = ("张监督", "赵派遣", "钱值班", "东华门街道办事处", "东城区环卫所", "人行道上有暴露垃圾", "东华门大街1号",
-        "test district", "test street", "test community")
+DATA = (
+    "张监督",
+    "赵派遣",
+    "钱值班",
+    "东华门街道办事处",
+    "东城区环卫所",
+    "人行道上有暴露垃圾",
+    "东华门大街1号",
+    "test district",
+    "test street",
+    "test community",
+)
 CJK = re.compile(r"[\u2e80-\u9fff\u3000-\u303f\uff00-\uffef]")
 
 
@@ -39,8 +51,10 @@ def _pairs() -> list[tuple[str, str]]:
     """
     quoted = r"""f?(['"])((?:(?!\1).)*)\1"""
     call = re.compile(rf"\bt\(\s*{quoted}\s*,\s*{quoted}\s*\)")
-    adjacent = re.compile(r'f?"([^"\n]*[\u4e00-\u9fff][^"\n]*)",\s*'
-                          r'f?"([^"\n\u4e00-\u9fff]*[A-Za-z][^"\n\u4e00-\u9fff]*)"')
+    adjacent = re.compile(
+        r'f?"([^"\n]*[\u4e00-\u9fff][^"\n]*)",\s*'
+        r'f?"([^"\n\u4e00-\u9fff]*[A-Za-z][^"\n\u4e00-\u9fff]*)"'
+    )
     found = []
     for path in WEB.glob("templates/**/*.html"):
         found += [(m[2], m[4]) for m in call.finditer(path.read_text(encoding="utf-8"))]
@@ -56,8 +70,11 @@ def _fragments(phrase: str) -> list[str]:
 
 PAIRS = _pairs()
 # English words a Chinese page must not show (4+ letters, not the same in both languages)
-ENGLISH = sorted({f for zh, en in PAIRS if zh != en for f in _fragments(en)
-                  if re.search(r"[A-Za-z]{4}", f) and f not in zh}, key=len, reverse=True)
+ENGLISH = sorted(
+    {f for zh, en in PAIRS if zh != en for f in _fragments(en) if re.search(r"[A-Za-z]{4}", f) and f not in zh},
+    key=len,
+    reverse=True,
+)
 
 
 class _Visible(HTMLParser):
@@ -113,31 +130,49 @@ def site(fresh_db, tmp_path):
     url, eng = fresh_db
     with eng.begin() as c:
         cells = insert_small_grid(c)
-        units = {code: c.execute(text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
-                                 {"c": code, "n": name, "k": kind}).scalar()
-                 for code, name, kind in (("JD01", "东华门街道办事处", "street_office"),
-                                          ("HW01", "东城区环卫所", "sanitation"))}
+        units = {
+            code: c.execute(
+                text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
+                {"c": code, "n": name, "k": kind},
+            ).scalar()
+            for code, name, kind in (
+                ("JD01", "东华门街道办事处", "street_office"),
+                ("HW01", "东城区环卫所", "sanitation"),
+            )
+        }
         for cell in cells.values():
             for duty, unit in (("territorial", "JD01"), ("sanitation", "HW01")):
                 c.execute(text("INSERT INTO cell_units VALUES (:c, :d, :u)"), {"c": cell, "d": duty, "u": units[unit]})
         users = {}
-        for i, (username, name, role) in enumerate((("sup", "张监督", "supervisor"), ("dsp", "赵派遣", "dispatcher"),
-                                                     ("lead", "钱值班", "shift_leader"))):
-            person = c.execute(text("INSERT INTO people (code, name, role) VALUES (:c, :n, :r) RETURNING id"),
-                               {"c": f"P{i}", "n": name, "r": "supervisor" if role == "supervisor" else "staff"}
-                               ).scalar()
-            users[username] = c.execute(text(
-                "INSERT INTO users (username, person_id, role, password_hash) VALUES (:u, :p, :r, :h) RETURNING id"),
-                {"u": username, "p": person, "r": role, "h": generate_password_hash(PASSWORD)}).scalar()
+        for i, (username, name, role) in enumerate(
+            (("sup", "张监督", "supervisor"), ("dsp", "赵派遣", "dispatcher"), ("lead", "钱值班", "shift_leader"))
+        ):
+            person = c.execute(
+                text("INSERT INTO people (code, name, role) VALUES (:c, :n, :r) RETURNING id"),
+                {"c": f"P{i}", "n": name, "r": "supervisor" if role == "supervisor" else "staff"},
+            ).scalar()
+            users[username] = c.execute(
+                text(
+                    "INSERT INTO users (username, person_id, role, password_hash) VALUES (:u, :p, :r, :h) RETURNING id"
+                ),
+                {"u": username, "p": person, "r": role, "h": generate_password_hash(PASSWORD)},
+            ).scalar()
             if role == "supervisor":
-                grid = c.execute(text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES ('DG1', 'DG1', :p) "
-                                      "RETURNING id"), {"p": person}).scalar()
+                grid = c.execute(
+                    text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES ('DG1', 'DG1', :p) RETURNING id"),
+                    {"p": person},
+                ).scalar()
                 for cell in cells.values():
                     c.execute(text("INSERT INTO duty_grid_cells VALUES (:g, :c)"), {"g": grid, "c": cell})
         dispatch.load(c)
         x, y = SMALL_ORIGIN[0] + 0.5 * SMALL_STEP, SMALL_ORIGIN[1] + 0.5 * SMALL_STEP
-        case_id = report(c, actor_for(c, users["sup"]), NewCase("0102", x, y, "supervisor", "人行道上有暴露垃圾",
-                                                                 "东华门大街1号"), now=NOW, calendar=WorkCalendar.load())
+        case_id = report(
+            c,
+            actor_for(c, users["sup"]),
+            NewCase("0102", x, y, "supervisor", "人行道上有暴露垃圾", "东华门大街1号"),
+            now=NOW,
+            calendar=WorkCalendar.load(),
+        )
         case_no = c.execute(text("SELECT case_no FROM cases WHERE id = :i"), {"i": case_id}).scalar()
         categories = tuple(c.execute(text("SELECT DISTINCT major_name FROM categories")).scalars())
     app = create_app({"GRIDMGR_DATABASE_URL": url, "GRIDMGR_VAR": str(tmp_path / "var")})
@@ -184,8 +219,11 @@ def test_chinese_is_the_default_whatever_the_browser_asks(site):
 
 def test_english_pages_say_nothing_in_chinese_but_data(site):
     data = DATA + site["categories"]  # a category class has no English name (data/categories.csv)
-    for user, paths in (("sup", ("/cases/new", "/cases?tab=all", f"/cases/{site['case_no']}", "/overview")),
-                        ("dsp", ("/cases?tab=all",)), ("lead", ("/cases?tab=register", f"/cases/{site['case_no']}"))):
+    for user, paths in (
+        ("sup", ("/cases/new", "/cases?tab=all", f"/cases/{site['case_no']}", "/overview")),
+        ("dsp", ("/cases?tab=all",)),
+        ("lead", ("/cases?tab=register", f"/cases/{site['case_no']}")),
+    ):
         client = login(site, user)
         switch(client, "English")
         for path in paths:
@@ -202,8 +240,9 @@ def test_the_choice_is_remembered_across_requests_and_logins(site):
     cookie = r.headers["Set-Cookie"]
     assert cookie.startswith(f"{i18n.COOKIE}=en;") and "Max-Age=31536000" in cookie and "HttpOnly" in cookie
     assert "Report a case" in page(client, "/cases/new") and "Cases" in page(client, "/cases")
-    client.post("/logout", data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"',
-                                                         page(client, "/cases"))[1]})
+    client.post(
+        "/logout", data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page(client, "/cases"))[1]}
+    )
     html = page(client, "/login")
     assert '<html lang="en">' in html and "Username" in html and "Logged out." in html and "已退出" not in html
     switch(client, "中文", "/login")
@@ -255,7 +294,9 @@ def test_one_language_takes_a_half_of_bilingual_text_from_elsewhere(site):
         assert i18n.one_language(mixed) == mixed  # not a "中文 English" pair: as it is
     with site["app"].test_request_context("/?lang=en"):
         assert i18n.one_language("请先登录 Please log in.") == "Please log in."
-        assert i18n.one_language("此页面仅限 supervisor。This page is for supervisor.") == "This page is for supervisor."
+        assert (
+            i18n.one_language("此页面仅限 supervisor。This page is for supervisor.") == "This page is for supervisor."
+        )
 
 
 def test_the_map_scripts_get_their_words_in_the_page_language(site):
@@ -264,6 +305,8 @@ def test_the_map_scripts_get_their_words_in_the_page_language(site):
     assert '"legend": "图例"' in config and '"search": "搜索"' in config
     switch(client, "English", "/map")
     config = re.search(r'id="map-config">(.*?)</script>', page(client, "/map"), re.S)[1]
-    assert '"legend": "Legend"' in config and '"search": "Search"' in config and not CJK.search(
-        re.search(r'"text": (\{.*?\})', config, re.S)[1])
-
+    assert (
+        '"legend": "Legend"' in config
+        and '"search": "Search"' in config
+        and not CJK.search(re.search(r'"text": (\{.*?\})', config, re.S)[1])
+    )

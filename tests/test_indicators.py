@@ -1,4 +1,5 @@
 """Indicators and reports: the Tianmen figures exactly, a hand-computed October, periods, levels, inventory."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -6,14 +7,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
-from support import SMALL_ORIGIN, SMALL_STEP
 
 from gridmgr.analytics import indicators
-from gridmgr.cases import workflow
-from gridmgr.errors import InputError
-from gridmgr.cases.intake import NewCase, report
 from gridmgr.analytics.accountability import LEVELS, Period, compute
+from gridmgr.cases import workflow
+from gridmgr.cases.intake import NewCase, report
 from gridmgr.cases.workcalendar import WorkCalendar
+from gridmgr.errors import InputError
+
+from support import SMALL_ORIGIN, SMALL_STEP
 
 TZ = ZoneInfo("Asia/Shanghai")
 KEEP = object()  # a step that leaves the deadline as it was
@@ -25,20 +27,31 @@ def t(month: int, day: int, hour: int = 9, minute: int = 0, year: int = 2026) ->
 
 # ------------------------------------------------------------------------------------------- builders
 
+
 @pytest.fixture
 def org(conn, small_grid):
     """Units U1 (sanitation) and U2–U4 (squads), two supervisors with a duty grid of two cells each."""
     cells = [small_grid[f"110101001001{i:03d}"] for i in range(1, 5)]
     units = {}
-    for code, kind in (("HW01", "sanitation"), ("ZF01", "enforcement_squad"), ("ZF02", "enforcement_squad"),
-                       ("ZF03", "enforcement_squad")):
-        units[code] = conn.execute(text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
-                                   {"c": code, "n": f"单位{code}", "k": kind}).scalar()
+    for code, kind in (
+        ("HW01", "sanitation"),
+        ("ZF01", "enforcement_squad"),
+        ("ZF02", "enforcement_squad"),
+        ("ZF03", "enforcement_squad"),
+    ):
+        units[code] = conn.execute(
+            text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
+            {"c": code, "n": f"单位{code}", "k": kind},
+        ).scalar()
     for i, (grid, mine) in enumerate((("DG1", cells[:2]), ("DG2", cells[2:])), start=1):
-        person = conn.execute(text("INSERT INTO people (code, name, role) VALUES (:c, :n, 'supervisor') RETURNING id"),
-                              {"c": f"S{i}", "n": f"监督员{i}"}).scalar()
-        g = conn.execute(text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES (:c, :n, :p) RETURNING id"),
-                         {"c": grid, "n": f"责任网格{i}", "p": person}).scalar()
+        person = conn.execute(
+            text("INSERT INTO people (code, name, role) VALUES (:c, :n, 'supervisor') RETURNING id"),
+            {"c": f"S{i}", "n": f"监督员{i}"},
+        ).scalar()
+        g = conn.execute(
+            text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES (:c, :n, :p) RETURNING id"),
+            {"c": grid, "n": f"责任网格{i}", "p": person},
+        ).scalar()
         for cell in mine:
             conn.execute(text("INSERT INTO duty_grid_cells VALUES (:g, :c)"), {"g": g, "c": cell})
     cats = conn.execute(text("SELECT code FROM categories ORDER BY code LIMIT 20")).scalars().all()
@@ -74,18 +87,32 @@ def add_case(conn, cell_id, category, steps, *, source="supervisor", urgency="no
         events.append({"at": at, "a": action, "f": state, "t": target, "u": unit, "db": deadline, "da": new})
         state, deadline = target, new
     units = [e["u"] for e in events if e["a"] == "dispatch"]
-    cid = conn.execute(text("""
+    cid = conn.execute(
+        text("""
         INSERT INTO cases (geom, cell_id, case_no, category_code, source, urgency, reported_at, status, unit_id)
         SELECT ST_PointOnSurface(g.geom), g.id, :no, :cat, :src, :urg, :at, :st, :unit
         FROM grid_cells g WHERE g.id = :cell
         RETURNING id
-    """), {"no": f"T{next(_case_no):07d}", "cat": category, "src": source, "urg": urgency, "at": steps[0][1],
-           "st": state, "unit": units[-1] if units else None, "cell": cell_id}).scalar()
-    conn.execute(text("""
+    """),
+        {
+            "no": f"T{next(_case_no):07d}",
+            "cat": category,
+            "src": source,
+            "urg": urgency,
+            "at": steps[0][1],
+            "st": state,
+            "unit": units[-1] if units else None,
+            "cell": cell_id,
+        },
+    ).scalar()
+    conn.execute(
+        text("""
         INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role, unit_id,
                                  deadline_before, deadline_after)
         VALUES (:c, :at, :a, :f, :t, 'test', 'system', :u, :db, :da)
-    """), [{**e, "c": cid} for e in events])
+    """),
+        [{**e, "c": cid} for e in events],
+    )
     return cid
 
 
@@ -93,8 +120,11 @@ def std(r: datetime, due: datetime, unit: int) -> list:
     """Reported at r (register within 1 h), registered at +30 min, dispatched at +1 h with handling due `due`."""
     from datetime import timedelta as td
 
-    return [("report", r, r + td(hours=1)), ("register", r + td(minutes=30), r + td(hours=1, minutes=30)),
-            ("dispatch", r + td(hours=1), due, unit)]
+    return [
+        ("report", r, r + td(hours=1)),
+        ("register", r + td(minutes=30), r + td(hours=1, minutes=30)),
+        ("dispatch", r + td(hours=1), due, unit),
+    ]
 
 
 @pytest.fixture
@@ -104,46 +134,136 @@ def october(conn, org):
     u1, u2, u3 = org["units"]["HW01"], org["units"]["ZF01"], org["units"]["ZF02"]
     cat = org["cats"]
     ids = {}
-    ids["A"] = add_case(conn, c1, cat[0], std(t(9, 29), t(10, 2, 10), u1) + [
-        ("handle", t(10, 1, 9), t(10, 1, 13)), ("check_pass", t(10, 1, 10), t(10, 1, 11)), ("close", t(10, 2, 9))])
-    ids["B"] = add_case(conn, c1, cat[1], std(t(10, 30), t(11, 3, 10), u1) + [
-        ("handle", t(10, 31, 9), t(10, 31, 13)), ("check_pass", t(11, 2, 9), t(11, 2, 10)), ("close", t(11, 2, 9, 30))])
-    ids["C"] = add_case(conn, c2, cat[2], std(t(10, 6), t(10, 10, 10), u2) + [
-        ("handle", t(10, 12, 9), t(10, 12, 13)), ("check_pass", t(10, 12, 14), t(10, 12, 15)), ("close", t(10, 13, 9))])
-    ids["D"] = add_case(conn, c2, cat[3], std(t(10, 1), t(10, 8, 10), u2) + [
-        ("request_extension", t(10, 7, 9)), ("approve_extension", t(10, 7, 10), t(11, 5, 10))])
-    ids["E"] = add_case(conn, c3, cat[4], std(t(10, 1), t(10, 8, 10), u1) + [
-        ("request_extension", t(10, 8, 9)), ("approve_extension", t(10, 9, 9), t(10, 20, 10)),
-        ("handle", t(10, 19, 9), t(10, 19, 13)), ("check_pass", t(10, 19, 10), t(10, 19, 11)),
-        ("close", t(10, 19, 11))])
+    ids["A"] = add_case(
+        conn,
+        c1,
+        cat[0],
+        std(t(9, 29), t(10, 2, 10), u1)
+        + [("handle", t(10, 1, 9), t(10, 1, 13)), ("check_pass", t(10, 1, 10), t(10, 1, 11)), ("close", t(10, 2, 9))],
+    )
+    ids["B"] = add_case(
+        conn,
+        c1,
+        cat[1],
+        std(t(10, 30), t(11, 3, 10), u1)
+        + [
+            ("handle", t(10, 31, 9), t(10, 31, 13)),
+            ("check_pass", t(11, 2, 9), t(11, 2, 10)),
+            ("close", t(11, 2, 9, 30)),
+        ],
+    )
+    ids["C"] = add_case(
+        conn,
+        c2,
+        cat[2],
+        std(t(10, 6), t(10, 10, 10), u2)
+        + [
+            ("handle", t(10, 12, 9), t(10, 12, 13)),
+            ("check_pass", t(10, 12, 14), t(10, 12, 15)),
+            ("close", t(10, 13, 9)),
+        ],
+    )
+    ids["D"] = add_case(
+        conn,
+        c2,
+        cat[3],
+        std(t(10, 1), t(10, 8, 10), u2)
+        + [("request_extension", t(10, 7, 9)), ("approve_extension", t(10, 7, 10), t(11, 5, 10))],
+    )
+    ids["E"] = add_case(
+        conn,
+        c3,
+        cat[4],
+        std(t(10, 1), t(10, 8, 10), u1)
+        + [
+            ("request_extension", t(10, 8, 9)),
+            ("approve_extension", t(10, 9, 9), t(10, 20, 10)),
+            ("handle", t(10, 19, 9), t(10, 19, 13)),
+            ("check_pass", t(10, 19, 10), t(10, 19, 11)),
+            ("close", t(10, 19, 11)),
+        ],
+    )
     ids["F"] = add_case(conn, c3, cat[5], std(t(10, 1), t(10, 8, 10), u2) + [("suspend", t(10, 6, 9))])
-    ids["G"] = add_case(conn, c3, cat[6], std(t(10, 1), t(10, 8, 10), u2) + [
-        ("suspend", t(10, 6, 9)), ("resume", t(10, 15, 9), t(10, 18, 9)), ("handle", t(10, 17, 9), t(10, 17, 13)),
-        ("check_pass", t(10, 17, 10), t(10, 17, 11)), ("close", t(10, 18, 10))])
-    ids["H"] = add_case(conn, c4, cat[7], std(t(10, 1), t(10, 5, 10), u1) + [
-        ("handle", t(10, 2, 9), t(10, 2, 13)), ("check_fail", t(10, 2, 10), t(10, 3, 10)),
-        ("handle", t(10, 3, 9), t(10, 3, 13)), ("check_fail", t(10, 3, 10), t(10, 4, 10)),
-        ("handle", t(10, 4, 9), t(10, 4, 13)), ("check_fail", t(10, 4, 10), t(10, 6, 10)),
-        ("handle", t(10, 6, 9), t(10, 6, 13)), ("check_pass", t(10, 6, 10), t(10, 6, 11)), ("close", t(10, 7, 9))])
+    ids["G"] = add_case(
+        conn,
+        c3,
+        cat[6],
+        std(t(10, 1), t(10, 8, 10), u2)
+        + [
+            ("suspend", t(10, 6, 9)),
+            ("resume", t(10, 15, 9), t(10, 18, 9)),
+            ("handle", t(10, 17, 9), t(10, 17, 13)),
+            ("check_pass", t(10, 17, 10), t(10, 17, 11)),
+            ("close", t(10, 18, 10)),
+        ],
+    )
+    ids["H"] = add_case(
+        conn,
+        c4,
+        cat[7],
+        std(t(10, 1), t(10, 5, 10), u1)
+        + [
+            ("handle", t(10, 2, 9), t(10, 2, 13)),
+            ("check_fail", t(10, 2, 10), t(10, 3, 10)),
+            ("handle", t(10, 3, 9), t(10, 3, 13)),
+            ("check_fail", t(10, 3, 10), t(10, 4, 10)),
+            ("handle", t(10, 4, 9), t(10, 4, 13)),
+            ("check_fail", t(10, 4, 10), t(10, 6, 10)),
+            ("handle", t(10, 6, 9), t(10, 6, 13)),
+            ("check_pass", t(10, 6, 10), t(10, 6, 11)),
+            ("close", t(10, 7, 9)),
+        ],
+    )
     ids["I"] = add_case(conn, c4, cat[8], std(t(10, 1), t(10, 8, 10), u2) + [("defer", t(10, 10, 9))])
     ids["J"] = add_case(conn, c4, cat[9], std(t(10, 1), t(10, 8, 10), u2) + [("defer", t(10, 7, 9))])
     ids["K"] = add_case(conn, c1, cat[10], std(t(10, 15), t(10, 20, 10), u2))
-    ids["L"] = add_case(conn, c2, cat[11], [
-        ("report", t(10, 14, 9), t(10, 14, 11)), ("verify", t(10, 14, 10, 30), t(10, 14, 11, 30)),
-        ("register", t(10, 14, 12), t(10, 14, 13)), ("dispatch", t(10, 14, 12, 30), t(10, 16, 12, 30), u1),
-        ("return", t(10, 14, 14), t(10, 14, 15)), ("dispatch", t(10, 14, 14, 30), t(10, 17, 14, 30), u3),
-        ("handle", t(10, 16, 9), t(10, 16, 13)), ("check_pass", t(10, 16, 14), t(10, 16, 15)),
-        ("close", t(10, 17, 9))], source="public")
+    ids["L"] = add_case(
+        conn,
+        c2,
+        cat[11],
+        [
+            ("report", t(10, 14, 9), t(10, 14, 11)),
+            ("verify", t(10, 14, 10, 30), t(10, 14, 11, 30)),
+            ("register", t(10, 14, 12), t(10, 14, 13)),
+            ("dispatch", t(10, 14, 12, 30), t(10, 16, 12, 30), u1),
+            ("return", t(10, 14, 14), t(10, 14, 15)),
+            ("dispatch", t(10, 14, 14, 30), t(10, 17, 14, 30), u3),
+            ("handle", t(10, 16, 9), t(10, 16, 13)),
+            ("check_pass", t(10, 16, 14), t(10, 16, 15)),
+            ("close", t(10, 17, 9)),
+        ],
+        source="public",
+    )
     ids["M"] = add_case(conn, c1, cat[12], [("report", t(10, 20, 9), t(10, 20, 10)), ("self_handle", t(10, 20, 9, 30))])
     ids["N"] = add_case(conn, c2, cat[13], [("report", t(10, 21, 9), t(10, 21, 10)), ("reject", t(10, 21, 10))])
     ids["O"] = add_case(conn, c1, cat[10], [("report", t(10, 25, 9), t(10, 25, 10))])
-    ids["P"] = add_case(conn, c1, cat[14], std(t(10, 20), t(10, 20, 14), u1) + [
-        ("handle", t(10, 20, 13), t(10, 20, 17)), ("check_pass", t(10, 20, 14), t(10, 20, 15)),
-        ("close", t(10, 20, 15))], urgency="urgent")
-    ids["Q"] = add_case(conn, c2, cat[15], std(t(10, 22), t(10, 22, 14), u2) + [
-        ("handle", t(10, 22, 16), t(10, 22, 20)), ("check_pass", t(10, 22, 17), t(10, 22, 18))], urgency="urgent")
-    ids["R"] = add_case(conn, c3, cat[16], std(t(9, 1), t(9, 5, 10), u1) + [
-        ("handle", t(9, 4, 9), t(9, 4, 13)), ("check_pass", t(9, 4, 10), t(9, 4, 11)), ("close", t(9, 5, 9))])
+    ids["P"] = add_case(
+        conn,
+        c1,
+        cat[14],
+        std(t(10, 20), t(10, 20, 14), u1)
+        + [
+            ("handle", t(10, 20, 13), t(10, 20, 17)),
+            ("check_pass", t(10, 20, 14), t(10, 20, 15)),
+            ("close", t(10, 20, 15)),
+        ],
+        urgency="urgent",
+    )
+    ids["Q"] = add_case(
+        conn,
+        c2,
+        cat[15],
+        std(t(10, 22), t(10, 22, 14), u2)
+        + [("handle", t(10, 22, 16), t(10, 22, 20)), ("check_pass", t(10, 22, 17), t(10, 22, 18))],
+        urgency="urgent",
+    )
+    ids["R"] = add_case(
+        conn,
+        c3,
+        cat[16],
+        std(t(9, 1), t(9, 5, 10), u1)
+        + [("handle", t(9, 4, 9), t(9, 4, 13)), ("check_pass", t(9, 4, 10), t(9, 4, 11)), ("close", t(9, 5, 9))],
+    )
     return {**org, "ids": ids}
 
 
@@ -158,13 +278,28 @@ def oct_report(conn, level="district", **kw):
 # ---------------------------------------------------------------------------------------------- Tianmen
 
 # Tianmen, Dec 2016 [DOMAIN.md §2]: 1,054 received, 996 registered, 972 due, 911 closed, 737 on time.
-_BASE = [("report", None, "reported", 0, 1), ("register", "reported", "registered", 0.5, 2),
-         ("dispatch", "registered", "dispatched", 1, 73)]
+_BASE = [
+    ("report", None, "reported", 0, 1),
+    ("register", "reported", "registered", 0.5, 2),
+    ("dispatch", "registered", "dispatched", 1, 73),
+]
 TIANMEN = {  # pattern: (cases, steps after the base: action, from, to, hours after report, deadline hours)
-    "on_time": (737, [("handle", "dispatched", "handled", 72, 76), ("check_pass", "handled", "checked", 73, 77),
-                      ("close", "checked", "closed", 74, None)]),
-    "late": (174, [("handle", "dispatched", "handled", 75, 79), ("check_pass", "handled", "checked", 76, 80),
-                   ("close", "checked", "closed", 77, None)]),
+    "on_time": (
+        737,
+        [
+            ("handle", "dispatched", "handled", 72, 76),
+            ("check_pass", "handled", "checked", 73, 77),
+            ("close", "checked", "closed", 74, None),
+        ],
+    ),
+    "late": (
+        174,
+        [
+            ("handle", "dispatched", "handled", 75, 79),
+            ("check_pass", "handled", "checked", 76, 80),
+            ("close", "checked", "closed", 77, None),
+        ],
+    ),
     "open": (30, []),
     "unchecked": (20, [("handle", "dispatched", "handled", 75, 79)]),
     "rework": (11, [("handle", "dispatched", "handled", 70, 74), ("check_fail", "handled", "rework", 71, 81)]),
@@ -176,9 +311,12 @@ def build_tianmen(conn, cell_ids: list[int], unit_id: int) -> None:
     """1,054 cases of December 2016 and their trails in three set-based statements."""
     plan = [(p, n) for p, (n, _) in TIANMEN.items()] + [("rejected", 58)]
     steps = [(p, i, *s) for p, (_, extra) in TIANMEN.items() for i, s in enumerate(_BASE + extra)]
-    steps += [("rejected", 0, "report", None, "reported", 0, 1),
-              ("rejected", 1, "reject", "reported", "rejected", 0.5, None)]
-    conn.execute(text("""
+    steps += [
+        ("rejected", 0, "report", None, "reported", 0, 1),
+        ("rejected", 1, "reject", "reported", "rejected", 0.5, None),
+    ]
+    conn.execute(
+        text("""
         INSERT INTO cases (geom, cell_id, case_no, category_code, source, reported_at, description, unit_id)
         SELECT ST_PointOnSurface(g.geom), g.id, 'TM' || lpad(x.i::text, 6, '0'), '0201', 'supervisor',
                CASE WHEN x.pattern = 'due_in_january' THEN TIMESTAMPTZ '2016-12-30 09:00+08'
@@ -188,10 +326,15 @@ def build_tianmen(conn, cell_ids: list[int], unit_id: int) -> None:
               FROM unnest(CAST(:patterns AS text[]), CAST(:counts AS int[])) AS p(pattern, n),
                    generate_series(1, p.n)) x
         JOIN grid_cells g ON g.id = (CAST(:cells AS bigint[]))[1 + x.i % cardinality(CAST(:cells AS bigint[]))]
-    """), {"patterns": [p for p, _ in plan], "counts": [n for _, n in plan], "cells": cell_ids, "unit": unit_id})
-    values = ", ".join(f"('{p}', {i}, '{a}', {'NULL' if f is None else repr(f)}, '{to}', {at}, "
-                       f"{'NULL' if dl is None else dl})" for p, i, a, f, to, at, dl in steps)
-    conn.execute(text(f"""
+    """),
+        {"patterns": [p for p, _ in plan], "counts": [n for _, n in plan], "cells": cell_ids, "unit": unit_id},
+    )
+    values = ", ".join(
+        f"('{p}', {i}, '{a}', {'NULL' if f is None else repr(f)}, '{to}', {at}, {'NULL' if dl is None else dl})"
+        for p, i, a, f, to, at, dl in steps
+    )
+    conn.execute(
+        text(f"""
         INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role, unit_id,
                                  deadline_before, deadline_after)
         SELECT c.id, c.reported_at + s.at_h * interval '1 hour', s.action, s.from_state, s.to_state, 'test', 'system',
@@ -201,12 +344,15 @@ def build_tianmen(conn, cell_ids: list[int], unit_id: int) -> None:
         FROM cases c JOIN (VALUES {values}) AS s(pattern, seq, action, from_state, to_state, at_h, dl_h)
           ON s.pattern = c.description
         WHERE c.case_no LIKE 'TM%'
-    """))
-    conn.execute(text("""
+    """)
+    )
+    conn.execute(
+        text("""
         UPDATE cases c SET status = e.to_state
         FROM (SELECT DISTINCT ON (case_id) case_id, to_state FROM case_events ORDER BY case_id, at DESC, id DESC) e
         WHERE e.case_id = c.id AND c.case_no LIKE 'TM%'
-    """))
+    """)
+    )
 
 
 def test_tianmen_december_2016_exactly(conn, org):
@@ -226,23 +372,60 @@ def test_tianmen_december_2016_exactly(conn, org):
 # ------------------------------------------------------------------------------------- hand-computed
 
 OCTOBER_TOTAL = {
-    "reported": 16, "valid_reported": 15, "self_handled": 1, "verified": 1, "verified_on_time": 1,
-    "registered": 13, "registered_on_time": 12, "dispatched": 13, "dispatched_on_time": 13,
-    "dispatched_correctly": 12, "returned": 1,
-    "due_handle": 10, "handled": 8, "handled_on_time": 5, "overdue_open": 1,
-    "due_close": 10, "closed": 7, "closed_on_time": 5,
-    "rework": 1, "rework_times": 3, "multi_rework": 1, "extended": 1,
-    "suspended": 2, "suspended_end": 1, "deferred": 2, "deferred_due": 1,
-    "urgent_due": 2, "urgent_on_time": 1, "checked": 11, "checked_on_time": 9,
-    "closed_in_period": 7, "mean_close_hours": 186.43, "median_close_hours": 144.0,
-    "recurrent": 1, "open_end": 8, "overdue_end": 4,
+    "reported": 16,
+    "valid_reported": 15,
+    "self_handled": 1,
+    "verified": 1,
+    "verified_on_time": 1,
+    "registered": 13,
+    "registered_on_time": 12,
+    "dispatched": 13,
+    "dispatched_on_time": 13,
+    "dispatched_correctly": 12,
+    "returned": 1,
+    "due_handle": 10,
+    "handled": 8,
+    "handled_on_time": 5,
+    "overdue_open": 1,
+    "due_close": 10,
+    "closed": 7,
+    "closed_on_time": 5,
+    "rework": 1,
+    "rework_times": 3,
+    "multi_rework": 1,
+    "extended": 1,
+    "suspended": 2,
+    "suspended_end": 1,
+    "deferred": 2,
+    "deferred_due": 1,
+    "urgent_due": 2,
+    "urgent_on_time": 1,
+    "checked": 11,
+    "checked_on_time": 9,
+    "closed_in_period": 7,
+    "mean_close_hours": 186.43,
+    "median_close_hours": 144.0,
+    "recurrent": 1,
+    "open_end": 8,
+    "overdue_end": 4,
 }
 OCTOBER_RATES = {
-    "valid_rate": 15 / 16, "register_rate": 13 / 15, "registered_on_time_rate": 12 / 13,
-    "dispatched_on_time_rate": 1.0, "dispatched_correctly_rate": 12 / 13, "handle_rate": 0.8,
-    "handled_on_time_rate": 0.5, "overdue_open_rate": 0.1, "close_rate": 0.7, "closed_on_time_rate": 0.5,
-    "rework_rate": 0.1, "extension_rate": 0.1, "verified_on_time_rate": 1.0, "checked_on_time_rate": 9 / 11,
-    "urgent_on_time_rate": 0.5, "recurrence_rate": 1 / 15,
+    "valid_rate": 15 / 16,
+    "register_rate": 13 / 15,
+    "registered_on_time_rate": 12 / 13,
+    "dispatched_on_time_rate": 1.0,
+    "dispatched_correctly_rate": 12 / 13,
+    "handle_rate": 0.8,
+    "handled_on_time_rate": 0.5,
+    "overdue_open_rate": 0.1,
+    "close_rate": 0.7,
+    "closed_on_time_rate": 0.5,
+    "rework_rate": 0.1,
+    "extension_rate": 0.1,
+    "verified_on_time_rate": 1.0,
+    "checked_on_time_rate": 9 / 11,
+    "urgent_on_time_rate": 0.5,
+    "recurrence_rate": 1 / 15,
 }
 
 
@@ -269,8 +452,13 @@ def test_period_boundaries(conn, october):
     assert (sep["reported"], sep["due_close"], sep["closed_on_time"], sep["open_end"]) == (2, 1, 1, 1)
     nov = compute(conn, period=Period.parse("2026-11"), level="district", today=AFTER).total.values
     # B closed on time before its November deadline; D (extended into November) never handled
-    assert (nov["due_close"], nov["closed"], nov["closed_on_time"], nov["overdue_open"], nov["extended"]) == \
-           (2, 1, 1, 1, 1)
+    assert (nov["due_close"], nov["closed"], nov["closed_on_time"], nov["overdue_open"], nov["extended"]) == (
+        2,
+        1,
+        1,
+        1,
+        1,
+    )
     assert nov["reported"] == 0 and nov["checked"] == 1
     # a period still running is read up to the end of `today`
     mid = compute(conn, period=Period.parse("2026-10"), level="district", today=date(2026, 10, 15))
@@ -286,16 +474,24 @@ def test_levels(conn, october):
     assert units["HW01"].attrs == {"kind": "sanitation", "group": "sanitation"}
     u1, u2, u3 = units["HW01"].values, units["ZF01"].values, units["ZF02"].values
     assert (u1["due_close"], u1["closed"], u1["closed_on_time"], u1["rework"], u1["extended"]) == (4, 4, 3, 1, 1)
-    assert (u2["due_close"], u2["handled"], u2["handled_on_time"], u2["overdue_open"], u2["deferred_due"]) == \
-           (5, 3, 1, 1, 1)
+    assert (u2["due_close"], u2["handled"], u2["handled_on_time"], u2["overdue_open"], u2["deferred_due"]) == (
+        5,
+        3,
+        1,
+        1,
+        1,
+    )
     assert (u3["due_close"], u3["closed_on_time"]) == (1, 1)  # L counts for the unit of its last dispatch
     assert units[None].values["reported"] == 3 and units[None].values["self_handled"] == 1  # M, N, O
     assert units["ZF03"].values["close_rate"] is None  # nothing due: zero denominators are None
     cells = {r.code: r.values for r in oct_report(conn, "cell").rows}
     assert [cells[f"110101001001{i:03d}"]["due_close"] for i in range(1, 5)] == [3, 3, 2, 2]
     assert cells["110101001001001"]["recurrent"] == 1
-    for level, code, name in (("community", "110101001001", "test community"), ("street", "110101001", "test street"),
-                              ("district", "110101", "test district")):
+    for level, code, name in (
+        ("community", "110101001001", "test community"),
+        ("street", "110101001", "test street"),
+        ("district", "110101", "test district"),
+    ):
         rep = oct_report(conn, level)
         assert [(r.code, r.name) for r in rep.rows] == [(code, name)]
         assert rep.rows[0].values == rep.total.values
@@ -320,11 +516,14 @@ def test_zero_denominators_are_none(conn, org):
 def test_inventory_metrics_rolled_up(conn, org):
     x0, y0 = SMALL_ORIGIN
     for no, valid_to in (("GG1", date(2026, 9, 30)), ("GG2", date(2027, 1, 1))):
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO billboards (geom, cell_id, ad_no, type, status, valid_to)
             SELECT p.g, (SELECT cell_id FROM cell_for(p.g)), :no, 'pole', 'permitted', :vt
             FROM (SELECT ST_SetSRID(ST_MakePoint(:x, :y), 4326) AS g) p
-        """), {"no": no, "vt": valid_to, "x": x0 + 0.5 * SMALL_STEP, "y": y0 + 1.5 * SMALL_STEP})
+        """),
+            {"no": no, "vt": valid_to, "x": x0 + 0.5 * SMALL_STEP, "y": y0 + 1.5 * SMALL_STEP},
+        )
     cells = {r.code: r for r in oct_report(conn, "cell", today=date(2026, 10, 31)).rows}
     assert cells["110101001001001"]["expired_billboards"] == 1 and cells["110101001001002"]["expired_billboards"] == 0
     assert oct_report(conn, "street", today=date(2026, 10, 31)).rows[0]["expired_billboards"] == 1
@@ -341,27 +540,32 @@ def test_consistent_with_the_workflow(conn, org):
     x0, y0 = SMALL_ORIGIN
 
     def new(now):
-        return report(conn, workflow.SYSTEM, NewCase("0102", x0 + 0.5 * SMALL_STEP, y0 + 0.5 * SMALL_STEP,
-                                                     "supervisor"), now=now, calendar=cal)
+        return report(
+            conn,
+            workflow.SYSTEM,
+            NewCase("0102", x0 + 0.5 * SMALL_STEP, y0 + 0.5 * SMALL_STEP, "supervisor"),
+            now=now,
+            calendar=cal,
+        )
 
     def act(cid, action, now, **kw):
         return workflow.apply(conn, workflow.SYSTEM, cid, action, now=now, calendar=cal, note="x", **kw)
 
     a = new(t(10, 13, 9))
     act(a, "register", t(10, 13, 9, 30))
-    act(a, "dispatch", t(10, 13, 10), data={"unit_id": unit})        # handling due 14 Oct 10:00 (1d)
+    act(a, "dispatch", t(10, 13, 10), data={"unit_id": unit})  # handling due 14 Oct 10:00 (1d)
     act(a, "request_extension", t(10, 13, 10, 30), data={"limit": "1d"})
-    due = act(a, "approve_extension", t(10, 13, 11)).deadline          # moved to 15 Oct 10:00
+    due = act(a, "approve_extension", t(10, 13, 11)).deadline  # moved to 15 Oct 10:00
     act(a, "handle", t(10, 15, 9))
     act(a, "check_fail", t(10, 15, 10))
-    act(a, "handle", t(10, 15, 11))                                    # after the due moment: late
+    act(a, "handle", t(10, 15, 11))  # after the due moment: late
     act(a, "check_pass", t(10, 15, 11, 30))
     act(a, "close", t(10, 15, 12))
     b = new(t(10, 13, 9))
     act(b, "register", t(10, 13, 9, 30))
     act(b, "dispatch", t(10, 13, 10), data={"unit_id": unit})
-    act(b, "suspend", t(10, 13, 15))                                   # paused before due: the clock stops
-    due_b = act(b, "resume", t(10, 20, 9)).deadline                    # a fresh handling clock
+    act(b, "suspend", t(10, 13, 15))  # paused before due: the clock stops
+    due_b = act(b, "resume", t(10, 20, 9)).deadline  # a fresh handling clock
     act(b, "handle", t(10, 20, 16))
     act(b, "check_pass", t(10, 20, 16, 30))
     act(b, "close", t(10, 20, 17))
@@ -373,17 +577,27 @@ def test_consistent_with_the_workflow(conn, org):
 
 # ---------------------------------------------------------------------------------------------- periods
 
-@pytest.mark.parametrize("given, kind, first, last, label, previous", [
-    ("2026-W43", "week", date(2026, 10, 19), date(2026, 10, 25), "2026-W43", "2026-W42"),
-    ("2026-W01", "week", date(2025, 12, 29), date(2026, 1, 4), "2026-W01", "2025-W52"),
-    ("2026-10", "month", date(2026, 10, 1), date(2026, 10, 31), "2026-10", "2026-09"),
-    ("2026-01", "month", date(2026, 1, 1), date(2026, 1, 31), "2026-01", "2025-12"),
-    ("2026Q4", "quarter", date(2026, 10, 1), date(2026, 12, 31), "2026Q4", "2026Q3"),
-    ("2026Q1", "quarter", date(2026, 1, 1), date(2026, 3, 31), "2026Q1", "2025Q4"),
-    ("2026", "year", date(2026, 1, 1), date(2026, 12, 31), "2026", "2025"),
-    ("2026-10-01..2026-10-15", "range", date(2026, 10, 1), date(2026, 10, 15), "2026-10-01..2026-10-15",
-     "2026-09-16..2026-09-30"),
-])
+
+@pytest.mark.parametrize(
+    "given, kind, first, last, label, previous",
+    [
+        ("2026-W43", "week", date(2026, 10, 19), date(2026, 10, 25), "2026-W43", "2026-W42"),
+        ("2026-W01", "week", date(2025, 12, 29), date(2026, 1, 4), "2026-W01", "2025-W52"),
+        ("2026-10", "month", date(2026, 10, 1), date(2026, 10, 31), "2026-10", "2026-09"),
+        ("2026-01", "month", date(2026, 1, 1), date(2026, 1, 31), "2026-01", "2025-12"),
+        ("2026Q4", "quarter", date(2026, 10, 1), date(2026, 12, 31), "2026Q4", "2026Q3"),
+        ("2026Q1", "quarter", date(2026, 1, 1), date(2026, 3, 31), "2026Q1", "2025Q4"),
+        ("2026", "year", date(2026, 1, 1), date(2026, 12, 31), "2026", "2025"),
+        (
+            "2026-10-01..2026-10-15",
+            "range",
+            date(2026, 10, 1),
+            date(2026, 10, 15),
+            "2026-10-01..2026-10-15",
+            "2026-09-16..2026-09-30",
+        ),
+    ],
+)
 def test_period_parse_and_previous(given, kind, first, last, label, previous):
     p = Period.parse(given)
     assert (p.kind, p.first, p.last, p.label, p.previous().label) == (kind, first, last, label, previous)
@@ -406,10 +620,14 @@ def test_bad_level_is_refused(conn):
 
 # ------------------------------------------------------------------------------- which cases are read
 
+
 def _shown(counts: dict) -> dict:
     """The case figures a report shows: the total, and the rows with a figure that is not zero."""
-    return {key: row for key, row in counts.items()
-            if key[0] or any(v not in (0, None) for f, v in row.items() if f not in ("key", "total"))}
+    return {
+        key: row
+        for key, row in counts.items()
+        if key[0] or any(v not in (0, None) for f, v in row.items() if f not in ("key", "total"))
+    }
 
 
 @pytest.fixture
@@ -424,11 +642,29 @@ def history(conn, october):
         # dispatched in July, open ever since
         "T": add_case(conn, c2, cat[18], std(t(7, 1), t(7, 5, 10), u1)),
         # handled and closed in September, ahead of a deadline on 3 October: due in October, no event in it
-        "X": add_case(conn, c3, cat[19], std(t(9, 20), t(10, 3, 10), u1) + [
-            ("handle", t(9, 25, 9), t(9, 25, 13)), ("check_pass", t(9, 26, 9), t(9, 26, 10)), ("close", t(9, 27, 9))]),
+        "X": add_case(
+            conn,
+            c3,
+            cat[19],
+            std(t(9, 20), t(10, 3, 10), u1)
+            + [
+                ("handle", t(9, 25, 9), t(9, 25, 13)),
+                ("check_pass", t(9, 26, 9), t(9, 26, 10)),
+                ("close", t(9, 27, 9)),
+            ],
+        ),
         # reported in September, due in November, handled, checked and closed in October
-        "Y": add_case(conn, c2, cat[16], std(t(9, 25), t(11, 10, 10), u1) + [
-            ("handle", t(10, 5, 9), t(10, 5, 13)), ("check_pass", t(10, 5, 10), t(10, 5, 11)), ("close", t(10, 6, 9))]),
+        "Y": add_case(
+            conn,
+            c2,
+            cat[16],
+            std(t(9, 25), t(11, 10, 10), u1)
+            + [
+                ("handle", t(10, 5, 9), t(10, 5, 13)),
+                ("check_pass", t(10, 5, 10), t(10, 5, 11)),
+                ("close", t(10, 6, 9)),
+            ],
+        ),
         # out of the grid, reported and rejected in March
         "U": add_case(conn, c1, cat[0], [("report", t(3, 2, 9), t(3, 2, 10)), ("reject", t(3, 2, 10))]),
     }
@@ -436,15 +672,31 @@ def history(conn, october):
     return {**october, "ids": {**october["ids"], **extra}}
 
 
-@pytest.mark.parametrize("period, today", [("2026-10", AFTER), ("2026-09", AFTER), ("2026-11", AFTER),
-                                           ("2026Q4", AFTER), ("2026", AFTER), ("2026-10", date(2026, 10, 15)),
-                                           ("2026-W41", AFTER), ("2026-03", AFTER)])
+@pytest.mark.parametrize(
+    "period, today",
+    [
+        ("2026-10", AFTER),
+        ("2026-09", AFTER),
+        ("2026-11", AFTER),
+        ("2026Q4", AFTER),
+        ("2026", AFTER),
+        ("2026-10", date(2026, 10, 15)),
+        ("2026-W41", AFTER),
+        ("2026-03", AFTER),
+    ],
+)
 def test_reading_the_counted_cases_equals_reading_every_case(conn, history, period, today):
     from gridmgr.analytics import accountability
 
     p = Period.parse(period)
-    params = {"start": p.start, "end": p.end, "cutoff": accountability.cutoff_for(p, today), "today": today,
-              "area": None, "recurrence_days": accountability.RECURRENCE_DAYS}
+    params = {
+        "start": p.start,
+        "end": p.end,
+        "cutoff": accountability.cutoff_for(p, today),
+        "today": today,
+        "area": None,
+        "recurrence_days": accountability.RECURRENCE_DAYS,
+    }
     for level in LEVELS:
         counted = accountability._case_counts(conn, level, params)
         every = accountability._case_counts(conn, level, params, every_case=True)
@@ -458,7 +710,10 @@ def test_cases_found_by_one_set_only_count(conn, history):
     assert (v["due_close"], v["closed"], v["closed_on_time"]) == (11, 8, 6)
     assert v["reported"] == OCTOBER_TOTAL["reported"]
     # Y: a check and a closing in October
-    assert (v["checked"], v["closed_in_period"]) == (OCTOBER_TOTAL["checked"] + 1, OCTOBER_TOTAL["closed_in_period"] + 1)
+    assert (v["checked"], v["closed_in_period"]) == (
+        OCTOBER_TOTAL["checked"] + 1,
+        OCTOBER_TOTAL["closed_in_period"] + 1,
+    )
 
 
 def test_a_row_of_no_object_is_listed_when_it_has_figures(conn, history):
@@ -479,8 +734,14 @@ def test_report_leaves_the_jit_setting_as_it_was(conn, october, setting):
 def test_a_filtered_count_metric_is_read_through_its_condition():
     from gridmgr.analytics.accountability import _counted_rows
 
-    assert _counted_rows("count(*) FILTER (WHERE f.status NOT IN ('closed', 'rejected'))") == \
-           ("count(*)", "f.status NOT IN ('closed', 'rejected')")
-    for other in ("count(*)", "sum(f.capacity)", "count(*) FILTER (WHERE f.a) + count(*) FILTER (WHERE f.b)",
-                  "count(*) FILTER (WHERE f.a) - 1"):
+    assert _counted_rows("count(*) FILTER (WHERE f.status NOT IN ('closed', 'rejected'))") == (
+        "count(*)",
+        "f.status NOT IN ('closed', 'rejected')",
+    )
+    for other in (
+        "count(*)",
+        "sum(f.capacity)",
+        "count(*) FILTER (WHERE f.a) + count(*) FILTER (WHERE f.b)",
+        "count(*) FILTER (WHERE f.a) - 1",
+    ):
         assert _counted_rows(other) == (other, "true")

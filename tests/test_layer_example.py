@@ -5,6 +5,7 @@ taken from the document; the migration's upgrade() creates the table inside the 
 (rolled back), the module registers the layer through the registry, and the layer imports, assigns
 and exports like a built-in. Afterwards the layer and its table leave the registry and the metadata.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -23,15 +24,15 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import UniqueConstraint, text
-from sqlalchemy.exc import IntegrityError
 
-from gridmgr.plugins import registry
+from gridmgr.db.models import Base
 from gridmgr.errors import InputError
-from gridmgr.plugins.features import feature_table
 from gridmgr.glossary import GLOSSARY, zh
 from gridmgr.io.exporter import export_layer
 from gridmgr.io.importer import import_file
-from gridmgr.db.models import Base
+from gridmgr.plugins import registry
+from gridmgr.plugins.features import feature_table
+
 from support import SMALL_ORIGIN, SMALL_STEP
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,9 +87,19 @@ def covers_csv(tmp_path) -> Path:
     assert len(df) == 3
     df["经度"] = [f"{X0 + 0.5 * D}", f"{X0 + 1.5 * D}", f"{X0 + 0.5 * D}"]
     df["纬度"] = [f"{Y0 + 1.5 * D}", f"{Y0 + 1.5 * D}", f"{Y0 + 0.5 * D}"]
-    extra = {"井盖编号": "JG-0004", "部件类别": "C0101", "权属单位": "", "所在道路": "", "直径": "800",
-             "安装日期": "", "最近巡检日期": "2026-06-30", "是否破损": "", "照片": "",
-             "经度": f"{X0 + 0.02}", "纬度": f"{Y0 + 0.02}"}  # outside the grid, inside the city
+    extra = {
+        "井盖编号": "JG-0004",
+        "部件类别": "C0101",
+        "权属单位": "",
+        "所在道路": "",
+        "直径": "800",
+        "安装日期": "",
+        "最近巡检日期": "2026-06-30",
+        "是否破损": "",
+        "照片": "",
+        "经度": f"{X0 + 0.02}",
+        "纬度": f"{Y0 + 0.02}",
+    }  # outside the grid, inside the city
     df = pd.concat([df, pd.DataFrame([extra])], ignore_index=True)
     path = tmp_path / "covers.csv"
     df.to_csv(path, index=False)
@@ -100,9 +111,14 @@ def test_documented_layer_imports_assigns_and_exports(conn, small_grid, manholes
     res = import_file(conn, manholes, covers_csv(tmp_path))
     assert (res.rows, res.imported, res.rejected, res.out_of_grid) == (4, 4, 0, 1)
     assert res.ignored_columns == []
-    rows = {r.cover_no: r for r in conn.execute(text("""
+    rows = {
+        r.cover_no: r
+        for r in conn.execute(
+            text("""
         SELECT f.cover_no, c.code, f.category, f.diameter_mm, f.damaged, f.photos, f.installed_on, f.out_of_grid
-        FROM manholes f LEFT JOIN grid_cells c ON c.id = f.cell_id""")).all()}
+        FROM manholes f LEFT JOIN grid_cells c ON c.id = f.cell_id""")
+        ).all()
+    }
     assert {k: r.code for k, r in rows.items()} == {"JG-0001": NW, "JG-0002": NE, "JG-0003": SW, "JG-0004": None}
     assert rows["JG-0002"].category == "C0102" and rows["JG-0002"].damaged is True
     assert rows["JG-0002"].photos == ["jg2a.jpg", "jg2b.jpg"] and rows["JG-0001"].photos == []
@@ -110,9 +126,15 @@ def test_documented_layer_imports_assigns_and_exports(conn, small_grid, manholes
     assert rows["JG-0004"].out_of_grid is True
 
     # the metrics are aggregates per cell, with :today like the derived value
-    per_cell = {m.name: dict(conn.execute(text(
-        f"SELECT c.code, {m.sql} FROM manholes f JOIN grid_cells c ON c.id = f.cell_id GROUP BY c.code"),
-        {"today": date(2026, 12, 1)}).all()) for m in manholes.metrics}
+    per_cell = {
+        m.name: dict(
+            conn.execute(
+                text(f"SELECT c.code, {m.sql} FROM manholes f JOIN grid_cells c ON c.id = f.cell_id GROUP BY c.code"),
+                {"today": date(2026, 12, 1)},
+            ).all()
+        )
+        for m in manholes.metrics
+    }
     assert per_cell["manholes"] == {NW: 1, NE: 1, SW: 1}
     assert per_cell["damaged_manholes"] == {NW: 0, NE: 1, SW: 0}
     assert per_cell["manholes_inspection_due"] == {NW: 0, NE: 1, SW: 1}
@@ -123,8 +145,12 @@ def test_documented_layer_imports_assigns_and_exports(conn, small_grid, manholes
     df = pd.read_csv(out, dtype=str, keep_default_na=False).set_index("cover_no")
     assert df.loc["JG-0002", "cell_code"] == NE and df.loc["JG-0004", "cell_code"] == ""
     assert df.loc["JG-0002", "photos"] == "jg2a.jpg;jg2b.jpg" and df.loc["JG-0002", "damaged"] == "true"
-    assert {k: v.lower() for k, v in df["inspection_due"].items()} == \
-        {"JG-0001": "false", "JG-0002": "true", "JG-0003": "true", "JG-0004": "false"}
+    assert {k: v.lower() for k, v in df["inspection_due"].items()} == {
+        "JG-0001": "false",
+        "JG-0002": "true",
+        "JG-0003": "true",
+        "JG-0004": "false",
+    }
     # the export imports again: every cover already present
     again = import_file(conn, manholes, out)
     assert (again.imported, again.existing) == (0, 4)
@@ -136,8 +162,9 @@ def test_documented_layer_imports_assigns_and_exports(conn, small_grid, manholes
 
 def test_documented_layer_refuses_other_components(conn, small_grid, manholes, tmp_path):
     p = tmp_path / "bad.csv"
-    p.write_text("cover_no,category,diameter_mm,lon,lat\n"
-                 f"JG-9,C0104,700,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n", encoding="utf-8")
+    p.write_text(
+        f"cover_no,category,diameter_mm,lon,lat\nJG-9,C0104,700,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n", encoding="utf-8"
+    )
     with pytest.raises(InputError, match=r"row 2, field 'category': 'C0104' is not one of C0101, C0102"):
         import_file(conn, manholes, p)
 
@@ -167,14 +194,26 @@ def test_documented_entry_points_match_setup_cfg():
     """The docs' setup.cfg block is the real group plus the one manholes line."""
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg", encoding="utf-8")
-    real = {k.strip(): v.strip() for k, v in (
-        line.split("=") for line in cfg["options.entry_points"][registry.ENTRY_POINT_GROUP].split("\n") if "=" in line)}
+    real = {
+        k.strip(): v.strip()
+        for k, v in (
+            line.split("=")
+            for line in cfg["options.entry_points"][registry.ENTRY_POINT_GROUP].split("\n")
+            if "=" in line
+        )
+    }
     installed = {ep.name: ep.value for ep in entry_points(group=registry.ENTRY_POINT_GROUP)}
     assert real == installed  # the package metadata is up to date with setup.cfg
     doc = configparser.ConfigParser()
     doc.read_string("[options.entry_points]\n" + block_under(r"setup\.cfg", "ini"))
-    shown = {k.strip(): v.strip() for k, v in (
-        line.split("=") for line in doc["options.entry_points"][registry.ENTRY_POINT_GROUP].split("\n") if "=" in line)}
+    shown = {
+        k.strip(): v.strip()
+        for k, v in (
+            line.split("=")
+            for line in doc["options.entry_points"][registry.ENTRY_POINT_GROUP].split("\n")
+            if "=" in line
+        )
+    }
     assert shown == {**real, "manholes": "gridmgr.layers.manholes"}
 
 
@@ -211,9 +250,12 @@ def defaults_layer(conn):
     """A layer of our own whose non-choice fields have defaults (table created in the test's transaction)."""
     from gridmgr.plugins.registry import Field, Layer
 
-    fields = (Field("item_no", "text", required=True), Field("checked", "bool", default=False),
-              Field("note", "text", default="无"), Field("kind", "choice", choices=("normal", "urgent"),
-                                                          default="normal"))
+    fields = (
+        Field("item_no", "text", required=True),
+        Field("checked", "bool", default=False),
+        Field("note", "text", default="无"),
+        Field("kind", "choice", choices=("normal", "urgent"), default="normal"),
+    )
     table = feature_table("test_defaults", "POINT", fields, UniqueConstraint("item_no"))
     try:
         table.create(conn)
@@ -228,4 +270,3 @@ def test_default_of_a_non_choice_field_is_applied(conn, small_grid, defaults_lay
     p.write_text(f"item_no,checked,note,kind,lon,lat\nA1,,,,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n", encoding="utf-8")
     assert import_file(conn, defaults_layer, p).imported == 1
     assert conn.execute(text("SELECT checked, note, kind FROM test_defaults")).first() == (False, "无", "normal")
-

@@ -1,12 +1,14 @@
 """Layer import: cases from CSV/XLSX, every bad-input kind named by row and field, re-import, skip-invalid."""
+
 import pandas as pd
 import pytest
 from sqlalchemy import text
-from support import SMALL_ORIGIN, SMALL_STEP
 
-from gridmgr.plugins import registry
 from gridmgr.errors import InputError
 from gridmgr.io.importer import import_file
+from gridmgr.plugins import registry
+
+from support import SMALL_ORIGIN, SMALL_STEP
 
 X0, Y0 = SMALL_ORIGIN
 D = SMALL_STEP
@@ -32,8 +34,10 @@ def test_cases_import_assigns_cells(conn, small_grid, tmp_path):
     res = import_file(conn, registry.get("cases"), csv_file(tmp_path, good_rows()))
     assert conn.execute(text("SHOW work_mem")).scalar() == work_mem  # the import's own setting is gone
     assert (res.rows, res.imported, res.rejected, res.out_of_grid) == (3, 3, 0, 0)
-    rows = conn.execute(text("""SELECT f.case_no, c.code, f.status, f.urgency, f.reported_at AT TIME ZONE 'Asia/Shanghai'
-                                FROM cases f JOIN grid_cells c ON c.id = f.cell_id ORDER BY case_no""")).all()
+    rows = conn.execute(
+        text("""SELECT f.case_no, c.code, f.status, f.urgency, f.reported_at AT TIME ZONE 'Asia/Shanghai'
+                                FROM cases f JOIN grid_cells c ON c.id = f.cell_id ORDER BY case_no""")
+    ).all()
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
         ("2026000001", "110101001001003", "reported", "normal"),
         ("2026000002", "110101001001002", "reported", "urgent"),
@@ -54,17 +58,24 @@ def test_reimport_adds_nothing(conn, small_grid, tmp_path):
     assert conn.execute(text("SELECT count(*) FROM cases")).scalar() == 3
 
 
-@pytest.mark.parametrize("row, field, reason", [
-    (f"2026000009,9999,public,,2026-10-01T08:00:00,x,,{X0 + 0.5 * D},{Y0 + 0.5 * D}", "category", "unknown category '9999'"),
-    (f"2026000009,0102,tv,,2026-10-01T08:00:00,x,,{X0 + 0.5 * D},{Y0 + 0.5 * D}", "source", "'tv' is not one of"),
-    (f"2026000009,0102,public,,yesterday,x,,{X0 + 0.5 * D},{Y0 + 0.5 * D}", "reported_at", "not an ISO 8601"),
-    (f"2026000009,0102,public,,,x,,{X0 + 0.5 * D},{Y0 + 0.5 * D}", "reported_at", "is missing"),
-    (f"2026000009,,public,,2026-10-01T08:00:00,x,,{X0 + 0.5 * D},{Y0 + 0.5 * D}", "category", "is missing"),
-    (f"2026000009,0102,public,,2026-10-01T08:00:00,x,,{Y0},{X0}", "lon/lat", "look swapped"),
-    (f"2026000009,0102,public,,2026-10-01T08:00:00,x,,121.47,31.23", "lon/lat", "outside the extent"),
-    (f"2026000009,0102,public,,2026-10-01T08:00:00,x,,,", "lon/lat", "is missing"),
-    (f"2026000009,0102,public,,2026-10-01T08:00:00,x,,abc,{Y0}", "lon/lat", "is missing or not a number"),
-])
+@pytest.mark.parametrize(
+    "row, field, reason",
+    [
+        (
+            f"2026000009,9999,public,,2026-10-01T08:00:00,x,,{X0 + 0.5 * D},{Y0 + 0.5 * D}",
+            "category",
+            "unknown category '9999'",
+        ),
+        (f"2026000009,0102,tv,,2026-10-01T08:00:00,x,,{X0 + 0.5 * D},{Y0 + 0.5 * D}", "source", "'tv' is not one of"),
+        (f"2026000009,0102,public,,yesterday,x,,{X0 + 0.5 * D},{Y0 + 0.5 * D}", "reported_at", "not an ISO 8601"),
+        (f"2026000009,0102,public,,,x,,{X0 + 0.5 * D},{Y0 + 0.5 * D}", "reported_at", "is missing"),
+        (f"2026000009,,public,,2026-10-01T08:00:00,x,,{X0 + 0.5 * D},{Y0 + 0.5 * D}", "category", "is missing"),
+        (f"2026000009,0102,public,,2026-10-01T08:00:00,x,,{Y0},{X0}", "lon/lat", "look swapped"),
+        ("2026000009,0102,public,,2026-10-01T08:00:00,x,,121.47,31.23", "lon/lat", "outside the extent"),
+        ("2026000009,0102,public,,2026-10-01T08:00:00,x,,,", "lon/lat", "is missing"),
+        (f"2026000009,0102,public,,2026-10-01T08:00:00,x,,abc,{Y0}", "lon/lat", "is missing or not a number"),
+    ],
+)
 def test_bad_row_is_named_and_nothing_stored(conn, small_grid, tmp_path, row, field, reason):
     path = csv_file(tmp_path, [*good_rows(), row])
     work_mem = conn.execute(text("SHOW work_mem")).scalar()
@@ -77,11 +88,11 @@ def test_bad_row_is_named_and_nothing_stored(conn, small_grid, tmp_path, row, fi
 
 
 def test_skip_invalid_imports_exactly_the_valid_rows(conn, small_grid, tmp_path):
-    bad = [f"2026000008,9999,public,,2026-10-01T08:00:00,x,,{X0},{Y0}",
-           f"2026000009,0102,public,,nope,x,,{X0},{Y0}"]
+    bad = [f"2026000008,9999,public,,2026-10-01T08:00:00,x,,{X0},{Y0}", f"2026000009,0102,public,,nope,x,,{X0},{Y0}"]
     rejects = tmp_path / "rejects.csv"
-    res = import_file(conn, registry.get("cases"), csv_file(tmp_path, [*good_rows(), *bad]),
-                      skip_invalid=True, rejects=rejects)
+    res = import_file(
+        conn, registry.get("cases"), csv_file(tmp_path, [*good_rows(), *bad]), skip_invalid=True, rejects=rejects
+    )
     assert (res.imported, res.rejected) == (3, 2)
     out = pd.read_csv(rejects, dtype=str)
     assert list(out["record"]) == ["row 5", "row 6"]
@@ -97,8 +108,11 @@ def test_out_of_grid_points_are_kept_and_flagged(conn, small_grid, tmp_path):
 
 def test_generated_case_numbers_and_chinese_headers(conn, small_grid, tmp_path):
     p = tmp_path / "zh.csv"
-    p.write_text("案件编号,类别,来源,上报时间,问题描述,经度,纬度\n"
-                 f",0102,公众举报,2026-10-01T08:00:00,垃圾,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n", encoding="utf-8")
+    p.write_text(
+        "案件编号,类别,来源,上报时间,问题描述,经度,纬度\n"
+        f",0102,公众举报,2026-10-01T08:00:00,垃圾,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n",
+        encoding="utf-8",
+    )
     res = import_file(conn, registry.get("cases"), p)
     assert res.imported == 1
     no, source = conn.execute(text("SELECT case_no, source FROM cases")).first()
@@ -106,8 +120,18 @@ def test_generated_case_numbers_and_chinese_headers(conn, small_grid, tmp_path):
 
 
 def test_map_option_and_xlsx(conn, small_grid, tmp_path):
-    df = pd.DataFrame([{"编号X": "2026000020", "类别": "0102", "src": "video", "reported_at": "2026-10-01T08:00:00",
-                        "x": str(X0 + 0.5 * D), "y": str(Y0 + 0.5 * D)}])
+    df = pd.DataFrame(
+        [
+            {
+                "编号X": "2026000020",
+                "类别": "0102",
+                "src": "video",
+                "reported_at": "2026-10-01T08:00:00",
+                "x": str(X0 + 0.5 * D),
+                "y": str(Y0 + 0.5 * D),
+            }
+        ]
+    )
     p = tmp_path / "c.xlsx"
     df.to_excel(p, index=False)
     res = import_file(conn, registry.get("cases"), p, mapping={"编号X": "case_no", "src": "source"})
@@ -151,9 +175,9 @@ def test_large_load_rebuilds_the_secondary_indexes(conn, small_grid, tmp_path, m
 
 
 def test_large_load_into_a_table_in_use_keeps_its_indexes(fresh_db, tmp_path, monkeypatch):
-    from support import insert_small_grid
-
     from gridmgr.io import importer
+
+    from support import insert_small_grid
 
     _, eng = fresh_db
     with eng.begin() as c:

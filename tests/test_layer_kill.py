@@ -4,6 +4,7 @@
 terminated, or the process is SIGKILLed, while it runs the COPY or the INSERT; a COPY that fails
 mid-way is the third way to die. Each time: no case, no audit row, no import_log row.
 """
+
 from __future__ import annotations
 
 import io
@@ -20,10 +21,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from gridmgr.plugins import registry
-from gridmgr.io import tabular
 from gridmgr.errors import InputError
+from gridmgr.io import tabular
 from gridmgr.io.importer import import_file
+from gridmgr.plugins import registry
+
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
 X0, Y0 = SMALL_ORIGIN
@@ -41,12 +43,19 @@ def big_csv(path):
     rng = np.random.default_rng(7)
     lon = X0 + rng.uniform(0.00001, 2 * D - 0.00001, ROWS)
     lat = Y0 + rng.uniform(0.00001, 2 * D - 0.00001, ROWS)
-    pd.DataFrame({
-        "case_no": [f"2026{i:07d}" for i in range(1, ROWS + 1)],
-        "category": "0102", "source": "supervisor", "urgency": "normal",
-        "reported_at": "2026-10-01T08:30:00", "description": "暴露垃圾", "address": "",
-        "lon": np.char.mod("%.7f", lon), "lat": np.char.mod("%.7f", lat),
-    }).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "case_no": [f"2026{i:07d}" for i in range(1, ROWS + 1)],
+            "category": "0102",
+            "source": "supervisor",
+            "urgency": "normal",
+            "reported_at": "2026-10-01T08:30:00",
+            "description": "暴露垃圾",
+            "address": "",
+            "lon": np.char.mod("%.7f", lon),
+            "lat": np.char.mod("%.7f", lat),
+        }
+    ).to_csv(path, index=False)
     return path
 
 
@@ -68,8 +77,13 @@ def start_import(url, path, tmp_path, pgoptions: str | None = None) -> subproces
     env = {**os.environ, "GRIDMGR_DATABASE_URL": url, "GRIDMGR_VAR": str(tmp_path / "var")}
     if pgoptions:
         env["PGOPTIONS"] = pgoptions
-    return subprocess.Popen([sys.executable, "-m", "gridmgr.cli", "layer", "import", "cases", str(path)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gridmgr.cli", "layer", "import", "cases", str(path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def writing_backend(eng, dbname, proc, pattern=INSERTING, timeout=120.0) -> tuple[int, str]:
@@ -77,10 +91,13 @@ def writing_backend(eng, dbname, proc, pattern=INSERTING, timeout=120.0) -> tupl
     deadline = time.monotonic() + timeout
     with eng.connect() as c:
         while time.monotonic() < deadline:
-            row = c.execute(text("""
+            row = c.execute(
+                text("""
                 SELECT pid, query FROM pg_stat_activity
                 WHERE datname = :db AND pid <> pg_backend_pid() AND state = 'active' AND query ~ :q
-            """), {"db": dbname, "q": pattern}).first()
+            """),
+                {"db": dbname, "q": pattern},
+            ).first()
             if row:
                 return row.pid, row.query
             if proc.poll() is not None:
@@ -103,17 +120,33 @@ def wait_gone(eng, pid, timeout=30.0) -> None:
     pytest.fail(f"backend {pid} still runs {timeout} s after its client died")
 
 
-CASES_INDEXES = {"pk_cases", "uq_cases_case_no", "idx_cases_geom", "ix_cases_category_code", "ix_cases_cell_id",
-                 "ix_cases_reported_at", "ix_cases_status", "ix_cases_unit_id",
-                 "ix_cases_cell_id_category_code_reported_at", "ix_cases_open_cell_id"}
+CASES_INDEXES = {
+    "pk_cases",
+    "uq_cases_case_no",
+    "idx_cases_geom",
+    "ix_cases_category_code",
+    "ix_cases_cell_id",
+    "ix_cases_reported_at",
+    "ix_cases_status",
+    "ix_cases_unit_id",
+    "ix_cases_cell_id_category_code_reported_at",
+    "ix_cases_open_cell_id",
+}
 
 
 def assert_untouched(eng) -> None:
     with eng.connect() as c:
         # a load into the empty table drops its secondary indexes for the INSERT: they are back, valid
-        assert set(c.execute(text("""
+        assert (
+            set(
+                c.execute(
+                    text("""
             SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-            WHERE x.indrelid = 'cases'::regclass AND x.indisvalid""")).scalars()) == CASES_INDEXES
+            WHERE x.indrelid = 'cases'::regclass AND x.indisvalid""")
+                ).scalars()
+            )
+            == CASES_INDEXES
+        )
         assert c.execute(text("SELECT count(*) FROM cases")).scalar() == 0
         assert c.execute(text("SELECT count(*) FROM import_log")).scalar() == 0
         assert c.execute(text("SELECT count(*) FROM feature_cells")).scalar() == 0
@@ -158,7 +191,7 @@ def test_sigkilled_import_leaves_nothing(db, big, tmp_path):
     proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL
     assert_untouched(eng)  # while the orphaned backend may still run
-    wait_gone(eng, pid)    # its transaction is rolled back when the server notices the client is gone
+    wait_gone(eng, pid)  # its transaction is rolled back when the server notices the client is gone
     assert_untouched(eng)
 
 
@@ -204,12 +237,12 @@ def test_copy_refused_midway_falls_back_and_names_the_row(db, big, tmp_path):
 
 def test_nul_byte_is_refused_by_name(conn, small_grid, tmp_path):
     p = tmp_path / "nul.csv"
-    p.write_text("case_no,category,source,reported_at,description,lon,lat\n"
-                 f"2026000001,0102,public,2026-10-01T08:00:00,ok,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n"
-                 f"2026000002,0102,public,2026-10-01T08:00:00,垃圾\x00桶,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n",
-                 encoding="utf-8")
+    p.write_text(
+        "case_no,category,source,reported_at,description,lon,lat\n"
+        f"2026000001,0102,public,2026-10-01T08:00:00,ok,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n"
+        f"2026000002,0102,public,2026-10-01T08:00:00,垃圾\x00桶,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(InputError, match=r"row 3, field 'description'"):
         import_file(conn, registry.get("cases"), p)
     assert conn.execute(text("SELECT count(*) FROM cases")).scalar() == 0
-
-

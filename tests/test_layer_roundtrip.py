@@ -4,6 +4,7 @@ Every spatial layer through every format (GeoJSON, GeoPackage, Shapefile, CSV, X
 inspections through CSV and XLSX; then the layer rules an import applies (shares of a polygon,
 parking capacity, billboard expiry), the export filters and the CLI.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
@@ -16,10 +17,11 @@ from pyproj import Geod
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 from sqlalchemy import text
 
-from gridmgr.plugins import registry
 from gridmgr.errors import InputError
 from gridmgr.io.exporter import export_layer
 from gridmgr.io.importer import import_file
+from gridmgr.plugins import registry
+
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
 X0, Y0 = SMALL_ORIGIN
@@ -30,8 +32,10 @@ FORMATS = ("geojson", "gpkg", "shp", "csv", "xlsx")
 DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile"}
 UTC = timezone.utc
 # GDAL cuts Shapefile field names to 10 characters, as the importer expects
-pytestmark = [pytest.mark.filterwarnings("ignore:Normalized/laundered field name:RuntimeWarning"),
-              pytest.mark.filterwarnings("ignore:Column names longer than 10 characters:UserWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Normalized/laundered field name:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore:Column names longer than 10 characters:UserWarning"),
+]
 
 
 def at(fx: float, fy: float) -> Point:
@@ -50,45 +54,155 @@ def line(*pts) -> LineString:
 # ---- inputs: (attributes as the import template's text, geometry, expected cell) ----------------------
 
 CASES = [
-    (dict(case_no="2026000101", category="0102", source="supervisor", urgency="normal",
-          reported_at="2026-10-01T08:30:15", description="暴露垃圾，堆在路边", address="东华门大街1号",
-          photos="a.jpg;b.jpg"), at(0.5, 0.5), SW),
-    (dict(case_no="2026000102", category="0505", source="公众举报", urgency="紧急",
-          reported_at="2026-10-02T09:00:05+08:00", description="机动车乱停放", address="", photos=""),
-     at(1.5, 1.5), NE),
-    (dict(case_no="2026000103", category="C0102", source="hotline_12345", urgency="",
-          reported_at="2026-10-03T02:15:59Z", description="污水井盖破损", address="南池子大街", photos="c.jpg"),
-     at(1.5, 0.5), SE),
-    (dict(case_no="2026000104", category="0201", source="video", urgency="normal",
-          reported_at="2026-12-31T23:59:59", description='墙上"办证"小广告, 约20处;\n第二处在门口',
-          address="", photos=""),
-     at(0.25, 1.75), NW),
+    (
+        dict(
+            case_no="2026000101",
+            category="0102",
+            source="supervisor",
+            urgency="normal",
+            reported_at="2026-10-01T08:30:15",
+            description="暴露垃圾，堆在路边",
+            address="东华门大街1号",
+            photos="a.jpg;b.jpg",
+        ),
+        at(0.5, 0.5),
+        SW,
+    ),
+    (
+        dict(
+            case_no="2026000102",
+            category="0505",
+            source="公众举报",
+            urgency="紧急",
+            reported_at="2026-10-02T09:00:05+08:00",
+            description="机动车乱停放",
+            address="",
+            photos="",
+        ),
+        at(1.5, 1.5),
+        NE,
+    ),
+    (
+        dict(
+            case_no="2026000103",
+            category="C0102",
+            source="hotline_12345",
+            urgency="",
+            reported_at="2026-10-03T02:15:59Z",
+            description="污水井盖破损",
+            address="南池子大街",
+            photos="c.jpg",
+        ),
+        at(1.5, 0.5),
+        SE,
+    ),
+    (
+        dict(
+            case_no="2026000104",
+            category="0201",
+            source="video",
+            urgency="normal",
+            reported_at="2026-12-31T23:59:59",
+            description='墙上"办证"小广告, 约20处;\n第二处在门口',
+            address="",
+            photos="",
+        ),
+        at(0.25, 1.75),
+        NW,
+    ),
     # out of the grid (inside the city extent): kept and flagged, never dropped
-    (dict(case_no="2026000105", category="0104", source="leader", urgency="urgent",
-          reported_at="2026-11-11T11:11:11", description="道路不洁", address="", photos=""),
-     at(3.0, 3.0), None),
+    (
+        dict(
+            case_no="2026000105",
+            category="0104",
+            source="leader",
+            urgency="urgent",
+            reported_at="2026-11-11T11:11:11",
+            description="道路不洁",
+            address="",
+            photos="",
+        ),
+        at(3.0, 3.0),
+        None,
+    ),
 ]
 
 ZONES = [
     # a 68 m parallel kerb, capacity left to the estimate
-    (dict(zone_no="Z-001", name="东华门大街北侧", street_name="东华门大街", street_side="north",
-          parking_angle="parallel", capacity="", capacity_reason="", fee_rule="首小时5元",
-          time_rules="07:00-21:00", status="painted", valid_from="2026-01-01", valid_to=""),
-     line((0.1, 0.2), (0.9, 0.2)), SW),
+    (
+        dict(
+            zone_no="Z-001",
+            name="东华门大街北侧",
+            street_name="东华门大街",
+            street_side="north",
+            parking_angle="parallel",
+            capacity="",
+            capacity_reason="",
+            fee_rule="首小时5元",
+            time_rules="07:00-21:00",
+            status="painted",
+            valid_from="2026-01-01",
+            valid_to="",
+        ),
+        line((0.1, 0.2), (0.9, 0.2)),
+        SW,
+    ),
     # a lot with a drawn capacity below the estimate
-    (dict(zone_no="Z-002", name="社区停车场", street_name="南池子大街", street_side="",
-          parking_angle="parallel", capacity="40", capacity_reason="消防通道占用", fee_rule="",
-          time_rules="", status="approved", valid_from="2026-03-01", valid_to="2027-02-28"),
-     rect(1.2, 1.2, 1.8, 1.8), NE),
+    (
+        dict(
+            zone_no="Z-002",
+            name="社区停车场",
+            street_name="南池子大街",
+            street_side="",
+            parking_angle="parallel",
+            capacity="40",
+            capacity_reason="消防通道占用",
+            fee_rule="",
+            time_rules="",
+            status="approved",
+            valid_from="2026-03-01",
+            valid_to="2027-02-28",
+        ),
+        rect(1.2, 1.2, 1.8, 1.8),
+        NE,
+    ),
     # a kerb crossing from SW into SE, longer in SE
-    (dict(zone_no="Z-003", name="南河沿垂直泊位", street_name="南河沿大街", street_side="south",
-          parking_angle="perpendicular", capacity="", capacity_reason="", fee_rule="", time_rules="",
-          status="draft", valid_from="", valid_to=""),
-     line((0.5, 0.5), (1.7, 0.5)), SE),
-    (dict(zone_no="Z-004", name="斜列式停车带", street_name="北河沿大街", street_side="west",
-          parking_angle="斜列式60°", capacity="", capacity_reason="", fee_rule="", time_rules="",
-          status="submitted", valid_from="", valid_to=""),
-     line((0.3, 1.5), (0.3, 1.9)), NW),
+    (
+        dict(
+            zone_no="Z-003",
+            name="南河沿垂直泊位",
+            street_name="南河沿大街",
+            street_side="south",
+            parking_angle="perpendicular",
+            capacity="",
+            capacity_reason="",
+            fee_rule="",
+            time_rules="",
+            status="draft",
+            valid_from="",
+            valid_to="",
+        ),
+        line((0.5, 0.5), (1.7, 0.5)),
+        SE,
+    ),
+    (
+        dict(
+            zone_no="Z-004",
+            name="斜列式停车带",
+            street_name="北河沿大街",
+            street_side="west",
+            parking_angle="斜列式60°",
+            capacity="",
+            capacity_reason="",
+            fee_rule="",
+            time_rules="",
+            status="submitted",
+            valid_from="",
+            valid_to="",
+        ),
+        line((0.3, 1.5), (0.3, 1.9)),
+        NW,
+    ),
 ]
 
 SPACES = [
@@ -100,55 +214,193 @@ SPACES = [
 
 SITES = [
     # spans all four cells, largest share in SE (0.6 × 0.7 of its area)
-    (dict(permit_no="110101202600001", project_name="东华门综合楼", builder="北京建工", manager="王强",
-          manager_phone="13800000001", start_date="2026-03-15", planned_end="2027-12-31", status="active",
-          hoarding="true", covering="是", washing="false", hardening="", wet_work="yes",
-          closed_transport="否"),
-     rect(0.6, 0.3, 1.6, 1.3), SE),
-    (dict(permit_no="110101202600002", project_name="道路改造", builder="", manager="", manager_phone="",
-          start_date="", planned_end="", status="planned", hoarding="", covering="", washing="", hardening="",
-          wet_work="", closed_transport=""),
-     rect(0.1, 1.1, 0.5, 1.6), NW),
+    (
+        dict(
+            permit_no="110101202600001",
+            project_name="东华门综合楼",
+            builder="北京建工",
+            manager="王强",
+            manager_phone="13800000001",
+            start_date="2026-03-15",
+            planned_end="2027-12-31",
+            status="active",
+            hoarding="true",
+            covering="是",
+            washing="false",
+            hardening="",
+            wet_work="yes",
+            closed_transport="否",
+        ),
+        rect(0.6, 0.3, 1.6, 1.3),
+        SE,
+    ),
+    (
+        dict(
+            permit_no="110101202600002",
+            project_name="道路改造",
+            builder="",
+            manager="",
+            manager_phone="",
+            start_date="",
+            planned_end="",
+            status="planned",
+            hoarding="",
+            covering="",
+            washing="",
+            hardening="",
+            wet_work="",
+            closed_transport="",
+        ),
+        rect(0.1, 1.1, 0.5, 1.6),
+        NW,
+    ),
     # two parts: the larger in NE
-    (dict(permit_no="110101202600003", project_name="管线工程", builder="市政一公司", manager="李明",
-          manager_phone="010-65000000", start_date="2026-05-01", planned_end="2026-09-30", status="suspended",
-          hoarding="true", covering="true", washing="true", hardening="true", wet_work="true",
-          closed_transport="true"),
-     MultiPolygon([rect(0.1, 0.1, 0.3, 0.3), rect(1.1, 1.1, 1.9, 1.9)]), NE),
+    (
+        dict(
+            permit_no="110101202600003",
+            project_name="管线工程",
+            builder="市政一公司",
+            manager="李明",
+            manager_phone="010-65000000",
+            start_date="2026-05-01",
+            planned_end="2026-09-30",
+            status="suspended",
+            hoarding="true",
+            covering="true",
+            washing="true",
+            hardening="true",
+            wet_work="true",
+            closed_transport="true",
+        ),
+        MultiPolygon([rect(0.1, 0.1, 0.3, 0.3), rect(1.1, 1.1, 1.9, 1.9)]),
+        NE,
+    ),
 ]
 
 BILLBOARDS = [
-    (dict(ad_no="AD-001", type="led_screen", carrier="building", width_m="6.0", height_m="3.5",
-          height_above_ground_m="12.5", illuminated="true", owner="东华广告有限公司",
-          owner_credit_code="91110101MA01234567", permit_no="京广设2023-001", address="东华门大街2号",
-          valid_from="2023-05-01", valid_to="2026-05-01", last_inspection="2026-03-10", status="permitted"),
-     at(0.5, 1.5), NW),
-    (dict(ad_no="AD-002", type="wall", carrier="building", width_m="10", height_m="2", height_above_ground_m="",
-          illuminated="否", owner="王府井百货", owner_credit_code="", permit_no="京广设2025-017", address="",
-          valid_from="2025-01-01", valid_to="2027-12-31", last_inspection="", status="已许可"),
-     at(1.5, 1.5), NE),
+    (
+        dict(
+            ad_no="AD-001",
+            type="led_screen",
+            carrier="building",
+            width_m="6.0",
+            height_m="3.5",
+            height_above_ground_m="12.5",
+            illuminated="true",
+            owner="东华广告有限公司",
+            owner_credit_code="91110101MA01234567",
+            permit_no="京广设2023-001",
+            address="东华门大街2号",
+            valid_from="2023-05-01",
+            valid_to="2026-05-01",
+            last_inspection="2026-03-10",
+            status="permitted",
+        ),
+        at(0.5, 1.5),
+        NW,
+    ),
+    (
+        dict(
+            ad_no="AD-002",
+            type="wall",
+            carrier="building",
+            width_m="10",
+            height_m="2",
+            height_above_ground_m="",
+            illuminated="否",
+            owner="王府井百货",
+            owner_credit_code="",
+            permit_no="京广设2025-017",
+            address="",
+            valid_from="2025-01-01",
+            valid_to="2027-12-31",
+            last_inspection="",
+            status="已许可",
+        ),
+        at(1.5, 1.5),
+        NE,
+    ),
     # unpermitted, with an old date: never "expired"
-    (dict(ad_no="AD-003", type="pole", carrier="ground", width_m="", height_m="", height_above_ground_m="",
-          illuminated="", owner="", owner_credit_code="", permit_no="", address="南池子", valid_from="",
-          valid_to="2025-01-01", last_inspection="", status="unpermitted"),
-     at(0.5, 0.5), SW),
-    (dict(ad_no="AD-004", type="hoarding", carrier="other", width_m="20", height_m="2.5",
-          height_above_ground_m="0", illuminated="false", owner="北京建工", owner_credit_code="", permit_no="",
-          address="", valid_from="", valid_to="", last_inspection="", status="removed"),
-     at(1.5, 0.5), SE),
+    (
+        dict(
+            ad_no="AD-003",
+            type="pole",
+            carrier="ground",
+            width_m="",
+            height_m="",
+            height_above_ground_m="",
+            illuminated="",
+            owner="",
+            owner_credit_code="",
+            permit_no="",
+            address="南池子",
+            valid_from="",
+            valid_to="2025-01-01",
+            last_inspection="",
+            status="unpermitted",
+        ),
+        at(0.5, 0.5),
+        SW,
+    ),
+    (
+        dict(
+            ad_no="AD-004",
+            type="hoarding",
+            carrier="other",
+            width_m="20",
+            height_m="2.5",
+            height_above_ground_m="0",
+            illuminated="false",
+            owner="北京建工",
+            owner_credit_code="",
+            permit_no="",
+            address="",
+            valid_from="",
+            valid_to="",
+            last_inspection="",
+            status="removed",
+        ),
+        at(1.5, 0.5),
+        SE,
+    ),
 ]
 
 INSPECTIONS = [
-    dict(inspection_no="XC-0001", permit_no="110101202600001", inspected_at="2026-10-05T10:20:30",
-         inspector="张三", hoarding="true", covering="true", washing="false", hardening="true", wet_work="",
-         closed_transport="true", note="出口冲洗设施未启用"),
-    dict(inspection_no="XC-0002", permit_no="110101202600003", inspected_at="2026-10-06T16:45:00+08:00",
-         inspector="李四", hoarding="true", covering="true", washing="true", hardening="true", wet_work="true",
-         closed_transport="true", note=""),
+    dict(
+        inspection_no="XC-0001",
+        permit_no="110101202600001",
+        inspected_at="2026-10-05T10:20:30",
+        inspector="张三",
+        hoarding="true",
+        covering="true",
+        washing="false",
+        hardening="true",
+        wet_work="",
+        closed_transport="true",
+        note="出口冲洗设施未启用",
+    ),
+    dict(
+        inspection_no="XC-0002",
+        permit_no="110101202600003",
+        inspected_at="2026-10-06T16:45:00+08:00",
+        inspector="李四",
+        hoarding="true",
+        covering="true",
+        washing="true",
+        hardening="true",
+        wet_work="true",
+        closed_transport="true",
+        note="",
+    ),
 ]
 
-LAYERS = {"cases": CASES, "parking_zones": ZONES, "parking_spaces": SPACES, "construction": SITES,
-          "billboards": BILLBOARDS}
+LAYERS = {
+    "cases": CASES,
+    "parking_zones": ZONES,
+    "parking_spaces": SPACES,
+    "construction": SITES,
+    "billboards": BILLBOARDS,
+}
 # a layer whose features name another layer's: that one is imported first, in both databases
 DEPENDS = {"parking_spaces": "parking_zones", "site_inspections": "construction"}
 
@@ -184,6 +436,7 @@ def write_table(path, fmt, df):
 
 # ---- what the database holds, layer by layer ----------------------------------------------------------
 
+
 def dump(c, layer) -> dict:
     """natural key → what an import stores: every field (refs by their key), the computed columns,
     the cell by its code, the geometry and the shares (not the workflow's columns, which move on)."""
@@ -207,9 +460,14 @@ def dump(c, layer) -> dict:
             r["geom"] = shapely.from_wkb(bytes(r.pop("geom_wkb")))
             fid = r.pop("fid")
             if layer.shares:
-                r["shares"] = sorted(c.execute(text("""
+                r["shares"] = sorted(
+                    c.execute(
+                        text("""
                     SELECT gc.code, fc.share FROM feature_cells fc JOIN grid_cells gc ON gc.id = fc.cell_id
-                    WHERE fc.layer = :l AND fc.feature_id = :id"""), {"l": layer.name, "id": fid}).all())
+                    WHERE fc.layer = :l AND fc.feature_id = :id"""),
+                        {"l": layer.name, "id": fid},
+                    ).all()
+                )
         out[r[layer.natural_key]] = r
     return out
 
@@ -251,6 +509,7 @@ def load(c, tmp_path, name: str, fmt: str = "csv", subdir: str = "in"):
 
 # ---- the round trips ----------------------------------------------------------------------------------
 
+
 def roundtrip(conn, fresh_db, tmp_path, name, fmt):
     layer = registry.get(name)
     dep = DEPENDS.get(name)
@@ -279,8 +538,9 @@ def test_roundtrip(conn, small_grid, fresh_db, tmp_path, name, fmt):
     before = roundtrip(conn, fresh_db, tmp_path, name, fmt)
     features = shp_safe(LAYERS[name]) if fmt == "shp" else LAYERS[name]
     # the first import itself put every feature in its cell
-    assert {a[registry.get(name).natural_key]: cell for a, _, cell in features} == \
-        {k: v["cell_code"] for k, v in before.items()}
+    assert {a[registry.get(name).natural_key]: cell for a, _, cell in features} == {
+        k: v["cell_code"] for k, v in before.items()
+    }
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
@@ -316,8 +576,14 @@ def test_first_import_stores_the_typed_values(conn, small_grid, tmp_path):
 
     load(conn, tmp_path, "construction")
     site = dump(conn, registry.get("construction"))["110101202600001"]
-    assert [site[k] for k in ("hoarding", "covering", "washing", "hardening", "wet_work", "closed_transport")] == \
-        [True, True, False, None, True, False]
+    assert [site[k] for k in ("hoarding", "covering", "washing", "hardening", "wet_work", "closed_transport")] == [
+        True,
+        True,
+        False,
+        None,
+        True,
+        False,
+    ]
     assert (site["start_date"], site["planned_end"]) == (date(2026, 3, 15), date(2027, 12, 31))
 
     load(conn, tmp_path, "parking_zones")
@@ -327,7 +593,7 @@ def test_first_import_stores_the_typed_values(conn, small_grid, tmp_path):
     zones = dump(conn, registry.get("parking_zones"))
     assert zones["Z-004"]["parking_angle"] == "angled_60"
     assert zones["Z-002"]["capacity"] == 40 and zones["Z-002"]["capacity_estimated"] > 40  # given, kept
-    assert zones["Z-001"]["capacity"] == zones["Z-001"]["capacity_estimated"] == 11        # ⌊68.3 m / 6⌋
+    assert zones["Z-001"]["capacity"] == zones["Z-001"]["capacity_estimated"] == 11  # ⌊68.3 m / 6⌋
     z3 = zones["Z-003"]["shares"]
     assert [code for code, _ in z3] == [SW, SE] and z3[1][1] == pytest.approx(0.7 / 1.2, abs=1e-3)
 
@@ -335,9 +601,11 @@ def test_first_import_stores_the_typed_values(conn, small_grid, tmp_path):
 def test_backslash_n_text_is_kept(conn, small_grid, tmp_path):
     """A text that looks like a COPY NULL marker is text (the staging COPY must not read it as NULL)."""
     p = tmp_path / "bs.csv"
-    p.write_text("case_no,category,source,reported_at,description,address,lon,lat\n"
-                 f"2026000001,0102,public,2026-10-01T08:00:00,\\N,C:\\N,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n",
-                 encoding="utf-8")
+    p.write_text(
+        "case_no,category,source,reported_at,description,address,lon,lat\n"
+        f"2026000001,0102,public,2026-10-01T08:00:00,\\N,C:\\N,{X0 + 0.5 * D},{Y0 + 0.5 * D}\n",
+        encoding="utf-8",
+    )
     import_file(conn, registry.get("cases"), p)
     assert conn.execute(text("SELECT description, address FROM cases")).first() == ("\\N", "C:\\N")
 
@@ -357,22 +625,27 @@ def test_shapefile_refuses_mixed_geometry_types(conn, small_grid, tmp_path, name
 
 # ---- the rules an import applies ----------------------------------------------------------------------
 
+
 def test_site_spanning_four_cells_has_four_shares(conn, small_grid, tmp_path):
     load(conn, tmp_path, "construction")
-    rows = conn.execute(text("""
+    rows = conn.execute(
+        text("""
         SELECT gc.code, fc.share, f.cell_id = fc.cell_id AS primary_cell
         FROM construction_sites f
         JOIN feature_cells fc ON fc.layer = 'construction' AND fc.feature_id = f.id
         JOIN grid_cells gc ON gc.id = fc.cell_id
-        WHERE f.permit_no = '110101202600001' ORDER BY fc.share DESC""")).all()
+        WHERE f.permit_no = '110101202600001' ORDER BY fc.share DESC""")
+    ).all()
     assert {r.code for r in rows} == {NW, NE, SW, SE}
     assert sum(r.share for r in rows) == pytest.approx(1.0, abs=1e-6)
     assert rows[0].code == SE and rows[0].primary_cell and rows[0].share == pytest.approx(0.42, abs=0.005)
     assert [r.primary_cell for r in rows] == [True, False, False, False]
     # a site wholly inside one cell: one row, the whole share
-    one = conn.execute(text("""
+    one = conn.execute(
+        text("""
         SELECT count(*), sum(share) FROM feature_cells fc JOIN construction_sites f ON f.id = fc.feature_id
-        WHERE fc.layer = 'construction' AND f.permit_no = '110101202600002'""")).first()
+        WHERE fc.layer = 'construction' AND f.permit_no = '110101202600002'""")
+    ).first()
     assert one[0] == 1 and one[1] == pytest.approx(1.0, abs=1e-9)
 
 
@@ -411,8 +684,12 @@ def test_parking_capacity_estimated_from_the_ground(conn, small_grid, tmp_path):
     ]
     path = write_input(tmp_path / "cap.csv", "csv", features, point_layer=False)
     assert import_file(conn, registry.get("parking_zones"), path).imported == 5
-    got = {r.zone_no: r for r in conn.execute(text(
-        "SELECT zone_no, capacity, capacity_estimated, length_m, area_m2 FROM parking_zones"))}
+    got = {
+        r.zone_no: r
+        for r in conn.execute(
+            text("SELECT zone_no, capacity, capacity_estimated, length_m, area_m2 FROM parking_zones")
+        )
+    }
     assert got["K-120"].length_m == pytest.approx(120.0, abs=0.01)
     assert (got["K-120"].capacity, got["K-120"].capacity_estimated) == (20, 20)
     assert got["K-050"].length_m == pytest.approx(50.0, abs=1e-6)
@@ -444,18 +721,23 @@ def exported(conn, tmp_path, name, fmt="csv", **kw) -> pd.DataFrame:
     return pd.read_csv(out, dtype=str, keep_default_na=False)
 
 
-@pytest.mark.parametrize("today, expired", [
-    (date(2026, 4, 1), set()),
-    (date(2026, 5, 1), set()),          # valid through its last day
-    (date(2026, 5, 2), {"AD-001"}),
-    (date(2026, 6, 1), {"AD-001"}),
-    (date(2028, 1, 1), {"AD-001", "AD-002"}),  # the unpermitted AD-003 (old date) never
-])
+@pytest.mark.parametrize(
+    "today, expired",
+    [
+        (date(2026, 4, 1), set()),
+        (date(2026, 5, 1), set()),  # valid through its last day
+        (date(2026, 5, 2), {"AD-001"}),
+        (date(2026, 6, 1), {"AD-001"}),
+        (date(2028, 1, 1), {"AD-001", "AD-002"}),  # the unpermitted AD-003 (old date) never
+    ],
+)
 def test_billboard_expired_follows_the_date(conn, small_grid, tmp_path, today, expired):
     load(conn, tmp_path, "billboards")
     df = exported(conn, tmp_path, "billboards", today=today)
     assert set(df.loc[df["expired"].str.lower() == "true", "ad_no"]) == expired
-    assert set(df.loc[df["expired"].str.lower() == "false", "ad_no"]) == {"AD-001", "AD-002", "AD-003", "AD-004"} - expired
+    assert (
+        set(df.loc[df["expired"].str.lower() == "false", "ad_no"]) == {"AD-001", "AD-002", "AD-003", "AD-004"} - expired
+    )
 
 
 def test_billboard_expired_metric(conn, small_grid, tmp_path):
@@ -466,14 +748,17 @@ def test_billboard_expired_metric(conn, small_grid, tmp_path):
     assert conn.execute(text(sql), {"today": date(2026, 4, 1)}).scalar() == 0
 
 
-@pytest.mark.parametrize("area, keys", [
-    (("cell", SW), {"2026000101"}),
-    (("cell", NE), {"2026000102"}),
-    (("community", COMMUNITY), {"2026000101", "2026000102", "2026000103", "2026000104"}),
-    (("street", "110101001"), {"2026000101", "2026000102", "2026000103", "2026000104"}),
-    (("community", "110101001002"), set()),
-    (None, {"2026000101", "2026000102", "2026000103", "2026000104", "2026000105"}),
-])
+@pytest.mark.parametrize(
+    "area, keys",
+    [
+        (("cell", SW), {"2026000101"}),
+        (("cell", NE), {"2026000102"}),
+        (("community", COMMUNITY), {"2026000101", "2026000102", "2026000103", "2026000104"}),
+        (("street", "110101001"), {"2026000101", "2026000102", "2026000103", "2026000104"}),
+        (("community", "110101001002"), set()),
+        (None, {"2026000101", "2026000102", "2026000103", "2026000104", "2026000105"}),
+    ],
+)
 def test_export_area_filters(conn, small_grid, tmp_path, area, keys):
     load(conn, tmp_path, "cases")
     df = exported(conn, tmp_path, "cases", area=area)
@@ -496,6 +781,7 @@ def test_export_area_filter_refuses_bad_codes(conn, small_grid, tmp_path, area):
 
 # ---- the CLI ------------------------------------------------------------------------------------------
 
+
 def test_cli_import_export_list(cli, fresh_db, tmp_path):
     _, eng = fresh_db
     with eng.begin() as c:
@@ -516,6 +802,3 @@ def test_cli_import_export_list(cli, fresh_db, tmp_path):
     with eng.connect() as c:
         assert c.execute(text("SELECT count(*) FROM cases")).scalar() == 5
         assert c.execute(text("SELECT count(*) FROM import_log")).scalar() == 1
-
-
-

@@ -4,10 +4,14 @@ The seed is tests/test_maps.py's (`seed_map_site`: the 2 × 2 test grid, people,
 a billboard), committed in the live server's fresh database, on the real clock (the case tiles show
 the last 30 days). `sup` answers for the west column (001 north, 003 south): the map opens on it.
 """
+
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image
+from test_maps import CELLS, CENTRE, PASSWORD, XSS, seed_map_site
+
 from browser import (  # noqa: F401
     browser_fixture,
     live_app_fixture,
@@ -17,20 +21,21 @@ from browser import (  # noqa: F401
     screenshot,
     watch,
 )
-from PIL import Image
-from test_maps import CENTRE, CELLS, PASSWORD, XSS, seed_map_site
 
 TZ = ZoneInfo("Asia/Shanghai")
-OUTLINE_MINE = (15, 118, 110)   # #0f766e: the supervisor's cells
-OUTLINE_CELL = (30, 58, 138)    # #1e3a8a: other cells
-SELECTED = (220, 38, 38)        # #dc2626: the cell whose panel is open
+OUTLINE_MINE = (15, 118, 110)  # #0f766e: the supervisor's cells
+OUTLINE_CELL = (30, 58, 138)  # #1e3a8a: other cells
+SELECTED = (220, 38, 38)  # #dc2626: the cell whose panel is open
 
 
 def setup_live_app(app):
     """The map draws every layer from the vector tile endpoint (gridmgr.web.views.tiles): without it, say so."""
     if not any(str(rule.rule).startswith("/tiles/") for rule in app.url_map.iter_rules()):
-        pytest.fail("no /tiles/<layer>/<z>/<x>/<y>.pbf route: gridmgr.web.views.tiles is not registered, and the map "
-                    "draws its cells and layers from it", pytrace=False)
+        pytest.fail(
+            "no /tiles/<layer>/<z>/<x>/<y>.pbf route: gridmgr.web.views.tiles is not registered, and the map "
+            "draws its cells and layers from it",
+            pytrace=False,
+        )
 
 
 @pytest.fixture
@@ -54,8 +59,7 @@ def settle(page):
 
 def point_on_page(page, lat, lon):
     """Where a lat/lon is on the page (pixels), through the map's own projection."""
-    x, y = page.evaluate("ll => { var p = gridmgr.map.map.latLngToContainerPoint(ll); return [p.x, p.y]; }",
-                         [lat, lon])
+    x, y = page.evaluate("ll => { var p = gridmgr.map.map.latLngToContainerPoint(ll); return [p.x, p.y]; }", [lat, lon])
     box = page.locator(".folium-map").bounding_box()
     return box["x"] + x, box["y"] + y
 
@@ -81,11 +85,13 @@ def pixel(shot_path, x, y):
 
 
 def drawn_cell_codes(page):
-    return set(page.evaluate("""() => {
+    return set(
+        page.evaluate("""() => {
         var l = gridmgr.map.layers.cells, codes = [];
         Object.values(l._vectorTiles || {}).forEach(t => Object.values(t._features || {}).forEach(
             f => { if (f.layerName === 'cells') codes.push(f.feature.properties.code); }));
-        return codes; }"""))
+        return codes; }""")
+    )
 
 
 def test_map_loads_offline_and_draws_the_cells(page, seeded, tmp_path):
@@ -149,8 +155,9 @@ def test_case_popup_shows_html_as_text(page, seeded, tmp_path):
     screenshot(page, tmp_path / "popup.png")
     # the overdue case beside it is a feature of its own, flagged
     click_at(page, x + 0.0003, y)
-    page.wait_for_function("document.querySelector('.map-popup') && "
-                           "document.querySelector('.map-popup').textContent.includes('超期')")
+    page.wait_for_function(
+        "document.querySelector('.map-popup') && document.querySelector('.map-popup').textContent.includes('超期')"
+    )
     assert seeded["cases"]["overdue"][1] in page.inner_text(".map-popup")
     watch(page).assert_clean()
 
@@ -161,8 +168,9 @@ def test_billboard_popup_links_to_its_cell(page, seeded):
     page.evaluate(f"gridmgr.map.map.setView([{y}, {x}], 19)")
     settle(page)
     click_at(page, x, y)
-    page.wait_for_function("document.querySelector('.map-popup') && "
-                           "document.querySelector('.map-popup').textContent.includes('AD-1')")
+    page.wait_for_function(
+        "document.querySelector('.map-popup') && document.querySelector('.map-popup').textContent.includes('AD-1')"
+    )
     text = page.inner_text(".map-popup")
     assert "许可过期" in text and "<b>某</b>公司" in text
     assert page.locator(".map-popup a").get_attribute("href") == "/cells/110101001001004#layer-billboards"
@@ -173,8 +181,10 @@ def test_search_and_my_cells(page, seeded):
     open_map(page)
     page.fill("#map-search-input", "110101001001004")
     page.press("#map-search-input", "Enter")
-    page.wait_for_function("document.querySelector('#map-panel .cell-code') && "
-                           "document.querySelector('#map-panel .cell-code').textContent === '110101001001004'")
+    page.wait_for_function(
+        "document.querySelector('#map-panel .cell-code') && "
+        "document.querySelector('#map-panel .cell-code').textContent === '110101001001004'"
+    )
     page.fill("#map-search-input", "不存在的地方")
     page.press("#map-search-input", "Enter")
     page.wait_for_function("document.getElementById('map-search-message').textContent.includes('没有找到')")

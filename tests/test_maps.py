@@ -3,6 +3,7 @@
 Real PostGIS (a fresh database per test: the app commits), real login through /login. The browser side
 (tiles drawn, clicks, popups) is tests/test_map_browser.py, on the same seed (`seed_map_site`).
 """
+
 import json
 import re
 from datetime import datetime, timedelta
@@ -14,8 +15,9 @@ from werkzeug.security import generate_password_hash
 
 from gridmgr.cases import queries
 from gridmgr.cases.intake import NewCase, report
-from gridmgr.web import create_app
 from gridmgr.cases.workflow import Actor
+from gridmgr.web import create_app
+
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, login_client
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -25,15 +27,25 @@ X0, Y0 = SMALL_ORIGIN
 D = SMALL_STEP
 CELLS = {f"110101001001{s:03d}" for s in range(1, 5)}
 # the centre of each cell: 001 NW, 002 NE, 003 SW, 004 SE
-CENTRE = {"110101001001001": (X0 + 0.5 * D, Y0 + 1.5 * D), "110101001001002": (X0 + 1.5 * D, Y0 + 1.5 * D),
-          "110101001001003": (X0 + 0.5 * D, Y0 + 0.5 * D), "110101001001004": (X0 + 1.5 * D, Y0 + 0.5 * D)}
+CENTRE = {
+    "110101001001001": (X0 + 0.5 * D, Y0 + 1.5 * D),
+    "110101001001002": (X0 + 1.5 * D, Y0 + 1.5 * D),
+    "110101001001003": (X0 + 0.5 * D, Y0 + 0.5 * D),
+    "110101001001004": (X0 + 1.5 * D, Y0 + 0.5 * D),
+}
 XSS = '垃圾<script>window.__xss=1</script> 和 <img src=x onerror="window.__xss=1"> & 更多'
 # username → (name, role, phone); sup answers for the west column (001, 003), sup2 for the east (002, 004)
-ACCOUNTS = {"sup": ("张监督", "supervisor", "13900000001"), "sup2": ("王监督", "supervisor", "13900000002"),
-            "lead": ("钱领导", "leader", None), "adm": ("吴管理", "admin", None)}
+ACCOUNTS = {
+    "sup": ("张监督", "supervisor", "13900000001"),
+    "sup2": ("王监督", "supervisor", "13900000002"),
+    "lead": ("钱领导", "leader", None),
+    "adm": ("吴管理", "admin", None),
+}
 # per cell: its grid leader and grid officer, with phones (so a page showing another cell's people is caught)
-CELL_PEOPLE = {code: ((f"网格长{code[-1]}", f"1370000000{code[-1]}"), (f"网格员{code[-1]}", f"1360000000{code[-1]}"))
-               for code in CELLS}
+CELL_PEOPLE = {
+    code: ((f"网格长{code[-1]}", f"1370000000{code[-1]}"), (f"网格员{code[-1]}", f"1360000000{code[-1]}"))
+    for code in CELLS
+}
 
 
 def seed_map_site(eng, now: datetime) -> dict:
@@ -43,29 +55,41 @@ def seed_map_site(eng, now: datetime) -> dict:
     with eng.begin() as c:
         cells = out["cells"] = insert_small_grid(c)
         units = {}
-        for code, name, kind, phone in (("JD01", "东华门街道办事处", "street_office", "010-65120001"),
-                                        ("ZF01", "第一执法中队", "enforcement_squad", "010-65120002")):
-            units[code] = c.execute(text("INSERT INTO units (code, name, kind, phone) VALUES (:c, :n, :k, :p) "
-                                         "RETURNING id"), {"c": code, "n": name, "k": kind, "p": phone}).scalar()
+        for code, name, kind, phone in (
+            ("JD01", "东华门街道办事处", "street_office", "010-65120001"),
+            ("ZF01", "第一执法中队", "enforcement_squad", "010-65120002"),
+        ):
+            units[code] = c.execute(
+                text("INSERT INTO units (code, name, kind, phone) VALUES (:c, :n, :k, :p) RETURNING id"),
+                {"c": code, "n": name, "k": kind, "p": phone},
+            ).scalar()
         for cell in cells.values():
             for duty, unit in (("territorial", "JD01"), ("enforcement", "ZF01")):
                 c.execute(text("INSERT INTO cell_units VALUES (:c, :d, :u)"), {"c": cell, "d": duty, "u": units[unit]})
         for code, people in CELL_PEOPLE.items():
             for post, (name, phone) in zip(("grid_leader", "grid_officer"), people):
-                pid = c.execute(text("INSERT INTO people (code, name, role, phone) VALUES (:c, :n, :r, :p) RETURNING id"),
-                                {"c": f"{post}-{code}", "n": name, "r": post, "p": phone}).scalar()
-                c.execute(text("INSERT INTO cell_people VALUES (:c, :p, :post)"),
-                          {"c": cells[code], "p": pid, "post": post})
+                pid = c.execute(
+                    text("INSERT INTO people (code, name, role, phone) VALUES (:c, :n, :r, :p) RETURNING id"),
+                    {"c": f"{post}-{code}", "n": name, "r": post, "p": phone},
+                ).scalar()
+                c.execute(
+                    text("INSERT INTO cell_people VALUES (:c, :p, :post)"), {"c": cells[code], "p": pid, "post": post}
+                )
         people = {}
         for i, (username, (name, role, phone)) in enumerate(ACCOUNTS.items()):
-            people[username] = c.execute(text(
-                "INSERT INTO people (code, name, role, phone) VALUES (:c, :n, :r, :p) RETURNING id"),
-                {"c": f"M{i}", "n": name, "r": "supervisor" if role == "supervisor" else "staff", "p": phone}).scalar()
-            c.execute(text("INSERT INTO users (username, person_id, role, password_hash) VALUES (:u, :p, :r, :h)"),
-                      {"u": username, "p": people[username], "r": role, "h": hashed})
+            people[username] = c.execute(
+                text("INSERT INTO people (code, name, role, phone) VALUES (:c, :n, :r, :p) RETURNING id"),
+                {"c": f"M{i}", "n": name, "r": "supervisor" if role == "supervisor" else "staff", "p": phone},
+            ).scalar()
+            c.execute(
+                text("INSERT INTO users (username, person_id, role, password_hash) VALUES (:u, :p, :r, :h)"),
+                {"u": username, "p": people[username], "r": role, "h": hashed},
+            )
         for code, sup, seqs in (("DG1", "sup", ("001", "003")), ("DG2", "sup2", ("002", "004"))):
-            g = c.execute(text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES (:c, :n, :p) RETURNING id"),
-                          {"c": code, "n": f"责任网格{code}", "p": people[sup]}).scalar()
+            g = c.execute(
+                text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES (:c, :n, :p) RETURNING id"),
+                {"c": code, "n": f"责任网格{code}", "p": people[sup]},
+            ).scalar()
             for s in seqs:
                 c.execute(text("INSERT INTO duty_grid_cells VALUES (:g, :c)"), {"g": g, "c": cells[f"110101001001{s}"]})
         sup = Actor(None, "张监督", "supervisor", people["sup"])
@@ -73,28 +97,42 @@ def seed_map_site(eng, now: datetime) -> dict:
 
         def new(key, cell, description, *, dx=0.0, category="0102"):
             x, y = CENTRE[cell]
-            case_id = report(c, sup, NewCase(category, x + dx, y, "supervisor", description, "东华门大街1号"),
-                             now=now - timedelta(hours=2), calendar=calendar)
-            out["cases"][key] = (case_id, c.execute(text("SELECT case_no FROM cases WHERE id = :i"),
-                                                    {"i": case_id}).scalar())
+            case_id = report(
+                c,
+                sup,
+                NewCase(category, x + dx, y, "supervisor", description, "东华门大街1号"),
+                now=now - timedelta(hours=2),
+                calendar=calendar,
+            )
+            out["cases"][key] = (
+                case_id,
+                c.execute(text("SELECT case_no FROM cases WHERE id = :i"), {"i": case_id}).scalar(),
+            )
 
         new("xss", "110101001001003", XSS)
         new("overdue", "110101001001003", "人行道上有暴露垃圾", dx=0.0003)
         new("closed", "110101001001001", "已清理的垃圾")
         new("east", "110101001001002", "东边网格的案件")
-        c.execute(text("UPDATE cases SET deadline = :d WHERE id = :i"),
-                  {"d": now - timedelta(hours=1), "i": out["cases"]["overdue"][0]})
+        c.execute(
+            text("UPDATE cases SET deadline = :d WHERE id = :i"),
+            {"d": now - timedelta(hours=1), "i": out["cases"]["overdue"][0]},
+        )
         closed = out["cases"]["closed"][0]
         c.execute(text("UPDATE cases SET status = 'closed', deadline = NULL WHERE id = :i"), {"i": closed})
-        c.execute(text("""INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role)
+        c.execute(
+            text("""INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role)
                           VALUES (:i, :at, 'self_handle', 'reported', 'closed', '张监督', 'supervisor')"""),
-                  {"i": closed, "at": now - timedelta(hours=1)})
+            {"i": closed, "at": now - timedelta(hours=1)},
+        )
         x, y = CENTRE["110101001001004"]
-        out["billboard"] = c.execute(text("""
+        out["billboard"] = c.execute(
+            text("""
             INSERT INTO billboards (geom, cell_id, ad_no, type, owner, status, valid_to, address)
             VALUES (ST_SetSRID(ST_MakePoint(:x, :y), 4326), :cell, 'AD-1', 'wall', '<b>某</b>公司', 'permitted',
                     CAST(:vt AS date), '东华门大街2号') RETURNING id
-        """), {"x": x, "y": y, "cell": cells["110101001001004"], "vt": (now - timedelta(days=10)).date()}).scalar()
+        """),
+            {"x": x, "y": y, "cell": cells["110101001001004"], "vt": (now - timedelta(days=10)).date()},
+        ).scalar()
     return out
 
 
@@ -126,10 +164,21 @@ def page_core(html: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- access
 
-@pytest.mark.parametrize("path", ["/map", "/cells/110101001001001", "/cells/110101001001001/indicators",
-                                  "/map/cell?lat=39.9005&lon=116.4005", "/map/labels?bbox=116.4,39.9,116.402,39.902",
-                                  "/map/search?q=110101001001001", "/map/mine", "/map/features/cases/1",
-                                  "/map/values/open_cases"])
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/map",
+        "/cells/110101001001001",
+        "/cells/110101001001001/indicators",
+        "/map/cell?lat=39.9005&lon=116.4005",
+        "/map/labels?bbox=116.4,39.9,116.402,39.902",
+        "/map/search?q=110101001001001",
+        "/map/mine",
+        "/map/features/cases/1",
+        "/map/values/open_cases",
+    ],
+)
 def test_everything_needs_a_login(site, path):
     r = site["app"].test_client().get(path)
     assert r.status_code == 302 and "/login" in r.headers["Location"]
@@ -137,13 +186,23 @@ def test_everything_needs_a_login(site, path):
 
 # ---------------------------------------------------------------------------------------------- /map
 
+
 def test_map_page_is_small_and_holds_no_data(site):
     html = get(login(site, "sup"), "/map")
     assert len(html.encode()) < 30_000
     assert not re.search(r"(?<![0-9.])[0-9]{15}(?![0-9])", html), "a cell code is inline"
     for key, (_, case_no) in site["cases"].items():
         assert case_no not in html, f"case {key} is inline"
-    for leak in ("暴露垃圾", "东边网格", "<script>window.__xss", "网格长", "13700000001", "AD-1", "Polygon", "coordinates"):
+    for leak in (
+        "暴露垃圾",
+        "东边网格",
+        "<script>window.__xss",
+        "网格长",
+        "13700000001",
+        "AD-1",
+        "Polygon",
+        "coordinates",
+    ):
         assert leak not in html, leak
     # the scaffolding is there: local assets, the tile layers, the page's scripts and settings
     assert "/vendor/leaflet/dist/leaflet.js" in html and "/vendor/leaflet.vectorgrid/" in html
@@ -159,24 +218,27 @@ def test_map_page_does_not_grow_with_the_data(site):
     client = login(site, "adm")
     before = page_core(get(client, "/map"))
     with site["eng"].begin() as c:
-        c.execute(text("""
+        c.execute(
+            text("""
             INSERT INTO cases (geom, cell_id, case_no, category_code, source, reported_at, description, status)
             SELECT ST_SetSRID(ST_MakePoint(116.4005 + (i % 20) * 0.00005, 39.9005), 4326), NULL,
                    'B' || lpad(i::text, 8, '0'), '0102', 'public', :now, repeat('描述', 50), 'reported'
             FROM generate_series(1, 2000) i
-        """), {"now": NOW})
+        """),
+            {"now": NOW},
+        )
     after = page_core(get(client, "/map"))
     assert after == before
 
 
 def test_map_style_source_must_be_local(site):
     client = login(site, "lead")
-    for bad in ("https://evil.example/x.json", "//evil.example/x.json", "javascript:alert(1)", "/x\"><script>"):
+    for bad in ("https://evil.example/x.json", "//evil.example/x.json", "javascript:alert(1)", '/x"><script>'):
         html = get(client, f"/map?style={bad}")
         assert '"style": null' in html
         # the language links lead back to this very URL (query encoded): the rest of the page never holds it
         html = re.sub(r'<span class="lang-switch".*?</span>', "", html, flags=re.S)
-        assert "evil.example" not in html and "<script>\"" not in html
+        assert "evil.example" not in html and '<script>"' not in html
     html = get(client, "/map?style=/map/values/open_cases")
     assert '"style": "/map/values/open_cases"' in html
 
@@ -190,6 +252,7 @@ def test_map_for_a_role_without_cells_opens_on_the_district(site):
 
 # ---------------------------------------------------------------------------------------------- JSON calls
 
+
 def test_cell_panel_at_a_point(site):
     client = login(site, "sup")
     x, y = CENTRE["110101001001003"]
@@ -197,9 +260,13 @@ def test_cell_panel_at_a_point(site):
     assert data["code"] == "110101001001003"
     assert data["community"]["code"] == "110101001001" and data["street"]["code"] == "110101001"
     assert [(p["post"], p["name"], p["phone"]) for p in data["people"]] == [
-        ("grid_leader", "网格长3", "13700000003"), ("grid_officer", "网格员3", "13600000003")]
+        ("grid_leader", "网格长3", "13700000003"),
+        ("grid_officer", "网格员3", "13600000003"),
+    ]
     assert {(u["duty_label"], u["name"], u["phone"]) for u in data["units"]} == {
-        ("属地", "东华门街道办事处", "010-65120001"), ("执法", "第一执法中队", "010-65120002")}
+        ("属地", "东华门街道办事处", "010-65120001"),
+        ("执法", "第一执法中队", "010-65120002"),
+    }
     assert data["duty_grids"] == [{"code": "DG1", "name": "责任网格DG1"}]
     inventory = {m["name"]: m["value"] for m in data["inventory"]}
     assert inventory["open_cases"] == 2 and inventory["expired_billboards"] == 0
@@ -320,6 +387,7 @@ def test_values_for_the_styling_hook(site):
 
 # ---------------------------------------------------------------------------------------------- /cells
 
+
 def test_cell_page_shows_its_people_and_only_theirs(site):
     html = get(login(site, "sup"), "/cells/110101001001003")
     assert "110101001001003" in html and "test community" in html
@@ -370,8 +438,13 @@ def test_cell_indicators_for_the_month(site):
 
 def test_basemap_from_the_setting(site, fresh_db, tmp_path):
     url, _ = fresh_db
-    app = create_app({"GRIDMGR_DATABASE_URL": url, "GRIDMGR_VAR": str(tmp_path / "var2"),
-                      "GRIDMGR_TILE_URL": "http://tiles.intranet.example/{z}/{x}/{y}.png"})
+    app = create_app(
+        {
+            "GRIDMGR_DATABASE_URL": url,
+            "GRIDMGR_VAR": str(tmp_path / "var2"),
+            "GRIDMGR_TILE_URL": "http://tiles.intranet.example/{z}/{x}/{y}.png",
+        }
+    )
     html = get(login({"app": app}, "lead"), "/map")
     assert "http://tiles.intranet.example/{z}/{x}/{y}.png" in html  # the configured one, and nothing else
     assert len(re.findall(r"https?://", html)) == 1

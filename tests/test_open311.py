@@ -1,5 +1,6 @@
 """Open311 GeoReport v2: discovery, services, POST then GET (JSON and XML), filters, paging, errors, keys,
 public fields only, escaping; the GET side also through the real `georeport` client on a live server."""
+
 import json
 import threading
 import xml.etree.ElementTree as ET
@@ -12,15 +13,16 @@ import requests
 import xmltodict
 from georeport import GeoReport
 from sqlalchemy import text
-from werkzeug.serving import make_server
 from werkzeug.security import generate_password_hash
+from werkzeug.serving import make_server
 
-from gridmgr.people import accounts
 from gridmgr.cases import dispatch
 from gridmgr.cases.intake import NewCase, report
 from gridmgr.cases.workcalendar import WorkCalendar
 from gridmgr.cases.workflow import actor_for, apply
+from gridmgr.people import accounts
 from gridmgr.web import create_app
+
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -31,32 +33,57 @@ D = SMALL_STEP
 LAT, LONG = Y0 + 0.5 * D, X0 + 0.5 * D
 SCRIPT = "<script>alert('x')</script> 路边 & 垃圾"
 # exactly what the public sees of a request
-PUBLIC_FIELDS = {"service_request_id", "status", "status_notes", "service_name", "service_code", "description",
-                 "agency_responsible", "service_notice", "requested_datetime", "updated_datetime",
-                 "expected_datetime", "address", "lat", "long", "media_url"}
+PUBLIC_FIELDS = {
+    "service_request_id",
+    "status",
+    "status_notes",
+    "service_name",
+    "service_code",
+    "description",
+    "agency_responsible",
+    "service_notice",
+    "requested_datetime",
+    "updated_datetime",
+    "expected_datetime",
+    "address",
+    "lat",
+    "long",
+    "media_url",
+}
 
 
 def build(c) -> dict:
     """A 2 × 2 grid with units and rules, a supervisor over it, a shift leader, a dispatcher and an API key."""
     cells = insert_small_grid(c)
-    units = {code: c.execute(text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
-                             {"c": code, "n": name, "k": kind}).scalar()
-             for code, name, kind in (("JD01", "东华门街道办事处", "street_office"),
-                                      ("ZF01", "第一执法中队", "enforcement_squad"), ("HW01", "东城区环卫所", "sanitation"))}
+    units = {
+        code: c.execute(
+            text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
+            {"c": code, "n": name, "k": kind},
+        ).scalar()
+        for code, name, kind in (
+            ("JD01", "东华门街道办事处", "street_office"),
+            ("ZF01", "第一执法中队", "enforcement_squad"),
+            ("HW01", "东城区环卫所", "sanitation"),
+        )
+    }
     for cell in cells.values():
         for duty, unit in (("territorial", "JD01"), ("enforcement", "ZF01"), ("sanitation", "HW01")):
             c.execute(text("INSERT INTO cell_units VALUES (:c, :d, :u)"), {"c": cell, "d": duty, "u": units[unit]})
     users = {}
     for i, (name, role) in enumerate((("sup", "supervisor"), ("shift", "shift_leader"), ("disp", "dispatcher"))):
-        pid = c.execute(text("INSERT INTO people (code, name, role) VALUES (:c, :n, 'staff') RETURNING id"),
-                        {"c": f"P{i}", "n": f"张{name}"}).scalar()
-        users[name] = c.execute(text("INSERT INTO users (username, person_id, role, password_hash) "
-                                     "VALUES (:n, :p, :r, :h) RETURNING id"),
-                                {"n": name, "p": pid, "r": role, "h": generate_password_hash("x" * 8, "pbkdf2:sha256:1")}
-                                ).scalar()
+        pid = c.execute(
+            text("INSERT INTO people (code, name, role) VALUES (:c, :n, 'staff') RETURNING id"),
+            {"c": f"P{i}", "n": f"张{name}"},
+        ).scalar()
+        users[name] = c.execute(
+            text("INSERT INTO users (username, person_id, role, password_hash) VALUES (:n, :p, :r, :h) RETURNING id"),
+            {"n": name, "p": pid, "r": role, "h": generate_password_hash("x" * 8, "pbkdf2:sha256:1")},
+        ).scalar()
         if role == "supervisor":
-            g = c.execute(text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES ('DG1', '责任网格1', :p) "
-                               "RETURNING id"), {"p": pid}).scalar()
+            g = c.execute(
+                text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES ('DG1', '责任网格1', :p) RETURNING id"),
+                {"p": pid},
+            ).scalar()
             c.execute(text("INSERT INTO duty_grid_cells SELECT :g, id FROM grid_cells"), {"g": g})
     dispatch.load(c)
     return {"users": users, "key": accounts.add_api_key(c, "wechat-app")}
@@ -75,10 +102,13 @@ def w(fresh_db):
 def core_case(w, source="supervisor", category="0102", at=NOW, description="垃圾", actions=()):
     """A case made through the core (as the pages would), taken through some actions; returns its number."""
     with w.engine.begin() as c:
+
         def who(name):
             return actor_for(c, w.users[name])
-        cid = report(c, who("sup"), NewCase(category, LONG, LAT, source, description, "东华门大街1号"),
-                     now=at, calendar=CAL)
+
+        cid = report(
+            c, who("sup"), NewCase(category, LONG, LAT, source, description, "东华门大街1号"), now=at, calendar=CAL
+        )
         for name, action, kw in actions:
             apply(c, who(name), cid, action, now=at, calendar=CAL, **kw)
         return c.execute(text("SELECT case_no FROM cases WHERE id = :i"), {"i": cid}).scalar()
@@ -106,19 +136,28 @@ def count_cases(w):
 
 # ---------------------------------------------------------------- discovery and services
 
+
 def test_discovery_services_and_definitions(w):
     d = w.client.get("/open311/v2/discovery.json").json
     endpoint = d["endpoints"][0]
-    assert endpoint["url"].endswith("/open311/v2") and endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert (
+        endpoint["url"].endswith("/open311/v2") and endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    )
     assert set(endpoint["formats"]) == {"text/xml", "application/json"}
     x = ET.fromstring(w.client.get("/open311/v2/discovery.xml").data)
     assert [f.text for f in x.find("endpoints/endpoint/formats")] == ["text/xml", "application/json"]
     r = w.client.get("/open311/v2/services.json")
     assert r.headers["Content-Type"] == "application/json; charset=utf-8"
     garbage = next(s for s in r.json if s["service_code"] == "0102")
-    assert garbage == {"service_code": "0102", "service_name": "暴露垃圾", "description": "公共区域有暴露垃圾",
-                       "metadata": False, "type": "realtime", "keywords": "exposed garbage, 市容环境, 事件",
-                       "group": "市容环境"}
+    assert garbage == {
+        "service_code": "0102",
+        "service_name": "暴露垃圾",
+        "description": "公共区域有暴露垃圾",
+        "metadata": False,
+        "type": "realtime",
+        "keywords": "exposed garbage, 市容环境, 事件",
+        "group": "市容环境",
+    }
     r = w.client.get("/open311/v2/services.xml")
     assert r.headers["Content-Type"] == "text/xml; charset=utf-8"
     assert r.data.startswith(b'<?xml version="1.0" encoding="utf-8"?>')
@@ -151,21 +190,47 @@ def test_database_down_is_a_503_in_the_spec_format():
 
 # ---------------------------------------------------------------- POST then GET
 
+
 def test_post_then_get_the_same_request_json_and_xml(w):
-    r = post(w, description="人行道上有垃圾", address_string="东华门大街1号", media_url="https://img.example.cn/1.jpg",
-             email="li@example.cn", phone="13800000000", first_name="李", last_name="四", device_id="dev-1",
-             account_id="acc-9", jurisdiction_id="example.gov.cn")
+    r = post(
+        w,
+        description="人行道上有垃圾",
+        address_string="东华门大街1号",
+        media_url="https://img.example.cn/1.jpg",
+        email="li@example.cn",
+        phone="13800000000",
+        first_name="李",
+        last_name="四",
+        device_id="dev-1",
+        account_id="acc-9",
+        jurisdiction_id="example.gov.cn",
+    )
     assert r.status_code == 201, r.get_data(as_text=True)
     [created] = r.json
     rid = created["service_request_id"]
     assert created["account_id"] is None and "核实" in created["service_notice"]
     with w.engine.connect() as c:
-        case = c.execute(text("SELECT id, status, source, description, address, photos, reporter_user_id "
-                              "FROM cases WHERE case_no = :n"), {"n": rid}).mappings().one()
-        event = c.execute(text("SELECT action, to_state, actor, role FROM case_events WHERE case_id = :c"),
-                          {"c": case["id"]}).one()
+        case = (
+            c.execute(
+                text(
+                    "SELECT id, status, source, description, address, photos, reporter_user_id "
+                    "FROM cases WHERE case_no = :n"
+                ),
+                {"n": rid},
+            )
+            .mappings()
+            .one()
+        )
+        event = c.execute(
+            text("SELECT action, to_state, actor, role FROM case_events WHERE case_id = :c"), {"c": case["id"]}
+        ).one()
     assert (case["status"], case["source"], case["description"], case["address"], case["photos"]) == (
-        "reported", "public", "人行道上有垃圾", "东华门大街1号", ["https://img.example.cn/1.jpg"])
+        "reported",
+        "public",
+        "人行道上有垃圾",
+        "东华门大街1号",
+        ["https://img.example.cn/1.jpg"],
+    )
     assert case["reporter_user_id"] is None
     assert tuple(event) == ("report", "reported", "Open311 wechat-app", "public")
 
@@ -174,12 +239,22 @@ def test_post_then_get_the_same_request_json_and_xml(w):
     [req] = got.json
     assert set(req) == PUBLIC_FIELDS
     assert req == {
-        "service_request_id": rid, "status": "open", "status_notes": "上报 (reported)", "service_name": "暴露垃圾",
-        "service_code": "0102", "description": "人行道上有垃圾", "agency_responsible": None, "service_notice": None,
-        "requested_datetime": "2026-10-13T09:00:00+08:00", "updated_datetime": "2026-10-13T09:00:00+08:00",
+        "service_request_id": rid,
+        "status": "open",
+        "status_notes": "上报 (reported)",
+        "service_name": "暴露垃圾",
+        "service_code": "0102",
+        "description": "人行道上有垃圾",
+        "agency_responsible": None,
+        "service_notice": None,
+        "requested_datetime": "2026-10-13T09:00:00+08:00",
+        "updated_datetime": "2026-10-13T09:00:00+08:00",
         "expected_datetime": "2026-10-13T11:00:00+08:00",  # verification within 2 working hours
-        "address": "东华门大街1号", "lat": pytest.approx(LAT), "long": pytest.approx(LONG),
-        "media_url": "https://img.example.cn/1.jpg"}
+        "address": "东华门大街1号",
+        "lat": pytest.approx(LAT),
+        "long": pytest.approx(LONG),
+        "media_url": "https://img.example.cn/1.jpg",
+    }
     body = got.get_data(as_text=True)
     for personal in ("li@example.cn", "13800000000", "李", "dev-1", "acc-9", "wechat-app", "张sup"):
         assert personal not in body
@@ -191,8 +266,11 @@ def test_post_then_get_the_same_request_json_and_xml(w):
     assert root.tag == "service_requests" and rid2 and root.find("request/account_id").text is None
     x = ET.fromstring(w.client.get(f"/open311/v2/requests/{rid2}.xml").data)
     assert {e.tag for e in x.find("request")} == PUBLIC_FIELDS
-    assert (x.findtext("request/service_request_id"), x.findtext("request/status"),
-            x.findtext("request/description")) == (rid2, "open", "第二个")
+    assert (
+        x.findtext("request/service_request_id"),
+        x.findtext("request/status"),
+        x.findtext("request/description"),
+    ) == (rid2, "open", "第二个")
     assert w.client.get("/open311/v2/requests/20269999999.json").status_code == 404
 
 
@@ -203,15 +281,23 @@ def test_post_errors_use_the_spec_format_and_create_nothing(w, cli):
     cli("apikey", "revoke", "old-app")
     before += 1
     cases = [
-        ({"api_key": None}, 403, "api_key"), ({"api_key": "wrong"}, 403, "api_key"), ({"api_key": key}, 403, "api_key"),
+        ({"api_key": None}, 403, "api_key"),
+        ({"api_key": "wrong"}, 403, "api_key"),
+        ({"api_key": key}, 403, "api_key"),
         ({"api_key": ""}, 403, "api_key"),
-        ({"service_code": None}, 400, "service_code"), ({"service_code": "9999"}, 404, "9999"),
-        ({"lat": None}, 400, "lat"), ({"long": "east"}, 400, "long"), ({"lat": "91"}, 400, "lat"),
-        ({"lat": "0", "long": "0"}, 400, "extent"), ({"media_url": "javascript:alert(1)"}, 400, "media_url"),
-        ({"address_string": "路" * 301}, 400, "address_string"), ({"description": "长" * 2001}, 400, "description"),
+        ({"service_code": None}, 400, "service_code"),
+        ({"service_code": "9999"}, 404, "9999"),
+        ({"lat": None}, 400, "lat"),
+        ({"long": "east"}, 400, "long"),
+        ({"lat": "91"}, 400, "lat"),
+        ({"lat": "0", "long": "0"}, 400, "extent"),
+        ({"media_url": "javascript:alert(1)"}, 400, "media_url"),
+        ({"address_string": "路" * 301}, 400, "address_string"),
+        ({"description": "长" * 2001}, 400, "description"),
     ]
-    in_url = w.client.post(f"/open311/v2/requests.json?api_key={w.key}",
-                           data={"service_code": "0102", "lat": str(LAT), "long": str(LONG)})
+    in_url = w.client.post(
+        f"/open311/v2/requests.json?api_key={w.key}", data={"service_code": "0102", "lat": str(LAT), "long": str(LONG)}
+    )
     assert in_url.status_code == 403  # the key goes in the body: a key in a URL ends up in access logs
     for fields, status, word in cases:
         for fmt in ("json", "xml"):
@@ -224,12 +310,19 @@ def test_post_errors_use_the_spec_format_and_create_nothing(w, cli):
 
 # ---------------------------------------------------------------- GET requests: mapping, filters, paging
 
+
 def test_status_mapping_agency_and_filters(w):
     open_no = core_case(w, actions=[("shift", "register", {}), ("disp", "dispatch", {})])
-    closed_no = core_case(w, category="0101", actions=[("sup", "self_handle", {
-        "note": "已处理", "data": {"photos": ["a.jpg", "b.jpg"]}})])
-    rejected_no = core_case(w, source="hotline_12345", category="0101", description="市民王先生 139xxxx 反映",
-                            actions=[("sup", "verify", {}), ("shift", "reject", {"note": "不属于城管职责"})])
+    closed_no = core_case(
+        w, category="0101", actions=[("sup", "self_handle", {"note": "已处理", "data": {"photos": ["a.jpg", "b.jpg"]}})]
+    )
+    rejected_no = core_case(
+        w,
+        source="hotline_12345",
+        category="0101",
+        description="市民王先生 139xxxx 反映",
+        actions=[("sup", "verify", {}), ("shift", "reject", {"note": "不属于城管职责"})],
+    )
 
     def get(**params):
         r = w.client.get("/open311/v2/requests.json", query_string=params)
@@ -240,7 +333,10 @@ def test_status_mapping_agency_and_filters(w):
     assert set(everything) == {open_no, closed_no, rejected_no}
     dispatched = everything[open_no]
     assert (dispatched["status"], dispatched["status_notes"], dispatched["agency_responsible"]) == (
-        "open", "派遣 (dispatched)", "东城区环卫所")
+        "open",
+        "派遣 (dispatched)",
+        "东城区环卫所",
+    )
     with w.engine.connect() as c:
         deadline = c.execute(text("SELECT deadline FROM cases WHERE case_no = :n"), {"n": open_no}).scalar()
     assert dispatched["expected_datetime"] == deadline.astimezone(TZ).isoformat()
@@ -258,7 +354,9 @@ def test_status_mapping_agency_and_filters(w):
     assert {i["service_request_id"] for i in r.json} == {closed_no, rejected_no}  # repeated = comma-separated
     # service_request_id overrides every other argument
     assert set(get(service_request_id=f"{closed_no},{open_no}", status="open", service_code="0199")) == {
-        closed_no, open_no}
+        closed_no,
+        open_no,
+    }
     for params in ({"status": "pending"}, {"start_date": "yesterday"}, {"page_size": "0"}, {"page": "x"}):
         r = w.client.get("/open311/v2/requests.xml", query_string=params)
         assert r.status_code == 400 and errors_of(r)[0]["code"] == 400, params
@@ -279,8 +377,10 @@ def test_date_window_and_paging(w):
     assert ids(**window)[0] == [old]
     assert ids(start_date="2026-07-01T00:00:00Z")[0] == [old]  # start only: the 90 days after it
     assert ids(end_date=(NOW - timedelta(hours=3)).isoformat())[0] == recent[2:]  # end_date is inclusive
-    r = w.client.get("/open311/v2/requests.json", query_string={"start_date": "2026-01-01T00:00:00Z",
-                                                                  "end_date": "2026-10-01T00:00:00Z"})
+    r = w.client.get(
+        "/open311/v2/requests.json",
+        query_string={"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-10-01T00:00:00Z"},
+    )
     assert r.status_code == 400 and "90 days" in r.json[0]["description"]
     pages = [ids(page=p, page_size=2) for p in (1, 2, 3)]
     assert [p[0] for p in pages] == [recent[:2], recent[2:4], recent[4:]]
@@ -301,6 +401,7 @@ def test_description_with_script_is_returned_as_data(w):
 
 # ---------------------------------------------------------------- the real client on a live server
 
+
 @pytest.fixture
 def live(w, monkeypatch):
     """The app behind a real HTTP server on 127.0.0.1 (a free port), for the georeport client."""
@@ -317,18 +418,22 @@ def live(w, monkeypatch):
 
 
 def test_georeport_client_reads_what_was_posted_json_and_xml(w, live):
-    first = post(w, description=SCRIPT, address_string="东华门大街1号",
-                 media_url="https://img.example.cn/1.jpg").json[0]["service_request_id"]
+    first = post(w, description=SCRIPT, address_string="东华门大街1号", media_url="https://img.example.cn/1.jpg").json[
+        0
+    ]["service_request_id"]
     second = post(w, service_code="0101", description="违建").json[0]["service_request_id"]
     expected = {i["service_request_id"]: i for i in w.client.get("/open311/v2/requests.json").json}
 
     as_json = GeoReport(live)
     services = as_json.get_service_list()
     assert {"service_code": "0102", "service_name": "暴露垃圾"}.items() <= next(
-        s for s in services if s["service_code"] == "0102").items()
+        s for s in services if s["service_code"] == "0102"
+    ).items()
     assert as_json.get_service_definition("0102") == {"service_code": "0102", "attributes": []}
     assert {r["service_request_id"]: r for r in as_json.get_service_requests()} == expected
-    assert [r["service_request_id"] for r in as_json.get_service_requests(service_code="0101", status="open")] == [second]
+    assert [r["service_request_id"] for r in as_json.get_service_requests(service_code="0101", status="open")] == [
+        second
+    ]
     assert as_json.get_service_request(first) == expected[first]
     assert as_json.get_service_request(first)["description"] == SCRIPT
     with pytest.raises(requests.HTTPError) as missing:
@@ -342,10 +447,29 @@ def test_georeport_client_reads_what_was_posted_json_and_xml(w, live):
     assert as_xml.get_service_definition("0102")["service_code"] == "0102"
     one = as_xml.get_service_request(first)
     assert one["description"] == SCRIPT and one["media_url"] == "https://img.example.cn/1.jpg"
-    assert {k: one[k] for k in ("service_request_id", "status", "status_notes", "service_code", "address",
-                                "requested_datetime", "expected_datetime")} == {
-        k: expected[first][k] for k in ("service_request_id", "status", "status_notes", "service_code", "address",
-                                        "requested_datetime", "expected_datetime")}
+    assert {
+        k: one[k]
+        for k in (
+            "service_request_id",
+            "status",
+            "status_notes",
+            "service_code",
+            "address",
+            "requested_datetime",
+            "expected_datetime",
+        )
+    } == {
+        k: expected[first][k]
+        for k in (
+            "service_request_id",
+            "status",
+            "status_notes",
+            "service_code",
+            "address",
+            "requested_datetime",
+            "expected_datetime",
+        )
+    }
     assert float(one["lat"]) == pytest.approx(expected[first]["lat"])
     many = as_xml.get_service_requests(service_code="0101,0102")
     assert sorted(r["service_request_id"] for r in many) == sorted(expected)

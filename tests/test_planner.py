@@ -1,5 +1,6 @@
 """The parking planner: capacity of known shapes, every refusal with its message, versions, the change log,
 demand evidence, the CDS feed, and who may draw, approve and read (CSRF on session writes)."""
+
 import json
 import re
 from datetime import datetime, timedelta
@@ -14,12 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.security import generate_password_hash
 
+from gridmgr.layers.parking import KERB_PER_STALL, LOT_M2_PER_STALL, MARGIN, cds, checks, demand, estimate_capacity
 from gridmgr.people import accounts
-from gridmgr.layers.parking import cds
-from gridmgr.layers.parking import demand
-from gridmgr.layers.parking import checks
-from gridmgr.layers.parking import MARGIN, KERB_PER_STALL, LOT_M2_PER_STALL, estimate_capacity
 from gridmgr.web import create_app
+
 from support import SMALL_ORIGIN, insert_small_grid, login_client, page_csrf
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -48,9 +47,16 @@ def lot(lon, lat, east_m, north_m, area_m2=None):
     """A lot polygon east_m × north_m with its south-west corner at (lon, lat); with `area_m2`, its sides
     north are stretched until its area on the ground is that (meridians converge: a 50 m × 50 m
     quadrilateral is 2499.992 m² on the ellipsoid)."""
+
     def ring(h):
         se = walk(lon, lat, EAST, east_m)
-        return [[lon, lat], list(walk(*se, 0, 0)), list(walk(*se, NORTH, h)), list(walk(lon, lat, NORTH, h)), [lon, lat]]
+        return [
+            [lon, lat],
+            list(walk(*se, 0, 0)),
+            list(walk(*se, NORTH, h)),
+            list(walk(lon, lat, NORTH, h)),
+            [lon, lat],
+        ]
 
     h = north_m
     for _ in range(3 if area_m2 else 0):
@@ -72,41 +78,68 @@ def build_world(c) -> dict:
     parent = None
     box = f"ST_Multi(ST_MakeEnvelope({X0 + 0.002}, {Y0}, {X0 + 0.003}, {Y0 + 0.001}, 4326))"
     for level, code in (("district", "110102"), ("street", "110102001"), ("community", "110102001001")):
-        parent = c.execute(text(f"INSERT INTO regions (level, code, name, parent_id, geom, area_m2) VALUES "
-                                f"(:l, :c, :n, :p, {box}, 1) RETURNING id"),
-                           {"l": level, "c": code, "n": f"第二 {level}", "p": parent}).scalar()
-    cells["110102001001001"] = c.execute(text(
-        f"INSERT INTO grid_cells (code, community_id, geom, area_m2, valid_from, source) VALUES "
-        f"('110102001001001', :cm, {box}, 1, '-infinity', 'generated') RETURNING id"), {"cm": parent}).scalar()
+        parent = c.execute(
+            text(
+                f"INSERT INTO regions (level, code, name, parent_id, geom, area_m2) VALUES "
+                f"(:l, :c, :n, :p, {box}, 1) RETURNING id"
+            ),
+            {"l": level, "c": code, "n": f"第二 {level}", "p": parent},
+        ).scalar()
+    cells["110102001001001"] = c.execute(
+        text(
+            f"INSERT INTO grid_cells (code, community_id, geom, area_m2, valid_from, source) VALUES "
+            f"('110102001001001', :cm, {box}, 1, '-infinity', 'generated') RETURNING id"
+        ),
+        {"cm": parent},
+    ).scalar()
     c.execute(text("UPDATE regions SET name = '东城区' WHERE code = '110101'"))
     c.execute(text("UPDATE regions SET name = '西城区' WHERE code = '110102'"))
-    unit = c.execute(text("INSERT INTO units (code, name, kind) VALUES ('JD01', '东华门街道办事处', 'street_office') "
-                          "RETURNING id")).scalar()
+    unit = c.execute(
+        text("INSERT INTO units (code, name, kind) VALUES ('JD01', '东华门街道办事处', 'street_office') RETURNING id")
+    ).scalar()
     for cell in cells.values():
         c.execute(text("INSERT INTO cell_units VALUES (:c, 'territorial', :u)"), {"c": cell, "u": unit})
     users = {}
     for i, (name, role) in enumerate(USERS.items()):
-        pid = c.execute(text("INSERT INTO people (code, name, role) VALUES (:c, :n, 'staff') RETURNING id"),
-                        {"c": f"P{i}", "n": f"人员{name}"}).scalar()
-        users[name] = c.execute(text("INSERT INTO users (username, person_id, role, password_hash) "
-                                     "VALUES (:n, :p, :r, :h) RETURNING id"),
-                                {"n": name, "p": pid, "r": role, "h": PASSWORD_HASH}).scalar()
+        pid = c.execute(
+            text("INSERT INTO people (code, name, role) VALUES (:c, :n, 'staff') RETURNING id"),
+            {"c": f"P{i}", "n": f"人员{name}"},
+        ).scalar()
+        users[name] = c.execute(
+            text("INSERT INTO users (username, person_id, role, password_hash) VALUES (:n, :p, :r, :h) RETURNING id"),
+            {"n": name, "p": pid, "r": role, "h": PASSWORD_HASH},
+        ).scalar()
     tokens = {u: accounts.new_token(c, u) for u in USERS}
     # an active site over the middle of the SE cell, a finished one beside it
     for permit, status, x in (("SG-001", "active", 0.0015), ("SG-002", "finished", 0.0011)):
         env = f"ST_Multi(ST_MakeEnvelope({X0 + x}, {Y0 + 0.0001}, {X0 + x + 0.0002}, {Y0 + 0.0004}, 4326))"
-        c.execute(text(f"INSERT INTO construction_sites (geom, cell_id, permit_no, project_name, status) "
-                       f"SELECT {env}, (SELECT cell_id FROM cell_for({env})), :p, '学校改扩建工程', :s"),
-                  {"p": permit, "s": status})
+        c.execute(
+            text(
+                f"INSERT INTO construction_sites (geom, cell_id, permit_no, project_name, status) "
+                f"SELECT {env}, (SELECT cell_id FROM cell_for({env})), :p, '学校改扩建工程', :s"
+            ),
+            {"p": permit, "s": status},
+        )
     # 0505 cases: five near the 120 m kerb in the last 90 days, one old, one of another category
-    for i, (dx, dy, days, cat) in enumerate([(0.0006, 0.0005, 3, "0505"), (0.0006, 0.0008, 10, "0505"),
-                                              (0.0004, 0.0010, 30, "0505"), (0.0007, 0.0012, 60, "0505"),
-                                              (0.0005, 0.0013, 89, "0505"), (0.0006, 0.0006, 120, "0505"),
-                                              (0.0006, 0.0007, 5, "0102")]):
+    for i, (dx, dy, days, cat) in enumerate(
+        [
+            (0.0006, 0.0005, 3, "0505"),
+            (0.0006, 0.0008, 10, "0505"),
+            (0.0004, 0.0010, 30, "0505"),
+            (0.0007, 0.0012, 60, "0505"),
+            (0.0005, 0.0013, 89, "0505"),
+            (0.0006, 0.0006, 120, "0505"),
+            (0.0006, 0.0007, 5, "0102"),
+        ]
+    ):
         pt = f"ST_SetSRID(ST_MakePoint({X0 + dx}, {Y0 + dy}), 4326)"
-        c.execute(text(f"INSERT INTO cases (geom, cell_id, case_no, category_code, source, reported_at) "
-                       f"SELECT {pt}, (SELECT cell_id FROM cell_for({pt})), :n, :cat, 'public', :at"),
-                  {"n": f"2026{i:07d}", "cat": cat, "at": APP_NOW - timedelta(days=days)})
+        c.execute(
+            text(
+                f"INSERT INTO cases (geom, cell_id, case_no, category_code, source, reported_at) "
+                f"SELECT {pt}, (SELECT cell_id FROM cell_for({pt})), :n, :cat, 'public', :at"
+            ),
+            {"n": f"2026{i:07d}", "cat": cat, "at": APP_NOW - timedelta(days=days)},
+        )
     return {"cells": cells, "users": users, "tokens": tokens}
 
 
@@ -160,6 +193,7 @@ def refused(r, status: int, rule: str) -> dict:
 
 # ---------------------------------------------------------------- capacity
 
+
 def test_capacity_of_known_geometries(world):
     assert created(world, KERB_120, parking_angle="parallel")["capacity"] == 20
     z = created(world, KERB_50, parking_angle="perpendicular")
@@ -183,16 +217,17 @@ def test_capacity_by_angle_is_the_layers_estimate(conn, angle):
 def test_parking_depth_by_angle():
     assert checks.DEPTH_M["parallel"] == 2.5 and checks.DEPTH_M["perpendicular"] == 5.3
     # an angled stall reaches l·sinθ + w·cosθ from the kerb
-    assert checks.DEPTH_M["angled_30"] == pytest.approx(5.3 * 0.5 + 2.5 * 3 ** 0.5 / 2, abs=1e-3)
-    assert checks.DEPTH_M["angled_60"] == pytest.approx(5.3 * 3 ** 0.5 / 2 + 2.5 * 0.5, abs=1e-3)
+    assert checks.DEPTH_M["angled_30"] == pytest.approx(5.3 * 0.5 + 2.5 * 3**0.5 / 2, abs=1e-3)
+    assert checks.DEPTH_M["angled_60"] == pytest.approx(5.3 * 3**0.5 / 2 + 2.5 * 0.5, abs=1e-3)
 
 
 def test_page_serves_the_layers_constants(world):
     client, _ = login(world, "planner")
     html = client.get("/planner").get_data(as_text=True)
-    cfg = json.loads(re.search(r'<script type="application/json" id="planner-config">(.*?)</script>', html, re.DOTALL)[1])
-    assert cfg["capacity"] == {"kerb_per_stall": KERB_PER_STALL, "lot_m2_per_stall": LOT_M2_PER_STALL,
-                               "margin": MARGIN}
+    cfg = json.loads(
+        re.search(r'<script type="application/json" id="planner-config">(.*?)</script>', html, re.DOTALL)[1]
+    )
+    assert cfg["capacity"] == {"kerb_per_stall": KERB_PER_STALL, "lot_m2_per_stall": LOT_M2_PER_STALL, "margin": MARGIN}
     assert cfg["depth_m"] == checks.DEPTH_M and cfg["can_draw"] and not cfg["can_approve"]
     assert "/vendor/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.min.js" in html
     assert "planner-map.js" in html and "planner-capacity.js" in html
@@ -200,17 +235,34 @@ def test_page_serves_the_layers_constants(world):
 
 # ---------------------------------------------------------------- refusals
 
+
 def test_geometry_of_the_wrong_type_or_invalid_is_refused(world):
     err = refused(draw(world, {"type": "Point", "coordinates": [X0 + 0.0005, Y0 + 0.0005]}), 400, "geometry_type")
     assert "not a Point" in err["message"]
     refused(draw(world, {"type": "LineString", "coordinates": [[1, 2]]}), 400, "geometry_type")
-    bowtie = {"type": "Polygon", "coordinates": [[[X0 + 0.0002, Y0 + 0.0002], [X0 + 0.0008, Y0 + 0.0008],
-                                                  [X0 + 0.0008, Y0 + 0.0002], [X0 + 0.0002, Y0 + 0.0008],
-                                                  [X0 + 0.0002, Y0 + 0.0002]]]}
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [X0 + 0.0002, Y0 + 0.0002],
+                [X0 + 0.0008, Y0 + 0.0008],
+                [X0 + 0.0008, Y0 + 0.0002],
+                [X0 + 0.0002, Y0 + 0.0008],
+                [X0 + 0.0002, Y0 + 0.0002],
+            ]
+        ],
+    }
     err = refused(draw(world, bowtie), 400, "geometry_valid")
     assert "Self-intersection" in err["message"]
-    loop = {"type": "LineString", "coordinates": [[X0 + 0.0002, Y0 + 0.0002], [X0 + 0.0008, Y0 + 0.0008],
-                                                  [X0 + 0.0008, Y0 + 0.0002], [X0 + 0.0002, Y0 + 0.0008]]}
+    loop = {
+        "type": "LineString",
+        "coordinates": [
+            [X0 + 0.0002, Y0 + 0.0002],
+            [X0 + 0.0008, Y0 + 0.0008],
+            [X0 + 0.0008, Y0 + 0.0002],
+            [X0 + 0.0002, Y0 + 0.0008],
+        ],
+    }
     assert "crosses itself" in refused(draw(world, loop), 400, "geometry_valid")["message"]
     far = kerb(100.0, 30.0, NORTH, 50)
     assert "outside the city" in refused(draw(world, far), 400, "geometry_valid")["message"]
@@ -221,7 +273,7 @@ def test_geometry_of_the_wrong_type_or_invalid_is_refused(world):
 
 
 def test_zone_outside_the_grid_or_across_districts_is_refused(world):
-    out = kerb(X0 + 0.0015, Y0 + 0.0015, EAST, 170)   # runs 42 m past the grid's east edge
+    out = kerb(X0 + 0.0015, Y0 + 0.0015, EAST, 170)  # runs 42 m past the grid's east edge
     err = refused(draw(world, out), 400, "inside_grid")
     assert "outside the current grid" in err["message"]
     across = kerb(X0 + 0.0015, Y0 + 0.0005, EAST, 85)  # from 东城区 into 西城区
@@ -233,13 +285,16 @@ def test_zone_outside_the_grid_or_across_districts_is_refused(world):
 def test_overlapping_zones_valid_at_the_same_time_are_refused(world):
     a = created(world, KERB_120, name="东侧泊位", street_side="east", valid_from="2026-11-01", valid_to="2027-01-01")
     lon, lat = KERB_120["coordinates"][0]
-    west_kerb = kerb(*walk(lon, lat, WEST, 7), NORTH, 120)    # the kerb across a 7 m road
+    west_kerb = kerb(*walk(lon, lat, WEST, 7), NORTH, 120)  # the kerb across a 7 m road
     # parallel stalls on both kerbs leave the road between them
     created(world, west_kerb, name="西侧平行", street_side="west")
     # perpendicular stalls on the west kerb reach 5.3 m into the road, over the east kerb's 2.5 m
     west_2 = kerb(*walk(*walk(lon, lat, WEST, 7), NORTH, 0), NORTH, 120)
-    err = refused(draw(world, west_2, parking_angle="perpendicular", street_side="west", valid_from="2026-12-01"),
-                  409, "no_overlap")
+    err = refused(
+        draw(world, west_2, parking_angle="perpendicular", street_side="west", valid_from="2026-12-01"),
+        409,
+        "no_overlap",
+    )
     assert a["zone_no"] in err["message"] and "东侧泊位" in err["message"]
     assert any(c["zone_no"] == a["zone_no"] and c["overlap_m2"] > 90 for c in err["conflicts"])
     # the same kerb after the first zone ends is free, and so is the kerb just beyond its end
@@ -274,10 +329,13 @@ def test_capacity_other_than_the_estimate_needs_a_reason(world):
 
 
 def test_bad_fields_name_the_field(world):
-    for body, name in (({"parking_angle": "diagonal"}, "parking_angle"), ({"valid_from": "13/10/2026"}, "valid_from"),
-                       ({"capacity": -1}, "capacity"), ({"time_rules": [{"days": ["mon"], "from": "25:00", "to": "26:00"}]},
-                                                         "time_rules[0]"),
-                       ({"valid_from": "2026-12-01", "valid_to": "2026-11-01"}, "valid_to")):
+    for body, name in (
+        ({"parking_angle": "diagonal"}, "parking_angle"),
+        ({"valid_from": "13/10/2026"}, "valid_from"),
+        ({"capacity": -1}, "capacity"),
+        ({"time_rules": [{"days": ["mon"], "from": "25:00", "to": "26:00"}]}, "time_rules[0]"),
+        ({"valid_from": "2026-12-01", "valid_to": "2026-11-01"}, "valid_to"),
+    ):
         r = draw(world, KERB_50, **body)
         assert r.status_code == 400 and f"field '{name}'" in r.json["error"]["message"], (body, r.json)
 
@@ -291,29 +349,42 @@ def test_time_rules_are_stored_structured(world):
 
 # ---------------------------------------------------------------- lifecycle and versions
 
+
 def test_lifecycle_with_its_log(world):
     z = created(world, KERB_120, street_side="east")
     zid = z["id"]
     assert z["status"] == "draft" and z["allowed_actions"] == ["submit", "retire"]
-    refused(act(world, "leader", zid, "approve"), 409, "lifecycle")      # a draft is not approved
+    refused(act(world, "leader", zid, "approve"), 409, "lifecycle")  # a draft is not approved
     r = act(world, "planner", zid, "submit")
-    assert r.json["outcome"] == {"zone_id": zid, "action": "submit", "from_status": "draft",
-                                 "to_status": "submitted", "event_id": r.json["outcome"]["event_id"]}
+    assert r.json["outcome"] == {
+        "zone_id": zid,
+        "action": "submit",
+        "from_status": "draft",
+        "to_status": "submitted",
+        "event_id": r.json["outcome"]["event_id"],
+    }
     refused(call(world, "planner", "PATCH", f"{ZONES}/{zid}", json={"name": "x"}), 409, "lifecycle")
     assert act(world, "planner", zid, "withdraw").json["zone"]["status"] == "draft"
     publish(world, zid, painted=True)
     z = call(world, "planner", "GET", f"{ZONES}/{zid}").json
     assert z["status"] == "painted" and z["valid_from"] == APP_NOW.date().isoformat()
     assert [(e["action"], e["from_status"], e["to_status"], e["actor"]) for e in z["events"]] == [
-        ("create", None, "draft", "人员planner"), ("submit", "draft", "submitted", "人员planner"),
-        ("withdraw", "submitted", "draft", "人员planner"), ("submit", "draft", "submitted", "人员planner"),
-        ("approve", "submitted", "approved", "人员leader"), ("paint", "approved", "painted", "人员planner")]
+        ("create", None, "draft", "人员planner"),
+        ("submit", "draft", "submitted", "人员planner"),
+        ("withdraw", "submitted", "draft", "人员planner"),
+        ("submit", "draft", "submitted", "人员planner"),
+        ("approve", "submitted", "approved", "人员leader"),
+        ("paint", "approved", "painted", "人员planner"),
+    ]
     assert all(e["at"] == APP_NOW.isoformat() for e in z["events"])  # Asia/Shanghai, like every time of the API
     # metadata edits keep the id and are logged with what changed
     r = call(world, "planner", "PATCH", f"{ZONES}/{zid}", json={"name": "东四北大街东侧", "fee_rule": "按标准收费"})
     assert r.status_code == 200 and r.json["id"] == zid
     assert r.json["events"][-1]["action"] == "edit"
-    assert r.json["events"][-1]["changes"] == {"name": ["测试停车区", "东四北大街东侧"], "fee_rule": [None, "按标准收费"]}
+    assert r.json["events"][-1]["changes"] == {
+        "name": ["测试停车区", "东四北大街东侧"],
+        "fee_rule": [None, "按标准收费"],
+    }
     refused(call(world, "planner", "PATCH", f"{ZONES}/{zid}", json={"valid_from": "2026-12-01"}), 409, "start_date")
     r = act(world, "planner", zid, "retire", json={"note": "道路改造"})
     assert r.json["zone"]["status"] == "retired" and r.json["zone"]["valid_to"] == APP_NOW.date().isoformat()
@@ -323,7 +394,9 @@ def test_lifecycle_with_its_log(world):
 
 def test_a_draft_geometry_change_keeps_the_id(world):
     z = created(world, KERB_120)
-    r = call(world, "planner", "PATCH", f"{ZONES}/{z['id']}", json={"geometry": KERB_50, "parking_angle": "perpendicular"})
+    r = call(
+        world, "planner", "PATCH", f"{ZONES}/{z['id']}", json={"geometry": KERB_50, "parking_angle": "perpendicular"}
+    )
     assert r.status_code == 200 and r.json["id"] == z["id"] and r.json["capacity"] == 20
     assert r.json["events"][-1]["changes"]["geometry"] == "changed"
     assert {c["code"] for c in r.json["cells"]} == {"110101001001001"}
@@ -367,22 +440,29 @@ def test_zone_is_assigned_to_every_cell_it_touches(world):
     assert z["cell"]["code"] == max(shares, key=shares.get)
     assert z["cells"][0]["units"][0]["name"] == "东华门街道办事处"
     with world.engine.connect() as c:
-        rows = c.execute(text("SELECT count(*) FROM feature_cells WHERE layer = 'parking_zones' AND feature_id = :i"),
-                         {"i": z["id"]}).scalar()
+        rows = c.execute(
+            text("SELECT count(*) FROM feature_cells WHERE layer = 'parking_zones' AND feature_id = :i"), {"i": z["id"]}
+        ).scalar()
     assert rows == 2
 
 
 def test_the_change_log_is_append_only(world):
     z = created(world, KERB_50)
-    for sql in ("UPDATE parking_zone_events SET actor = 'x'", "DELETE FROM parking_zone_events",
-                "TRUNCATE parking_zone_events"):
+    for sql in (
+        "UPDATE parking_zone_events SET actor = 'x'",
+        "DELETE FROM parking_zone_events",
+        "TRUNCATE parking_zone_events",
+    ):
         with pytest.raises(DBAPIError, match="append-only"), world.engine.begin() as c:
             c.execute(text(sql))
     with world.engine.connect() as c:
-        assert c.execute(text("SELECT count(*) FROM parking_zone_events WHERE zone_id = :z"), {"z": z["id"]}).scalar() == 1
+        assert (
+            c.execute(text("SELECT count(*) FROM parking_zone_events WHERE zone_id = :z"), {"z": z["id"]}).scalar() == 1
+        )
 
 
 # ---------------------------------------------------------------- evidence and overview
+
 
 def test_demand_evidence_for_a_drawn_zone(world):
     client, csrf = login(world, "planner")
@@ -392,7 +472,7 @@ def test_demand_evidence_for_a_drawn_zone(world):
     d = r.json
     assert d["measure"]["capacity_estimated"] == 20 and d["problems"] == [] and d["warnings"] == []
     ev = d["evidence"]
-    assert ev["cases"] == 5 and len(ev["case_points"]) == 5   # the 120-day-old case and the 0102 one are left out
+    assert ev["cases"] == 5 and len(ev["case_points"]) == 5  # the 120-day-old case and the 0102 one are left out
     assert {c["code"] for c in ev["cells"]} == {"110101001001001", "110101001001003"}
     assert ev["cells"][0]["units"][0]["duty"] == "territorial"
     near = created(world, KERB_50, parking_angle="perpendicular")
@@ -400,12 +480,15 @@ def test_demand_evidence_for_a_drawn_zone(world):
     ev = client.post("/planner/preview", json=body, headers={"X-CSRFToken": csrf}).json["evidence"]
     assert [z["zone_no"] for z in ev["zones"]] == [near["zone_no"]] and ev["capacity_nearby"] == 20
     ev = client.post("/planner/preview", json={**body, "distance_m": 5}, headers={"X-CSRFToken": csrf}).json["evidence"]
-    assert ev["cases"] == 1   # the one on the kerb; the others are 8 m and more away
+    assert ev["cases"] == 1  # the one on the kerb; the others are 8 m and more away
     # the rules show without saving
     d = client.post("/planner/preview", json={**body, "geometry": KERB_50}, headers={"X-CSRFToken": csrf}).json
     assert [p["rule"] for p in d["problems"]] == ["no_overlap"]
-    d = client.post("/planner/preview", json={**body, "geometry": {"type": "Point", "coordinates": [0, 0]}},
-                    headers={"X-CSRFToken": csrf}).json
+    d = client.post(
+        "/planner/preview",
+        json={**body, "geometry": {"type": "Point", "coordinates": [0, 0]}},
+        headers={"X-CSRFToken": csrf},
+    ).json
     assert d["problems"][0]["rule"] == "geometry_type" and d["measure"] is None
 
 
@@ -414,12 +497,14 @@ def test_overview_ranks_cells_by_cases_per_space(world):
         rows = demand.overview(c, now=APP_NOW)
     assert rows[0]["cases"] >= 1 and all(r["spaces"] == 0 for r in rows)
     before = {r["code"]: r for r in rows}
-    z = created(world, KERB_50, parking_angle="perpendicular")      # 20 spaces in cell 001
+    z = created(world, KERB_50, parking_angle="perpendicular")  # 20 spaces in cell 001
     publish(world, z["id"])
     with world.engine.connect() as c:
         after = {r["code"]: r for r in demand.overview(c, now=APP_NOW)}
     assert after["110101001001001"]["spaces"] == 20
-    assert after["110101001001001"]["cases_per_space"] == pytest.approx(before["110101001001001"]["cases"] / 21, abs=0.01)
+    assert after["110101001001001"]["cases_per_space"] == pytest.approx(
+        before["110101001001001"]["cases"] / 21, abs=0.01
+    )
     client, _ = login(world, "leader")
     page = client.get("/planner/overview").get_data(as_text=True)
     assert "110101001001001" in page and "每泊位案件" in page
@@ -427,26 +512,41 @@ def test_overview_ranks_cells_by_cases_per_space(world):
 
 # ---------------------------------------------------------------- the CDS feed
 
+
 def test_cds_feed(world):
     draft = created(world, KERB_50, parking_angle="perpendicular")
-    z = created(world, KERB_120, name="东四北大街", street_side="east", parking_angle="angled_60",
-                street_name="东四北大街", valid_from="2026-10-01")
+    z = created(
+        world,
+        KERB_120,
+        name="东四北大街",
+        street_side="east",
+        parking_angle="angled_60",
+        street_name="东四北大街",
+        valid_from="2026-10-01",
+    )
     publish(world, z["id"], painted=True)
-    r = world.app.test_client().get("/api/v1/curbs/zones")            # public, as CDS asks
+    r = world.app.test_client().get("/api/v1/curbs/zones")  # public, as CDS asks
     assert r.status_code == 200
     feed = r.json
     assert feed["time_zone"] == "Asia/Shanghai" and isinstance(feed["last_updated"], int)
     zones = feed["data"]["zones"]
-    assert [c["user_zone_id"] for c in zones] == [z["zone_no"]]     # the draft is not published
+    assert [c["user_zone_id"] for c in zones] == [z["zone_no"]]  # the draft is not published
     c = zones[0]
     assert c["curb_zone_id"] == cds.curb_zone_id(z["id"]) and re.fullmatch(r"[0-9a-f-]{36}", c["curb_zone_id"])
-    assert (c["name"], c["street_name"], c["street_side"], c["parking_angle"], c["num_spaces"]) == \
-        ("东四北大街", "东四北大街", "E", "angled", 41)
+    assert (c["name"], c["street_name"], c["street_side"], c["parking_angle"], c["num_spaces"]) == (
+        "东四北大街",
+        "东四北大街",
+        "E",
+        "angled",
+        41,
+    )
     assert c["start_date"] == int(datetime(2026, 10, 1, tzinfo=TZ).timestamp() * 1000) and "end_date" not in c
     assert c["prev_curb_zone_ids"] == [] and c["last_updated_date"] == int(APP_NOW.timestamp() * 1000)
     assert c["geometry"]["type"] == "Polygon" and c["length"] == 12000 and c["width"] == 584
     # a new version: the old one keeps its id with an end date, the new one lists it as previous
-    r = call(world, "planner", "PATCH", f"{ZONES}/{z['id']}", json={"geometry": kerb(*KERB_120["coordinates"][0], NORTH, 90)})
+    r = call(
+        world, "planner", "PATCH", f"{ZONES}/{z['id']}", json={"geometry": kerb(*KERB_120["coordinates"][0], NORTH, 90)}
+    )
     publish(world, r.json["id"])
     zones = {c["user_zone_id"]: c for c in world.app.test_client().get("/api/v1/curbs/zones").json["data"]["zones"]}
     old, new = zones[z["zone_no"]], zones[r.json["zone_no"]]
@@ -460,6 +560,7 @@ def test_cds_feed(world):
 
 
 # ---------------------------------------------------------------- permissions
+
 
 def login(w, username):
     """A test client logged in through the form; returns (client, CSRF token of its pages)."""
@@ -477,7 +578,7 @@ def test_only_planners_draw_and_only_leaders_and_admins_approve(world):
     r = act(world, "planner", z["id"], "approve")
     assert r.status_code == 403 and "approve" in r.json["error"]["message"]
     assert act(world, "sup", z["id"], "approve").status_code == 403
-    assert act(world, "leader", z["id"], "retire").status_code == 403   # a leader's one kind of write: approval
+    assert act(world, "leader", z["id"], "retire").status_code == 403  # a leader's one kind of write: approval
     r = act(world, "admin", z["id"], "approve")
     assert r.status_code == 200 and r.json["zone"]["status"] == "approved"
     assert r.json["zone"]["events"][-1]["role"] == "admin"
@@ -515,4 +616,4 @@ def test_pages_by_role(world):
     client, _ = login(world, "leader")
     html = client.get("/planner").get_data(as_text=True)
     assert 'id="zone-form" autocomplete="off" hidden' in html
-    assert world.app.test_client().get("/planner").status_code == 302   # to the login page
+    assert world.app.test_client().get("/planner").status_code == 302  # to the login page

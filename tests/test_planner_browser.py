@@ -1,5 +1,8 @@
 """The planner page in headless Chromium: draw a kerb line with the mouse (Geoman), see the live estimate,
 fill the form, save, and read the zone back from the API with its cells and capacity; a leader approves."""
+
+from test_planner import KERB_120, PASSWORD, build_world
+
 from browser import (  # noqa: F401
     browser_fixture,
     live_app_fixture,
@@ -9,7 +12,6 @@ from browser import (  # noqa: F401
     screenshot,
     watch,
 )
-from test_planner import KERB_120, PASSWORD, build_world
 
 
 def to_latlng(lonlat):
@@ -18,8 +20,7 @@ def to_latlng(lonlat):
 
 def point_at(page, latlng):
     """Page coordinates of a lat/lon on the planner map."""
-    x, y = page.evaluate("ll => { var p = window.planner.map.latLngToContainerPoint(ll); return [p.x, p.y]; }",
-                         latlng)
+    x, y = page.evaluate("ll => { var p = window.planner.map.latLngToContainerPoint(ll); return [p.x, p.y]; }", latlng)
     box = page.locator("#planner-map").bounding_box()
     return box["x"] + x, box["y"] + y
 
@@ -32,10 +33,12 @@ def open_planner(page, user):
 
 def api(page, path, method="GET"):
     """A JSON call from the page itself (its session cookie; writes carry the page's CSRF token)."""
-    return page.evaluate("""([path, method]) => fetch(path, {method: method, headers: {
+    return page.evaluate(
+        """([path, method]) => fetch(path, {method: method, headers: {
         'Accept': 'application/json', 'Content-Type': 'application/json',
         'X-CSRFToken': document.querySelector('meta[name=csrf-token]').content}}).then(r => r.json())""",
-                         [path, method])
+        [path, method],
+    )
 
 
 def test_draw_a_kerb_line_save_it_and_read_it_back(page, fresh_db, tmp_path):
@@ -44,16 +47,17 @@ def test_draw_a_kerb_line_save_it_and_read_it_back(page, fresh_db, tmp_path):
     open_planner(page, "planner")
     start, end = (to_latlng(p) for p in KERB_120["coordinates"])
 
-    page.locator(".leaflet-pm-icon-polyline").click()              # Geoman's line tool
+    page.locator(".leaflet-pm-icon-polyline").click()  # Geoman's line tool
     page.mouse.click(*point_at(page, start))
     # on the way the live estimate follows the mouse: 63 m of parallel kerb is 10 stalls
     mid = [start[0] + (end[0] - start[0]) * 0.525, start[1] + (end[1] - start[1]) * 0.525]
     page.mouse.move(*point_at(page, mid), steps=5)
-    page.wait_for_function("document.getElementById('live-count') && "
-                           "document.getElementById('live-count').textContent === '10'")
+    page.wait_for_function(
+        "document.getElementById('live-count') && document.getElementById('live-count').textContent === '10'"
+    )
     page.mouse.move(*point_at(page, end), steps=5)
     page.mouse.click(*point_at(page, end))
-    page.mouse.click(*point_at(page, end))                         # the last vertex again: finish
+    page.mouse.click(*point_at(page, end))  # the last vertex again: finish
     page.wait_for_function("window.planner.current && window.planner.current.layer && window.planner.checked >= 1")
     assert page.locator("#live-count").inner_text() == "20"
     assert "→ 20" in page.locator("#server-capacity").inner_text()
@@ -74,10 +78,15 @@ def test_draw_a_kerb_line_save_it_and_read_it_back(page, fresh_db, tmp_path):
     zone_id = page.evaluate("window.planner.saved.id")
 
     zone = api(page, f"/api/v1/parking/zones/{zone_id}")
-    assert (zone["name"], zone["street_side"], zone["status"], zone["capacity"]) == ("东四北大街东侧", "east", "draft", 20)
+    assert (zone["name"], zone["street_side"], zone["status"], zone["capacity"]) == (
+        "东四北大街东侧",
+        "east",
+        "draft",
+        20,
+    )
     assert zone["time_rules"] == [{"days": ["mon", "tue", "wed", "thu", "fri"], "from": "07:00", "to": "21:00"}]
     assert {c["code"] for c in zone["cells"]} == {"110101001001001", "110101001001003"}
-    assert abs(zone["length_m"] - 120) < 0.5                         # drawn by mouse: within a pixel
+    assert abs(zone["length_m"] - 120) < 0.5  # drawn by mouse: within a pixel
     assert [(e["action"], e["actor"]) for e in zone["events"]] == [("create", "人员planner")]
     # the saved zone is on the map, and the planner submits it from the page
     page.wait_for_function("window.planner.zonesLoaded === 1")
@@ -97,7 +106,7 @@ def test_a_leader_approves_from_the_page(page, fresh_db):
     api(page, f"/api/v1/parking/zones/{created['id']}/actions/submit", "POST")
     page.context.clear_cookies()
     open_planner(page, "leader")
-    assert page.locator(".leaflet-pm-toolbar").count() == 0           # no drawing tools for leaders
+    assert page.locator(".leaflet-pm-toolbar").count() == 0  # no drawing tools for leaders
     page.wait_for_function("window.planner.zonesLoaded === 1")
     page.evaluate(f"window.planner.select({created['id']})")
     page.locator("#zone-actions button[data-action=approve]").click()
@@ -108,7 +117,9 @@ def test_a_leader_approves_from_the_page(page, fresh_db):
 
 
 def api_post(page, body):
-    return page.evaluate("""body => fetch('/api/v1/parking/zones', {method: 'POST', body: JSON.stringify(body),
+    return page.evaluate(
+        """body => fetch('/api/v1/parking/zones', {method: 'POST', body: JSON.stringify(body),
         headers: {'Accept': 'application/json', 'Content-Type': 'application/json',
                   'X-CSRFToken': document.querySelector('meta[name=csrf-token]').content}}).then(r => r.json())""",
-                         body)
+        body,
+    )

@@ -1,4 +1,5 @@
 """The README documents every command and setting (a missing one fails here)."""
+
 import click
 
 from gridmgr.cli import main
@@ -21,8 +22,11 @@ def test_every_command_in_readme():
     for cmd in _commands(main):
         parts = cmd.split()
         # a row may name sub-commands after the first as `db up` / `db down`
-        if f"gridmgr {cmd}" not in README and f"`{parts[0]} {parts[-1]}`" not in README and \
-                not (len(parts) > 1 and f"/ `{parts[0]} {parts[1]}`" in README):
+        if (
+            f"gridmgr {cmd}" not in README
+            and f"`{parts[0]} {parts[-1]}`" not in README
+            and not (len(parts) > 1 and f"/ `{parts[0]} {parts[1]}`" in README)
+        ):
             missing.append(cmd)
     assert missing == []
 

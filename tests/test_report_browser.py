@@ -1,8 +1,12 @@
 """The report, hot-spot and dashboard pages in headless Chromium: offline (no request beyond 127.0.0.1), no
 console or page error, something drawn; the table sorts and the choropleth legend arrives from the JSON."""
+
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
+from test_report_pages import NOW, add_case, t
+
 from browser import (  # noqa: F401
     add_account,
     browser_fixture,
@@ -13,9 +17,7 @@ from browser import (  # noqa: F401
     screenshot,
     watch,
 )
-from sqlalchemy import text
 from support import insert_small_grid
-from test_report_pages import NOW, add_case, t
 
 
 def setup_live_app(app):
@@ -27,14 +29,18 @@ def setup_live_app(app):
     def cell_tile(z, x, y):
         # a minimal stand-in for the `cells` MVT layer (code, unit) of gridmgr.web.views.tiles
         from flask import Response
+
         from gridmgr.web.database import engine
 
         with engine().connect() as conn:
-            body = conn.execute(text("""
+            body = conn.execute(
+                text("""
                 SELECT ST_AsMVT(q, 'cells', 4096, 'g') FROM (
                   SELECT c.code, ST_AsMVTGeom(ST_Transform(c.geom, 3857), ST_TileEnvelope(:z, :x, :y), 4096, 64, true) AS g
                   FROM grid_cells c WHERE c.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326)) q
-            """), {"z": int(z), "x": int(x), "y": int(y)}).scalar()
+            """),
+                {"z": int(z), "x": int(x), "y": int(y)},
+            ).scalar()
         return Response(bytes(body or b""), mimetype="application/vnd.mapbox-vector-tile")
 
     app.add_url_rule("/tiles/cells/<z>/<x>/<y>.pbf", "t_cell_tile", cell_tile)
@@ -46,9 +52,13 @@ def data(fresh_db):
     _, eng = fresh_db
     with eng.begin() as c:
         cells = insert_small_grid(c)
-        units = {code: c.execute(text("INSERT INTO units (code, name, kind) VALUES (:c, :n, 'enforcement_squad') "
-                                      "RETURNING id"), {"c": code, "n": name}).scalar()
-                 for code, name in (("ZF01", "第一执法中队"), ("ZF02", "<b>第二</b>执法中队"))}
+        units = {
+            code: c.execute(
+                text("INSERT INTO units (code, name, kind) VALUES (:c, :n, 'enforcement_squad') RETURNING id"),
+                {"c": code, "n": name},
+            ).scalar()
+            for code, name in (("ZF01", "第一执法中队"), ("ZF02", "<b>第二</b>执法中队"))
+        }
         cat = c.execute(text("SELECT code FROM categories WHERE kind = 'event' ORDER BY code LIMIT 1")).scalar()
         for day in (2, 6, 9, 13):
             add_case(c, cells["110101001001001"], cat, t(10, day), units["ZF01"])

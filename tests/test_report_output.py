@@ -1,4 +1,5 @@
 """Report files: the XLSX matches the CSV cell for cell, None shows "—", HTML escapes names, the CLI end to end."""
+
 from __future__ import annotations
 
 import csv
@@ -6,26 +7,29 @@ import csv
 import openpyxl
 import pytest
 from sqlalchemy import text
-from support import insert_small_grid
 from test_indicators import AFTER, add_case, october, org, std, t  # noqa: F401  (fixtures)
 
-from gridmgr.analytics import indicators
-from gridmgr.analytics import report_files
-from gridmgr.analytics.report_files import display, figure
+from gridmgr.analytics import indicators, report_files
 from gridmgr.analytics.accountability import Period, compute
+from gridmgr.analytics.report_files import display, figure
+
+from support import insert_small_grid
 
 SCRIPT = '<script>alert("x")</script>'
 
 
 def reports(conn, level: str, month: str = "2026-10"):
     period = Period.parse(month)
-    return (compute(conn, period=period, level=level, today=AFTER),
-            compute(conn, period=period.previous(), level=level, today=AFTER))
+    return (
+        compute(conn, period=period, level=level, today=AFTER),
+        compute(conn, period=period.previous(), level=level, today=AFTER),
+    )
 
 
 def add_unit(conn, code: str, name: str, kind: str = "department") -> int:
-    return conn.execute(text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
-                        {"c": code, "n": name, "k": kind}).scalar()
+    return conn.execute(
+        text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"), {"c": code, "n": name, "k": kind}
+    ).scalar()
 
 
 def read_csv(path) -> list[list[str]]:
@@ -54,6 +58,7 @@ def shown(cell) -> str:
 
 
 # ------------------------------------------------------------------------------------------- figures
+
 
 def test_rounding_once_half_up_and_none_as_dash():
     assert figure(1 / 32, "rate") == 0.0313 and display(figure(1 / 32, "rate"), "rate") == "3.13%"
@@ -88,9 +93,10 @@ def test_unit_table_scores_ranks_and_changes(conn):
 
 # ---------------------------------------------------------------------------------------------- files
 
+
 @pytest.mark.usefixtures("october")
 def test_xlsx_matches_csv_cell_for_cell(conn, tmp_path):
-    add_unit(conn, "ZZ01", "=1+2")           # would be a formula in Excel if written carelessly
+    add_unit(conn, "ZZ01", "=1+2")  # would be a formula in Excel if written carelessly
     add_unit(conn, "ZZ02", SCRIPT)
     current, previous = zip(reports(conn, "unit"), reports(conn, "cell"))
     bk = report_files.book(list(current), scheme="jinhua", previous=list(previous))
@@ -98,8 +104,11 @@ def test_xlsx_matches_csv_cell_for_cell(conn, tmp_path):
     wb = openpyxl.load_workbook(tmp_path / "r.xlsx")
     assert wb.sheetnames == ["责任单位 responsible unit", "单元网格 cell", "定义 Definitions"]
     for tbl, sheet in zip(bk.tables, wb.worksheets):
-        report_files.write(report_files.Book(bk.period, bk.previous, bk.scheme, bk.cutoff, bk.area, [tbl],
-                                               bk.definitions), "csv", tmp_path / f"{tbl.level}.csv")
+        report_files.write(
+            report_files.Book(bk.period, bk.previous, bk.scheme, bk.cutoff, bk.area, [tbl], bk.definitions),
+            "csv",
+            tmp_path / f"{tbl.level}.csv",
+        )
         rows = read_csv(tmp_path / f"{tbl.level}.csv")
         cells = list(sheet.iter_rows())
         assert len(cells) == len(rows) == len(tbl.rows) + 1
@@ -115,7 +124,10 @@ def test_xlsx_matches_csv_cell_for_cell(conn, tmp_path):
     units = read_csv(tmp_path / "unit.csv")
     by_code = {r[4]: dict(zip(units[0], r)) for r in units[1:]}
     assert by_code["ZF03"]["结案率 closing rate"] == "—" and by_code["ZF03"]["得分 score (jinhua)"] == "—"
-    assert by_code["HW01"]["得分 score (jinhua)"] == "79.30" and by_code["HW01"]["按期处置率 on-time handling rate"] == "75.00%"
+    assert (
+        by_code["HW01"]["得分 score (jinhua)"] == "79.30"
+        and by_code["HW01"]["按期处置率 on-time handling rate"] == "75.00%"
+    )
     assert by_code["ZZ01"]["名称 name"] == "'=1+2"
     formula_cell = next(c for c in wb.worksheets[0]["F"] if c.value == "=1+2")
     assert formula_cell.data_type == "s"
@@ -154,6 +166,7 @@ def test_group_by_an_attribute(conn):
 
 # ------------------------------------------------------------------------------------------------ CLI
 
+
 @pytest.fixture
 def report_cli(cli):
     """The `cli` fixture (gridmgr report is a registered command)."""
@@ -165,11 +178,21 @@ def build_month(conn) -> None:
     cells = list(insert_small_grid(conn).values())
     hw, zf = add_unit(conn, "HW01", "环卫所", "sanitation"), add_unit(conn, "ZF01", "执法一中队", "enforcement_squad")
     add_unit(conn, "ZZ02", SCRIPT)
-    add_case(conn, cells[0], "0102", std(t(10, 1), t(10, 3, 10), hw) + [
-        ("handle", t(10, 2, 9), t(10, 2, 13)), ("check_pass", t(10, 2, 10), t(10, 2, 11)), ("close", t(10, 2, 12))])
+    add_case(
+        conn,
+        cells[0],
+        "0102",
+        std(t(10, 1), t(10, 3, 10), hw)
+        + [("handle", t(10, 2, 9), t(10, 2, 13)), ("check_pass", t(10, 2, 10), t(10, 2, 11)), ("close", t(10, 2, 12))],
+    )
     add_case(conn, cells[1], "0103", std(t(10, 5), t(10, 8, 10), zf))
-    add_case(conn, cells[2], "0104", std(t(9, 5), t(9, 8, 10), zf) + [
-        ("handle", t(9, 7, 9), t(9, 7, 13)), ("check_pass", t(9, 7, 10), t(9, 7, 11)), ("close", t(9, 7, 12))])
+    add_case(
+        conn,
+        cells[2],
+        "0104",
+        std(t(9, 5), t(9, 8, 10), zf)
+        + [("handle", t(9, 7, 9), t(9, 7, 13)), ("check_pass", t(9, 7, 10), t(9, 7, 11)), ("close", t(9, 7, 12))],
+    )
 
 
 def test_cli_report(report_cli, fresh_db, tmp_path):
@@ -184,19 +207,37 @@ def test_cli_report(report_cli, fresh_db, tmp_path):
     by_code = {r[4]: dict(zip(rows[0], r)) for r in rows[1:]}
     assert by_code["HW01"]["得分 score (jinniu)"] == "100.00"
     zf = by_code["ZF01"]  # due 1, not handled: 0 × 30 + 0 × 20 + 20 + 0 × 20 + 10
-    assert (zf["得分 score (jinniu)"], zf["上期得分 previous score"], zf["得分变化 score change"]) == ("30.00", "100.00",
-                                                                                               "-70.00")
+    assert (zf["得分 score (jinniu)"], zf["上期得分 previous score"], zf["得分变化 score change"]) == (
+        "30.00",
+        "100.00",
+        "-70.00",
+    )
     assert zf["处置率较上期 handling rate change (pp)"] == "-100.00" and zf["延期率 extension rate"] == "0.00%"
     assert by_code["ZZ02"]["名称 name"] == SCRIPT and by_code["ZZ02"]["结案率 closing rate"] == "—"
 
-    report_cli(*base, "--level", "unit", "--level", "street", "--level", "duty-grid", "--scheme", "jinhua",
-               "-f", "xlsx", "-o", tmp_path / "r.xlsx")
+    report_cli(
+        *base,
+        "--level",
+        "unit",
+        "--level",
+        "street",
+        "--level",
+        "duty-grid",
+        "--scheme",
+        "jinhua",
+        "-f",
+        "xlsx",
+        "-o",
+        tmp_path / "r.xlsx",
+    )
     wb = openpyxl.load_workbook(tmp_path / "r.xlsx")
     assert wb.sheetnames == ["责任单位 responsible unit", "街道、乡镇 street", "责任网格 duty grid", "定义 Definitions"]
 
     scheme = tmp_path / "closing.yaml"
-    scheme.write_text("scheme: closing\ntitle_zh: 结案\ntitle_en: closing\nitems:\n  - rate: close_rate\n    weight: 100\n",
-                      encoding="utf-8")
+    scheme.write_text(
+        "scheme: closing\ntitle_zh: 结案\ntitle_en: closing\nitems:\n  - rate: close_rate\n    weight: 100\n",
+        encoding="utf-8",
+    )
     report_cli(*base, "--level", "street", "--scheme", scheme, "-o", tmp_path / "s.html")
     html = (tmp_path / "s.html").read_text(encoding="utf-8")
     assert "得分 score (closing)" in html and "<script" not in html
@@ -219,8 +260,21 @@ def test_cli_report_running_period(report_cli, fresh_db, tmp_path):
     _, eng = fresh_db
     with eng.begin() as c:
         build_month(c)
-    report_cli("report", "--period", "2026-10-01..2026-10-04", "--today", "2026-10-02", "--level", "district",
-               "-o", tmp_path / "d.csv")
+    report_cli(
+        "report",
+        "--period",
+        "2026-10-01..2026-10-04",
+        "--today",
+        "2026-10-02",
+        "--level",
+        "district",
+        "-o",
+        tmp_path / "d.csv",
+    )
     rows = read_csv(tmp_path / "d.csv")
     total = dict(zip(rows[0], rows[-1]))
-    assert total["名称 name"] == "合计 total" and total["上报数 reported"] == "1" and total["应结案数 due for closing"] == "0"
+    assert (
+        total["名称 name"] == "合计 total"
+        and total["上报数 reported"] == "1"
+        and total["应结案数 due for closing"] == "0"
+    )

@@ -4,6 +4,7 @@ Real PostGIS on a fresh database per test (the app reads through its own engine)
 The data: the 2 × 2 test grid, three units (one named with a <script>), two duty grids and a dozen cases
 with their audit trails in October and September 2026; the app's clock is fixed on 10 November 2026.
 """
+
 from __future__ import annotations
 
 import io
@@ -12,10 +13,12 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from gridmgr.web import create_app
 from sqlalchemy import text
-from support import insert_small_grid, login_client
 from werkzeug.security import generate_password_hash
+
+from gridmgr.web import create_app
+
+from support import insert_small_grid, login_client
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 10, 9, 0, tzinfo=TZ)
@@ -29,34 +32,61 @@ def t(month: int, day: int, hour: int = 9) -> datetime:
     return datetime(2026, month, day, hour, tzinfo=TZ)
 
 
-def add_case(c, cell_id: int, category: str, reported: datetime, unit: int | None, *, due: datetime | None = None,
-             outcome: str = "closed", no: list = [0]) -> int:  # noqa: B006 - a counter for case numbers
+def add_case(
+    c,
+    cell_id: int,
+    category: str,
+    reported: datetime,
+    unit: int | None,
+    *,
+    due: datetime | None = None,
+    outcome: str = "closed",
+    no: list = [0],  # noqa: B006 - a counter for case numbers
+) -> int:
     """A case with the audit trail the workflow writes: report, register, dispatch, then handle/close or not."""
     no[0] += 1
     steps = [("report", reported, None, "reported", reported + timedelta(hours=1))]
     if unit is not None:
         due = due or reported + timedelta(days=2)
-        steps += [("register", reported + timedelta(minutes=30), "reported", "registered", reported + timedelta(hours=2)),
-                  ("dispatch", reported + timedelta(hours=1), "registered", "dispatched", due)]
+        steps += [
+            ("register", reported + timedelta(minutes=30), "reported", "registered", reported + timedelta(hours=2)),
+            ("dispatch", reported + timedelta(hours=1), "registered", "dispatched", due),
+        ]
         if outcome in ("closed", "late"):
             at = due - timedelta(hours=2) if outcome == "closed" else due + timedelta(hours=5)
-            steps += [("handle", at, "dispatched", "handled", at + timedelta(hours=4)),
-                      ("check_pass", at + timedelta(hours=1), "handled", "checked", at + timedelta(hours=3)),
-                      ("close", at + timedelta(hours=2), "checked", "closed", None)]
+            steps += [
+                ("handle", at, "dispatched", "handled", at + timedelta(hours=4)),
+                ("check_pass", at + timedelta(hours=1), "handled", "checked", at + timedelta(hours=3)),
+                ("close", at + timedelta(hours=2), "checked", "closed", None),
+            ]
     state = steps[-1][3]
-    cid = c.execute(text("""
+    cid = c.execute(
+        text("""
         INSERT INTO cases (geom, cell_id, case_no, category_code, source, urgency, reported_at, status, unit_id)
         SELECT ST_PointOnSurface(g.geom), g.id, :no, :cat, 'supervisor', 'normal', :at, :st, :unit
         FROM grid_cells g WHERE g.id = :cell RETURNING id
-    """), {"no": f"R{no[0]:07d}", "cat": category, "at": reported, "st": state, "unit": unit, "cell": cell_id}).scalar()
+    """),
+        {"no": f"R{no[0]:07d}", "cat": category, "at": reported, "st": state, "unit": unit, "cell": cell_id},
+    ).scalar()
     before = None
     for action, at, src, dst, after in steps:
-        c.execute(text("""
+        c.execute(
+            text("""
             INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role, unit_id,
                                      deadline_before, deadline_after)
             VALUES (:c, :at, :a, :f, :t, 'test', 'system', :u, :db, :da)
-        """), {"c": cid, "at": at, "a": action, "f": src, "t": dst, "u": unit if action == "dispatch" else None,
-               "db": before, "da": after})
+        """),
+            {
+                "c": cid,
+                "at": at,
+                "a": action,
+                "f": src,
+                "t": dst,
+                "u": unit if action == "dispatch" else None,
+                "db": before,
+                "da": after,
+            },
+        )
         before = after
     return cid
 
@@ -68,22 +98,33 @@ def site(fresh_db, tmp_path):
     with eng.begin() as c:
         cells = insert_small_grid(c)
         units = {}
-        for code, name, kind in (("JD01", "东华门街道办事处", "street_office"), ("ZF01", "第一执法中队", "enforcement_squad"),
-                                 ("ZF02", EVIL, "enforcement_squad"), ("HW01", "东城区环卫所", "sanitation")):
-            units[code] = c.execute(text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
-                                    {"c": code, "n": name, "k": kind}).scalar()
+        for code, name, kind in (
+            ("JD01", "东华门街道办事处", "street_office"),
+            ("ZF01", "第一执法中队", "enforcement_squad"),
+            ("ZF02", EVIL, "enforcement_squad"),
+            ("HW01", "东城区环卫所", "sanitation"),
+        ):
+            units[code] = c.execute(
+                text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
+                {"c": code, "n": name, "k": kind},
+            ).scalar()
         for cell in cells.values():
             for duty, unit in (("territorial", "JD01"), ("enforcement", "ZF01"), ("sanitation", "HW01")):
                 c.execute(text("INSERT INTO cell_units VALUES (:c, :d, :u)"), {"c": cell, "d": duty, "u": units[unit]})
         people = {}
         for i, (username, role) in enumerate(ROLES.items()):
-            people[username] = c.execute(text(
-                "INSERT INTO people (code, name, role) VALUES (:c, :n, :r) RETURNING id"),
-                {"c": f"P{i}", "n": f"用户{username}", "r": "supervisor" if role == "supervisor" else "staff"}).scalar()
-            c.execute(text("INSERT INTO users (username, person_id, role, password_hash) VALUES (:u, :p, :r, :h)"),
-                      {"u": username, "p": people[username], "r": role, "h": HASH})
-        g = c.execute(text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES ('DG1', 'DG1', :p) RETURNING id"),
-                      {"p": people["sup"]}).scalar()
+            people[username] = c.execute(
+                text("INSERT INTO people (code, name, role) VALUES (:c, :n, :r) RETURNING id"),
+                {"c": f"P{i}", "n": f"用户{username}", "r": "supervisor" if role == "supervisor" else "staff"},
+            ).scalar()
+            c.execute(
+                text("INSERT INTO users (username, person_id, role, password_hash) VALUES (:u, :p, :r, :h)"),
+                {"u": username, "p": people[username], "r": role, "h": HASH},
+            )
+        g = c.execute(
+            text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES ('DG1', 'DG1', :p) RETURNING id"),
+            {"p": people["sup"]},
+        ).scalar()
         for code in ("110101001001001", "110101001001003"):
             c.execute(text("INSERT INTO duty_grid_cells VALUES (:g, :c)"), {"g": g, "c": cells[code]})
         cats = c.execute(text("SELECT code FROM categories WHERE kind = 'event' ORDER BY code LIMIT 3")).scalars().all()
@@ -115,8 +156,15 @@ def get(client, path, status=200):
     return r
 
 
-PAGES = ("/dashboard", "/reports", "/hotspots", "/reports/values.json", "/hotspots/values.json",
-         "/reports/download.csv", "/reports/download.xlsx")
+PAGES = (
+    "/dashboard",
+    "/reports",
+    "/hotspots",
+    "/reports/values.json",
+    "/hotspots/values.json",
+    "/reports/download.csv",
+    "/reports/download.xlsx",
+)
 
 
 def test_pages_need_a_leader_or_an_admin(site):
@@ -148,9 +196,9 @@ def test_report_page_defaults_to_the_last_full_month(site):
     assert "第一执法中队" in html and "东城区环卫所" in html
     for label in ("结案率", "按期结案率", "处置率", "按期处置率", "返工率", "超期待处置率", "延期率", "排名变化"):
         assert label in html, label
-    assert "—" in html and ">None<" not in html           # rates with nothing due, ranks not given
-    assert "结案数 / 应结案数" in html                      # definitions on the page
-    assert "<summary>统计口径</summary>" in html           # and the counting rules
+    assert "—" in html and ">None<" not in html  # rates with nothing due, ranks not given
+    assert "结案数 / 应结案数" in html  # definitions on the page
+    assert "<summary>统计口径</summary>" in html  # and the counting rules
     assert "/reports/download.csv?" in html and "/reports/download.xlsx?" in html
 
 
@@ -229,8 +277,8 @@ def test_bad_input_is_reported_on_the_page(site):
 def test_hotspots_page(site):
     client = login(site, "leader")
     html = get(client, "/hotspots?period=2026-10").get_data(as_text=True)
-    assert "热点 99%" in html and "冷点 90%" in html          # the plain legend
-    assert "leaflet_heat.min.js" in html                      # folium HeatMap on the local asset
+    assert "热点 99%" in html and "冷点 90%" in html  # the plain legend
+    assert "leaflet_heat.min.js" in html  # folium HeatMap on the local asset
     assert "HeatMap" in html or "heatLayer" in html
     assert "unpkg.com" not in html and "cdn.jsdelivr" not in html
     assert "有效上报案件 10 件" in html
@@ -242,8 +290,15 @@ def test_hotspots_page(site):
     data = get(client, "/hotspots/values.json?period=2026-10&show=class").get_json()
     assert data["values"]["110101001001001"] == 7 and data["breaks"]
     data = get(client, "/hotspots/values.json?period=2026-10&show=change").get_json()
-    assert set(data["values"].values()) <= {"became_hot", "stayed_hot", "cooled", "became_cold", "stayed_cold",
-                                            "warmed", "not_significant"}
+    assert set(data["values"].values()) <= {
+        "became_hot",
+        "stayed_hot",
+        "cooled",
+        "became_cold",
+        "stayed_cold",
+        "warmed",
+        "not_significant",
+    }
 
 
 def test_dashboard(site):
@@ -251,7 +306,7 @@ def test_dashboard(site):
     assert "2026-11" in html and "2026-10" in html
     for label in ("上报案件", "结案率", "按期结案率", "当前超期"):
         assert label in html
-    assert html.count("<svg") >= 4 and "<polyline" in html     # trends drawn on the server
-    assert "<script src" not in html.split("<main>")[1]        # no chart library
-    assert "第一执法中队" in html and "test street" in html      # best/worst units and streets
+    assert html.count("<svg") >= 4 and "<polyline" in html  # trends drawn on the server
+    assert "<script src" not in html.split("<main>")[1]  # no chart library
+    assert "第一执法中队" in html and "test street" in html  # best/worst units and streets
     assert 'href="/reports?' in html and 'href="/hotspots?' in html

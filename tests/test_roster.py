@@ -1,4 +1,5 @@
 """The roster (定人、定岗、定责): import from XLSX/CSV, export, round trips, every problem reported."""
+
 from __future__ import annotations
 
 import copy
@@ -112,18 +113,18 @@ def write_csv(folder, data, bom=True):
 
 SNAPSHOT = {
     "units": "SELECT u.id, u.code, u.name, u.kind, r.code, u.phone FROM units u "
-             "LEFT JOIN regions r ON r.id = u.region_id ORDER BY u.code",
+    "LEFT JOIN regions r ON r.id = u.region_id ORDER BY u.code",
     "people": "SELECT p.id, p.code, p.name, p.role, u.code, p.phone FROM people p "
-              "LEFT JOIN units u ON u.id = p.unit_id ORDER BY p.code",
+    "LEFT JOIN units u ON u.id = p.unit_id ORDER BY p.code",
     "cell_units": "SELECT cu.cell_id, g.code, cu.duty, u.code FROM cell_units cu "
-                  "JOIN grid_cells g ON g.id = cu.cell_id JOIN units u ON u.id = cu.unit_id ORDER BY 1, 3",
+    "JOIN grid_cells g ON g.id = cu.cell_id JOIN units u ON u.id = cu.unit_id ORDER BY 1, 3",
     "cell_people": "SELECT cp.cell_id, g.code, p.code, cp.post FROM cell_people cp "
-                   "JOIN grid_cells g ON g.id = cp.cell_id JOIN people p ON p.id = cp.person_id ORDER BY 1, 3, 4",
+    "JOIN grid_cells g ON g.id = cp.cell_id JOIN people p ON p.id = cp.person_id ORDER BY 1, 3, 4",
     "duty_grids": "SELECT d.id, d.code, d.name, u.code, p.code FROM duty_grids d LEFT JOIN units u "
-                  "ON u.id = d.unit_id LEFT JOIN people p ON p.id = d.supervisor_id ORDER BY d.code",
+    "ON u.id = d.unit_id LEFT JOIN people p ON p.id = d.supervisor_id ORDER BY d.code",
     "duty_grid_cells": "SELECT d.code, dc.cell_id, g.code FROM duty_grid_cells dc "
-                       "JOIN duty_grids d ON d.id = dc.duty_grid_id JOIN grid_cells g ON g.id = dc.cell_id "
-                       "ORDER BY 1, 2",
+    "JOIN duty_grids d ON d.id = dc.duty_grid_id JOIN grid_cells g ON g.id = dc.cell_id "
+    "ORDER BY 1, 2",
 }
 
 
@@ -138,13 +139,18 @@ def without_ids(snap):
 
 
 def wipe(conn):
-    conn.execute(text("DELETE FROM duty_grid_cells; DELETE FROM cell_people; DELETE FROM cell_units; "
-                      "DELETE FROM duty_grids; DELETE FROM people; DELETE FROM units"))
+    conn.execute(
+        text(
+            "DELETE FROM duty_grid_cells; DELETE FROM cell_people; DELETE FROM cell_units; "
+            "DELETE FROM duty_grids; DELETE FROM people; DELETE FROM units"
+        )
+    )
 
 
 def cell_id(conn, code, current=True):
-    return conn.execute(text(f"SELECT id FROM grid_cells WHERE code = :c AND valid_to IS "
-                             f"{'' if current else 'NOT'} NULL"), {"c": code}).scalar_one()
+    return conn.execute(
+        text(f"SELECT id FROM grid_cells WHERE code = :c AND valid_to IS {'' if current else 'NOT'} NULL"), {"c": code}
+    ).scalar_one()
 
 
 @pytest.fixture
@@ -164,53 +170,90 @@ def xlsx(tmp_path):
 def test_import_xlsx_stores_the_roster(grid, xlsx):
     result = import_roster(grid, xlsx)
     assert {k: (c.rows, c.added) for k, c in result.sheets.items()} == {
-        "units": (3, 3), "people": (4, 4), "cell_units": (5, 5), "cell_people": (4, 4),
-        "duty_grids": (2, 2), "duty_grid_cells": (3, 3)}
+        "units": (3, 3),
+        "people": (4, 4),
+        "cell_units": (5, 5),
+        "cell_people": (4, 4),
+        "duty_grids": (2, 2),
+        "duty_grid_cells": (3, 3),
+    }
     snap = snapshot(grid, ids=False)
-    assert snap["units"] == [("HW01", "东华门环卫所", "sanitation", None, "13800000000"),
-                             ("JD01", "东华门街道办事处", "street_office", "110101001", "010-65120001"),
-                             ("SQ01", "东城执法一中队", "enforcement_squad", "110101", None)]
+    assert snap["units"] == [
+        ("HW01", "东华门环卫所", "sanitation", None, "13800000000"),
+        ("JD01", "东华门街道办事处", "street_office", "110101001", "010-65120001"),
+        ("SQ01", "东城执法一中队", "enforcement_squad", "110101", None),
+    ]
     assert snap["people"][0] == ("0042", "张三", "grid_leader", "JD01", "13800000001")
     assert ("P004", "赵六", "staff", None, None) in snap["people"]
     # codes typed as numbers (int and float) still name the 15-digit cell
     assert (C1, "enforcement", "SQ01") in snap["cell_units"]
     assert (C1, "territorial", "JD01") in snap["cell_units"]
     assert (C2, "sanitation", "HW01") in snap["cell_units"]
-    assert snap["duty_grids"] == [("DG01", "东华门一号责任网格", "JD01", "P003"),
-                                  ("DG02", "东华门二号责任网格", None, None)]
+    assert snap["duty_grids"] == [
+        ("DG01", "东华门一号责任网格", "JD01", "P003"),
+        ("DG02", "东华门二号责任网格", None, None),
+    ]
     # a redrawn cell resolves to its current version
-    assert grid.execute(text("SELECT cell_id FROM cell_units WHERE duty = 'territorial' AND cell_id = :i"),
-                        {"i": cell_id(grid, C5)}).scalar() is not None
+    assert (
+        grid.execute(
+            text("SELECT cell_id FROM cell_units WHERE duty = 'territorial' AND cell_id = :i"), {"i": cell_id(grid, C5)}
+        ).scalar()
+        is not None
+    )
     assert result.line().startswith("roster: units 3 (3 new), people 4 (4 new)")
 
 
 def test_chinese_labels_and_keys_are_accepted(grid, tmp_path):
     data = roster_data()
-    data["units"][1:] = [["U1", "a", "执法中队", None, None], ["U2", "b", "环卫所", None, None],
-                         ["U3", "c", "街道办事处", None, None], ["U4", "d", "职能部门", None, None],
-                         ["U5", "e", "企业", None, None], ["U6", "f", "其他", None, None],
-                         ["JD01", "g", "Street_Office", None, None], ["SQ01", "h", " department ", None, None],
-                         ["HW01", "i", "company", None, None]]
-    data["people"][1:] = [["0042", "a", "网格长", None, None], ["P002", "b", "网格员", None, None],
-                          ["P003", "c", "监督员", None, None], ["P004", "d", "工作人员", None, None]]
-    data["cell_units"][1:] = [[C1, "属地", "U1"], [C1, "执法", "U1"], [C1, "环卫", "U2"],
-                              [C1, "养护", "U4"], [C1, "其他", "U5"]]
+    data["units"][1:] = [
+        ["U1", "a", "执法中队", None, None],
+        ["U2", "b", "环卫所", None, None],
+        ["U3", "c", "街道办事处", None, None],
+        ["U4", "d", "职能部门", None, None],
+        ["U5", "e", "企业", None, None],
+        ["U6", "f", "其他", None, None],
+        ["JD01", "g", "Street_Office", None, None],
+        ["SQ01", "h", " department ", None, None],
+        ["HW01", "i", "company", None, None],
+    ]
+    data["people"][1:] = [
+        ["0042", "a", "网格长", None, None],
+        ["P002", "b", "网格员", None, None],
+        ["P003", "c", "监督员", None, None],
+        ["P004", "d", "工作人员", None, None],
+    ]
+    data["cell_units"][1:] = [
+        [C1, "属地", "U1"],
+        [C1, "执法", "U1"],
+        [C1, "环卫", "U2"],
+        [C1, "养护", "U4"],
+        [C1, "其他", "U5"],
+    ]
     data["cell_people"][1:] = [[C1, "0042", "网格长"], [C1, "P002", "网格员"], [C1, "P003", "监督员"]]
     import_roster(grid, write_xlsx(tmp_path / "zh.xlsx", data))
     snap = snapshot(grid, ids=False)
     assert {u[0]: u[2] for u in snap["units"]} == {
-        "U1": "enforcement_squad", "U2": "sanitation", "U3": "street_office", "U4": "department",
-        "U5": "company", "U6": "other", "JD01": "street_office", "SQ01": "department", "HW01": "company"}
+        "U1": "enforcement_squad",
+        "U2": "sanitation",
+        "U3": "street_office",
+        "U4": "department",
+        "U5": "company",
+        "U6": "other",
+        "JD01": "street_office",
+        "SQ01": "department",
+        "HW01": "company",
+    }
     assert [p[2] for p in snap["people"]] == ["grid_leader", "grid_officer", "supervisor", "staff"]
     assert sorted(c[1] for c in snap["cell_units"]) == sorted(
-        ["territorial", "enforcement", "sanitation", "maintenance", "other"])
+        ["territorial", "enforcement", "sanitation", "maintenance", "other"]
+    )
     assert sorted(c[2] for c in snap["cell_people"]) == ["grid_leader", "grid_officer", "supervisor"]
 
 
 def test_glossary_labels_are_accepted_too(grid, tmp_path):
     data = roster_data()
-    data["people"][1][2] = "grid leader"   # the glossary's English label
-    data["cell_units"][4][1] = "环卫所"     # the glossary's label of the key sanitation
+    data["people"][1][2] = "grid leader"  # the glossary's English label
+    data["cell_units"][4][1] = "环卫所"  # the glossary's label of the key sanitation
     import_roster(grid, write_xlsx(tmp_path / "glossary.xlsx", data))
     snap = snapshot(grid, ids=False)
     assert snap["people"][0][2] == "grid_leader"
@@ -256,8 +299,7 @@ def test_export_then_import_is_a_no_op(grid, xlsx, tmp_path, kind):
     before = snapshot(grid)
     out = tmp_path / ("out.xlsx" if kind == "xlsx" else "out")
     counts = export_roster(grid, out)
-    assert counts == {"units": 3, "people": 4, "cell_units": 5, "cell_people": 4,
-                      "duty_grids": 2, "duty_grid_cells": 3}
+    assert counts == {"units": 3, "people": 4, "cell_units": 5, "cell_people": 4, "duty_grids": 2, "duty_grid_cells": 3}
     result = import_roster(grid, out)
     assert snapshot(grid) == before
     assert all((c.added, c.changed, c.removed) == (0, 0, 0) for c in result.sheets.values())
@@ -269,7 +311,7 @@ def test_export_then_import_is_a_no_op(grid, xlsx, tmp_path, kind):
 
 def test_xlsx_export_is_readable(grid, tmp_path):
     data = roster_data()
-    data["units"][3][1] = "=HYPERLINK(\"x\")环卫所"  # text that looks like a formula stays text
+    data["units"][3][1] = '=HYPERLINK("x")环卫所'  # text that looks like a formula stays text
     import_roster(grid, write_xlsx(tmp_path / "in.xlsx", data))
     before = snapshot(grid)
     out = tmp_path / "sub" / "export.xlsx"
@@ -305,10 +347,10 @@ def test_csv_export_has_bom_and_the_template_header(grid, xlsx, tmp_path):
 def test_links_are_replaced_wholesale_units_and_people_are_kept(grid, xlsx, tmp_path):
     import_roster(grid, xlsx)
     data = roster_data()
-    data["units"] = data["units"][:3]             # HW01 no longer listed: kept (history may name it)
+    data["units"] = data["units"][:3]  # HW01 no longer listed: kept (history may name it)
     data["cell_units"] = [data["cell_units"][0], [C1, "territorial", "SQ01"]]  # C1 changes owner
     data["cell_people"] = data["cell_people"][:3]
-    data["duty_grids"] = data["duty_grids"][:2]   # DG02 gone, and its cells with it
+    data["duty_grids"] = data["duty_grids"][:2]  # DG02 gone, and its cells with it
     data["duty_grid_cells"] = data["duty_grid_cells"][:3]
     result = import_roster(grid, write_xlsx(tmp_path / "smaller.xlsx", data))
     snap = snapshot(grid, ids=False)
@@ -342,7 +384,7 @@ def test_an_optional_column_left_out_keeps_its_values(grid, xlsx, tmp_path):
     import_roster(grid, xlsx)
     data = roster_data()
     data["units"] = [row[:3] for row in data["units"]]  # no region_code, no phone
-    data["units"][1][1] = "东华门街道"                    # a renamed unit
+    data["units"][1][1] = "东华门街道"  # a renamed unit
     result = import_roster(grid, write_xlsx(tmp_path / "nophone.xlsx", data))
     units = {u[0]: u for u in snapshot(grid, ids=False)["units"]}
     assert units["JD01"] == ("JD01", "东华门街道", "street_office", "110101001", "010-65120001")
@@ -375,53 +417,110 @@ def test_links_of_closed_cells_are_history_and_kept(grid, xlsx, tmp_path):
 def _set(sheet, row, col, value):
     def change(data):
         data[sheet][row - 1][SHEETS[sheet].index(col)] = value
+
     return change
 
 
 def _drop_column(sheet, col):
     def change(data):
         i = SHEETS[sheet].index(col)
-        data[sheet] = [r[:i] + r[i + 1:] for r in data[sheet]]
+        data[sheet] = [r[:i] + r[i + 1 :] for r in data[sheet]]
+
     return change
 
 
 def _add_row(sheet, row):
     def change(data):
         data[sheet].append(row)
+
     return change
 
 
 BAD = {
-    "unknown cell": (_set("cell_units", 4, "cell_code", "110101001001099"),
-                     "cell_units", 4, "cell_code", "unknown cell code 110101001001099"),
-    "cell code not 15 digits": (_set("cell_people", 3, "cell_code", 1101010010010),
-                                "cell_people", 3, "cell_code", "not a 15-digit cell code"),
-    "closed cell": (_set("duty_grid_cells", 3, "cell_code", OLD),
-                    "duty_grid_cells", 3, "cell_code", "is not current"),
+    "unknown cell": (
+        _set("cell_units", 4, "cell_code", "110101001001099"),
+        "cell_units",
+        4,
+        "cell_code",
+        "unknown cell code 110101001001099",
+    ),
+    "cell code not 15 digits": (
+        _set("cell_people", 3, "cell_code", 1101010010010),
+        "cell_people",
+        3,
+        "cell_code",
+        "not a 15-digit cell code",
+    ),
+    "closed cell": (_set("duty_grid_cells", 3, "cell_code", OLD), "duty_grid_cells", 3, "cell_code", "is not current"),
     "unknown unit": (_set("people", 3, "unit_code", "NOPE"), "people", 3, "unit_code", "unknown unit code NOPE"),
-    "unknown unit in cell_units": (_set("cell_units", 2, "unit_code", "NOPE"),
-                                   "cell_units", 2, "unit_code", "unknown unit code NOPE"),
-    "unknown person": (_set("cell_people", 5, "person_code", "P999"),
-                       "cell_people", 5, "person_code", "unknown person code P999"),
-    "unknown supervisor": (_set("duty_grids", 2, "supervisor_code", "P999"),
-                           "duty_grids", 2, "supervisor_code", "unknown person code P999"),
-    "unknown duty grid": (_set("duty_grid_cells", 2, "duty_grid_code", "DG09"),
-                          "duty_grid_cells", 2, "duty_grid_code", "unknown duty grid code DG09"),
-    "unknown region": (_set("units", 2, "region_code", "110101999"),
-                       "units", 2, "region_code", "unknown region code 110101999"),
+    "unknown unit in cell_units": (
+        _set("cell_units", 2, "unit_code", "NOPE"),
+        "cell_units",
+        2,
+        "unit_code",
+        "unknown unit code NOPE",
+    ),
+    "unknown person": (
+        _set("cell_people", 5, "person_code", "P999"),
+        "cell_people",
+        5,
+        "person_code",
+        "unknown person code P999",
+    ),
+    "unknown supervisor": (
+        _set("duty_grids", 2, "supervisor_code", "P999"),
+        "duty_grids",
+        2,
+        "supervisor_code",
+        "unknown person code P999",
+    ),
+    "unknown duty grid": (
+        _set("duty_grid_cells", 2, "duty_grid_code", "DG09"),
+        "duty_grid_cells",
+        2,
+        "duty_grid_code",
+        "unknown duty grid code DG09",
+    ),
+    "unknown region": (
+        _set("units", 2, "region_code", "110101999"),
+        "units",
+        2,
+        "region_code",
+        "unknown region code 110101999",
+    ),
     "bad region code": (_set("units", 2, "region_code", "1101"), "units", 2, "region_code", "not a 6-, 9- or 12"),
     "bad kind": (_set("units", 3, "kind", "police"), "units", 3, "kind", "'police' is not a unit kind"),
     "bad role": (_set("people", 2, "role", "boss"), "people", 2, "role", "'boss' is not a person role"),
     "bad duty": (_set("cell_units", 3, "duty", "执法局"), "cell_units", 3, "duty", "'执法局' is not a duty"),
     "bad post": (_set("cell_people", 2, "post", "工作人员"), "cell_people", 2, "post", "'工作人员' is not a post"),
-    "duplicate unit": (_add_row("units", ["SQ01", "again", "other", None, None]),
-                       "units", 5, "code", "duplicate: code SQ01 is already on row 3"),
-    "duplicate person": (_add_row("people", ["P002", "again", "staff", None, None]),
-                         "people", 6, "code", "duplicate: code P002 is already on row 3"),
-    "two units for one duty": (_add_row("cell_units", [C1, "属地", "SQ01"]),
-                               "cell_units", 7, "duty", "is already on row 2"),
-    "duplicate duty grid cell": (_add_row("duty_grid_cells", ["DG01", C1]),
-                                 "duty_grid_cells", 5, "cell_code", "already on row 2"),
+    "duplicate unit": (
+        _add_row("units", ["SQ01", "again", "other", None, None]),
+        "units",
+        5,
+        "code",
+        "duplicate: code SQ01 is already on row 3",
+    ),
+    "duplicate person": (
+        _add_row("people", ["P002", "again", "staff", None, None]),
+        "people",
+        6,
+        "code",
+        "duplicate: code P002 is already on row 3",
+    ),
+    "two units for one duty": (
+        _add_row("cell_units", [C1, "属地", "SQ01"]),
+        "cell_units",
+        7,
+        "duty",
+        "is already on row 2",
+    ),
+    "duplicate duty grid cell": (
+        _add_row("duty_grid_cells", ["DG01", C1]),
+        "duty_grid_cells",
+        5,
+        "cell_code",
+        "already on row 2",
+    ),
     "missing name": (_set("people", 4, "name", "  "), "people", 4, "name", "is missing"),
     "missing unit of a cell": (_set("cell_units", 6, "unit_code", None), "cell_units", 6, "unit_code", "is missing"),
     "missing column": (_drop_column("cell_people", "post"), "cell_people", 1, None, "missing required column(s) post"),
@@ -452,7 +551,7 @@ def test_every_problem_is_reported_at_once_and_the_old_roster_stays(grid, xlsx, 
     import_roster(grid, xlsx)
     before = snapshot(grid)
     data = roster_data()
-    data["units"][1][0] = "JD02"                    # JD01 renamed, yet still referenced: fine (in the db)
+    data["units"][1][0] = "JD02"  # JD01 renamed, yet still referenced: fine (in the db)
     data["units"][2][2] = "警察"
     data["people"][3][2] = None
     data["cell_units"][3][0] = OLD
@@ -460,8 +559,12 @@ def test_every_problem_is_reported_at_once_and_the_old_roster_stays(grid, xlsx, 
     with pytest.raises(RosterError) as err:
         import_roster(grid, write_xlsx(tmp_path / "bad.xlsx", data))
     found = [(p.sheet, p.row, p.field) for p in err.value.problems]
-    assert found == [("units", 3, "kind"), ("people", 4, "role"), ("cell_units", 4, "cell_code"),
-                     ("duty_grid_cells", 2, "duty_grid_code")]
+    assert found == [
+        ("units", 3, "kind"),
+        ("people", 4, "role"),
+        ("cell_units", 4, "cell_code"),
+        ("duty_grid_cells", 2, "duty_grid_code"),
+    ]
     assert snapshot(grid) == before
 
 
@@ -480,7 +583,7 @@ def test_a_closed_cell_is_refused_as_not_current(grid, tmp_path):
 def test_blank_rows_are_skipped_and_row_numbers_stay_true(grid, tmp_path):
     data = roster_data()
     data["units"].insert(2, [None] * 5)
-    data["units"][3][2] = "bogus"                   # now on spreadsheet row 4
+    data["units"][3][2] = "bogus"  # now on spreadsheet row 4
     with pytest.raises(RosterError) as err:
         import_roster(grid, write_xlsx(tmp_path / "gap.xlsx", data))
     assert [(p.sheet, p.row, p.field) for p in err.value.problems] == [("units", 4, "kind")]

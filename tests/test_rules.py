@@ -1,16 +1,18 @@
 """Layer rules: expired permits (0202), overdue inspections (0205), failed dust checks (0302); idempotent runs."""
+
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
 from gridmgr.cases.intake import NewCase, report
 from gridmgr.cases.rules import RULES, run_rules
 from gridmgr.cases.workcalendar import WorkCalendar
 from gridmgr.cases.workflow import SYSTEM, apply
+
+from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
 TZ = ZoneInfo("Asia/Shanghai")
 TODAY = date(2026, 10, 13)
@@ -22,27 +24,49 @@ RECENT = TODAY - timedelta(days=30)
 ZERO = {name: 0 for name in RULES}
 
 
-def board(conn, ad_no, *, valid_to=TODAY + timedelta(days=200), valid_from=date(2025, 1, 1),
-          last_inspection=RECENT, status="permitted", at=(0.5, 0.5)):
+def board(
+    conn,
+    ad_no,
+    *,
+    valid_to=TODAY + timedelta(days=200),
+    valid_from=date(2025, 1, 1),
+    last_inspection=RECENT,
+    status="permitted",
+    at=(0.5, 0.5),
+):
     """One billboard in the small grid (by default permitted, valid and recently inspected); its id."""
-    return conn.execute(text("""
+    return conn.execute(
+        text("""
         INSERT INTO billboards (geom, cell_id, ad_no, type, owner, permit_no, address, valid_from, valid_to,
                                 last_inspection, status)
         SELECT p.g, (SELECT cell_id FROM cell_for(p.g)), :ad, 'pole', '模拟广告有限公司', :permit, '东华门大街1号',
                :vf, :vt, :li, :st
         FROM (SELECT ST_SetSRID(ST_MakePoint(:x, :y), 4326) AS g) p RETURNING id
-    """), {"ad": ad_no, "permit": f"GG-{ad_no}", "vf": valid_from, "vt": valid_to, "li": last_inspection,
-           "st": status, "x": X0 + at[0] * D, "y": Y0 + at[1] * D}).scalar()
+    """),
+        {
+            "ad": ad_no,
+            "permit": f"GG-{ad_no}",
+            "vf": valid_from,
+            "vt": valid_to,
+            "li": last_inspection,
+            "st": status,
+            "x": X0 + at[0] * D,
+            "y": Y0 + at[1] * D,
+        },
+    ).scalar()
 
 
 def site(conn, permit_no="110101-2026-0001"):
     """A construction site over the western half of the small grid; its id."""
     env = f"ST_Multi(ST_MakeEnvelope({X0 + 0.2 * D}, {Y0 + 0.2 * D}, {X0 + 0.8 * D}, {Y0 + 1.8 * D}, 4326))"
-    return conn.execute(text(f"""
+    return conn.execute(
+        text(f"""
         INSERT INTO construction_sites (geom, cell_id, permit_no, project_name, builder)
         SELECT g, (SELECT cell_id FROM cell_for(g)), :p, '东华门社区住宅项目', '模拟建设工程有限公司'
         FROM (SELECT {env} AS g) s RETURNING id
-    """), {"p": permit_no}).scalar()
+    """),
+        {"p": permit_no},
+    ).scalar()
 
 
 def inspection(conn, site_id, no, *, failed=(), unchecked=(), at=NOW - timedelta(days=2), note=None):
@@ -51,10 +75,13 @@ def inspection(conn, site_id, no, *, failed=(), unchecked=(), at=NOW - timedelta
 
     items = {i: (False if i in failed else None if i in unchecked else True) for i in DUST_ITEMS}
     cols = ", ".join(items)
-    return conn.execute(text(f"""
+    return conn.execute(
+        text(f"""
         INSERT INTO site_inspections (inspection_no, site_id, inspected_at, inspector, note, {cols})
-        VALUES (:no, :s, :at, '李巡查', :note, {', '.join(':' + i for i in items)}) RETURNING id
-    """), {"no": no, "s": site_id, "at": at, "note": note, **items}).scalar()
+        VALUES (:no, :s, :at, '李巡查', :note, {", ".join(":" + i for i in items)}) RETURNING id
+    """),
+        {"no": no, "s": site_id, "at": at, "note": note, **items},
+    ).scalar()
 
 
 def run(conn, **kw):
@@ -69,23 +96,38 @@ def opened(**counts):
 
 def origins(conn, rule=None):
     """(rule, layer, feature_id, open, category, status) of every rule case, oldest first."""
-    return conn.execute(text("""
+    return conn.execute(
+        text("""
         SELECT o.rule, o.layer, o.feature_id, o.open, f.category_code, f.status FROM case_origins o
         JOIN cases f ON f.id = o.case_id WHERE :r IS NULL OR o.rule = :r ORDER BY o.case_id
-    """), {"r": rule}).all()
+    """),
+        {"r": rule},
+    ).all()
 
 
 def case_of(conn, rule, feature_id):
-    return conn.execute(text("""
+    return (
+        conn.execute(
+            text("""
         SELECT f.*, ST_X(f.geom) AS lon, ST_Y(f.geom) AS lat FROM cases f JOIN case_origins o ON o.case_id = f.id
         WHERE o.rule = :r AND o.feature_id = :f AND o.open
-    """), {"r": rule, "f": feature_id}).mappings().one()
+    """),
+            {"r": rule, "f": feature_id},
+        )
+        .mappings()
+        .one()
+    )
 
 
 def close(conn, case_id, unit_id):
     """Take a case on through the workflow to closed (as the system: roles and scopes not in question)."""
-    steps = {"reported": ("register", {}), "registered": ("dispatch", {"data": {"unit_id": unit_id}}),
-             "dispatched": ("handle", {"note": "已处置"}), "handled": ("check_pass", {}), "checked": ("close", {})}
+    steps = {
+        "reported": ("register", {}),
+        "registered": ("dispatch", {"data": {"unit_id": unit_id}}),
+        "dispatched": ("handle", {"note": "已处置"}),
+        "handled": ("check_pass", {}),
+        "checked": ("close", {}),
+    }
     while (state := conn.execute(text("SELECT status FROM cases WHERE id = :c"), {"c": case_id}).scalar()) != "closed":
         action, kw = steps[state]
         apply(conn, SYSTEM, case_id, action, now=NOW, calendar=CAL, **kw)
@@ -93,22 +135,25 @@ def close(conn, case_id, unit_id):
 
 def test_expired_by_date(conn, small_grid):
     expired = board(conn, "AD-1", valid_to=TODAY - timedelta(days=1))
-    board(conn, "AD-2", valid_to=TODAY)                   # valid through today: not expired yet
-    board(conn, "AD-3")                                   # valid for months
-    board(conn, "AD-4", valid_to=None)                    # no end date recorded
+    board(conn, "AD-2", valid_to=TODAY)  # valid through today: not expired yet
+    board(conn, "AD-3")  # valid for months
+    board(conn, "AD-4", valid_to=None)  # no end date recorded
     board(conn, "AD-5", valid_to=date(2025, 1, 1), status="unpermitted")  # unpermitted: another problem
     board(conn, "AD-6", valid_to=date(2025, 1, 1), status="removed")
     assert run(conn) == opened(billboard_permit_expired=1)
     assert origins(conn) == [("billboard_permit_expired", "billboards", expired, True, "0202", "reported")]
     case = case_of(conn, "billboard_permit_expired", expired)
     assert case["source"] == "rule" and case["reported_at"] == NOW and case["deadline"] is not None
-    assert "AD-1" in case["description"] and "GG-AD-1" in case["description"] and "模拟广告有限公司" in case["description"]
+    assert (
+        "AD-1" in case["description"] and "GG-AD-1" in case["description"] and "模拟广告有限公司" in case["description"]
+    )
     assert "2026-10-12" in case["description"] and "已过期 1 天" in case["description"]
     assert case["address"] == "东华门大街1号"
     assert (case["lon"], case["lat"]) == pytest.approx((X0 + 0.5 * D, Y0 + 0.5 * D))
     assert case["cell_id"] == small_grid["110101001001003"]  # the board's cell (SW)
-    event = conn.execute(text("SELECT action, to_state, role, user_id FROM case_events WHERE case_id = :c"),
-                         {"c": case["id"]}).one()
+    event = conn.execute(
+        text("SELECT action, to_state, role, user_id FROM case_events WHERE case_id = :c"), {"c": case["id"]}
+    ).one()
     assert tuple(event) == ("report", "reported", "system", None)
 
 
@@ -119,18 +164,20 @@ def test_one_case_per_feature_and_rule_when_run_twice(conn, small_grid):
     assert run(conn) == ZERO
     assert run(conn, today=TODAY + timedelta(days=30)) == ZERO  # still expired, still one open case each
     assert [(r.rule, r.feature_id) for r in origins(conn) if r.feature_id == both] == [
-        ("billboard_permit_expired", both), ("billboard_inspection_overdue", both)]
+        ("billboard_permit_expired", both),
+        ("billboard_inspection_overdue", both),
+    ]
     assert conn.execute(text("SELECT count(*) FROM cases WHERE source = 'rule'")).scalar() == 3
 
 
 def test_overdue_inspection(conn, small_grid):
     year = TODAY - timedelta(days=365)
     overdue = board(conn, "AD-1", last_inspection=year - timedelta(days=1))
-    board(conn, "AD-2", last_inspection=year)                         # exactly 365 days ago: due today, not overdue
+    board(conn, "AD-2", last_inspection=year)  # exactly 365 days ago: due today, not overdue
     never_old = board(conn, "AD-3", last_inspection=None, valid_from=date(2024, 1, 1))
     board(conn, "AD-4", last_inspection=None, valid_from=TODAY - timedelta(days=20))  # new permit: not yet due
     never_undated = board(conn, "AD-5", last_inspection=None, valid_from=None)
-    board(conn, "AD-6", last_inspection=None, status="unpermitted")   # no permit holder to inspect
+    board(conn, "AD-6", last_inspection=None, status="unpermitted")  # no permit holder to inspect
     assert run(conn) == opened(billboard_inspection_overdue=3)
     assert {r.feature_id for r in origins(conn)} == {overdue, never_old, never_undated}
     assert all(r.category_code == "0205" for r in origins(conn))
@@ -147,7 +194,7 @@ def test_inspection_interval_is_configurable(conn, small_grid):
 
 def test_failed_inspection_opens_0302_naming_the_failed_items(conn, small_grid):
     s = site(conn)
-    inspection(conn, s, "INS-1")                                             # all six passed
+    inspection(conn, s, "INS-1")  # all six passed
     inspection(conn, s, "INS-2", unchecked=("wet_work", "closed_transport"))  # not checked is not failed
     failed = inspection(conn, s, "INS-3", failed=("hoarding", "washing"), note="东侧围挡缺口约5米")
     inspection(conn, s, "INS-4", failed=("covering",), at=NOW + timedelta(hours=1))  # after `now`: not yet
@@ -159,15 +206,18 @@ def test_failed_inspection_opens_0302_naming_the_failed_items(conn, small_grid):
         assert other not in case["description"]
     assert "INS-3" in case["description"] and "110101-2026-0001" in case["description"]
     assert "东侧围挡缺口约5米" in case["description"]
-    inside = conn.execute(text("SELECT ST_Covers(s.geom, f.geom) FROM construction_sites s, cases f "
-                               "WHERE s.id = :s AND f.id = :c"), {"s": s, "c": case["id"]}).scalar()
+    inside = conn.execute(
+        text("SELECT ST_Covers(s.geom, f.geom) FROM construction_sites s, cases f WHERE s.id = :s AND f.id = :c"),
+        {"s": s, "c": case["id"]},
+    ).scalar()
     assert inside  # ST_PointOnSurface of the site
     assert run(conn) == ZERO
 
 
 def test_failed_inspection_raises_one_case_ever(conn, small_grid):
-    unit = conn.execute(text("INSERT INTO units (code, name, kind) VALUES ('ZF01', '第一执法中队', "
-                             "'enforcement_squad') RETURNING id")).scalar()
+    unit = conn.execute(
+        text("INSERT INTO units (code, name, kind) VALUES ('ZF01', '第一执法中队', 'enforcement_squad') RETURNING id")
+    ).scalar()
     failed = inspection(conn, site(conn), "INS-1", failed=("hardening",))
     run(conn)
     close(conn, case_of(conn, "site_dust_failed", failed)["id"], unit)
@@ -177,8 +227,9 @@ def test_failed_inspection_raises_one_case_ever(conn, small_grid):
 
 
 def test_closed_or_rejected_case_lets_a_new_one_open(conn, small_grid):
-    unit = conn.execute(text("INSERT INTO units (code, name, kind) VALUES ('ZF01', '第一执法中队', "
-                             "'enforcement_squad') RETURNING id")).scalar()
+    unit = conn.execute(
+        text("INSERT INTO units (code, name, kind) VALUES ('ZF01', '第一执法中队', 'enforcement_squad') RETURNING id")
+    ).scalar()
     b = board(conn, "AD-1", valid_to=TODAY - timedelta(days=5))
     run(conn)
     first = case_of(conn, "billboard_permit_expired", b)["id"]
@@ -197,13 +248,16 @@ def test_database_refuses_a_second_open_case_for_a_feature(conn, small_grid):
     b = board(conn, "AD-1", valid_to=TODAY - timedelta(days=5))
     run(conn)
     other = report(conn, SYSTEM, NewCase("0202", X0 + 0.5 * D, Y0 + 0.5 * D, "rule", "重复"), now=NOW, calendar=CAL)
-    insert = text("INSERT INTO case_origins (case_id, rule, layer, feature_id, opened_at, open) "
-                  "VALUES (:c, 'billboard_permit_expired', 'billboards', :f, :now, :open)")
+    insert = text(
+        "INSERT INTO case_origins (case_id, rule, layer, feature_id, opened_at, open) "
+        "VALUES (:c, 'billboard_permit_expired', 'billboards', :f, :now, :open)"
+    )
     with pytest.raises(IntegrityError, match="uq_case_origins_open_feature"), conn.begin_nested():
         # `open` is derived from the case's status whatever the writer says
         conn.execute(insert, {"c": other, "f": b, "now": NOW, "open": False})
-    by_hand = report(conn, SYSTEM, NewCase("0202", X0 + 0.5 * D, Y0 + 0.5 * D, "supervisor", "手工"),
-                     now=NOW, calendar=CAL)
+    by_hand = report(
+        conn, SYSTEM, NewCase("0202", X0 + 0.5 * D, Y0 + 0.5 * D, "supervisor", "手工"), now=NOW, calendar=CAL
+    )
     with pytest.raises(DBAPIError, match="only cases raised by a rule"), conn.begin_nested():
         conn.execute(insert, {"c": by_hand, "f": b + 1, "now": NOW, "open": True})
 
@@ -227,12 +281,16 @@ def test_cli_rules_run(cli, fresh_db):
     assert "billboard_permit_expired" in out and "2 cases opened" in out
     assert "0 cases opened" in cli("rules", "run", "--today", "2026-10-13").output
     with eng.connect() as conn:
-        rows = conn.execute(text("""
+        rows = conn.execute(
+            text("""
             SELECT o.rule, o.feature_id, f.category_code, (f.reported_at AT TIME ZONE 'Asia/Shanghai')::date
             FROM case_origins o JOIN cases f ON f.id = o.case_id ORDER BY o.rule
-        """)).all()
-    assert [tuple(r) for r in rows] == [("billboard_permit_expired", expired, "0202", TODAY),
-                                        ("site_dust_failed", failed, "0302", TODAY)]
+        """)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("billboard_permit_expired", expired, "0202", TODAY),
+        ("site_dust_failed", failed, "0302", TODAY),
+    ]
     assert "site_dust_failed" in cli("rules", "list").output
     bad = cli("rules", "run", "--rule", "nope", ok=False)
     assert bad.exit_code == 1 and "unknown rule nope" in bad.output

@@ -1,4 +1,5 @@
 """Scoring schemes: the Jinniu and Jinhua presets by hand, rankings within groups, change on the period before."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -29,11 +30,16 @@ def test_jinniu_by_hand(conn):
     rows = by_code(score(unit_report(conn, "2026-10"), "jinniu"))
     # HW01: due A E H P; handled 4/4, on time 3/4 (H late), rework 1/4 (H), overdue 0, extended 1/4 (E)
     assert rows["HW01"].score == pytest.approx(30 * 1 + 20 * 0.75 + 20 * 0.75 + 20 * 1 + 10 * 0.75)  # 87.5
-    assert rows["HW01"].parts == {"handle_rate": 30, "handled_on_time_rate": 15, "rework_rate": 15,
-                                  "overdue_open_rate": 20, "extension_rate": 7.5}
+    assert rows["HW01"].parts == {
+        "handle_rate": 30,
+        "handled_on_time_rate": 15,
+        "rework_rate": 15,
+        "overdue_open_rate": 20,
+        "extension_rate": 7.5,
+    }
     # ZF01: due C G I K Q; handled 3/5, on time 1/5 (G), rework 0, overdue 1/5 (K), extended 0
     assert rows["ZF01"].score == pytest.approx(30 * 0.6 + 20 * 0.2 + 20 + 20 * 0.8 + 10)  # 68
-    assert rows["ZF02"].score == 100                        # L, handled and closed on time
+    assert rows["ZF02"].score == 100  # L, handled and closed on time
     assert rows["ZF03"].score is None and rows["ZF03"].parts == {}  # nothing due: no score
 
 
@@ -65,8 +71,11 @@ def test_rank_within_groups_and_change(conn):
     # units compete within their kind (分赛区): squads and sanitation separately
     assert [(r.group, r.code, r.rank) for r in octo] == [
         (None, None, None),
-        ("enforcement_squad", "ZF02", 1), ("enforcement_squad", "ZF01", 2), ("enforcement_squad", "ZF03", None),
-        ("sanitation", "HW01", 1)]
+        ("enforcement_squad", "ZF02", 1),
+        ("enforcement_squad", "ZF01", 2),
+        ("enforcement_squad", "ZF03", None),
+        ("sanitation", "HW01", 1),
+    ]
     octo = rank(score(unit_report(conn, "2026-10"), "jinniu"), lambda row: "all")
     assert [(r.code, r.rank) for r in octo if r.rank] == [("ZF02", 1), ("HW01", 2), ("ZF01", 3)]
     # November: HW01 closes B on time (100); ZF01's D, extended into November, was never handled (20)
@@ -80,8 +89,11 @@ def test_rank_within_groups_and_change(conn):
     assert changes["ZF03"].rates["close_rate"] == (None, None, None)
     # groups may also come from a mapping (code → group) or an attribute
     mapped = rank(score(unit_report(conn, "2026-10"), "jinniu"), {"HW01": "东区", "ZF01": "东区", "ZF02": "西区"})
-    assert [(r.group, r.code, r.rank) for r in mapped if r.rank] == [("东区", "HW01", 1), ("东区", "ZF01", 2),
-                                                                   ("西区", "ZF02", 1)]
+    assert [(r.group, r.code, r.rank) for r in mapped if r.rank] == [
+        ("东区", "HW01", 1),
+        ("东区", "ZF01", 2),
+        ("西区", "ZF02", 1),
+    ]
 
 
 def test_ties_share_a_rank():
@@ -91,8 +103,12 @@ def test_ties_share_a_rank():
 
 @pytest.mark.usefixtures("october")
 def test_compare_plain_report_rows(conn):
-    changes = by_code(compare(compute(conn, period=Period.parse("2026-10"), level="district", today=AFTER).rows,
-                              compute(conn, period=Period.parse("2026-09"), level="district", today=AFTER).rows))
+    changes = by_code(
+        compare(
+            compute(conn, period=Period.parse("2026-10"), level="district", today=AFTER).rows,
+            compute(conn, period=Period.parse("2026-09"), level="district", today=AFTER).rows,
+        )
+    )
     assert changes["110101"].rates["close_rate"] == (0.7, 1.0, -0.3)
     assert changes["110101"].rank_change is None
 
@@ -107,23 +123,32 @@ items:
 """
 
 
-@pytest.mark.parametrize("body, key, problem", [
-    (GOOD.replace("weight: 100", "wieght: 100"), "items[0].wieght", "unknown key"),
-    (GOOD.replace("weight: 100", "weight: lots"), "items[0].weight", "must be a number"),
-    (GOOD.replace("weight: 100", "weight: -5"), "items[0].weight", "must be at least 0"),
-    (GOOD.replace("close_rate", "closing_rate"), "items[0].rate", "'closing_rate' is not a known rate"),
-    (GOOD.replace("weight: 100", "threshold: 90\n    points: 20\n    per_point: 1"), "items[0].threshold",
-     "must be between 0 and 1"),
-    (GOOD.replace("weight: 100", "threshold: 0.9\n    points: 20"), "items[0].per_point", "is required"),
-    (GOOD.replace("weight: 100", "weight: 100\n    threshold: 0.9"), "items[0]", "either `weight` or `threshold`"),
-    (GOOD.replace("weight: 100", "weight: 100\n    denominator_minus: [deffered]"),
-     "items[0].denominator_minus[0]", "not a known count"),
-    (GOOD + "penalties:\n  - count: rework_rate\n    points: 1\n", "penalties[0].count", "not a known count"),
-    (GOOD.replace("title_en: test\n", ""), "title_en", "is required"),
-    (GOOD.replace("items:", "items: []\nold_items:"), "old_items", "unknown key"),
-    ("scheme: [unclosed", "", "not valid YAML"),
-    ("- just\n- a list\n", "top level", "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "body, key, problem",
+    [
+        (GOOD.replace("weight: 100", "wieght: 100"), "items[0].wieght", "unknown key"),
+        (GOOD.replace("weight: 100", "weight: lots"), "items[0].weight", "must be a number"),
+        (GOOD.replace("weight: 100", "weight: -5"), "items[0].weight", "must be at least 0"),
+        (GOOD.replace("close_rate", "closing_rate"), "items[0].rate", "'closing_rate' is not a known rate"),
+        (
+            GOOD.replace("weight: 100", "threshold: 90\n    points: 20\n    per_point: 1"),
+            "items[0].threshold",
+            "must be between 0 and 1",
+        ),
+        (GOOD.replace("weight: 100", "threshold: 0.9\n    points: 20"), "items[0].per_point", "is required"),
+        (GOOD.replace("weight: 100", "weight: 100\n    threshold: 0.9"), "items[0]", "either `weight` or `threshold`"),
+        (
+            GOOD.replace("weight: 100", "weight: 100\n    denominator_minus: [deffered]"),
+            "items[0].denominator_minus[0]",
+            "not a known count",
+        ),
+        (GOOD + "penalties:\n  - count: rework_rate\n    points: 1\n", "penalties[0].count", "not a known count"),
+        (GOOD.replace("title_en: test\n", ""), "title_en", "is required"),
+        (GOOD.replace("items:", "items: []\nold_items:"), "old_items", "unknown key"),
+        ("scheme: [unclosed", "", "not valid YAML"),
+        ("- just\n- a list\n", "top level", "must be a mapping"),
+    ],
+)
 def test_malformed_scheme_is_refused_with_a_named_error(tmp_path, body, key, problem):
     path = tmp_path / "broken.yaml"
     path.write_text(body, encoding="utf-8")

@@ -1,11 +1,13 @@
 """A password change ends the account's sessions everywhere a session is taken (pages, API, tiles by
 either path); the account's API token and the other accounts' sessions are untouched."""
+
 import pytest
 from sqlalchemy import text
-from support import csrf, insert_small_grid, login_client, tile_path
 
 from gridmgr.people import accounts
 from gridmgr.web import create_app
+
+from support import csrf, insert_small_grid, login_client, tile_path
 
 OLD, NEW = "first-password", "second-password"
 
@@ -27,8 +29,11 @@ def site(fresh_db):
 
 def answers(client) -> tuple[int, int, int]:
     """Status of a page, an API list and a tile for this client."""
-    return (client.get("/map").status_code, client.get("/api/v1/cases").status_code,
-            client.get(tile_path(17)).status_code)
+    return (
+        client.get("/map").status_code,
+        client.get("/api/v1/cases").status_code,
+        client.get(tile_path(17)).status_code,
+    )
 
 
 def test_a_password_change_ends_the_sessions_of_that_account(site):

@@ -2,6 +2,7 @@
 refuses a login that stops holding at once, whichever way the tile would come (made, cached, 304); the
 tiles with a plain login are served before Flask's request machinery, the others by the app as before;
 and the tiles' autocommit statements, failing or not, leave the app's pools as they found them."""
+
 import re
 import time
 from datetime import datetime, timedelta
@@ -10,11 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import request_started
 from sqlalchemy import text
-from support import insert_small_grid, tile_path
 
-from gridmgr.people import accounts
 from gridmgr.maps import tiles
+from gridmgr.people import accounts
 from gridmgr.web import auth, create_app
+
+from support import insert_small_grid, tile_path
 
 NOW = datetime(2026, 10, 13, 11, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 PASSWORD = "secret-pass"
@@ -39,8 +41,9 @@ def logged_in(app):
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
-    assert client.post("/login", data={"username": "viewer", "password": PASSWORD,
-                                       "csrf_token": csrf}).status_code == 302
+    assert (
+        client.post("/login", data={"username": "viewer", "password": PASSWORD, "csrf_token": csrf}).status_code == 302
+    )
     return client
 
 
@@ -56,9 +59,9 @@ def test_a_deactivated_session_login_is_refused_at_once(site):
     etag = first.headers["ETag"]
     assert client.get(tile_path(17), headers={"If-None-Match": etag}).status_code == 304
     set_active(site["engine"], False)
-    assert client.get(tile_path(17)).status_code == 401                                   # the cached copy
+    assert client.get(tile_path(17)).status_code == 401  # the cached copy
     assert client.get(tile_path(17), headers={"If-None-Match": etag}).status_code == 401  # a revalidation
-    refused = client.get(tile_path(16))                                                   # one to make
+    refused = client.get(tile_path(16))  # one to make
     assert refused.status_code == 401 and refused.mimetype != tiles.MEDIA_TYPE
     assert client.get("/tiles/cells/99/0/0.pbf").status_code == 401  # a bad address: the 401 comes first
     set_active(site["engine"], True)  # nothing remembers the refusal either
@@ -116,7 +119,7 @@ def test_plain_logins_are_served_before_flask_and_the_rest_by_the_app(site):
     assert (ok.status_code, again.status_code, token.status_code, seen.n) == (200, 304, 200, 0)
     assert ok.headers["Cache-Control"] == "private, no-cache" and ok.mimetype == tiles.MEDIA_TYPE
     assert ok.headers["Vary"] == "Cookie"
-    weak = client.get(tile_path(17), headers={"If-None-Match": f'W/{ok.headers["ETag"]}'})  # compared weakly
+    weak = client.get(tile_path(17), headers={"If-None-Match": f"W/{ok.headers['ETag']}"})  # compared weakly
     assert weak.status_code == 304 and seen.n == 0
     # what the fast path cannot settle goes to the app, which answers as it always did
     assert client.get("/tiles/cells/99/0/0.pbf").status_code == 400 and seen.n == 1
@@ -136,7 +139,7 @@ def test_the_fast_path_takes_a_session_cookie_only_while_flask_would(site):
     cookie = client.get_cookie("session").value
     forged = app.test_client()
     middle = len(cookie) // 2  # inside the signed payload (the signature's last character has spare bits)
-    forged.set_cookie("session", cookie[:middle] + ("A" if cookie[middle] != "A" else "B") + cookie[middle + 1:])
+    forged.set_cookie("session", cookie[:middle] + ("A" if cookie[middle] != "A" else "B") + cookie[middle + 1 :])
     assert forged.get(tile_path(17)).status_code == 401
     app.permanent_session_lifetime = timedelta(seconds=0)  # every signature is now too old, the remembered one too
     time.sleep(1.1)
@@ -152,8 +155,12 @@ def test_a_lost_pooled_connection_is_replaced_without_an_error(site):
         for c in held:
             c.close()
     with site["engine"].connect() as conn:  # the server drops every other connection (a restart, say)
-        killed = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
     assert killed >= 4
     seen = FlaskRequests(site["app"])
     assert client.get(tile_path(17)).data == first.data and seen.n == 0
@@ -170,6 +177,7 @@ def test_an_error_reaches_the_apps_handlers_once(site, monkeypatch):
         def run(cur, *args):
             runs.append(1)
             return fetch(cur, *args)
+
         return run
 
     monkeypatch.setattr(web_tiles.tiles, "fetch", counted(lambda cur, *args: cur.execute("SELECT 1 / 0")))
@@ -190,6 +198,7 @@ def test_a_failing_statement_leaves_the_pools_as_they_were(site, monkeypatch):
     def failing(sql):
         def fetch(cur, *args):
             cur.execute(sql)
+
         return fetch
 
     # a broken statement: a 500, and the connection goes back to the read pool

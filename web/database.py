@@ -1,4 +1,5 @@
 """The app's database: one engine per app, resolved on first use, never at import."""
+
 from __future__ import annotations
 
 from flask import Flask, current_app

@@ -1,4 +1,5 @@
 """One error handler: HTML for pages (in the page's language), JSON for the API; internals are logged, never shown."""
+
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
@@ -25,15 +26,17 @@ HTTP_TEXT = {
 
 def _wants_json() -> bool:
     return request.path.startswith(("/api/", "/open311/", "/healthz")) or (
-        request.accept_mimetypes.best == "application/json")
+        request.accept_mimetypes.best == "application/json"
+    )
 
 
 def _respond(status: int, message: str | tuple[str, str]):
     """The error as JSON (both languages: API bodies do not follow the page language) or as a page."""
     if _wants_json():
         return jsonify({"error": {"status": status, "message": both(message)}}), status
-    return render_template("error.html", status=status, message=t(*message) if isinstance(message, tuple) else message
-                           ), status
+    return render_template(
+        "error.html", status=status, message=t(*message) if isinstance(message, tuple) else message
+    ), status
 
 
 def both(message: str | tuple[str, str]) -> str:

@@ -9,6 +9,7 @@ Words come from two places and nowhere else: domain terms from the glossary (gri
 the `label` filter), every other phrase as a Chinese/English pair written where it is used,
 `t('上报', 'Report')` in templates and Python alike, so no second catalogue can drift from the code.
 """
+
 from __future__ import annotations
 
 import re
@@ -96,8 +97,10 @@ def _this_page(extra: list[tuple[str, str]]) -> str:
 
 def switch_links() -> list[dict]:
     """The 中文 | English links: this page again with `?lang=` (other query values kept)."""
-    return [{"code": code, "name": own, "lang": tag, "current": code == locale(), "url": _this_page([("lang", code)])}
-            for code, (tag, own) in LOCALES.items()]
+    return [
+        {"code": code, "name": own, "lang": tag, "current": code == locale(), "url": _this_page([("lang", code)])}
+        for code, (tag, own) in LOCALES.items()
+    ]
 
 
 def _remember_choice():
@@ -107,8 +110,9 @@ def _remember_choice():
     chosen = normalise(request.args["lang"])
     response = redirect(_this_page([]))
     if chosen:
-        response.set_cookie(COOKIE, chosen, max_age=COOKIE_AGE, samesite="Lax", httponly=True,
-                            path=request.script_root or "/")
+        response.set_cookie(
+            COOKIE, chosen, max_age=COOKIE_AGE, samesite="Lax", httponly=True, path=request.script_root or "/"
+        )
     return response
 
 
@@ -122,7 +126,9 @@ def init_app(app: Flask) -> None:
 
 def _per_render(function):
     """A filter run at each rendering (Jinja folds a plain filter of a constant, `'cell'|label`, when compiling)."""
+
     @pass_context
     def run(_context, *args):
         return function(*args)
+
     return run

@@ -1,4 +1,5 @@
 """The menu: each audience's pages, shown to the roles that may use them, in the page's language."""
+
 from __future__ import annotations
 
 from flask import Flask, current_app
@@ -24,8 +25,7 @@ def nav_items() -> list[tuple[str, str]]:
     if not current_user.is_authenticated:
         return []
     views = current_app.view_functions
-    return [(e, t(*label)) for e, label, roles in MENU
-            if e in views and (roles is None or current_user.role in roles)]
+    return [(e, t(*label)) for e, label, roles in MENU if e in views and (roles is None or current_user.role in roles)]
 
 
 def init_app(app: Flask) -> None:

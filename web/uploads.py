@@ -4,6 +4,7 @@ The name a browser gives a file is never used for storage, only in error message
 comes from its first bytes, not from its name or the Content-Type the browser claims. Photos are
 served back by the case pages, which first check that the user may see the case that owns them.
 """
+
 from __future__ import annotations
 
 import os
@@ -74,8 +75,10 @@ def check(files: list[FileStorage]) -> list[tuple[str, bytes]]:
             raise UploadError(t(f"照片「{label}」超过 5 MB。", f"Photo '{label}' is larger than 5 MB."), field="photos")
         kind = sniff(data[:16])
         if kind is None:
-            raise UploadError(t(f"文件「{label}」不是 JPEG、PNG 或 WebP 图片。",
-                                f"File '{label}' is not a JPEG, PNG or WebP image."), field="photos")
+            raise UploadError(
+                t(f"文件「{label}」不是 JPEG、PNG 或 WebP 图片。", f"File '{label}' is not a JPEG, PNG or WebP image."),
+                field="photos",
+            )
         out.append((kind, data))
     return out
 

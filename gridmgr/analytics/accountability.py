@@ -17,6 +17,7 @@ The inventory columns are the layers' per-cell metrics (`gridmgr.plugins.registr
 cells of each row (a unit's cells: those it answers for in `cell_units` or through its duty grids).
 They describe the layers as they stand, with date-derived values (an expired permit) judged on `today`.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,9 +32,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmgr.analytics import indicators
-from gridmgr.plugins import registry
 from gridmgr.codes import TZ
 from gridmgr.errors import InputError
+from gridmgr.plugins import registry
 
 LEVELS = ("cell", "community", "street", "district", "unit", "supervisor", "duty_grid")
 # a cell code begins with its community's, street's and district's codes: the length of each level's prefix
@@ -43,13 +44,14 @@ RECURRENCE_DAYS = 30
 
 # ---------------------------------------------------------------------------------------------- periods
 
+
 @dataclass(frozen=True)
 class Period:
     """A reporting period of whole local days (Asia/Shanghai): week, month, quarter, year or a date range."""
 
-    kind: str    # week, month, quarter, year, range
+    kind: str  # week, month, quarter, year, range
     first: date  # first day
-    last: date   # last day, included
+    last: date  # last day, included
 
     _FORMS = "2026-W43 (week), 2026-10 (month), 2026Q4 (quarter), 2026 (year), 2026-10-01..2026-10-15 (range)"
 
@@ -129,6 +131,7 @@ class Period:
 
 # ----------------------------------------------------------------------------------------------- results
 
+
 @dataclass
 class Row:
     """One object of a report: its code (None: cases belonging to no object), name, attributes, figures."""
@@ -158,10 +161,10 @@ class Report:
     period: Period
     level: str
     today: date
-    cutoff: datetime       # events up to this moment were read (the period end, or the end of `today`)
+    cutoff: datetime  # events up to this moment were read (the period end, or the end of `today`)
     rows: list[Row]
     total: Row
-    definitions: tuple      # Indicator, Rate and inventory Indicator (kind "inventory"), in column order
+    definitions: tuple  # Indicator, Rate and inventory Indicator (kind "inventory"), in column order
     area: str | None = None
 
     def row(self, code: str | None) -> Row:
@@ -189,26 +192,36 @@ _CELL_KEYS = {
                JOIN units u ON u.id = g.unit_id""",
 }
 
-_PARENT = {"cell": "left(x.key, 12)", "community": "left(x.key, 9)", "street": "left(x.key, 6)",
-           "district": "CAST(NULL AS text)"}
+_PARENT = {
+    "cell": "left(x.key, 12)",
+    "community": "left(x.key, 9)",
+    "street": "left(x.key, 6)",
+    "district": "CAST(NULL AS text)",
+}
 _UNIVERSE = {
     "cell": f"""SELECT DISTINCT ON (g.code) g.code AS key, r.name || ' ' || right(g.code, 3) AS name,
                        left(g.code, 12) AS parent
                 FROM grid_cells g JOIN regions r ON r.id = g.community_id WHERE {_VALID_CELLS}
                 ORDER BY g.code, g.valid_from DESC""",
-    **{lv: f"""SELECT x.key, COALESCE(r.name, x.key) AS name, {_PARENT[lv]} AS parent
+    **{
+        lv: f"""SELECT x.key, COALESCE(r.name, x.key) AS name, {_PARENT[lv]} AS parent
                FROM (SELECT DISTINCT left(g.code, {n}) AS key FROM grid_cells g WHERE {_VALID_CELLS}) x
                LEFT JOIN regions r ON r.code = x.key ORDER BY x.key"""
-       for lv, n in CODE_LENGTH.items() if lv != "cell"},
-    "unit": "SELECT u.code AS key, u.name, u.kind, u.kind AS \"group\" FROM units u ORDER BY u.code",
+        for lv, n in CODE_LENGTH.items()
+        if lv != "cell"
+    },
+    "unit": 'SELECT u.code AS key, u.name, u.kind, u.kind AS "group" FROM units u ORDER BY u.code',
     "supervisor": """SELECT DISTINCT p.code AS key, p.name, u.code AS unit FROM duty_grids g
                      JOIN people p ON p.id = g.supervisor_id LEFT JOIN units u ON u.id = p.unit_id ORDER BY p.code""",
     "duty_grid": """SELECT g.code AS key, g.name, u.code AS unit, p.code AS supervisor FROM duty_grids g
                     LEFT JOIN units u ON u.id = g.unit_id LEFT JOIN people p ON p.id = g.supervisor_id
                     ORDER BY g.code""",
 }
-_NO_OBJECT = {"unit": "未派遣 not dispatched", "supervisor": "无责任网格 no duty grid",
-              "duty_grid": "无责任网格 no duty grid"}
+_NO_OBJECT = {
+    "unit": "未派遣 not dispatched",
+    "supervisor": "无责任网格 no duty grid",
+    "duty_grid": "无责任网格 no duty grid",
+}
 
 # Which cases are read. Every indicator is a filtered aggregate over the per-case facts `k` of the cases
 # reported before the cutoff, and a case outside the five sets below has every filter false (it was
@@ -340,10 +353,12 @@ def _case_sql(level: str, every_case: bool = False) -> str:
         join, key = "LEFT JOIN units km ON km.id = k.unit_id", "km.code"
     else:
         join, key = f"LEFT JOIN ({_CELL_KEYS[level]}) km ON km.cell_id = k.cell_id", "km.key"
-    return (f"WITH {facts}\n"
-            f"SELECT NULL AS key, true AS total,\n       {aggs}\nFROM k\n"
-            f"UNION ALL\n"
-            f"SELECT {key} AS key, false AS total,\n       {aggs}\nFROM k {join} GROUP BY {key}")
+    return (
+        f"WITH {facts}\n"
+        f"SELECT NULL AS key, true AS total,\n       {aggs}\nFROM k\n"
+        f"UNION ALL\n"
+        f"SELECT {key} AS key, false AS total,\n       {aggs}\nFROM k {join} GROUP BY {key}"
+    )
 
 
 @contextmanager
@@ -398,10 +413,14 @@ def _inventory_sql(level: str, metrics: list[tuple[registry.Layer, registry.Metr
     branches = []
     for layer, metric in metrics:
         agg, where = _counted_rows(metric.sql)
-        cols = ", ".join(f'CAST(({agg}) AS numeric) AS "{m.name}"' if m is metric
-                         else f'CAST(NULL AS numeric) AS "{m.name}"' for _, m in metrics)
-        branches.append(f"SELECT f.cell_id, {cols} FROM {layer.table.name} f "
-                        f"WHERE f.cell_id IS NOT NULL AND ({where}) GROUP BY f.cell_id")
+        cols = ", ".join(
+            f'CAST(({agg}) AS numeric) AS "{m.name}"' if m is metric else f'CAST(NULL AS numeric) AS "{m.name}"'
+            for _, m in metrics
+        )
+        branches.append(
+            f"SELECT f.cell_id, {cols} FROM {layer.table.name} f "
+            f"WHERE f.cell_id IS NOT NULL AND ({where}) GROUP BY f.cell_id"
+        )
     sums = ", ".join(f'coalesce(sum("{m.name}"), 0) AS "{m.name}"' for _, m in metrics)
     union = "\n    UNION ALL ".join(branches)
     area = _AREA.format(col="gc.code")
@@ -416,6 +435,7 @@ GROUP BY km.key"""
 
 
 # ---------------------------------------------------------------------------------------------- compute
+
 
 def level_key(level: str) -> str:
     """The canonical level name (`duty-grid` is accepted for `duty_grid`), or InputError."""
@@ -432,14 +452,30 @@ def cutoff_for(period: Period, today: date) -> datetime:
 
 def definitions() -> tuple:
     """All report columns in order: counts, rates, then the layers' inventory metrics."""
-    inventory = tuple(indicators.Indicator(m.name, m.label_zh, m.label_en, f"{layer.title_zh}：{m.label_zh}",
-                                           "the layer as it stands, summed over the row's cells", m.sql,
-                                           "inventory") for layer, m in inventory_metrics())
+    inventory = tuple(
+        indicators.Indicator(
+            m.name,
+            m.label_zh,
+            m.label_en,
+            f"{layer.title_zh}：{m.label_zh}",
+            "the layer as it stands, summed over the row's cells",
+            m.sql,
+            "inventory",
+        )
+        for layer, m in inventory_metrics()
+    )
     return (*indicators.COUNTS, *indicators.RATES, *inventory)
 
 
-def compute(conn: Connection, *, period: Period, level: str, today: date | None = None, area: str | None = None,
-            recurrence_days: int = RECURRENCE_DAYS) -> Report:
+def compute(
+    conn: Connection,
+    *,
+    period: Period,
+    level: str,
+    today: date | None = None,
+    area: str | None = None,
+    recurrence_days: int = RECURRENCE_DAYS,
+) -> Report:
     """Every indicator of one period at one level (see the module docstring); `area` limits to a code prefix."""
     level = level_key(level)
     if isinstance(period, str):
@@ -448,15 +484,20 @@ def compute(conn: Connection, *, period: Period, level: str, today: date | None 
         raise InputError(f"bad area {area!r}: expected a district, street, community or cell code", field="area")
     today = today or datetime.now(TZ).date()
     cutoff = cutoff_for(period, today)
-    params = {"start": period.start, "end": period.end, "cutoff": cutoff, "today": today, "area": area,
-              "recurrence_days": int(recurrence_days)}
+    params = {
+        "start": period.start,
+        "end": period.end,
+        "cutoff": cutoff,
+        "today": today,
+        "area": area,
+        "recurrence_days": int(recurrence_days),
+    }
     metrics = inventory_metrics()
     universe = conn.execute(text(_UNIVERSE[level]), params).mappings().all()
     with _without_jit(conn):
         counts = _case_counts(conn, level, params)
     inv_sql = _inventory_sql(level, metrics)
-    inventory = ({(r["total"], r["key"]): r for r in conn.execute(text(inv_sql), params).mappings()}
-                 if inv_sql else {})
+    inventory = {(r["total"], r["key"]): r for r in conn.execute(text(inv_sql), params).mappings()} if inv_sql else {}
 
     nothing = {d.key: None if d.kind == "hours" else 0 for d in indicators.COUNTS}
     nothing.update(indicators.rates(nothing))

@@ -35,6 +35,7 @@ How it counts and tests (the choices, and why):
 * **Choropleth**: Fisher–Jenks natural breaks (exact, on the distinct counts weighted by frequency)
   or quantiles; classes 0 … k−1 with their upper bounds.
 """
+
 from __future__ import annotations
 
 import re
@@ -49,32 +50,41 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from gridmgr.analytics.accountability import Period, cutoff_for
 from gridmgr.codes import TZ
 from gridmgr.errors import InputError
-from gridmgr.analytics.accountability import Period, cutoff_for
 
 DEFAULT_SEED = 20261022
 _KEEP_ALL = object()
 LEVELS = ((0.01, "99"), (0.05, "95"), (0.10, "90"))
 SPOT_LABELS = {  # class → (中文, English), also the legend order
-    "hot_99": ("热点 99%", "hot spot 99%"), "hot_95": ("热点 95%", "hot spot 95%"),
-    "hot_90": ("热点 90%", "hot spot 90%"), "ns": ("不显著", "not significant"),
-    "cold_90": ("冷点 90%", "cold spot 90%"), "cold_95": ("冷点 95%", "cold spot 95%"),
+    "hot_99": ("热点 99%", "hot spot 99%"),
+    "hot_95": ("热点 95%", "hot spot 95%"),
+    "hot_90": ("热点 90%", "hot spot 90%"),
+    "ns": ("不显著", "not significant"),
+    "cold_90": ("冷点 90%", "cold spot 90%"),
+    "cold_95": ("冷点 95%", "cold spot 95%"),
     "cold_99": ("冷点 99%", "cold spot 99%"),
 }
 CHANGE_LABELS = {
-    "became_hot": ("新增热点", "became hot"), "stayed_hot": ("持续热点", "stayed hot"),
-    "cooled": ("热点消退", "cooled"), "became_cold": ("新增冷点", "became cold"),
-    "stayed_cold": ("持续冷点", "stayed cold"), "warmed": ("冷点消退", "warmed"),
+    "became_hot": ("新增热点", "became hot"),
+    "stayed_hot": ("持续热点", "stayed hot"),
+    "cooled": ("热点消退", "cooled"),
+    "became_cold": ("新增冷点", "became cold"),
+    "stayed_cold": ("持续冷点", "stayed cold"),
+    "warmed": ("冷点消退", "warmed"),
     "not_significant": ("不显著", "not significant"),
 }
 
 
 # ---------------------------------------------------------------------------------------------- SQL
 
+
 def _snapshot_where(alias: str) -> str:
-    return (f"{alias}.valid_from <= :at AND ({alias}.valid_to IS NULL OR {alias}.valid_to > :at) "
-            f"AND (CAST(:area AS text) IS NULL OR {alias}.code LIKE CAST(:area AS text) || '%')")
+    return (
+        f"{alias}.valid_from <= :at AND ({alias}.valid_to IS NULL OR {alias}.valid_to > :at) "
+        f"AND (CAST(:area AS text) IS NULL OR {alias}.code LIKE CAST(:area AS text) || '%')"
+    )
 
 
 def _check_area(area: str | None) -> str | None:
@@ -95,7 +105,6 @@ def check_category(category: str | Iterable[str] | None) -> list[str] | None:
     return [c + "%" for c in codes] or None
 
 
-
 def snapshot_at(period: Period, today: date | None = None) -> datetime:
     """The moment whose cells a period's hot spots use: the last instant read (cutoff − 1 µs)."""
     return cutoff_for(period, today or datetime.now(TZ).date()) - timedelta(microseconds=1)
@@ -107,7 +116,7 @@ class CellCounts:
 
     codes: list[str]
     counts: np.ndarray
-    unmatched: int          # cases of the period in no cell of the snapshot (out of grid, retired code)
+    unmatched: int  # cases of the period in no cell of the snapshot (out of grid, retired code)
     at: datetime
 
     def as_dict(self) -> dict[str, int]:
@@ -115,15 +124,32 @@ class CellCounts:
         return dict(zip(self.codes, self.counts.tolist()))
 
 
-def cell_counts(conn: Connection, *, period: Period, category: str | Iterable[str] | None = None,
-                area: str | None = None, today: date | None = None) -> CellCounts:
+def cell_counts(
+    conn: Connection,
+    *,
+    period: Period,
+    category: str | Iterable[str] | None = None,
+    area: str | None = None,
+    today: date | None = None,
+) -> CellCounts:
     """Valid cases reported in the period per cell (see the module docstring), computed in SQL."""
     at = snapshot_at(period, today)
-    params = {"at": at, "area": _check_area(area), "cats": check_category(category), "start": period.start,
-              "end": min(period.end, at + timedelta(microseconds=1))}
-    codes = conn.execute(text(f"SELECT DISTINCT g.code FROM grid_cells g WHERE {_snapshot_where('g')} "
-                              "ORDER BY g.code"), params).scalars().all()
-    rows = conn.execute(text("""
+    params = {
+        "at": at,
+        "area": _check_area(area),
+        "cats": check_category(category),
+        "start": period.start,
+        "end": min(period.end, at + timedelta(microseconds=1)),
+    }
+    codes = (
+        conn.execute(
+            text(f"SELECT DISTINCT g.code FROM grid_cells g WHERE {_snapshot_where('g')} ORDER BY g.code"), params
+        )
+        .scalars()
+        .all()
+    )
+    rows = conn.execute(
+        text("""
         SELECT gc.code, count(*) AS n
         FROM cases c LEFT JOIN grid_cells gc ON gc.id = c.cell_id
         WHERE c.reported_at >= :start AND c.reported_at < :end
@@ -131,7 +157,9 @@ def cell_counts(conn: Connection, *, period: Period, category: str | Iterable[st
           AND (CAST(:area AS text) IS NULL OR gc.code LIKE CAST(:area AS text) || '%')
           AND NOT EXISTS (SELECT 1 FROM case_events e
                           WHERE e.case_id = c.id AND e.action = 'reject' AND e.at <= :at)
-        GROUP BY gc.code"""), params).all()
+        GROUP BY gc.code"""),
+        params,
+    ).all()
     by_code = dict(rows)
     counts = np.array([by_code.pop(c, 0) for c in codes], dtype=np.int64)
     return CellCounts(list(codes), counts, int(sum(by_code.values())), at)
@@ -143,12 +171,20 @@ def adjacency(conn: Connection, *, at: datetime, area: str | None = None, codes:
 
     params = {"at": at, "area": _check_area(area)}
     if codes is None:
-        codes = conn.execute(text(f"SELECT DISTINCT g.code FROM grid_cells g WHERE {_snapshot_where('g')} "
-                                  "ORDER BY g.code"), params).scalars().all()
-    pairs = conn.execute(text(f"""
+        codes = (
+            conn.execute(
+                text(f"SELECT DISTINCT g.code FROM grid_cells g WHERE {_snapshot_where('g')} ORDER BY g.code"), params
+            )
+            .scalars()
+            .all()
+        )
+    pairs = conn.execute(
+        text(f"""
         SELECT a.code, b.code FROM grid_cells a
         JOIN grid_cells b ON a.geom && b.geom AND a.code < b.code AND ST_Intersects(a.geom, b.geom)
-        WHERE {_snapshot_where('a')} AND {_snapshot_where('b')}"""), params).all()
+        WHERE {_snapshot_where("a")} AND {_snapshot_where("b")}"""),
+        params,
+    ).all()
     neighbours: dict[str, list[str]] = {c: [] for c in codes}
     for a, b in pairs:
         if a in neighbours and b in neighbours:
@@ -160,6 +196,7 @@ def adjacency(conn: Connection, *, at: datetime, area: str | None = None, codes:
 
 
 # ------------------------------------------------------------------------------------------- Gi* core
+
 
 def fdr_bh(pvalues: Sequence[float]) -> np.ndarray:
     """Benjamini–Hochberg adjusted p-values: q_(i) = min over j ≥ i of n·p_(j)/j, capped at 1."""
@@ -206,8 +243,9 @@ def _exact_tails(y: np.ndarray, k: np.ndarray, t: np.ndarray) -> tuple[np.ndarra
     return upper, lower
 
 
-def gi_star(counts: Sequence[int], w, *, method: str = "exact", permutations: int = 999,
-            seed: int = DEFAULT_SEED) -> GiStar:
+def gi_star(
+    counts: Sequence[int], w, *, method: str = "exact", permutations: int = 999, seed: int = DEFAULT_SEED
+) -> GiStar:
     """Gi* of integer counts aligned with `w.id_order`, p-values by randomisation, BH-corrected, classified."""
     import esda
     from libpysal.weights import W
@@ -227,11 +265,18 @@ def gi_star(counts: Sequence[int], w, *, method: str = "exact", permutations: in
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             wstar = W(window, id_order=codes, silence_warnings=True)
-            g = esda.G_Local(y.astype(float), wstar, transform="B", star=True, n_jobs=1, seed=seed,
-                             permutations=permutations if method == "permutation" else 0,
-                             keep_simulations=method == "permutation")
+            g = esda.G_Local(
+                y.astype(float),
+                wstar,
+                transform="B",
+                star=True,
+                n_jobs=1,
+                seed=seed,
+                permutations=permutations if method == "permutation" else 0,
+                keep_simulations=method == "permutation",
+            )
         total = y.sum()
-        observed = np.rint(g.Gs * total).astype(np.int64)   # the window sums (binary weights)
+        observed = np.rint(g.Gs * total).astype(np.int64)  # the window sums (binary weights)
         if method == "exact":
             upper, lower = _exact_tails(y, k, observed - y)
         else:
@@ -269,6 +314,7 @@ def change(current: Mapping[str, str], previous: Mapping[str, str]) -> dict[str,
 
 # -------------------------------------------------------------------------------------------- classes
 
+
 @dataclass
 class Classes:
     """A choropleth classification: `breaks` (upper bound of each class) and code → class 0 … k−1."""
@@ -281,7 +327,7 @@ class Classes:
 def _jenks(values: np.ndarray, weights: np.ndarray, k: int) -> list[float]:
     """Exact Fisher–Jenks breaks on sorted distinct values with frequencies (least within-class squares)."""
     u = len(values)
-    c1, c2, c3 = (np.concatenate(([0.0], np.cumsum(a))) for a in (weights, weights * values, weights * values ** 2))
+    c1, c2, c3 = (np.concatenate(([0.0], np.cumsum(a))) for a in (weights, weights * values, weights * values**2))
 
     def sse(a: np.ndarray, b: int) -> np.ndarray:  # classes values[a..b] for every start a
         n = c1[b + 1] - c1[a]
@@ -326,6 +372,7 @@ def classify(values: Mapping[str, float], k: int = 5, method: str = "jenks") -> 
 
 # --------------------------------------------------------------------------------------------- entry
 
+
 @dataclass
 class HotSpots:
     """Everything the hot-spot map and table show for one period, per cell code."""
@@ -341,7 +388,7 @@ class HotSpots:
     change: dict[str, str] = field(default_factory=dict)
     unmatched: int = 0
     timings: dict[str, float] = field(default_factory=dict)
-    weights: Any = field(default=None, repr=False)   # the libpysal W used
+    weights: Any = field(default=None, repr=False)  # the libpysal W used
 
     def values(self, name: str, omit: Any = _KEEP_ALL) -> dict[str, Any]:
         """code → one value (count, spot, z, p, q, class, change), JSON-ready; `omit` drops one value (e.g. "ns")."""
@@ -366,30 +413,51 @@ class HotSpots:
         return {s: spots.count(s) for s in SPOT_LABELS}
 
 
-def analyse(conn: Connection, *, period: Period | str, category: str | Iterable[str] | None = None,
-            area: str | None = None, today: date | None = None, method: str = "exact",
-            permutations: int = 999, seed: int = DEFAULT_SEED, k: int = 5, classification: str = "jenks",
-            compare_previous: bool = True) -> HotSpots:
+def analyse(
+    conn: Connection,
+    *,
+    period: Period | str,
+    category: str | Iterable[str] | None = None,
+    area: str | None = None,
+    today: date | None = None,
+    method: str = "exact",
+    permutations: int = 999,
+    seed: int = DEFAULT_SEED,
+    k: int = 5,
+    classification: str = "jenks",
+    compare_previous: bool = True,
+) -> HotSpots:
     """Counts, Gi* hot and cold cells, choropleth classes and (optionally) the change on the previous period."""
     period = Period.parse(period) if isinstance(period, str) else period
-    options = {"category": category, "area": area, "today": today, "method": method, "permutations": permutations,
-               "seed": seed, "k": k, "classification": classification}
+    options = {
+        "category": category,
+        "area": area,
+        "today": today,
+        "method": method,
+        "permutations": permutations,
+        "seed": seed,
+        "k": k,
+        "classification": classification,
+    }
     result = _analyse(conn, period, **options)
     if compare_previous:
         before = snapshot_at(period.previous(), today)
-        same_grid = not conn.execute(text("""
+        same_grid = not conn.execute(
+            text("""
             SELECT EXISTS (SELECT 1 FROM grid_cells g
                            WHERE ((g.valid_from > :before AND g.valid_from <= :at)
                                   OR (g.valid_to > :before AND g.valid_to <= :at))
                              AND (CAST(:area AS text) IS NULL OR g.code LIKE CAST(:area AS text) || '%'))"""),
-            {"before": before, "at": result.at, "area": area}).scalar()
+            {"before": before, "at": result.at, "area": area},
+        ).scalar()
         result.previous = _analyse(conn, period.previous(), w=result.weights if same_grid else None, **options)
         result.change = change(result.values("spot"), result.previous.values("spot"))
     return result
 
 
-def _analyse(conn: Connection, period: Period, *, category, area, today, method, permutations, seed, k,
-             classification, w=None) -> HotSpots:
+def _analyse(
+    conn: Connection, period: Period, *, category, area, today, method, permutations, seed, k, classification, w=None
+) -> HotSpots:
     timings = {}
     t = time.perf_counter()
     counts = cell_counts(conn, period=period, category=category, area=area, today=today)
@@ -405,21 +473,42 @@ def _analyse(conn: Connection, period: Period, *, category, area, today, method,
     choropleth = classify(counts.as_dict(), k, classification)
     timings["classes"] = time.perf_counter() - t
     label = category if isinstance(category, str) or category is None else ",".join(category)
-    return HotSpots(period, label, area, counts.at, counts.as_dict(), gi, choropleth, unmatched=counts.unmatched,
-                    timings=timings, weights=w)
+    return HotSpots(
+        period,
+        label,
+        area,
+        counts.at,
+        counts.as_dict(),
+        gi,
+        choropleth,
+        unmatched=counts.unmatched,
+        timings=timings,
+        weights=w,
+    )
 
 
-def heat_points(conn: Connection, *, period: Period | str, category: str | Iterable[str] | None = None,
-                area: str | None = None, today: date | None = None) -> list[list[float]]:
+def heat_points(
+    conn: Connection,
+    *,
+    period: Period | str,
+    category: str | Iterable[str] | None = None,
+    area: str | None = None,
+    today: date | None = None,
+) -> list[list[float]]:
     """Heat-map input: [lat, lon, count] at each cell's representative point, for cells with cases."""
     if isinstance(period, str):
         period = Period.parse(period)
-    counts = {c: n for c, n in cell_counts(conn, period=period, category=category, area=area,
-                                           today=today).as_dict().items() if n}
+    counts = {
+        c: n
+        for c, n in cell_counts(conn, period=period, category=category, area=area, today=today).as_dict().items()
+        if n
+    }
     if not counts:
         return []
-    rows = conn.execute(text(f"""
+    rows = conn.execute(
+        text(f"""
         SELECT g.code, ST_Y(p.pt), ST_X(p.pt) FROM grid_cells g, LATERAL (SELECT ST_PointOnSurface(g.geom) AS pt) p
-        WHERE {_snapshot_where('g')} AND g.code = ANY (CAST(:codes AS text[])) ORDER BY g.code"""),
-        {"at": snapshot_at(period, today), "area": _check_area(area), "codes": list(counts)}).all()
+        WHERE {_snapshot_where("g")} AND g.code = ANY (CAST(:codes AS text[])) ORDER BY g.code"""),
+        {"at": snapshot_at(period, today), "area": _check_area(area), "codes": list(counts)},
+    ).all()
     return [[round(lat, 6), round(lon, 6), counts[code]] for code, lat, lon in rows]

@@ -13,6 +13,7 @@ print them, so the files agree cell for cell. A missing value (a rate with no ca
 given) is None, shown "—". Rate changes are in percentage points; rank change = previous rank −
 rank (positive = up).
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,22 +24,34 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from gridmgr.analytics import indicators
 from gridmgr import glossary
-from gridmgr.analytics import scoring
+from gridmgr.analytics import indicators, scoring
+from gridmgr.analytics.accountability import Period, Report
 from gridmgr.codes import TZ
 from gridmgr.errors import InputError
 from gridmgr.paths import ROOT
-from gridmgr.analytics.accountability import Period, Report
 
 NONE = "—"
 FORMATS = ("csv", "xlsx", "html")
 # kind → (decimals, signed); text, int (rank) and count are printed as they are
 _DECIMALS = {"rate": 4, "pp": 2, "score": 2, "score_change": 2, "hours": 2, "number": 2}
-XLSX_FORMATS = {"int": "0", "count": "0", "signed_int": "+0;-0;0", "rate": "0.00%", "pp": "+0.00;-0.00;0.00",
-                "score": "0.00", "score_change": "+0.00;-0.00;0.00", "hours": "0.00", "number": "0.00"}
-_ATTRS = {"parent": ("上级代码", "parent code"), "kind": ("单位类型", "unit kind"), "unit": ("所属单位", "unit"),
-          "supervisor": ("监督员", "supervisor")}
+XLSX_FORMATS = {
+    "int": "0",
+    "count": "0",
+    "signed_int": "+0;-0;0",
+    "rate": "0.00%",
+    "pp": "+0.00;-0.00;0.00",
+    "score": "0.00",
+    "score_change": "+0.00;-0.00;0.00",
+    "hours": "0.00",
+    "number": "0.00",
+}
+_ATTRS = {
+    "parent": ("上级代码", "parent code"),
+    "kind": ("单位类型", "unit kind"),
+    "unit": ("所属单位", "unit"),
+    "supervisor": ("监督员", "supervisor"),
+}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -48,8 +61,8 @@ class Column:
 
     key: str
     header: str
-    kind: str = "text"     # text, int, signed_int, count, hours, rate, pp, score, score_change, number
-    better: str | None = None   # "higher" or "lower" for changes (pages colour them)
+    kind: str = "text"  # text, int, signed_int, count, hours, rate, pp, score, score_change, number
+    better: str | None = None  # "higher" or "lower" for changes (pages colour them)
 
 
 @dataclass
@@ -76,7 +89,7 @@ class Book:
     cutoff: datetime
     area: str | None
     tables: list[Table]
-    definitions: list[tuple[str, str, str, str, str]]   # key, 中文, English, formula, counting rule
+    definitions: list[tuple[str, str, str, str, str]]  # key, 中文, English, formula, counting rule
     generated: datetime = field(default_factory=lambda: datetime.now(TZ).replace(microsecond=0))
 
     @property
@@ -86,6 +99,7 @@ class Book:
 
 
 # ------------------------------------------------------------------------------------------- figures
+
 
 def figure(value: Any, kind: str) -> Any:
     """A value rounded as the files show it (half up), or None."""
@@ -121,8 +135,14 @@ def _label(value: Any) -> Any:
 
 # --------------------------------------------------------------------------------------------- build
 
-def table(report: Report, *, scheme: scoring.Scheme | str = "jinniu", previous: Report | None = None,
-          group_by: scoring.GroupBy = None) -> Table:
+
+def table(
+    report: Report,
+    *,
+    scheme: scoring.Scheme | str = "jinniu",
+    previous: Report | None = None,
+    group_by: scoring.GroupBy = None,
+) -> Table:
     """Score, rank (within groups) and compare one report with the period before; the rows to show."""
     scheme = scoring.load(scheme) if isinstance(scheme, str) else scheme
     # ranked rows by group, then the cases of no object (out of grid, never dispatched) before the total
@@ -134,21 +154,28 @@ def table(report: Report, *, scheme: scoring.Scheme | str = "jinniu", previous: 
         changes = scoring.compare(ranked, scoring.rank(scoring.score(previous, scheme), group_by))
         total_change = scoring.compare([total], scoring.score([previous.total], scheme))[0]
     grouped = any(r.group is not None for r in ranked)
-    attrs = [k for k in dict.fromkeys(k for r in report.rows for k in r.attrs) if k != "group"
-             and not (grouped and all(r.attrs.get(k) == r.group for r in ranked))]  # units: group = kind
+    attrs = [
+        k
+        for k in dict.fromkeys(k for r in report.rows for k in r.attrs)
+        if k != "group" and not (grouped and all(r.attrs.get(k) == r.group for r in ranked))
+    ]  # units: group = kind
     inventory = [d for d in report.definitions if d.kind == "inventory"]
 
     cols = [Column("group", "组别 group")] if grouped else []
     cols += [Column("rank", "排名 rank", "int")]
     if previous is not None:
-        cols += [Column("previous_rank", "上期排名 previous rank", "int"),
-                 Column("rank_change", "排名变化 rank change", "signed_int", "higher")]
+        cols += [
+            Column("previous_rank", "上期排名 previous rank", "int"),
+            Column("rank_change", "排名变化 rank change", "signed_int", "higher"),
+        ]
     cols += [Column("code", "代码 code"), Column("name", "名称 name")]
     cols += [Column(a, " ".join(_ATTRS.get(a, (a, a))) if a in _ATTRS else a) for a in attrs]
     cols += [Column("score", f"得分 score ({scheme.name})", "score")]
     if previous is not None:
-        cols += [Column("previous_score", "上期得分 previous score", "score"),
-                 Column("score_change", "得分变化 score change", "score_change", "higher")]
+        cols += [
+            Column("previous_score", "上期得分 previous score", "score"),
+            Column("score_change", "得分变化 score change", "score_change", "higher"),
+        ]
     cols += [Column(d.key, f"{d.zh} {d.en}", "hours" if d.kind == "hours" else "count") for d in indicators.COUNTS]
     for r in indicators.RATES:
         cols.append(Column(r.key, f"{r.zh} {r.en}", "rate"))
@@ -157,11 +184,23 @@ def table(report: Report, *, scheme: scoring.Scheme | str = "jinniu", previous: 
     cols += [Column(d.key, f"{d.zh} {d.en}", "number") for d in inventory]
 
     def line(row: scoring.Scored, ch: scoring.Change | None, name: str | None = None) -> list[Any]:
-        raw = {"group": _label(row.group), "rank": row.rank, "code": row.code, "name": name or row.name,
-               "score": row.score, **{a: _label(row.attrs.get(a)) for a in attrs}, **row.values}
+        raw = {
+            "group": _label(row.group),
+            "rank": row.rank,
+            "code": row.code,
+            "name": name or row.name,
+            "score": row.score,
+            **{a: _label(row.attrs.get(a)) for a in attrs},
+            **row.values,
+        }
         if ch is not None:
-            raw.update(previous_rank=ch.previous_rank, rank_change=ch.rank_change, previous_score=ch.previous_score,
-                       score_change=ch.score_change, **{f"{k}_change": v[2] for k, v in ch.rates.items()})
+            raw.update(
+                previous_rank=ch.previous_rank,
+                rank_change=ch.rank_change,
+                previous_score=ch.previous_score,
+                score_change=ch.score_change,
+                **{f"{k}_change": v[2] for k, v in ch.rates.items()},
+            )
         return [figure(raw.get(c.key), c.kind) for c in cols]
 
     rows = [line(r, ch) for r, ch in zip(ranked, changes)]
@@ -188,24 +227,42 @@ def scheme_formula(scheme: scoring.Scheme) -> str:
 
 def definitions(report: Report, scheme: scoring.Scheme) -> list[tuple[str, str, str, str, str]]:
     """Every column's definition: key, 中文, English, formula, counting rule."""
-    out = [("score", "得分", f"score: {scheme.title_en}", scheme_formula(scheme),
-            f"{scheme.title_zh}, full score {scheme.maximum:g}; rows with nothing due get no score and no rank"),
-           ("rank", "排名", "rank", "按得分从高到低排名（同分同名次）",
-            "within each group (units by kind unless --group-by says otherwise); previous rank − rank = change"),
-           ]
+    out = [
+        (
+            "score",
+            "得分",
+            f"score: {scheme.title_en}",
+            scheme_formula(scheme),
+            f"{scheme.title_zh}, full score {scheme.maximum:g}; rows with nothing due get no score and no rank",
+        ),
+        (
+            "rank",
+            "排名",
+            "rank",
+            "按得分从高到低排名（同分同名次）",
+            "within each group (units by kind unless --group-by says otherwise); previous rank − rank = change",
+        ),
+    ]
     for d in report.definitions:
         if d.is_rate:
             better = "lower is better" if d.better == "lower" else "higher is better"
-            rule = (f"ratio of the counts above; — when the denominator is 0; {better}; "
-                    "change against the previous period in percentage points")
+            rule = (
+                f"ratio of the counts above; — when the denominator is 0; {better}; "
+                "change against the previous period in percentage points"
+            )
             out.append((d.key, d.zh, d.en, d.formula, rule))
         else:
             out.append((d.key, d.zh, d.en, d.formula, d.rule))
     return out
 
 
-def book(reports: Sequence[Report], *, scheme: scoring.Scheme | str = "jinniu",
-         previous: Sequence[Report] | None = None, group_by: scoring.GroupBy = None) -> Book:
+def book(
+    reports: Sequence[Report],
+    *,
+    scheme: scoring.Scheme | str = "jinniu",
+    previous: Sequence[Report] | None = None,
+    group_by: scoring.GroupBy = None,
+) -> Book:
     """The tables of one period (one per report, same period) and the definitions, ready to write."""
     if not reports:
         raise InputError("no report to write")
@@ -213,11 +270,19 @@ def book(reports: Sequence[Report], *, scheme: scoring.Scheme | str = "jinniu",
     prev = list(previous) if previous is not None else [None] * len(reports)
     tables = [table(r, scheme=scheme, previous=p, group_by=group_by) for r, p in zip(reports, prev)]
     first = reports[0]
-    return Book(first.period, prev[0].period if prev[0] is not None else None, scheme, first.cutoff, first.area,
-                tables, definitions(first, scheme))
+    return Book(
+        first.period,
+        prev[0].period if prev[0] is not None else None,
+        scheme,
+        first.cutoff,
+        first.area,
+        tables,
+        definitions(first, scheme),
+    )
 
 
 # -------------------------------------------------------------------------------------------- writers
+
 
 def csv_text(value: Any, kind: str) -> str:
     """A figure as the CSV holds it; text that Excel would run as a formula gets a leading apostrophe."""
@@ -270,7 +335,7 @@ def write_xlsx(bk: Book, path: str | Path) -> None:
     def cell(ws, value, fmt=None, header=False):
         c = WriteOnlyCell(ws, value=value)
         if isinstance(value, str):
-            c.data_type = "s"   # never a formula, whatever a name starts with
+            c.data_type = "s"  # never a formula, whatever a name starts with
         if fmt:
             c.number_format = fmt
         if header:
@@ -298,7 +363,9 @@ def write_xlsx(bk: Book, path: str | Path) -> None:
     for width, letter in zip((26, 18, 28, 60, 70), "ABCDE"):
         ws.column_dimensions[letter].width = width
     ws.freeze_panes = "A2"
-    ws.append([cell(ws, h, header=True) for h in ("键 key", "中文", "English", "公式 formula", "统计口径 counting rule")])
+    ws.append(
+        [cell(ws, h, header=True) for h in ("键 key", "中文", "English", "公式 formula", "统计口径 counting rule")]
+    )
     for d in bk.definitions:
         ws.append([cell(ws, v) for v in d])
     ws.append([])
@@ -308,13 +375,15 @@ def write_xlsx(bk: Book, path: str | Path) -> None:
 
 
 def _about(bk: Book) -> list[tuple[str, str]]:
-    return [("报告 report", bk.title),
-            ("期间 period", f"{bk.period.label} ({bk.period.first} – {bk.period.last})"),
-            ("上期 previous period", bk.previous.label if bk.previous else NONE),
-            ("统计截止 data read up to", bk.cutoff.isoformat()),
-            ("范围 area", bk.area or "全部 all"),
-            ("考核方案 scoring scheme", f"{bk.scheme.name}: {bk.scheme.title_zh} {bk.scheme.title_en}"),
-            ("生成时间 generated", bk.generated.isoformat())]
+    return [
+        ("报告 report", bk.title),
+        ("期间 period", f"{bk.period.label} ({bk.period.first} – {bk.period.last})"),
+        ("上期 previous period", bk.previous.label if bk.previous else NONE),
+        ("统计截止 data read up to", bk.cutoff.isoformat()),
+        ("范围 area", bk.area or "全部 all"),
+        ("考核方案 scoring scheme", f"{bk.scheme.name}: {bk.scheme.title_zh} {bk.scheme.title_en}"),
+        ("生成时间 generated", bk.generated.isoformat()),
+    ]
 
 
 def render_html(bk: Book) -> str:
@@ -323,8 +392,10 @@ def render_html(bk: Book) -> str:
 
     # the template sits with the web app's templates so pages can share its markup; it is read as a
     # file (the core never imports gridmgr.web)
-    env = Environment(loader=FileSystemLoader(ROOT / "web" / "templates"),
-                      autoescape=select_autoescape(default=True, default_for_string=True))
+    env = Environment(
+        loader=FileSystemLoader(ROOT / "web" / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
     env.filters["display"] = display
     return env.get_template("reports/report_file.html").render(book=bk, about=_about(bk), dash=NONE)
 
@@ -338,8 +409,7 @@ def write(bk: Book, fmt: str, path: str | Path) -> None:
     """Write a book as csv (one table), xlsx or html."""
     if fmt == "csv":
         if len(bk.tables) != 1:
-            raise InputError("a CSV file holds one level: give one --level, or use -f xlsx or -f html",
-                             field="format")
+            raise InputError("a CSV file holds one level: give one --level, or use -f xlsx or -f html", field="format")
         write_csv(bk.tables[0], path)
     elif fmt == "xlsx":
         write_xlsx(bk, path)

@@ -27,6 +27,7 @@ validated on load and never evaluated as code:
 A row none of whose items has a rate (nothing was due) gets no score and no rank. Every error on
 load names the file, the key and the problem (`SchemeError`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -114,6 +115,7 @@ class Scheme:
 
 # ---------------------------------------------------------------------------------------------- loading
 
+
 def presets() -> list[str]:
     """The names of the shipped schemes."""
     return sorted(p.stem for p in SCHEME_DIR.glob("*.yaml"))
@@ -138,8 +140,12 @@ def load(name_or_path: str | Path) -> Scheme:
 def parse(raw: Any, origin: str = "<scheme>") -> Scheme:
     """Validate a scheme read from YAML (a mapping) and build it; `origin` names the file in errors."""
     v = _Validator(origin)
-    top = v.mapping(raw, "", {"scheme", "title_zh", "title_en", "source", "note", "minimum", "items", "penalties"},
-                    required={"scheme", "title_zh", "title_en", "items"})
+    top = v.mapping(
+        raw,
+        "",
+        {"scheme", "title_zh", "title_en", "source", "note", "minimum", "items", "penalties"},
+        required={"scheme", "title_zh", "title_en", "items"},
+    )
     items_raw = v.list_of(top["items"], "items", nonempty=True)
     items, seen = [], set()
     for i, entry in enumerate(items_raw):
@@ -147,13 +153,21 @@ def parse(raw: Any, origin: str = "<scheme>") -> Scheme:
         if items[-1].rate in seen:
             v.fail(f"items[{i}].rate", f"{items[-1].rate!r} is scored twice")
         seen.add(items[-1].rate)
-    penalties = [v.penalty(entry, f"penalties[{i}]")
-                 for i, entry in enumerate(v.list_of(top.get("penalties", []), "penalties"))]
+    penalties = [
+        v.penalty(entry, f"penalties[{i}]") for i, entry in enumerate(v.list_of(top.get("penalties", []), "penalties"))
+    ]
     minimum = v.number(top["minimum"], "minimum") if "minimum" in top else None
-    return Scheme(v.text(top["scheme"], "scheme"), v.text(top["title_zh"], "title_zh"),
-                  v.text(top["title_en"], "title_en"), tuple(items), tuple(penalties), minimum,
-                  v.text(top.get("source", ""), "source", empty=True), v.text(top.get("note", ""), "note", empty=True),
-                  origin)
+    return Scheme(
+        v.text(top["scheme"], "scheme"),
+        v.text(top["title_zh"], "title_zh"),
+        v.text(top["title_en"], "title_en"),
+        tuple(items),
+        tuple(penalties),
+        minimum,
+        v.text(top.get("source", ""), "source", empty=True),
+        v.text(top.get("note", ""), "note", empty=True),
+        origin,
+    )
 
 
 class _Validator:
@@ -186,8 +200,12 @@ class _Validator:
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
             self.fail(key, f"must be a number, got {raw!r}")
         if raw < lo or (hi is not None and raw > hi):
-            self.fail(key, f"must be between {lo:g} and {hi:g}, got {raw!r}" if hi is not None
-                      else f"must be at least {lo:g}, got {raw!r}")
+            self.fail(
+                key,
+                f"must be between {lo:g} and {hi:g}, got {raw!r}"
+                if hi is not None
+                else f"must be at least {lo:g}, got {raw!r}",
+            )
         return float(raw)
 
     def text(self, raw: Any, key: str, empty: bool = False) -> str:
@@ -202,12 +220,18 @@ class _Validator:
         return raw
 
     def item(self, raw: Any, key: str) -> Item:
-        d = self.mapping(raw, key, {"rate", "label", "weight", "inverse", "threshold", "points", "per_point",
-                                    "denominator_minus", "if_none"}, required={"rate"})
+        d = self.mapping(
+            raw,
+            key,
+            {"rate", "label", "weight", "inverse", "threshold", "points", "per_point", "denominator_minus", "if_none"},
+            required={"rate"},
+        )
         rate = self.key_of(d["rate"], f"{key}.rate", rate=True)
         label = self.text(d.get("label", indicators.BY_KEY[rate].zh), f"{key}.label")
-        minus = tuple(self.key_of(m, f"{key}.denominator_minus[{j}]", rate=False)
-                      for j, m in enumerate(self.list_of(d.get("denominator_minus", []), f"{key}.denominator_minus")))
+        minus = tuple(
+            self.key_of(m, f"{key}.denominator_minus[{j}]", rate=False)
+            for j, m in enumerate(self.list_of(d.get("denominator_minus", []), f"{key}.denominator_minus"))
+        )
         if_none = d.get("if_none", "full")
         if if_none not in IF_NONE:
             self.fail(f"{key}.if_none", f"must be one of {', '.join(IF_NONE)}, got {if_none!r}")
@@ -220,25 +244,41 @@ class _Validator:
             inverse = d.get("inverse", False)
             if not isinstance(inverse, bool):
                 self.fail(f"{key}.inverse", f"must be true or false, got {inverse!r}")
-            return Item(rate, label, weight=self.number(d["weight"], f"{key}.weight"), inverse=inverse,
-                        minus=minus, if_none=if_none)
+            return Item(
+                rate,
+                label,
+                weight=self.number(d["weight"], f"{key}.weight"),
+                inverse=inverse,
+                minus=minus,
+                if_none=if_none,
+            )
         if "inverse" in d:
             self.fail(f"{key}.inverse", "only a weighted item can be inverse")
         for needed in ("points", "per_point"):
             if needed not in d:
                 self.fail(f"{key}.{needed}", "is required with `threshold`")
-        return Item(rate, label, threshold=self.number(d["threshold"], f"{key}.threshold", 0.0, 1.0),
-                    points=self.number(d["points"], f"{key}.points"),
-                    per_point=self.number(d["per_point"], f"{key}.per_point"), minus=minus, if_none=if_none)
+        return Item(
+            rate,
+            label,
+            threshold=self.number(d["threshold"], f"{key}.threshold", 0.0, 1.0),
+            points=self.number(d["points"], f"{key}.points"),
+            per_point=self.number(d["per_point"], f"{key}.per_point"),
+            minus=minus,
+            if_none=if_none,
+        )
 
     def penalty(self, raw: Any, key: str) -> Penalty:
         d = self.mapping(raw, key, {"count", "points", "label"}, required={"count", "points"})
         count = self.key_of(d["count"], f"{key}.count", rate=False)
-        return Penalty(count, self.number(d["points"], f"{key}.points"),
-                       self.text(d.get("label", indicators.BY_KEY[count].zh), f"{key}.label"))
+        return Penalty(
+            count,
+            self.number(d["points"], f"{key}.points"),
+            self.text(d.get("label", indicators.BY_KEY[count].zh), f"{key}.label"),
+        )
 
 
 # ---------------------------------------------------------------------------------------------- scoring
+
 
 @dataclass
 class Scored:
@@ -250,8 +290,8 @@ class Scored:
     attrs: dict[str, Any]
     values: dict[str, Any]
     score: float | None
-    parts: dict[str, float] = field(default_factory=dict)       # item rate key → points
-    penalties: dict[str, float] = field(default_factory=dict)   # count key → points off (negative)
+    parts: dict[str, float] = field(default_factory=dict)  # item rate key → points
+    penalties: dict[str, float] = field(default_factory=dict)  # count key → points off (negative)
     rates: dict[str, float | None] = field(default_factory=dict)  # the rates as scored (adjusted)
     rank: int | None = None
     group: Any = None
@@ -276,8 +316,19 @@ def score(report: Any, scheme: Scheme | str) -> list[Scored]:
         total = sum(parts.values()) + sum(penalties.values())
         if scheme.minimum is not None:
             total = max(scheme.minimum, total)
-        out.append(Scored(row.level, row.code, row.name, dict(row.attrs), dict(row.values), round(total, 4),
-                          parts, penalties, rates))
+        out.append(
+            Scored(
+                row.level,
+                row.code,
+                row.name,
+                dict(row.attrs),
+                dict(row.values),
+                round(total, 4),
+                parts,
+                penalties,
+                rates,
+            )
+        )
     return out
 
 
@@ -307,8 +358,9 @@ def rank(rows: Iterable[Scored], group_by: GroupBy = None) -> list[Scored]:
         groups.setdefault(key(r), []).append(r)
     out = []
     for g in sorted(groups, key=lambda x: (x is not None, str(x))):
-        members = sorted(groups[g], key=lambda r: (r.score is None or r.code is None,
-                                                   -round(r.score or 0, 6), str(r.code)))
+        members = sorted(
+            groups[g], key=lambda r: (r.score is None or r.code is None, -round(r.score or 0, 6), str(r.code))
+        )
         last, last_rank = None, 0
         for i, r in enumerate(members, start=1):
             ranked = r.score is not None and r.code is not None
@@ -349,9 +401,18 @@ def compare(current: Iterable[Any], previous: Iterable[Any]) -> list[Change]:
         for d in indicators.RATES:
             a, b = r.values.get(d.key), p.values.get(d.key) if p else None
             rates[d.key] = (a, b, None if a is None or b is None else round(a - b, 6))
-        out.append(Change(r.code, r.name, getattr(r, "group", None), cur_rank, prev_rank,
-                          None if cur_rank is None or prev_rank is None else prev_rank - cur_rank,
-                          cur_score, prev_score,
-                          None if cur_score is None or prev_score is None else round(cur_score - prev_score, 4),
-                          rates))
+        out.append(
+            Change(
+                r.code,
+                r.name,
+                getattr(r, "group", None),
+                cur_rank,
+                prev_rank,
+                None if cur_rank is None or prev_rank is None else prev_rank - cur_rank,
+                cur_score,
+                prev_score,
+                None if cur_score is None or prev_score is None else round(cur_score - prev_score, 4),
+                rates,
+            )
+        )
     return out

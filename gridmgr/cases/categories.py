@@ -1,4 +1,5 @@
 """Case categories (事件/部件) and their time limits: data in data/categories.csv, loaded into a table."""
+
 from __future__ import annotations
 
 import csv
@@ -12,9 +13,22 @@ from gridmgr.errors import InputError
 from gridmgr.paths import DATA
 
 DEFAULT_FILE = DATA / "categories.csv"
-COLUMNS = ("code", "kind", "major_code", "major_name", "name", "name_en", "verify_limit", "register_limit",
-           "dispatch_limit", "handle_limit", "handle_limit_urgent", "check_limit", "register_condition",
-           "close_condition")
+COLUMNS = (
+    "code",
+    "kind",
+    "major_code",
+    "major_name",
+    "name",
+    "name_en",
+    "verify_limit",
+    "register_limit",
+    "dispatch_limit",
+    "handle_limit",
+    "handle_limit_urgent",
+    "check_limit",
+    "register_condition",
+    "close_condition",
+)
 REQUIRED = ("code", "kind", "major_code", "major_name", "name")
 LIMIT = re.compile(r"^[0-9]+(\.[0-9]+)?[hd]$")
 CODE = re.compile(r"^C?[0-9]{4}$")
@@ -35,16 +49,20 @@ def read(path: Path = DEFAULT_FILE) -> list[dict]:
                 if not row[c]:
                     raise InputError("is empty", record=rec, field=c)
             if not CODE.match(row["code"]):
-                raise InputError(f"{row['code']!r} is not a 4-digit event code or C + 4 digits", record=rec, field="code")
+                raise InputError(
+                    f"{row['code']!r} is not a 4-digit event code or C + 4 digits", record=rec, field="code"
+                )
             if row["kind"] not in ("event", "component") or row["code"].startswith("C") != (row["kind"] == "component"):
                 raise InputError(f"kind {row['kind']!r} does not fit code {row['code']}", record=rec, field="kind")
             if row["code"].lstrip("C")[:2] != row["major_code"]:
-                raise InputError(f"major code {row['major_code']} does not fit code {row['code']}",
-                                 record=rec, field="major_code")
+                raise InputError(
+                    f"major code {row['major_code']} does not fit code {row['code']}", record=rec, field="major_code"
+                )
             for c in COLUMNS:
                 if c.endswith(("_limit", "_urgent")) and row[c] and not LIMIT.match(row[c]):
-                    raise InputError(f"{row[c]!r} is not <n>h (working hours) or <n>d (working days)",
-                                     record=rec, field=c)
+                    raise InputError(
+                        f"{row[c]!r} is not <n>h (working hours) or <n>d (working days)", record=rec, field=c
+                    )
             if row["code"] in seen:
                 raise InputError(f"duplicate code {row['code']}", record=rec, field="code")
             seen.add(row["code"])
@@ -57,8 +75,13 @@ def load(conn: Connection, path: Path = DEFAULT_FILE) -> int:
     rows = read(Path(path))
     cols = ", ".join(COLUMNS)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "code")
-    conn.execute(text(f"INSERT INTO categories ({cols}) VALUES ({', '.join(':' + c for c in COLUMNS)}) "
-                      f"ON CONFLICT (code) DO UPDATE SET {updates}"), rows)
+    conn.execute(
+        text(
+            f"INSERT INTO categories ({cols}) VALUES ({', '.join(':' + c for c in COLUMNS)}) "
+            f"ON CONFLICT (code) DO UPDATE SET {updates}"
+        ),
+        rows,
+    )
     return len(rows)
 
 

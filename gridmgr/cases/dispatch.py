@@ -1,4 +1,5 @@
 """Dispatch rules (派遣规则): which unit handles a case, as editable data; the most specific rule wins."""
+
 from __future__ import annotations
 
 import csv
@@ -8,8 +9,8 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text, te
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gridmgr.errors import InputError
 from gridmgr.db.models import CELL_DUTIES, Base
+from gridmgr.errors import InputError
 from gridmgr.paths import DATA
 
 DEFAULT_FILE = DATA / "dispatch_rules.csv"
@@ -60,8 +61,13 @@ def resolve(conn: Connection, category: str, cell_id: int | None) -> tuple[int |
     row = conn.execute(text(RESOLVE), {"category": category, "cell_id": cell_id, "cell_code": cell_code or ""}).first()
     if row is not None:
         return row.unit_id, f"rule {row.rule_id}"
-    owner = conn.execute(text("SELECT unit_id FROM cell_units WHERE cell_id = :c AND duty = 'territorial'"),
-                         {"c": cell_id}).scalar() if cell_id is not None else None
+    owner = (
+        conn.execute(
+            text("SELECT unit_id FROM cell_units WHERE cell_id = :c AND duty = 'territorial'"), {"c": cell_id}
+        ).scalar()
+        if cell_id is not None
+        else None
+    )
     return owner, "territorial owner (属地兜底)"
 
 
@@ -83,10 +89,22 @@ def load(conn: Connection, path: Path = DEFAULT_FILE) -> int:
                 unit_id = conn.execute(text("SELECT id FROM units WHERE code = :c"), {"c": unit_code}).scalar()
                 if unit_id is None:
                     raise InputError(f"unknown unit {unit_code!r}", record=rec, field="unit")
-            rows.append({"category": (raw.get("category") or "*").strip(), "area": (raw.get("area") or "*").strip(),
-                         "unit_id": unit_id, "duty": duty, "note": (raw.get("note") or "").strip() or None})
+            rows.append(
+                {
+                    "category": (raw.get("category") or "*").strip(),
+                    "area": (raw.get("area") or "*").strip(),
+                    "unit_id": unit_id,
+                    "duty": duty,
+                    "note": (raw.get("note") or "").strip() or None,
+                }
+            )
     conn.execute(text("DELETE FROM dispatch_rules"))
     if rows:
-        conn.execute(text("INSERT INTO dispatch_rules (category, area, unit_id, duty, note) "
-                          "VALUES (:category, :area, :unit_id, :duty, :note)"), rows)
+        conn.execute(
+            text(
+                "INSERT INTO dispatch_rules (category, area, unit_id, duty, note) "
+                "VALUES (:category, :area, :unit_id, :duty, :note)"
+            ),
+            rows,
+        )
     return len(rows)

@@ -1,4 +1,5 @@
 """The audit trail: `case_events`, append-only (a trigger of migration 0003 refuses UPDATE, DELETE, TRUNCATE)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -18,10 +19,17 @@ class CaseEvent(Base):
         Index("ix_case_events_case_id_at", "case_id", "at"),
         # gridmgr.analytics.accountability (migration 0007): a period's events, the deadlines due in it, closings after it
         Index("ix_case_events_at_case_id", "at", "case_id"),
-        Index("ix_case_events_clock_deadline_after", "deadline_after",
-              postgresql_where=text("action IN ('dispatch', 'approve_extension', 'resume')")),
-        Index("ix_case_events_closing_at_case_id", "at", "case_id",
-              postgresql_where=text("to_state IN ('closed', 'rejected')")),
+        Index(
+            "ix_case_events_clock_deadline_after",
+            "deadline_after",
+            postgresql_where=text("action IN ('dispatch', 'approve_extension', 'resume')"),
+        ),
+        Index(
+            "ix_case_events_closing_at_case_id",
+            "at",
+            "case_id",
+            postgresql_where=text("to_state IN ('closed', 'rejected')"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), nullable=False)
@@ -40,4 +48,3 @@ class CaseEvent(Base):
     photos: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
     data: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default=text("'{}'"))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
-

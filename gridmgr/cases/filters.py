@@ -1,4 +1,5 @@
 """Case list queries from request parameters: filters, periods, sorting and pages (CaseFilter, Page, parse_*)."""
+
 from __future__ import annotations
 
 import math
@@ -70,11 +71,17 @@ class Page:
 
     def as_dict(self) -> dict:
         """The page as plain data: items, total, page, page_size, pages."""
-        return {"items": self.items, "total": self.total, "page": self.page, "page_size": self.page_size,
-                "pages": self.pages}
+        return {
+            "items": self.items,
+            "total": self.total,
+            "page": self.page,
+            "page_size": self.page_size,
+            "pages": self.pages,
+        }
 
 
 # ---------------------------------------------------------------- parsing query values
+
 
 def split_values(args: Mapping[str, Any], name: str) -> tuple[str, ...]:
     """A list parameter given comma-separated, repeated (a MultiDict's getlist), or both; blanks dropped."""
@@ -108,8 +115,9 @@ def parse_datetime(value: str, name: str, tz: ZoneInfo = TZ) -> datetime:
     try:
         moment = datetime.fromisoformat(v[:-1] + "+00:00" if v.endswith(("Z", "z")) else v)
     except ValueError:
-        raise InputError(f"{value!r} is not an ISO 8601 date or datetime such as 2026-10-13T09:00:00+08:00",
-                         field=name) from None
+        raise InputError(
+            f"{value!r} is not an ISO 8601 date or datetime such as 2026-10-13T09:00:00+08:00", field=name
+        ) from None
     return moment if moment.utcoffset() is not None else moment.replace(tzinfo=tz)
 
 
@@ -135,8 +143,7 @@ def parse_period(value: str, name: str = "period", tz: ZoneInfo = TZ) -> tuple[d
     try:
         day = date.fromisoformat(v)
     except ValueError:
-        raise InputError(f"{value!r} is not a period: use 2026, 2026-10, 2026-10-13 or FROM/TO",
-                         field=name) from None
+        raise InputError(f"{value!r} is not a period: use 2026, 2026-10, 2026-10-13 or FROM/TO", field=name) from None
     start = datetime(day.year, day.month, day.day, tzinfo=tz)
     return start, start + timedelta(days=1)
 
@@ -161,8 +168,9 @@ def parse_filter(args: Mapping[str, Any]) -> CaseFilter:
     statuses = split_values(args, "status")
     unknown = [s for s in statuses if s not in CASE_STATES]
     if unknown:
-        raise InputError(f"unknown state {', '.join(map(repr, unknown))}; known: {', '.join(CASE_STATES)}",
-                         field="status")
+        raise InputError(
+            f"unknown state {', '.join(map(repr, unknown))}; known: {', '.join(CASE_STATES)}", field="status"
+        )
     period = (None, None)
     if (args.get("period") or "").strip():
         period = parse_period(args["period"])
@@ -192,8 +200,8 @@ def _int(value: Any, name: str, default: int, low: int, high: int | None = None)
     return n
 
 
-def parse_page(args: Mapping[str, Any], default_size: int = DEFAULT_PAGE_SIZE,
-               max_size: int = MAX_PAGE_SIZE) -> tuple[int, int]:
+def parse_page(
+    args: Mapping[str, Any], default_size: int = DEFAULT_PAGE_SIZE, max_size: int = MAX_PAGE_SIZE
+) -> tuple[int, int]:
     """(page, page_size) from `page` (1-based) and `page_size` query values."""
-    return (_int(args.get("page"), "page", 1, 1),
-            _int(args.get("page_size"), "page_size", default_size, 1, max_size))
+    return (_int(args.get("page"), "page", 1, 1), _int(args.get("page_size"), "page_size", default_size, 1, max_size))

@@ -30,6 +30,7 @@ makes a case overdue without adding working time).
 unset in production (the request time); tests set an aware datetime, an ISO 8601 string or a callable
 returning one, so deadlines and ratios are deterministic.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,27 +44,29 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmgr.grid.assign import CellInfo, describe_cell, locate
 from gridmgr.cases.filters import DEFAULT_PAGE_SIZE, DEFAULT_SORT, MAX_PAGE_SIZE, SORTS, CaseFilter, Page
+from gridmgr.cases.workcalendar import WorkCalendar
+from gridmgr.cases.workflow import PAUSED, TERMINAL, Actor, allowed_actions, scope_filter
 from gridmgr.codes import TZ
 from gridmgr.errors import InputError, NotFound
 from gridmgr.glossary import en, zh
-from gridmgr.cases.workcalendar import WorkCalendar
-from gridmgr.cases.workflow import PAUSED, TERMINAL, Actor, allowed_actions, scope_filter
+from gridmgr.grid.assign import CellInfo, describe_cell, locate
 
 # states in which no step's clock runs: such a case is never overdue and has no 超时倍数
 NOT_WAITING = (*TERMINAL, *PAUSED)
 # the overdue condition in SQL (`f` = cases, `:now` = now); `timing` is the same rule in Python
-OVERDUE_SQL = (f"(f.deadline IS NOT NULL AND :now > f.deadline "
-               f"AND f.status NOT IN ({', '.join(repr(s) for s in NOT_WAITING)}))")
+OVERDUE_SQL = (
+    f"(f.deadline IS NOT NULL AND :now > f.deadline AND f.status NOT IN ({', '.join(repr(s) for s in NOT_WAITING)}))"
+)
 
 NowSetting = None | str | datetime | Callable[[], datetime]
 
 
 # ---------------------------------------------------------------- now and the calendar
 
+
 def resolve_now(setting: NowSetting = None) -> datetime:
-    """"Now" for one request: the clock when `setting` is None, else the fixed moment it gives."""
+    """ "Now" for one request: the clock when `setting` is None, else the fixed moment it gives."""
     value = setting() if callable(setting) else setting
     if value is None:
         return datetime.now(TZ)
@@ -85,8 +88,10 @@ def default_calendar() -> WorkCalendar:
 
 # ---------------------------------------------------------------- timing and serialisation
 
-def timing(status: str, deadline: datetime | None, step_started_at: datetime | None, *,
-           now: datetime, calendar: WorkCalendar) -> tuple[bool, float | None]:
+
+def timing(
+    status: str, deadline: datetime | None, step_started_at: datetime | None, *, now: datetime, calendar: WorkCalendar
+) -> tuple[bool, float | None]:
     """(overdue, 超时倍数) of a case at `now` (see the module docstring for the rule)."""
     if status in NOT_WAITING or deadline is None:
         return False, None
@@ -113,8 +118,7 @@ def case_dict(row: Mapping[str, Any], *, now: datetime, calendar: WorkCalendar) 
         "status": row["status"],
         "status_label": {"zh": zh(row["status"]), "en": en(row["status"])},
         "source": row["source"],
-        "category": {"code": row["category_code"], "name": row["category_name"],
-                     "name_en": row["category_name_en"]},
+        "category": {"code": row["category_code"], "name": row["category_name"], "name_en": row["category_name_en"]},
         "urgency": row["urgency"],
         "description": row["description"],
         "address": row["address"],
@@ -122,11 +126,15 @@ def case_dict(row: Mapping[str, Any], *, now: datetime, calendar: WorkCalendar) 
         "lon": row["lon"],
         "lat": row["lat"],
         "cell": {"id": row["cell_id"], "code": row["cell_code"]} if row["cell_id"] is not None else None,
-        "community": ({"code": row["community_code"], "name": row["community_name"]}
-                      if row["community_code"] else None),
+        "community": (
+            {"code": row["community_code"], "name": row["community_name"]} if row["community_code"] else None
+        ),
         "street": {"code": row["street_code"], "name": row["street_name"]} if row["street_code"] else None,
-        "unit": ({"id": row["unit_id"], "code": row["unit_code"], "name": row["unit_name"]}
-                 if row["unit_id"] is not None else None),
+        "unit": (
+            {"id": row["unit_id"], "code": row["unit_code"], "name": row["unit_name"]}
+            if row["unit_id"] is not None
+            else None
+        ),
         "reported_at": _local(row["reported_at"]),
         "updated_at": _local(row["updated_at"]),
         "deadline": _local(row["deadline"]),
@@ -143,13 +151,24 @@ def case_dict(row: Mapping[str, Any], *, now: datetime, calendar: WorkCalendar) 
 def event_dict(row: Mapping[str, Any]) -> dict:
     """One `case_events` row as plain data."""
     return {
-        "id": row["id"], "at": _local(row["at"]), "action": row["action"],
-        "from_state": row["from_state"], "to_state": row["to_state"],
-        "actor": row["actor"], "role": row["role"], "user_id": row["user_id"], "note": row["note"],
-        "unit": ({"id": row["unit_id"], "code": row["unit_code"], "name": row["unit_name"]}
-                 if row["unit_id"] is not None else None),
-        "deadline_before": _local(row["deadline_before"]), "deadline_after": _local(row["deadline_after"]),
-        "photos": list(row["photos"] or []), "data": row["data"] or {},
+        "id": row["id"],
+        "at": _local(row["at"]),
+        "action": row["action"],
+        "from_state": row["from_state"],
+        "to_state": row["to_state"],
+        "actor": row["actor"],
+        "role": row["role"],
+        "user_id": row["user_id"],
+        "note": row["note"],
+        "unit": (
+            {"id": row["unit_id"], "code": row["unit_code"], "name": row["unit_name"]}
+            if row["unit_id"] is not None
+            else None
+        ),
+        "deadline_before": _local(row["deadline_before"]),
+        "deadline_after": _local(row["deadline_after"]),
+        "photos": list(row["photos"] or []),
+        "data": row["data"] or {},
     }
 
 
@@ -201,9 +220,14 @@ def _where(actor: Actor, flt: CaseFilter, now: datetime) -> tuple[str, dict]:
     cond, params = scope_filter(actor, "f")
     parts = [cond]
     params = {**params, "now": now}
-    for values, sql, name in ((flt.statuses, "f.status", "st_"), (flt.categories, "f.category_code", "cat"),
-                              (flt.cells, "gc.code", "cell"), (flt.streets, "st.code", "street"),
-                              (flt.units, "u.code", "unit"), (flt.case_nos, "f.case_no", "no")):
+    for values, sql, name in (
+        (flt.statuses, "f.status", "st_"),
+        (flt.categories, "f.category_code", "cat"),
+        (flt.cells, "gc.code", "cell"),
+        (flt.streets, "st.code", "street"),
+        (flt.units, "u.code", "unit"),
+        (flt.case_nos, "f.case_no", "no"),
+    ):
         if values:
             parts.append(f"{sql} = ANY(:{name})")
             params[name] = list(values)
@@ -222,40 +246,70 @@ def _where(actor: Actor, flt: CaseFilter, now: datetime) -> tuple[str, dict]:
     return " AND ".join(f"({p})" for p in parts), params
 
 
-def list_cases(conn: Connection, actor: Actor, flt: CaseFilter = CaseFilter(), *, now: datetime,
-               calendar: WorkCalendar, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE,
-               sort: str = DEFAULT_SORT) -> Page:
+def list_cases(
+    conn: Connection,
+    actor: Actor,
+    flt: CaseFilter = CaseFilter(),
+    *,
+    now: datetime,
+    calendar: WorkCalendar,
+    page: int = 1,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    sort: str = DEFAULT_SORT,
+) -> Page:
     """The cases the actor may see that match the filter, one page of them, newest report first by default."""
     if sort not in SORTS:
         raise InputError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}", field="sort")
     if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InputError(f"page {page} / page_size {page_size}: page ≥ 1, page_size 1…{MAX_PAGE_SIZE}",
-                         field="page")
+        raise InputError(f"page {page} / page_size {page_size}: page ≥ 1, page_size 1…{MAX_PAGE_SIZE}", field="page")
     where, params = _where(actor, flt, now)
     total = conn.execute(text(f"SELECT count(*) {_FROM} WHERE {where}"), params).scalar()
-    rows = conn.execute(text(f"{_SELECT} {_FROM} WHERE {where} ORDER BY {SORTS[sort]} "
-                             "LIMIT :limit OFFSET :offset"),
-                        {**params, "limit": page_size, "offset": (page - 1) * page_size}).mappings().all()
+    rows = (
+        conn.execute(
+            text(f"{_SELECT} {_FROM} WHERE {where} ORDER BY {SORTS[sort]} LIMIT :limit OFFSET :offset"),
+            {**params, "limit": page_size, "offset": (page - 1) * page_size},
+        )
+        .mappings()
+        .all()
+    )
     return Page([case_dict(r, now=now, calendar=calendar) for r in rows], total, page, page_size)
 
 
 def case_events(conn: Connection, case_id: int) -> list[dict]:
     """The audit trail of a case, oldest first (callers check visibility first)."""
-    rows = conn.execute(text("""
+    rows = (
+        conn.execute(
+            text("""
         SELECT e.id, e.at, e.action, e.from_state, e.to_state, e.actor, e.role, e.user_id, e.note, e.unit_id,
                u.code AS unit_code, u.name AS unit_name, e.deadline_before, e.deadline_after, e.photos, e.data
         FROM case_events e LEFT JOIN units u ON u.id = e.unit_id
         WHERE e.case_id = :c ORDER BY e.at, e.id
-    """), {"c": case_id}).mappings().all()
+    """),
+            {"c": case_id},
+        )
+        .mappings()
+        .all()
+    )
     return [event_dict(r) for r in rows]
 
 
-def get_case(conn: Connection, actor: Actor, case_id: int, *, now: datetime, calendar: WorkCalendar,
-             events: bool = True, actions: bool = True) -> dict:
+def get_case(
+    conn: Connection,
+    actor: Actor,
+    case_id: int,
+    *,
+    now: datetime,
+    calendar: WorkCalendar,
+    events: bool = True,
+    actions: bool = True,
+) -> dict:
     """One case the actor may see, with its events and the actions the actor may take now; else NotFound."""
     cond, params = scope_filter(actor, "f")
-    row = conn.execute(text(f"{_SELECT} {_FROM} WHERE f.id = :id AND ({cond})"),
-                       {**params, "id": case_id}).mappings().first()
+    row = (
+        conn.execute(text(f"{_SELECT} {_FROM} WHERE f.id = :id AND ({cond})"), {**params, "id": case_id})
+        .mappings()
+        .first()
+    )
     if row is None:
         raise NotFound(f"no case {case_id}")  # the same answer for a case out of scope: a 404 tells nothing
     out = case_dict(row, now=now, calendar=calendar)
@@ -301,10 +355,28 @@ class CategoryInfo:
 
 
 def _category(row: Mapping[str, Any]) -> CategoryInfo:
-    limits = {k: row[k] for k in ("verify_limit", "register_limit", "dispatch_limit", "handle_limit",
-                                  "handle_limit_urgent", "check_limit")}
-    return CategoryInfo(row["code"], row["kind"], row["major_code"], row["major_name"], row["name"],
-                        row["name_en"], row["register_condition"], row["close_condition"], limits)
+    limits = {
+        k: row[k]
+        for k in (
+            "verify_limit",
+            "register_limit",
+            "dispatch_limit",
+            "handle_limit",
+            "handle_limit_urgent",
+            "check_limit",
+        )
+    }
+    return CategoryInfo(
+        row["code"],
+        row["kind"],
+        row["major_code"],
+        row["major_name"],
+        row["name"],
+        row["name_en"],
+        row["register_condition"],
+        row["close_condition"],
+        limits,
+    )
 
 
 def categories(conn: Connection) -> list[CategoryInfo]:
@@ -322,35 +394,46 @@ def category(conn: Connection, code: str) -> CategoryInfo:
 
 # ---------------------------------------------------------------- cells
 
+
 def cell_by_code(conn: Connection, code: str, at: datetime) -> CellInfo:
     """The cell with this code valid at `at` (cells are versioned), or NotFound."""
     if not re.fullmatch(r"[0-9]{15}", code):
         raise InputError(f"{code!r} is not a 15-digit cell code", field="code")
-    cell_id = conn.execute(text("""
+    cell_id = conn.execute(
+        text("""
         SELECT id FROM grid_cells WHERE code = :c AND valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)
-    """), {"c": code, "at": at}).scalar()
+    """),
+        {"c": code, "at": at},
+    ).scalar()
     if cell_id is None:
         raise NotFound(f"no cell {code} valid at {at.isoformat()}")
     return describe_cell(conn, cell_id)
 
 
-def cell_at_point(conn: Connection, lon: float, lat: float, *, crs: str = "wgs84",
-                  at: datetime | None = None) -> CellInfo:
+def cell_at_point(
+    conn: Connection, lon: float, lat: float, *, crs: str = "wgs84", at: datetime | None = None
+) -> CellInfo:
     """The cell covering a point (any supported CRS) at `at`; NotFound outside the grid (gridmgr.grid.assign.locate)."""
     return locate(conn, lon, lat, crs, at)
 
 
 def cell_dict(info: CellInfo) -> dict:
     """A cell with its hierarchy, units, people and duty grids as plain data."""
+
     def pair(p):
         return {"code": p[0], "name": p[1]} if p else None
 
     return {
-        "id": info.id, "code": info.code, "area_m2": round(info.area_m2, 1),
+        "id": info.id,
+        "code": info.code,
+        "area_m2": round(info.area_m2, 1),
         # '-infinity' (a cell valid since always) comes back from the driver as year 1
         "valid_from": info.valid_from if info.valid_from and info.valid_from.year > 1 else None,
         "valid_to": info.valid_to,
-        "community": pair(info.community), "street": pair(info.street), "district": pair(info.district),
-        "units": [dict(u) for u in info.units], "people": [dict(p) for p in info.people],
+        "community": pair(info.community),
+        "street": pair(info.street),
+        "district": pair(info.district),
+        "units": [dict(u) for u in info.units],
+        "people": [dict(p) for p in info.people],
         "duty_grids": [dict(g) for g in info.duty_grids],
     }

@@ -16,6 +16,7 @@ keeps an `open` flag, derived by trigger from the case's status (migration 0004)
 on (rule, layer, feature_id) WHERE open. Two runs at once are serialised by an advisory lock, so the
 second one waits and then finds nothing left to do.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,14 +28,14 @@ from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Text, t
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gridmgr.plugins import registry
-from gridmgr.codes import DUST_ITEMS
-from gridmgr.errors import InputError
-from gridmgr.glossary import zh
-from gridmgr.db.models import Base
 from gridmgr.cases.intake import MAX_DESCRIPTION, NewCase, report
 from gridmgr.cases.workcalendar import WorkCalendar
 from gridmgr.cases.workflow import SYSTEM
+from gridmgr.codes import DUST_ITEMS
+from gridmgr.db.models import Base
+from gridmgr.errors import InputError
+from gridmgr.glossary import zh
+from gridmgr.plugins import registry
 
 DEFAULT_INSPECTION_DAYS = 365  # billboard safety inspection: at least once a year (DOMAIN.md §6)
 # pg_advisory_xact_lock key: one rule run at a time per database
@@ -47,8 +48,9 @@ class CaseOrigin(Base):
     __tablename__ = "case_origins"
     __table_args__ = (
         # the guarantee: at most one open case per rule and feature (see the module docstring)
-        Index("uq_case_origins_open_feature", "rule", "layer", "feature_id", unique=True,
-              postgresql_where=text("open")),
+        Index(
+            "uq_case_origins_open_feature", "rule", "layer", "feature_id", unique=True, postgresql_where=text("open")
+        ),
         Index("ix_case_origins_layer_feature_id", "layer", "feature_id"),
     )
     case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), primary_key=True)
@@ -67,18 +69,20 @@ class Rule:
     name: str
     title_zh: str
     title_en: str
-    layer: str                                   # registry name of the features in case_origins
+    layer: str  # registry name of the features in case_origins
     category: str
-    candidates: Callable[[Rule], str]            # SQL: feature_id, lon, lat, address, fields to describe
+    candidates: Callable[[Rule], str]  # SQL: feature_id, lon, lat, address, fields to describe
     describe: Callable[[RowMapping, dict[str, Any]], str]
-    once: bool = False                           # an event: one case per feature ever, not per open period
+    once: bool = False  # an event: one case per feature ever, not per open period
 
 
 def _not_raised(rule: Rule, alias: str) -> str:
     """SQL condition: the rule has no open case (no case at all for `once` rules) for feature `alias`.id."""
     open_only = "" if rule.once else " AND o.open"
-    return (f"NOT EXISTS (SELECT 1 FROM case_origins o WHERE o.rule = :rule AND o.layer = :layer "
-            f"AND o.feature_id = {alias}.id{open_only})")
+    return (
+        f"NOT EXISTS (SELECT 1 FROM case_origins o WHERE o.rule = :rule AND o.layer = :layer "
+        f"AND o.feature_id = {alias}.id{open_only})"
+    )
 
 
 def _label(layer: str, field: str) -> str:
@@ -100,15 +104,17 @@ def _expired_sql(rule: Rule) -> str:
         SELECT f.id AS feature_id, ST_X(f.geom) AS lon, ST_Y(f.geom) AS lat, f.address,
                f.ad_no, f.permit_no, f.owner, f.valid_from, f.valid_to
         FROM {board.table.name} f
-        WHERE {board.derived['expired']} AND {_not_raised(rule, 'f')}
+        WHERE {board.derived["expired"]} AND {_not_raised(rule, "f")}
         ORDER BY f.id
     """
 
 
 def _describe_expired(row: RowMapping, params: dict[str, Any]) -> str:
     days = (params["today"] - row["valid_to"]).days
-    return (f"户外广告设置许可已过期：{_billboard_head(row)}；"
-            f"{_label('billboards', 'valid_to')} {row['valid_to']}，已过期 {days} 天。请责令拆除或补办许可。")
+    return (
+        f"户外广告设置许可已过期：{_billboard_head(row)}；"
+        f"{_label('billboards', 'valid_to')} {row['valid_to']}，已过期 {days} 天。请责令拆除或补办许可。"
+    )
 
 
 def _overdue_sql(rule: Rule) -> str:
@@ -121,7 +127,7 @@ def _overdue_sql(rule: Rule) -> str:
         FROM {board.table.name} f
         WHERE f.status = 'permitted'
           AND COALESCE(f.last_inspection, f.valid_from, CAST('-infinity' AS date)) < CAST(:today AS date) - :days
-          AND {_not_raised(rule, 'f')}
+          AND {_not_raised(rule, "f")}
         ORDER BY f.id
     """
 
@@ -133,8 +139,10 @@ def _describe_overdue(row: RowMapping, params: dict[str, Any]) -> str:
         when = f"无安全检查记录{since}"
     else:
         when = f"{label} {row['last_inspection']}，距今 {(params['today'] - row['last_inspection']).days} 天"
-    return (f"户外广告安全检查超期：{_billboard_head(row)}；{when}，"
-            f"超过 {params['days']} 天未检查。请督促设置单位进行安全检查。")
+    return (
+        f"户外广告安全检查超期：{_billboard_head(row)}；{when}，"
+        f"超过 {params['days']} 天未检查。请督促设置单位进行安全检查。"
+    )
 
 
 def _dust_sql(rule: Rule) -> str:
@@ -146,8 +154,8 @@ def _dust_sql(rule: Rule) -> str:
         FROM {insp.table.name} f
         JOIN {site.table.name} s ON s.id = f.site_id
         CROSS JOIN LATERAL (SELECT ST_PointOnSurface(s.geom) AS g) p
-        WHERE NOT ({insp.derived['passed']}) AND f.inspected_at <= CAST(:now AS timestamptz)
-          AND {_not_raised(rule, 'f')}
+        WHERE NOT ({insp.derived["passed"]}) AND f.inspected_at <= CAST(:now AS timestamptz)
+          AND {_not_raised(rule, "f")}
         ORDER BY f.inspected_at, f.id
     """
 
@@ -158,51 +166,109 @@ def failed_items(row: RowMapping | dict) -> list[str]:
 
 
 def _describe_dust(row: RowMapping, params: dict[str, Any]) -> str:
-    site = "，".join(f"{_label('construction', k)} {row[k]}" for k in ("permit_no", "project_name", "builder")
-                    if row[k])
+    site = "，".join(
+        f"{_label('construction', k)} {row[k]}" for k in ("permit_no", "project_name", "builder") if row[k]
+    )
     at = row["inspected_at"].astimezone(params["tz"]).strftime("%Y-%m-%d %H:%M")
-    text_ = (f"工地扬尘防治检查不合格：{site}；{_label('site_inspections', 'inspection_no')} {row['inspection_no']}，"
-             f"{_label('site_inspections', 'inspected_at')} {at}，{_label('site_inspections', 'inspector')} "
-             f"{row['inspector']}；不合格项：{'、'.join(zh(i) for i in failed_items(row))}。")
+    text_ = (
+        f"工地扬尘防治检查不合格：{site}；{_label('site_inspections', 'inspection_no')} {row['inspection_no']}，"
+        f"{_label('site_inspections', 'inspected_at')} {at}，{_label('site_inspections', 'inspector')} "
+        f"{row['inspector']}；不合格项：{'、'.join(zh(i) for i in failed_items(row))}。"
+    )
     if row["note"]:
         text_ += f"{_label('site_inspections', 'note')}：{row['note']}"
     return text_
 
 
-RULES: dict[str, Rule] = {r.name: r for r in (
-    Rule("billboard_permit_expired", "户外广告许可过期", "billboard permit expired", "billboards", "0202",
-         _expired_sql, _describe_expired),
-    Rule("billboard_inspection_overdue", "户外广告安全检查超期", "billboard inspection overdue", "billboards",
-         "0205", _overdue_sql, _describe_overdue),
-    Rule("site_dust_failed", "工地扬尘检查不合格", "site failed a dust-control item", "site_inspections", "0302",
-         _dust_sql, _describe_dust, once=True),
-)}
+RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (
+        Rule(
+            "billboard_permit_expired",
+            "户外广告许可过期",
+            "billboard permit expired",
+            "billboards",
+            "0202",
+            _expired_sql,
+            _describe_expired,
+        ),
+        Rule(
+            "billboard_inspection_overdue",
+            "户外广告安全检查超期",
+            "billboard inspection overdue",
+            "billboards",
+            "0205",
+            _overdue_sql,
+            _describe_overdue,
+        ),
+        Rule(
+            "site_dust_failed",
+            "工地扬尘检查不合格",
+            "site failed a dust-control item",
+            "site_inspections",
+            "0302",
+            _dust_sql,
+            _describe_dust,
+            once=True,
+        ),
+    )
+}
 
 
 def _clip(description: str) -> str:
-    return description if len(description) <= MAX_DESCRIPTION else description[:MAX_DESCRIPTION - 1] + "…"
+    return description if len(description) <= MAX_DESCRIPTION else description[: MAX_DESCRIPTION - 1] + "…"
 
 
-def run_rule(conn: Connection, rule: Rule, *, today: date, now: datetime, calendar: WorkCalendar,
-             inspection_days: int = DEFAULT_INSPECTION_DAYS) -> list[int]:
+def run_rule(
+    conn: Connection,
+    rule: Rule,
+    *,
+    today: date,
+    now: datetime,
+    calendar: WorkCalendar,
+    inspection_days: int = DEFAULT_INSPECTION_DAYS,
+) -> list[int]:
     """Open the cases one rule raises now, in the caller's transaction; returns their ids."""
-    params = {"rule": rule.name, "layer": rule.layer, "today": today, "now": now, "days": inspection_days,
-              "tz": calendar.hours.tz}
+    params = {
+        "rule": rule.name,
+        "layer": rule.layer,
+        "today": today,
+        "now": now,
+        "days": inspection_days,
+        "tz": calendar.hours.tz,
+    }
     rows = conn.execute(text(rule.candidates(rule)), params).mappings().all()
     opened = []
     for row in rows:
-        new = NewCase(rule.category, row["lon"], row["lat"], "rule", _clip(rule.describe(row, params)),
-                      address=row["address"] or "")
+        new = NewCase(
+            rule.category,
+            row["lon"],
+            row["lat"],
+            "rule",
+            _clip(rule.describe(row, params)),
+            address=row["address"] or "",
+        )
         case_id = report(conn, SYSTEM, new, now=now, calendar=calendar)
-        conn.execute(text("INSERT INTO case_origins (case_id, rule, layer, feature_id, opened_at) "
-                          "VALUES (:c, :rule, :layer, :f, :now)"),
-                     {"c": case_id, "rule": rule.name, "layer": rule.layer, "f": row["feature_id"], "now": now})
+        conn.execute(
+            text(
+                "INSERT INTO case_origins (case_id, rule, layer, feature_id, opened_at) "
+                "VALUES (:c, :rule, :layer, :f, :now)"
+            ),
+            {"c": case_id, "rule": rule.name, "layer": rule.layer, "f": row["feature_id"], "now": now},
+        )
         opened.append(case_id)
     return opened
 
 
-def run_rules(conn: Connection, *, today: date, now: datetime, calendar: WorkCalendar,
-              rules: list[str] | None = None, inspection_days: int = DEFAULT_INSPECTION_DAYS) -> dict[str, int]:
+def run_rules(
+    conn: Connection,
+    *,
+    today: date,
+    now: datetime,
+    calendar: WorkCalendar,
+    rules: list[str] | None = None,
+    inspection_days: int = DEFAULT_INSPECTION_DAYS,
+) -> dict[str, int]:
     """Run the rules (all, or those named) in the caller's transaction; returns rule → cases opened."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -212,6 +278,7 @@ def run_rules(conn: Connection, *, today: date, now: datetime, calendar: WorkCal
     if unknown:
         raise InputError(f"unknown rule {', '.join(unknown)}; known: {', '.join(RULES)}", field="rule")
     conn.execute(text(_LOCK))
-    return {name: len(run_rule(conn, RULES[name], today=today, now=now, calendar=calendar,
-                               inspection_days=inspection_days))
-            for name in (rules or RULES)}
+    return {
+        name: len(run_rule(conn, RULES[name], today=today, now=now, calendar=calendar, inspection_days=inspection_days))
+        for name in (rules or RULES)
+    }

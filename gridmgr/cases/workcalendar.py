@@ -14,6 +14,7 @@ working day": deadlines never jump (a minute later in, at most a minute later du
 overtime_ratio measures `d` and `h` limits alike. A deadline reached exactly at the end of a period is that
 end (17:30), not the start of the next period.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,8 +45,10 @@ def parse_limit(limit: str) -> tuple[float, str]:
     """Split a time limit such as '4h', '2d' or '1.5h' into (amount, unit)."""
     match = _LIMIT.fullmatch(limit.strip().lower()) if isinstance(limit, str) else None
     if match is None or float(match.group(1)) <= 0:
-        raise CalendarError(f"bad time limit {limit!r}: expected a positive <n>h (working hours) "
-                            f"or <n>d (working days), e.g. '4h', '2d', '1.5h'")
+        raise CalendarError(
+            f"bad time limit {limit!r}: expected a positive <n>h (working hours) "
+            f"or <n>d (working days), e.g. '4h', '2d', '1.5h'"
+        )
     return float(match.group(1)), match.group(2)
 
 
@@ -82,8 +85,7 @@ class WorkingHours:
     def from_text(cls, text: str, zone: str = "Asia/Shanghai") -> WorkingHours:
         """Build from a setting such as '08:30-12:00,13:30-17:30'."""
         try:
-            periods = tuple(tuple(time.fromisoformat(t.strip()) for t in part.split("-"))
-                            for part in text.split(","))
+            periods = tuple(tuple(time.fromisoformat(t.strip()) for t in part.split("-")) for part in text.split(","))
         except ValueError:
             periods = ()
         if not periods or any(len(p) != 2 for p in periods):
@@ -99,8 +101,7 @@ class WorkingHours:
     def per_day(self) -> timedelta:
         """Working time in one working day (7.5 h by default): the length of `1d`."""
         today = date(2000, 1, 1)
-        return sum((datetime.combine(today, e) - datetime.combine(today, s) for s, e in self.periods),
-                   timedelta(0))
+        return sum((datetime.combine(today, e) - datetime.combine(today, s) for s, e in self.periods), timedelta(0))
 
 
 def read_file(path: Path | str) -> dict[date, tuple[str, str]]:
@@ -153,8 +154,9 @@ class WorkCalendar:
         self._periods_of: dict[date, list[tuple[datetime, datetime]]] = {}
 
     @classmethod
-    def load(cls, folder: Path | str = DEFAULT_FOLDER, country: str = "CN",
-             hours: WorkingHours = WorkingHours()) -> WorkCalendar:
+    def load(
+        cls, folder: Path | str = DEFAULT_FOLDER, country: str = "CN", hours: WorkingHours = WorkingHours()
+    ) -> WorkCalendar:
         """Read every <country>-<year>.csv of `folder` (years without a file are plain Mon–Fri weeks)."""
         folder = Path(folder)
         files = sorted(p for p in folder.glob(f"{country}-*.csv") if _FILE.fullmatch(p.name))
@@ -178,10 +180,17 @@ class WorkCalendar:
         periods = self._periods_of.get(day)
         if periods is None:
             # UTC bounds: subtracting them gives elapsed time even in a zone with daylight saving.
-            periods = self._periods_of[day] = [
-                (datetime.combine(day, s, self._tz).astimezone(timezone.utc),
-                 datetime.combine(day, e, self._tz).astimezone(timezone.utc))
-                for s, e in self.hours.periods] if self.is_working_day(day) else []
+            periods = self._periods_of[day] = (
+                [
+                    (
+                        datetime.combine(day, s, self._tz).astimezone(timezone.utc),
+                        datetime.combine(day, e, self._tz).astimezone(timezone.utc),
+                    )
+                    for s, e in self.hours.periods
+                ]
+                if self.is_working_day(day)
+                else []
+            )
         return periods
 
     def add_working_time(self, start: datetime, limit: str) -> datetime:
@@ -200,8 +209,10 @@ class WorkCalendar:
                     return (begin + need).astimezone(self._tz)
                 need -= end - begin
             day += timedelta(days=1)
-        raise CalendarError(f"time limit {limit!r} from {start} runs past {_HORIZON_DAYS} days: "
-                            f"too long, or a calendar with no working days")
+        raise CalendarError(
+            f"time limit {limit!r} from {start} runs past {_HORIZON_DAYS} days: "
+            f"too long, or a calendar with no working days"
+        )
 
     def deadline(self, start: datetime, limit: str) -> datetime:
         """The deadline of a step that starts at `start` with time limit `limit` (see the module's rule)."""

@@ -6,30 +6,46 @@ dispatched to their unit), moves the state and the deadline, and writes one `cas
 Anything not allowed raises WorkflowError naming the case, its state and the action. "Now" is
 always an argument, so tests and the demo never depend on the clock.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from gridmgr.cases.workcalendar import WorkCalendar
 from gridmgr.errors import Forbidden, GridmgrError, InputError, NotFound
 from gridmgr.glossary import zh
-from gridmgr.cases.workcalendar import WorkCalendar
 
 # reports from the public and the hotlines are verified on site before registration (核实)
 NEEDS_VERIFY = ("public", "hotline_12319", "hotline_12345")
 TERMINAL = ("closed", "rejected")
 PAUSED = ("suspended", "deferred")
 # the time-limit column of each step; closing is the shift leader's decision, timed like registering
-STEP_LIMIT = {"verify": "verify_limit", "register": "register_limit", "dispatch": "dispatch_limit",
-              "handle": "handle_limit", "check": "check_limit", "close": "register_limit"}
+STEP_LIMIT = {
+    "verify": "verify_limit",
+    "register": "register_limit",
+    "dispatch": "dispatch_limit",
+    "handle": "handle_limit",
+    "check": "check_limit",
+    "close": "register_limit",
+}
 DEFAULT_LIMIT = {"verify": "2h", "register": "1h", "dispatch": "1h", "handle": "3d", "check": "4h", "close": "1h"}
 # the step a state waits for (its deadline), used when a paused case resumes
-STATE_STEP = {"reported": "register", "verified": "register", "registered": "dispatch", "returned": "dispatch",
-              "dispatched": "handle", "rework": "handle", "handled": "check", "checked": "close"}
+STATE_STEP = {
+    "reported": "register",
+    "verified": "register",
+    "registered": "dispatch",
+    "returned": "dispatch",
+    "dispatched": "handle",
+    "rework": "handle",
+    "handled": "check",
+    "checked": "close",
+}
 
 
 class WorkflowError(GridmgrError):
@@ -58,35 +74,38 @@ class Transition:
 
     action: str
     sources: tuple[str, ...]
-    target: str | None            # None: the state stays (a recorded action such as an extension request)
+    target: str | None  # None: the state stays (a recorded action such as an extension request)
     roles: tuple[str, ...]
-    scope: str = "all"            # "cell": the actor's cells; "unit": cases dispatched to the actor's unit
-    step: str | None = None       # the step whose limit sets the new deadline; "" clears it; None keeps it
+    scope: str = "all"  # "cell": the actor's cells; "unit": cases dispatched to the actor's unit
+    step: str | None = None  # the step whose limit sets the new deadline; "" clears it; None keeps it
     note_required: bool = False
 
 
 _WORKING = ("dispatched", "rework")
 _OPEN_WORK = ("registered", "dispatched", "rework", "returned")
-TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
-    Transition("verify", ("reported",), "verified", ("supervisor",), "cell", "register"),
-    Transition("propose_register", ("reported", "verified"), None, ("receiver",)),
-    Transition("propose_reject", ("reported", "verified"), None, ("receiver",), note_required=True),
-    Transition("register", ("reported", "verified"), "registered", ("shift_leader",), step="dispatch"),
-    Transition("reject", ("reported", "verified"), "rejected", ("shift_leader",), step="", note_required=True),
-    Transition("dispatch", ("registered", "returned"), "dispatched", ("dispatcher",), step="handle"),
-    Transition("return", ("dispatched",), "returned", ("unit_handler",), "unit", "dispatch", True),
-    Transition("handle", _WORKING, "handled", ("unit_handler",), "unit", "check", True),
-    Transition("check_pass", ("handled",), "checked", ("supervisor",), "cell", "close"),
-    Transition("check_fail", ("handled",), "rework", ("supervisor",), "cell", "handle", True),
-    Transition("close", ("checked",), "closed", ("shift_leader",), step=""),
-    Transition("request_extension", _WORKING, None, ("unit_handler",), "unit", note_required=True),
-    Transition("approve_extension", _WORKING, None, ("shift_leader",)),
-    Transition("refuse_extension", _WORKING, None, ("shift_leader",), note_required=True),
-    Transition("suspend", _OPEN_WORK, "suspended", ("shift_leader",), step="", note_required=True),
-    Transition("defer", _OPEN_WORK, "deferred", ("shift_leader",), step="", note_required=True),
-    Transition("resume", PAUSED, None, ("shift_leader",)),
-    Transition("self_handle", ("reported",), "closed", ("supervisor",), "cell", "", True),
-)}
+TRANSITIONS: dict[str, Transition] = {
+    t.action: t
+    for t in (
+        Transition("verify", ("reported",), "verified", ("supervisor",), "cell", "register"),
+        Transition("propose_register", ("reported", "verified"), None, ("receiver",)),
+        Transition("propose_reject", ("reported", "verified"), None, ("receiver",), note_required=True),
+        Transition("register", ("reported", "verified"), "registered", ("shift_leader",), step="dispatch"),
+        Transition("reject", ("reported", "verified"), "rejected", ("shift_leader",), step="", note_required=True),
+        Transition("dispatch", ("registered", "returned"), "dispatched", ("dispatcher",), step="handle"),
+        Transition("return", ("dispatched",), "returned", ("unit_handler",), "unit", "dispatch", True),
+        Transition("handle", _WORKING, "handled", ("unit_handler",), "unit", "check", True),
+        Transition("check_pass", ("handled",), "checked", ("supervisor",), "cell", "close"),
+        Transition("check_fail", ("handled",), "rework", ("supervisor",), "cell", "handle", True),
+        Transition("close", ("checked",), "closed", ("shift_leader",), step=""),
+        Transition("request_extension", _WORKING, None, ("unit_handler",), "unit", note_required=True),
+        Transition("approve_extension", _WORKING, None, ("shift_leader",)),
+        Transition("refuse_extension", _WORKING, None, ("shift_leader",), note_required=True),
+        Transition("suspend", _OPEN_WORK, "suspended", ("shift_leader",), step="", note_required=True),
+        Transition("defer", _OPEN_WORK, "deferred", ("shift_leader",), step="", note_required=True),
+        Transition("resume", PAUSED, None, ("shift_leader",)),
+        Transition("self_handle", ("reported",), "closed", ("supervisor",), "cell", "", True),
+    )
+}
 
 
 @dataclass
@@ -111,10 +130,13 @@ class Outcome:
 
 def actor_for(conn: Connection, user_id: int) -> Actor:
     """The actor behind a user account."""
-    row = conn.execute(text("""
+    row = conn.execute(
+        text("""
         SELECT u.id, p.name, u.role, p.id AS person_id, p.unit_id FROM users u JOIN people p ON p.id = u.person_id
         WHERE u.id = :u AND u.active
-    """), {"u": user_id}).first()
+    """),
+        {"u": user_id},
+    ).first()
     if row is None:
         raise NotFound(f"no active user {user_id}")
     return Actor(row.id, row.name, row.role, row.person_id, row.unit_id)
@@ -140,7 +162,9 @@ def scope_filter(actor: Actor, alias: str = "f") -> tuple[str, dict]:
 def visible(conn: Connection, actor: Actor, case_id: int) -> bool:
     """Whether the actor may see this case (pages and the API answer 404 otherwise)."""
     cond, params = scope_filter(actor)
-    return bool(conn.execute(text(f"SELECT 1 FROM cases f WHERE f.id = :id AND {cond}"), {"id": case_id, **params}).scalar())
+    return bool(
+        conn.execute(text(f"SELECT 1 FROM cases f WHERE f.id = :id AND {cond}"), {"id": case_id, **params}).scalar()
+    )
 
 
 def allowed_actions(conn: Connection, actor: Actor, case: dict) -> list[str]:
@@ -158,12 +182,19 @@ def allowed_actions(conn: Connection, actor: Actor, case: dict) -> list[str]:
 
 
 def _load(conn: Connection, case_id: int) -> dict:
-    row = conn.execute(text("""
+    row = (
+        conn.execute(
+            text("""
         SELECT f.id, f.case_no, f.status, f.source, f.category_code, f.urgency, f.cell_id, f.unit_id,
                f.deadline, f.deadline_step, f.step_started_at, f.reporter_user_id, f.extension_request,
                f.resume_state, f.reported_at, f.rework_count
         FROM cases f WHERE f.id = :id FOR UPDATE
-    """), {"id": case_id}).mappings().first()
+    """),
+            {"id": case_id},
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise NotFound(f"no case {case_id}")
     return dict(row)
@@ -171,8 +202,12 @@ def _load(conn: Connection, case_id: int) -> dict:
 
 def _in_scope(conn: Connection, actor: Actor, case: dict, scope: str) -> bool:
     if scope == "cell":
-        return bool(conn.execute(text(f"SELECT 1 WHERE :cell IN ({SUPERVISOR_CELLS})"),
-                                 {"cell": case["cell_id"], "scope_person": actor.person_id}).scalar())
+        return bool(
+            conn.execute(
+                text(f"SELECT 1 WHERE :cell IN ({SUPERVISOR_CELLS})"),
+                {"cell": case["cell_id"], "scope_person": actor.person_id},
+            ).scalar()
+        )
     if scope == "unit":
         return case["unit_id"] is not None and case["unit_id"] == actor.unit_id
     return True
@@ -182,8 +217,10 @@ def check(actor: Actor, case: dict, t: Transition, in_scope: bool, note: str | N
     """Raise WorkflowError (or Forbidden) unless this actor may take this action on this case now."""
     name = f"case {case['case_no']}"
     if case["status"] not in t.sources:
-        raise WorkflowError(f"{name} is {case['status']} ({zh(case['status'])}): "
-                            f"'{t.action}' is allowed only from {', '.join(t.sources)}")
+        raise WorkflowError(
+            f"{name} is {case['status']} ({zh(case['status'])}): "
+            f"'{t.action}' is allowed only from {', '.join(t.sources)}"
+        )
     if actor.role != "system" and actor.role not in t.roles:
         raise Forbidden(f"{name}: '{t.action}' is for {', '.join(t.roles)}, not {actor.role}")
     if actor.role != "system" and not in_scope:
@@ -205,8 +242,7 @@ def check(actor: Actor, case: dict, t: Transition, in_scope: bool, note: str | N
     if t.action in ("approve_extension", "refuse_extension") and not case["extension_request"]:
         raise WorkflowError(f"{name} has no extension request to decide")
     if t.action == "dispatch" and not data.get("unit_id"):
-        raise InputError(f"{name}: no unit to dispatch to (no rule matched and the cell has no owner)",
-                         field="unit_id")
+        raise InputError(f"{name}: no unit to dispatch to (no rule matched and the cell has no owner)", field="unit_id")
 
 
 def _limit_text(value: Any, name: str) -> str:
@@ -228,9 +264,19 @@ def step_limit(conn: Connection, category: str, step: str, urgency: str = "norma
     return limit or DEFAULT_LIMIT[step]
 
 
-def transition(case: dict, t: Transition, actor: Actor, *, now: datetime, calendar: WorkCalendar,
-               limit: Callable[[str], str], in_scope: bool, note: str | None = None, data: dict | None = None,
-               settings: Settings | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def transition(
+    case: dict,
+    t: Transition,
+    actor: Actor,
+    *,
+    now: datetime,
+    calendar: WorkCalendar,
+    limit: Callable[[str], str],
+    in_scope: bool,
+    note: str | None = None,
+    data: dict | None = None,
+    settings: Settings | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The pure heart of a transition: check it, then return (updates to the case, the audit event).
 
     `limit(step)` gives the time limit of a step for this case (category and urgency); `in_scope`
@@ -275,16 +321,33 @@ def transition(case: dict, t: Transition, actor: Actor, *, now: datetime, calend
         updates["deadline"] = deadline
         data["limit"] = case["extension_request"]["limit"]
     updates["status"] = target
-    event = {"action": t.action, "from_state": case["status"], "to_state": target, "at": now, "note": note,
-             "unit_id": data.get("unit_id") if t.action == "dispatch" else None,
-             "deadline_before": case["deadline"], "deadline_after": deadline,
-             "photos": data.get("photos") or [], "data": {k: v for k, v in data.items() if k != "photos"}}
+    event = {
+        "action": t.action,
+        "from_state": case["status"],
+        "to_state": target,
+        "at": now,
+        "note": note,
+        "unit_id": data.get("unit_id") if t.action == "dispatch" else None,
+        "deadline_before": case["deadline"],
+        "deadline_after": deadline,
+        "photos": data.get("photos") or [],
+        "data": {k: v for k, v in data.items() if k != "photos"},
+    }
     return updates, event
 
 
-def apply(conn: Connection, actor: Actor, case_id: int, action: str, *, now: datetime,
-          calendar: WorkCalendar, note: str | None = None, data: dict | None = None,
-          settings: Settings | None = None) -> Outcome:
+def apply(
+    conn: Connection,
+    actor: Actor,
+    case_id: int,
+    action: str,
+    *,
+    now: datetime,
+    calendar: WorkCalendar,
+    note: str | None = None,
+    data: dict | None = None,
+    settings: Settings | None = None,
+) -> Outcome:
     """Take one action on a case in the caller's transaction (see the module docstring)."""
     t = TRANSITIONS.get(action)
     if t is None:
@@ -296,15 +359,36 @@ def apply(conn: Connection, actor: Actor, case_id: int, action: str, *, now: dat
 
         data["unit_id"], data["dispatch_rule"] = resolve(conn, case["category_code"], case["cell_id"])
     updates, event = transition(
-        case, t, actor, now=now, calendar=calendar, in_scope=_in_scope(conn, actor, case, t.scope),
+        case,
+        t,
+        actor,
+        now=now,
+        calendar=calendar,
+        in_scope=_in_scope(conn, actor, case, t.scope),
         limit=lambda step: step_limit(conn, case["category_code"], step, case["urgency"]),
-        note=note, data=data, settings=settings)
+        note=note,
+        data=data,
+        settings=settings,
+    )
     _update_case(conn, case_id, updates)
-    event_id = record(conn, case_id, actor, action, event["from_state"], event["to_state"], now, note=note,
-                      unit_id=event["unit_id"], deadline_before=event["deadline_before"],
-                      deadline_after=event["deadline_after"], photos=event["photos"], data=event["data"])
-    return Outcome(case_id, action, event["from_state"], event["to_state"], event["deadline_after"], event_id,
-                   event["data"])
+    event_id = record(
+        conn,
+        case_id,
+        actor,
+        action,
+        event["from_state"],
+        event["to_state"],
+        now,
+        note=note,
+        unit_id=event["unit_id"],
+        deadline_before=event["deadline_before"],
+        deadline_after=event["deadline_after"],
+        photos=event["photos"],
+        data=event["data"],
+    )
+    return Outcome(
+        case_id, action, event["from_state"], event["to_state"], event["deadline_after"], event_id, event["data"]
+    )
 
 
 def _update_case(conn: Connection, case_id: int, updates: dict[str, Any]) -> None:
@@ -321,22 +405,49 @@ def _update_case(conn: Connection, case_id: int, updates: dict[str, Any]) -> Non
     conn.execute(text(f"UPDATE cases SET {', '.join(sets)} WHERE id = :id"), params)
 
 
-def record(conn: Connection, case_id: int, actor: Actor, action: str, from_state: str | None, to_state: str,
-           at: datetime, *, note: str | None = None, unit_id: int | None = None,
-           deadline_before: datetime | None = None, deadline_after: datetime | None = None,
-           photos: list[str] | None = None, data: dict | None = None) -> int:
+def record(
+    conn: Connection,
+    case_id: int,
+    actor: Actor,
+    action: str,
+    from_state: str | None,
+    to_state: str,
+    at: datetime,
+    *,
+    note: str | None = None,
+    unit_id: int | None = None,
+    deadline_before: datetime | None = None,
+    deadline_after: datetime | None = None,
+    photos: list[str] | None = None,
+    data: dict | None = None,
+) -> int:
     """Append one audit row (the only way `case_events` is written)."""
     import json
 
-    return conn.execute(text("""
+    return conn.execute(
+        text("""
         INSERT INTO case_events (case_id, at, action, from_state, to_state, user_id, actor, role, note, unit_id,
                                  deadline_before, deadline_after, photos, data)
         VALUES (:c, :at, :a, :f, :t, :u, :actor, :role, :note, :unit, :db, :da, :photos, CAST(:data AS jsonb))
         RETURNING id
-    """), {"c": case_id, "at": at, "a": action, "f": from_state, "t": to_state, "u": actor.user_id,
-           "actor": actor.name, "role": actor.role, "note": note, "unit": unit_id, "db": deadline_before,
-           "da": deadline_after, "photos": photos or [], "data": json.dumps(data or {}, ensure_ascii=False,
-                                                                            default=str)}).scalar()
+    """),
+        {
+            "c": case_id,
+            "at": at,
+            "a": action,
+            "f": from_state,
+            "t": to_state,
+            "u": actor.user_id,
+            "actor": actor.name,
+            "role": actor.role,
+            "note": note,
+            "unit": unit_id,
+            "db": deadline_before,
+            "da": deadline_after,
+            "photos": photos or [],
+            "data": json.dumps(data or {}, ensure_ascii=False, default=str),
+        },
+    ).scalar()
 
 
 def first_step(source: str) -> str:
@@ -346,5 +457,6 @@ def first_step(source: str) -> str:
 
 def replay(conn: Connection, case_id: int) -> str | None:
     """The state a case's events lead to (must equal the stored state)."""
-    return conn.execute(text("SELECT to_state FROM case_events WHERE case_id = :c ORDER BY at DESC, id DESC LIMIT 1"),
-                        {"c": case_id}).scalar()
+    return conn.execute(
+        text("SELECT to_state FROM case_events WHERE case_id = :c ORDER BY at DESC, id DESC LIMIT 1"), {"c": case_id}
+    ).scalar()

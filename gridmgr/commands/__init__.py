@@ -1,4 +1,5 @@
 """The CLI's command groups, one module each; gridmgr.cli assembles them."""
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,11 @@ def engine() -> Engine:
 
 def crs_option(f):
     """--crs, shared by every command that reads coordinates."""
-    return click.option("--crs", default=None,
-                        help="CRS of the input: wgs84, cgcs2000, gcj02, bd09 or EPSG:n (default: the file's, else wgs84).")(f)
+    return click.option(
+        "--crs",
+        default=None,
+        help="CRS of the input: wgs84, cgcs2000, gcj02, bd09 or EPSG:n (default: the file's, else wgs84).",
+    )(f)
 
 
 class Timer:

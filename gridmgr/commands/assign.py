@@ -1,4 +1,5 @@
 """`gridmgr locate` and `gridmgr assign --reassign`."""
+
 from __future__ import annotations
 
 import getpass
@@ -6,9 +7,9 @@ from datetime import datetime
 
 import click
 
-from gridmgr.grid import assign
 from gridmgr.commands import Timer, crs_option, engine, summary
 from gridmgr.glossary import bilingual
+from gridmgr.grid import assign
 
 
 def _when(value: str | None) -> datetime | None:

@@ -1,4 +1,5 @@
 """`gridmgr categories load`: the case categories and their time limits."""
+
 from __future__ import annotations
 
 import click

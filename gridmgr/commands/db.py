@@ -1,10 +1,11 @@
 """`gridmgr db …`: the embedded cluster and migrations."""
+
 from __future__ import annotations
 
 import click
 
-from gridmgr.db import migrate
 from gridmgr.config import Config
+from gridmgr.db import migrate
 from gridmgr.db.engine import database_url, embedded_cluster, engine_for
 
 

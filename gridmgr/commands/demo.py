@@ -1,4 +1,5 @@
 """`gridmgr demo`: load the demo district, then serve the app."""
+
 from __future__ import annotations
 
 import click
@@ -8,8 +9,13 @@ from gridmgr.paths import var_dir
 
 
 @click.command("demo")
-@click.option("--size", type=click.Choice(["test", "demo"]), default="demo", show_default=True,
-              help="`test` is small, for the test suite.")
+@click.option(
+    "--size",
+    type=click.Choice(["test", "demo"]),
+    default="demo",
+    show_default=True,
+    help="`test` is small, for the test suite.",
+)
 @click.option("--no-serve", is_flag=True, help="Only load; do not start the web app.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -20,8 +26,7 @@ def demo_cmd(size: str, no_serve: bool, host: str, port: int) -> None:
 
     timer = Timer()
     with engine().begin() as conn:
-        result = loader.load(conn, size, var_dir() / "demo" / size,
-                           step=lambda msg: click.echo(f"· {msg}"))
+        result = loader.load(conn, size, var_dir() / "demo" / size, step=lambda msg: click.echo(f"· {msg}"))
     figures = ", ".join(f"{v:,} {k}" for k, v in result.counts.items())
     if result.loaded:
         summary(f"demo ({size}) loaded, anchor date {result.anchor}: {figures}, 0 rejected", timer)

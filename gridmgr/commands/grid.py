@@ -1,14 +1,15 @@
 """`gridmgr grid generate | import | check`: the unit grid (单元网格)."""
+
 from __future__ import annotations
 
 from datetime import datetime
 
 import click
 
-from gridmgr.grid import cells as grid
 from gridmgr.commands import Timer, crs_option, engine, summary
 from gridmgr.errors import TopologyError
 from gridmgr.geo.gisfile import read_features
+from gridmgr.grid import cells as grid
 
 
 def _when(value: str | None) -> datetime | None:
@@ -41,9 +42,11 @@ class _Bar:
 
 
 valid_from_option = click.option(
-    "--valid-from", default=None,
+    "--valid-from",
+    default=None,
     help="When the new cells start (ISO 8601; default: -infinity for an area's first grid, else now). "
-         "The area's open cells are closed at that moment.")
+    "The area's open cells are closed at that moment.",
+)
 
 
 @click.group("grid")
@@ -54,12 +57,20 @@ def grid_group() -> None:
 @grid_group.command("generate")
 @click.option("--district-code", required=True, help="The 6-digit district code (GB/T 2260).")
 @click.option("--cell-size", type=float, required=True, help="Side of the square cells in metres.")
-@click.option("--boundary", type=click.Path(exists=True, dir_okay=False),
-              help="Load or update the district boundary from this GIS file first.")
+@click.option(
+    "--boundary",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Load or update the district boundary from this GIS file first.",
+)
 @crs_option
 @valid_from_option
-@click.option("--sliver-ratio", type=float, default=0.3, show_default=True,
-              help="A clipped piece smaller than this share of a full cell joins its neighbour.")
+@click.option(
+    "--sliver-ratio",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="A clipped piece smaller than this share of a full cell joins its neighbour.",
+)
 def generate_cmd(district_code, cell_size, boundary, crs, valid_from, sliver_ratio) -> None:
     """Lay square cells over every community of a district (or the district itself when it has none)."""
     timer = Timer()
@@ -69,8 +80,9 @@ def generate_cmd(district_code, cell_size, boundary, crs, valid_from, sliver_rat
         if boundary:
             grid.store_boundary(conn, read_features(boundary, crs), district_code)
         try:
-            result = grid.generate(conn, district_code, cell_size, valid_from=moment,
-                                   sliver_ratio=sliver_ratio, progress=bar)
+            result = grid.generate(
+                conn, district_code, cell_size, valid_from=moment, sliver_ratio=sliver_ratio, progress=bar
+            )
         finally:
             bar.close()
     summary(result.line(), timer)
@@ -79,19 +91,26 @@ def generate_cmd(district_code, cell_size, boundary, crs, valid_from, sliver_rat
 @grid_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @crs_option
-@click.option("--code-field", default=None,
-              help="Field holding each cell's 15-digit code (default: number them west→east, north→south).")
+@click.option(
+    "--code-field",
+    default=None,
+    help="Field holding each cell's 15-digit code (default: number them west→east, north→south).",
+)
 @valid_from_option
-@click.option("--tolerance", type=float, default=1.0, show_default=True,
-              help="Overlaps and gaps up to this many m² are fixed and reported; larger ones are refused.")
+@click.option(
+    "--tolerance",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Overlaps and gaps up to this many m² are fixed and reported; larger ones are refused.",
+)
 def import_cmd(file, crs, code_field, valid_from, tolerance) -> None:
     """Import cells drawn in a GIS file; every topology problem is reported; all or nothing."""
     timer = Timer()
     moment = _when(valid_from)
     features = read_features(file, crs)
     with engine().begin() as conn:
-        result = grid.import_cells(conn, features, code_field=code_field, valid_from=moment,
-                                   tolerance_m2=tolerance)
+        result = grid.import_cells(conn, features, code_field=code_field, valid_from=moment, tolerance_m2=tolerance)
     for line in result.fixed:
         click.echo(f"fixed: {line}")
     summary(result.line(), timer)
@@ -99,8 +118,13 @@ def import_cmd(file, crs, code_field, valid_from, tolerance) -> None:
 
 @grid_group.command("check")
 @click.option("--district-code", default=None, help="Only this district (default: every district).")
-@click.option("--tolerance", type=float, default=1.0, show_default=True,
-              help="Gaps and parts outside a community up to this many m² are not reported.")
+@click.option(
+    "--tolerance",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Gaps and parts outside a community up to this many m² are not reported.",
+)
 def check_cmd(district_code, tolerance) -> None:
     """Check the cells valid now: validity, communities, codes, overlaps, gaps; exit 1 on any problem."""
     with engine().begin() as conn:

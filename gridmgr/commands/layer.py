@@ -1,4 +1,5 @@
 """`gridmgr layer list|import|export`: the thematic layers' bulk I/O."""
+
 from __future__ import annotations
 
 import getpass
@@ -6,8 +7,8 @@ import getpass
 import click
 
 from gridmgr.cases import categories
-from gridmgr.plugins import registry
 from gridmgr.commands import Timer, crs_option, engine, summary
+from gridmgr.plugins import registry
 
 
 @click.group("layer")
@@ -43,8 +44,17 @@ def import_cmd(layer_name, file, crs, maps, skip_invalid, rejects) -> None:
     layer = registry.get(layer_name)
     with engine().begin() as conn:
         categories.ensure_loaded(conn)
-        result = import_file(conn, layer, file, crs=crs, mapping=parse_mapping(maps), skip_invalid=skip_invalid,
-                             rejects=rejects, actor=getpass.getuser(), progress=lambda m: click.echo(f"· {m}"))
+        result = import_file(
+            conn,
+            layer,
+            file,
+            crs=crs,
+            mapping=parse_mapping(maps),
+            skip_invalid=skip_invalid,
+            rejects=rejects,
+            actor=getpass.getuser(),
+            progress=lambda m: click.echo(f"· {m}"),
+        )
     if result.ignored_columns:
         click.echo(f"ignored columns (no such field): {', '.join(result.ignored_columns)}")
     if result.rejected:
@@ -65,8 +75,9 @@ def export_cmd(layer_name, fmt, out, district, street, community, cell) -> None:
     from gridmgr.io.exporter import export_layer
 
     timer = Timer()
-    areas = [(k, v) for k, v in (("district", district), ("street", street), ("community", community),
-                                 ("cell", cell)) if v]
+    areas = [
+        (k, v) for k, v in (("district", district), ("street", street), ("community", community), ("cell", cell)) if v
+    ]
     if len(areas) > 1:
         raise click.UsageError("give at most one of --district, --street, --community, --cell")
     layer = registry.get(layer_name)

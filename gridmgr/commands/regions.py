@@ -1,11 +1,12 @@
 """`gridmgr regions import`: districts, streets and communities from a GIS file."""
+
 from __future__ import annotations
 
 import click
 
-from gridmgr.grid import regions
 from gridmgr.commands import Timer, crs_option, engine, summary
 from gridmgr.geo.gisfile import read_features
+from gridmgr.grid import regions
 
 
 @click.group("regions")

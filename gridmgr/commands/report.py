@@ -1,4 +1,5 @@
 """`gridmgr report`: the accountability report of a period, scored, ranked and compared, as CSV, XLSX or HTML."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,24 +12,33 @@ LEVEL_HELP = "cell, community, street, district, unit, supervisor or duty-grid (
 
 
 @click.command("report")
-@click.option("--period", required=True,
-              help="2026-W43 (week), 2026-10 (month), 2026Q4 (quarter), 2026 (year) or 2026-10-01..2026-10-15.")
+@click.option(
+    "--period",
+    required=True,
+    help="2026-W43 (week), 2026-10 (month), 2026Q4 (quarter), 2026 (year) or 2026-10-01..2026-10-15.",
+)
 @click.option("--level", "levels", multiple=True, required=True, help=LEVEL_HELP)
-@click.option("--scheme", default="jinniu", show_default=True,
-              help="Scoring scheme: a preset (jinniu, jinhua) or a YAML file.")
+@click.option(
+    "--scheme", default="jinniu", show_default=True, help="Scoring scheme: a preset (jinniu, jinhua) or a YAML file."
+)
 @click.option("--group-by", help="Rank within groups of this attribute (default: units by kind, others together).")
 @click.option("--area", help="Only this district, street or community (code prefix).")
-@click.option("--today", type=click.DateTime(["%Y-%m-%d"]),
-              help="Judge a running period as of this day (default: today).")
-@click.option("-f", "--format", "fmt", type=click.Choice(["csv", "xlsx", "html"]),
-              help="Output format (default: from the file name).")
+@click.option(
+    "--today", type=click.DateTime(["%Y-%m-%d"]), help="Judge a running period as of this day (default: today)."
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "xlsx", "html"]),
+    help="Output format (default: from the file name).",
+)
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False), required=True)
 def report_cmd(period, levels, scheme, group_by, area, today, fmt, out) -> None:
     """Write the report of a period (every indicator, score, rank, change on the previous period)."""
-    from gridmgr.analytics import report_files
-    from gridmgr.analytics import scoring
-    from gridmgr.errors import InputError
+    from gridmgr.analytics import report_files, scoring
     from gridmgr.analytics.accountability import Period, compute, level_key
+    from gridmgr.errors import InputError
 
     timer = Timer()
     fmt = fmt or Path(out).suffix.lstrip(".").lower()
@@ -49,13 +59,19 @@ def report_cmd(period, levels, scheme, group_by, area, today, fmt, out) -> None:
         for rep in current:
             if not any(group_by in r.attrs or group_by in r.values for r in rep.rows):
                 known = sorted({k for r in rep.rows for k in r.attrs if k != "group"})
-                raise InputError(f"level {rep.level} has no attribute {group_by!r} to group by; "
-                                 f"it has: {', '.join(known) or 'none'}", field="group-by")
+                raise InputError(
+                    f"level {rep.level} has no attribute {group_by!r} to group by; "
+                    f"it has: {', '.join(known) or 'none'}",
+                    field="group-by",
+                )
     book = report_files.book(current, scheme=plan, previous=previous, group_by=group_by)
     report_files.write(book, fmt, out)
     rows = sum(len(t.rows) - 1 for t in book.tables)
-    summary(f"report {period.label} ({', '.join(levels)}; {rows:,} rows; scheme {plan.name}; "
-            f"compared with {period.previous().label}) written to {out}", timer)
+    summary(
+        f"report {period.label} ({', '.join(levels)}; {rows:,} rows; scheme {plan.name}; "
+        f"compared with {period.previous().label}) written to {out}",
+        timer,
+    )
 
 
 COMMANDS = [report_cmd]

@@ -1,14 +1,18 @@
 """`gridmgr roster import|export`: units, people, their cells and duty grids (定人、定岗、定责)."""
+
 from __future__ import annotations
 
 import click
 
-from gridmgr.people import roster
 from gridmgr.commands import Timer, engine, summary
+from gridmgr.people import roster
 
 at_option = click.option(
-    "--at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]), default=None,
-    help="Resolve cell codes to the grid version valid at this local time (default: now).")
+    "--at",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    default=None,
+    help="Resolve cell codes to the grid version valid at this local time (default: now).",
+)
 
 
 @click.group("roster")
@@ -25,8 +29,9 @@ def import_cmd(file, at) -> None:
     with engine().begin() as conn:
         result = roster.import_roster(conn, file, at=at.astimezone() if at else None)
     if result.ignored:
-        click.secho(f"warning: sheet(s) not in the template, not read: {', '.join(result.ignored)}",
-                    fg="yellow", err=True)
+        click.secho(
+            f"warning: sheet(s) not in the template, not read: {', '.join(result.ignored)}", fg="yellow", err=True
+        )
     summary(result.line(), timer)
 
 

@@ -1,4 +1,5 @@
 """`gridmgr rules list|run`: layer rules that open cases from layer data (source `rule`)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -24,12 +25,20 @@ def list_cmd() -> None:
 
 
 @rules_group.command("run")
-@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="The day the rules judge by (YYYY-MM-DD); cases are reported on it at the current "
-                   "clock time. Default: today in the working calendar's time zone.")
+@click.option(
+    "--today",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="The day the rules judge by (YYYY-MM-DD); cases are reported on it at the current "
+    "clock time. Default: today in the working calendar's time zone.",
+)
 @click.option("--rule", "names", multiple=True, help="Only this rule (repeatable; see `gridmgr rules list`).")
-@click.option("--inspection-days", type=click.IntRange(min=1), default=None,
-              help="A billboard's safety inspection is overdue after this many days (default 365).")
+@click.option(
+    "--inspection-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="A billboard's safety inspection is overdue after this many days (default 365).",
+)
 def run_cmd(today: datetime | None, names: tuple[str, ...], inspection_days: int | None) -> None:
     """Open a case for each feature a rule flags, unless the rule already has an open case for it."""
     from gridmgr.cases import categories
@@ -43,8 +52,14 @@ def run_cmd(today: datetime | None, names: tuple[str, ...], inspection_days: int
     now = datetime.combine(day, now.timetz())
     with engine().begin() as conn:
         categories.ensure_loaded(conn)
-        opened = run_rules(conn, today=day, now=now, calendar=calendar, rules=list(names) or None,
-                           inspection_days=inspection_days or DEFAULT_INSPECTION_DAYS)
+        opened = run_rules(
+            conn,
+            today=day,
+            now=now,
+            calendar=calendar,
+            rules=list(names) or None,
+            inspection_days=inspection_days or DEFAULT_INSPECTION_DAYS,
+        )
     for name, n in opened.items():
         click.echo(f"{name:30} {n:,} case{'s' if n != 1 else ''} opened")
     summary(f"rules as of {day}: {sum(opened.values()):,} cases opened", timer)

@@ -1,4 +1,5 @@
 """`gridmgr serve`: the web app."""
+
 from __future__ import annotations
 
 import click
@@ -16,8 +17,9 @@ def serve_app(host: str, port: int) -> None:
     app = create_app(config)
     base = f"http://{host}:{port}"
     # `/` opens the map (through the login); the figures of the grid moved to /overview
-    click.secho(f"gridmgr serving on {base}/ — the map of the cells; figures: {base}/overview  (Ctrl-C to stop)",
-                fg="green")
+    click.secho(
+        f"gridmgr serving on {base}/ — the map of the cells; figures: {base}/overview  (Ctrl-C to stop)", fg="green"
+    )
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 

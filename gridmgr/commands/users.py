@@ -1,11 +1,12 @@
 """`gridmgr users …` and `gridmgr apikey …`: accounts, API tokens and Open311 keys."""
+
 from __future__ import annotations
 
 import click
 from sqlalchemy import text
 
-from gridmgr.people import accounts
 from gridmgr.commands import engine
+from gridmgr.people import accounts
 
 
 @click.group("users")
@@ -29,10 +30,12 @@ def add_cmd(username: str, person_code: str, role: str, password: str) -> None:
 def list_cmd() -> None:
     """List the accounts with their person, role and unit."""
     with engine().connect() as conn:
-        rows = conn.execute(text("""
+        rows = conn.execute(
+            text("""
             SELECT u.username, u.role, u.active, p.code, p.name, un.name AS unit, u.token_hash IS NOT NULL AS token
             FROM users u JOIN people p ON p.id = u.person_id LEFT JOIN units un ON un.id = p.unit_id
-            ORDER BY u.username""")).all()
+            ORDER BY u.username""")
+        ).all()
     for r in rows:
         flags = ("" if r.active else " (inactive)") + (" [token]" if r.token else "")
         click.echo(f"{r.username:16} {r.role:13} {r.name} ({r.code}){' · ' + r.unit if r.unit else ''}{flags}")

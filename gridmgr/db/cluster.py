@@ -1,4 +1,5 @@
 """A private PostgreSQL + PostGIS cluster run from the system's binaries (initdb, pg_ctl)."""
+
 from __future__ import annotations
 
 import fcntl
@@ -71,9 +72,7 @@ class Cluster:
         fallback = Path("/var/lib/gridmgr") / digest / base.name
         note = base / "MOVED.txt"
         base.mkdir(parents=True, exist_ok=True)
-        note.write_text(
-            f"The postgres OS user cannot enter {base}; the cluster lives in {fallback}.\n"
-        )
+        note.write_text(f"The postgres OS user cannot enter {base}; the cluster lives in {fallback}.\n")
         return fallback
 
     def _postgres_can_enter(self, path: Path) -> bool:
@@ -149,8 +148,17 @@ class Cluster:
         os.chmod(sock, 0o700)
         self._chown(sock)
         port = _free_port()
-        self._run(bindir / "initdb", "-D", self.data, "-U", SUPERUSER, "--auth=trust",
-                  "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions")
+        self._run(
+            bindir / "initdb",
+            "-D",
+            self.data,
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-instructions",
+        )
         conf = [
             "listen_addresses = ''",
             f"port = {port}",
@@ -164,9 +172,9 @@ class Cluster:
             conf += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
         with open(self.data / "postgresql.conf", "a") as fh:
             fh.write("\n# gridmgr\n" + "\n".join(conf) + "\n")
-        self.state_file.write_text(json.dumps(
-            {"port": port, "socket_dir": str(sock), "data": str(self.data), "bindir": str(bindir)}
-        ))
+        self.state_file.write_text(
+            json.dumps({"port": port, "socket_dir": str(sock), "data": str(self.data), "bindir": str(bindir)})
+        )
         self.log.touch()
         self._chown(self.log)
 
@@ -189,16 +197,14 @@ class Cluster:
             if not sock.exists():
                 sock.mkdir(mode=0o700)
                 self._chown(sock)
-            self._run(Path(st["bindir"]) / "pg_ctl", "-D", self.data, "-l", self.log,
-                      "-w", "-t", "60", "start")
+            self._run(Path(st["bindir"]) / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "start")
             self._ensure_database("gridmgr")
 
     def stop(self) -> None:
         """Stop the server if it runs."""
         with self.locked():
             if self.running():
-                self._run(Path(self._state()["bindir"]) / "pg_ctl", "-D", self.data,
-                          "-m", "fast", "-w", "stop")
+                self._run(Path(self._state()["bindir"]) / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
 
     def destroy(self) -> None:
         """Stop and delete the cluster and its socket folder (throwaway test clusters)."""
@@ -211,7 +217,7 @@ class Cluster:
     def _ensure_database(self, name: str) -> None:
         import psycopg2
 
-        for attempt in range(50):
+        for _attempt in range(50):
             try:
                 conn = psycopg2.connect(dbname="postgres", user=SUPERUSER, host=self.socket_dir, port=self.port)
                 break

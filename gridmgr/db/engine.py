@@ -1,20 +1,21 @@
 """Engines and sessions; the embedded cluster or GRIDMGR_DATABASE_URL; migrate-when-needed."""
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from gridmgr.db import migrate
 from gridmgr.config import Config
+from gridmgr.db import migrate
+from gridmgr.db.cluster import Cluster
 from gridmgr.errors import DatabaseUnavailable, NotMigrated
 from gridmgr.paths import var_dir
-from gridmgr.db.cluster import Cluster
 
 
 def embedded_cluster() -> Cluster:
@@ -51,8 +52,7 @@ def read_engine_for(url: str) -> Engine:
     and the pre-ping's round trip costs as much as a small tile's overhead, so its callers instead
     retry once on a connection found lost (`is_disconnect`), which is what the ping would have caught.
     """
-    return create_engine(url, pool_pre_ping=False, future=True, isolation_level="AUTOCOMMIT",
-                         connect_args=CONNECT_ARGS)
+    return create_engine(url, pool_pre_ping=False, future=True, isolation_level="AUTOCOMMIT", connect_args=CONNECT_ARGS)
 
 
 def connect(config: Config, *, migrate_if_needed: bool = True) -> Engine:

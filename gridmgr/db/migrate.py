@@ -1,4 +1,5 @@
 """Alembic, driven from code: upgrade, downgrade and the current revision of a database."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,11 +1,23 @@
 """The core tables: regions, the versioned unit grid, units, people and their responsibility."""
+
 from __future__ import annotations
 
 from datetime import datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
-    BigInteger, CheckConstraint, Computed, DateTime, Float, ForeignKey, Index, MetaData, String, Text, func, text,
+    BigInteger,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -53,8 +65,9 @@ class Region(Base):
     __table_args__ = (
         CheckConstraint(_in("level", REGION_LEVELS), name="level"),
         CheckConstraint(
-            "code ~ '^[0-9]+$' AND length(code) = CASE level WHEN 'district' THEN 6 "
-            "WHEN 'street' THEN 9 ELSE 12 END", name="code_format"),
+            "code ~ '^[0-9]+$' AND length(code) = CASE level WHEN 'district' THEN 6 WHEN 'street' THEN 9 ELSE 12 END",
+            name="code_format",
+        ),
         CheckConstraint("ST_IsValid(geom)", name="geom_valid"),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -77,8 +90,10 @@ class GridCell(Base):
         CheckConstraint("source IN ('generated', 'imported')", name="source"),
         # a code names one cell at any moment; versions of the grid coexist in time
         ExcludeConstraint(
-            ("code", "="), (text("tstzrange(valid_from, valid_to)"), "&&"),
-            name="ex_grid_cells_code_period", using="gist",
+            ("code", "="),
+            (text("tstzrange(valid_from, valid_to)"), "&&"),
+            name="ex_grid_cells_code_period",
+            using="gist",
         ),
         Index("ix_grid_cells_open", "community_id", postgresql_where=text("valid_to IS NULL")),
     )
@@ -87,15 +102,18 @@ class GridCell(Base):
     community_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), nullable=False, index=True)
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False)
     # the same polygon in Web Mercator, kept by the database, for vector tiles (gridmgr.maps.tiles)
-    geom_3857 = mapped_column(Geometry("MULTIPOLYGON", srid=3857, spatial_index=True),
-                              Computed("ST_Transform(geom, 3857)", persisted=True), deferred=True)
+    geom_3857 = mapped_column(
+        Geometry("MULTIPOLYGON", srid=3857, spatial_index=True),
+        Computed("ST_Transform(geom, 3857)", persisted=True),
+        deferred=True,
+    )
     area_m2: Mapped[float] = mapped_column(Float, nullable=False)
     valid_from: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=text("'-infinity'"))
+        DateTime(timezone=True), nullable=False, server_default=text("'-infinity'")
+    )
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     source: Mapped[str] = mapped_column(String(16), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 class LayerVersion(Base):
@@ -104,8 +122,7 @@ class LayerVersion(Base):
     __tablename__ = "layer_versions"
     layer: Mapped[str] = mapped_column(String(32), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
-    changed_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now())
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 class LayerVersionPending(Base):
@@ -176,10 +193,8 @@ class DutyGridCell(Base):
     """Membership of a cell in a duty grid."""
 
     __tablename__ = "duty_grid_cells"
-    duty_grid_id: Mapped[int] = mapped_column(
-        ForeignKey("duty_grids.id", ondelete="CASCADE"), primary_key=True)
-    cell_id: Mapped[int] = mapped_column(
-        ForeignKey("grid_cells.id", ondelete="CASCADE"), primary_key=True, index=True)
+    duty_grid_id: Mapped[int] = mapped_column(ForeignKey("duty_grids.id", ondelete="CASCADE"), primary_key=True)
+    cell_id: Mapped[int] = mapped_column(ForeignKey("grid_cells.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class CellReassignment(Base):

@@ -1,4 +1,5 @@
 """All tables, core and layers: the metadata Alembic compares the migrations against."""
+
 from __future__ import annotations
 
 from gridmgr.cases import dispatch, events, rules  # noqa: F401  (each adds its tables)

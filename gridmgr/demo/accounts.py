@@ -1,4 +1,5 @@
 """The demo's logins: one account per role, for people of the demo roster, with published passwords."""
+
 from __future__ import annotations
 
 from sqlalchemy import text
@@ -16,8 +17,8 @@ PICKS = {
     "dispatcher": ("ZX01", 1),
     "shift_leader": ("ZX01", 2),
     "admin": ("ZX01", 3),
-    "unit_handler": ("HW01", 0),   # the sanitation office handles most cases
-    "planner": ("BM04", 0),        # the transport commission plans parking
+    "unit_handler": ("HW01", 0),  # the sanitation office handles most cases
+    "planner": ("BM04", 0),  # the transport commission plans parking
     "leader": ("BM01", 0),
 }
 
@@ -32,16 +33,22 @@ def create(conn: Connection) -> list[tuple[str, str, str, str]]:
     out = []
     for role, pick in PICKS.items():
         if pick is None:
-            person = conn.execute(text("""
+            person = conn.execute(
+                text("""
                 SELECT p.code, p.name FROM cell_for(ST_SetSRID(ST_MakePoint(:x, :y), 4326)) c
                 JOIN cell_people cp ON cp.cell_id = c.cell_id AND cp.post = 'supervisor'
                 JOIN people p ON p.id = cp.person_id LIMIT 1
-            """), {"x": SUPERVISOR_POINT[0], "y": SUPERVISOR_POINT[1]}).first()
+            """),
+                {"x": SUPERVISOR_POINT[0], "y": SUPERVISOR_POINT[1]},
+            ).first()
         else:
-            person = conn.execute(text("""
+            person = conn.execute(
+                text("""
                 SELECT p.code, p.name FROM people p JOIN units u ON u.id = p.unit_id
                 WHERE u.code = :u AND p.role = 'staff' ORDER BY p.code OFFSET :n LIMIT 1
-            """), {"u": pick[0], "n": pick[1]}).first()
+            """),
+                {"u": pick[0], "n": pick[1]},
+            ).first()
         username = role.replace("_", "-")
         exists = conn.execute(text("SELECT 1 FROM users WHERE username = :u"), {"u": username}).scalar()
         if not exists:

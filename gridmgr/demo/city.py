@@ -3,6 +3,7 @@
 Nothing here touches the database: it writes GeoJSON and XLSX files that `gridmgr demo` feeds through the
 same import commands a bureau uses. Everything is deterministic for a fixed seed (no clock, no network).
 """
+
 from __future__ import annotations
 
 import io
@@ -12,9 +13,9 @@ import math
 import random
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import geopandas as gpd
 import numpy as np
@@ -53,8 +54,13 @@ SIZES = {
 
 # ---------------------------------------------------------------------------------------------- regions
 
+
 def synthetic_regions(
-    district: shapely.Geometry, district_code: str, *, n_streets: int = 17, n_communities: int = 200,
+    district: shapely.Geometry,
+    district_code: str,
+    *,
+    n_streets: int = 17,
+    n_communities: int = 200,
     seed: int = 2004,
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Synthetic streets and communities (Voronoi cells, Lloyd-relaxed) tiling a WGS84 district."""
@@ -75,29 +81,54 @@ def synthetic_regions(
     def frame(rows: list[dict]) -> gpd.GeoDataFrame:
         return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
 
-    street_rows = [{"code": code, "name": f"模拟街道{_num(code)}", "name_en": f"Synthetic street {_num(code)}",
-                    "parent": district_code, "geometry": g} for code, g in streets]
-    community_rows = [{"code": code, "name": f"模拟社区{_num(parent)}-{_num(code)}",
-                       "name_en": f"Synthetic community {_num(parent)}-{_num(code)}",
-                       "parent": parent, "geometry": g} for parent, code, g in communities]
+    street_rows = [
+        {
+            "code": code,
+            "name": f"模拟街道{_num(code)}",
+            "name_en": f"Synthetic street {_num(code)}",
+            "parent": district_code,
+            "geometry": g,
+        }
+        for code, g in streets
+    ]
+    community_rows = [
+        {
+            "code": code,
+            "name": f"模拟社区{_num(parent)}-{_num(code)}",
+            "name_en": f"Synthetic community {_num(parent)}-{_num(code)}",
+            "parent": parent,
+            "geometry": g,
+        }
+        for parent, code, g in communities
+    ]
     return frame(street_rows), frame(community_rows)
 
 
-def write_regions(streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
-                  folder: str | Path) -> tuple[Path, Path]:
+def write_regions(streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, folder: str | Path) -> tuple[Path, Path]:
     """Write streets.geojson and communities.geojson into `folder`; returns both paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for level, gdf in (("street", streets), ("community", communities)):
-        features = [{"type": "Feature",
-                     "properties": {"code": r.code, "name": r.name, "name_en": r.name_en,
-                                    "parent": r.parent, "level": level},
-                     "geometry": mapping(r.geometry)} for r in gdf.itertuples()]
+        features = [
+            {
+                "type": "Feature",
+                "properties": {
+                    "code": r.code,
+                    "name": r.name,
+                    "name_en": r.name_en,
+                    "parent": r.parent,
+                    "level": level,
+                },
+                "geometry": mapping(r.geometry),
+            }
+            for r in gdf.itertuples()
+        ]
         path = folder / f"{'streets' if level == 'street' else 'communities'}.geojson"
         # json writes floats by repr (shortest exact form): coordinates round-trip bit for bit
-        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False),
-                        encoding="utf-8")
+        path.write_text(
+            json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False), encoding="utf-8"
+        )
         paths.append(path)
     return paths[0], paths[1]
 
@@ -169,8 +200,11 @@ def _absorb_fragments(pieces: list[shapely.Geometry]) -> list[shapely.Geometry]:
     pieces = [_multi(p) for p in pieces]  # drops the lines and points where cells only touch
     for i in range(len(pieces)):
         for part in sorted(_polygons(pieces[i]), key=lambda g: -g.area)[1:]:
-            shared = [(shapely.length(shapely.intersection(part.boundary, pieces[j].boundary)), j)
-                      for j in range(len(pieces)) if j != i]
+            shared = [
+                (shapely.length(shapely.intersection(part.boundary, pieces[j].boundary)), j)
+                for j in range(len(pieces))
+                if j != i
+            ]
             length, j = max(shared, default=(0.0, -1))
             if length > 0:  # else an exclave of the parent itself: nobody else can take it
                 pieces[j] = _multi(shapely.union(pieces[j], part, grid_size=GRID_DEG))
@@ -238,8 +272,9 @@ FILE_TIME = (2004, 10, 1, 0, 0, 0)  # fixed zip/document dates keep the workbook
 CellRow = tuple[str, str, tuple[float, float]]  # (15-digit cell code, 12-digit community code, (lon, lat))
 
 
-def demo_roster(cells: list[CellRow], streets: list[str], *, seed: int = 2004,
-                district_name: str = "东城区") -> dict[str, list[dict]]:
+def demo_roster(
+    cells: list[CellRow], streets: list[str], *, seed: int = 2004, district_name: str = "东城区"
+) -> dict[str, list[dict]]:
     """The roster tables (units, people, their cells, duty grids) for the demo city's cells."""
     cells = sorted(cells)
     district = cells[0][0][:6] if cells else streets[0][:6]
@@ -257,8 +292,9 @@ def demo_roster(cells: list[CellRow], streets: list[str], *, seed: int = 2004,
     units: list[dict] = []
 
     def unit(code: str, name: str, kind: str, region: str) -> str:
-        units.append({"code": code, "name": name, "kind": kind, "region_code": region,
-                      "phone": f"010-0000{len(units) + 1:04d}"})  # no Beijing number starts with 0
+        units.append(
+            {"code": code, "name": name, "kind": kind, "region_code": region, "phone": f"010-0000{len(units) + 1:04d}"}
+        )  # no Beijing number starts with 0
         return code
 
     office = {s: unit(f"JD{s[-3:]}", f"模拟街道{_num(s)}办事处", "street_office", s) for s in streets}
@@ -277,8 +313,15 @@ def demo_roster(cells: list[CellRow], streets: list[str], *, seed: int = 2004,
 
     def person(role: str, unit_code: str) -> str:
         code = f"P{len(people) + 1:04d}"
-        people.append({"code": code, "name": next(names), "role": role, "unit_code": unit_code,
-                       "phone": f"138{len(people) + 1:08d}"})  # 1380000xxxx: clearly not a real line
+        people.append(
+            {
+                "code": code,
+                "name": next(names),
+                "role": role,
+                "unit_code": unit_code,
+                "phone": f"138{len(people) + 1:08d}",
+            }
+        )  # 1380000xxxx: clearly not a real line
         return code
 
     cell_people: list[dict] = []
@@ -295,23 +338,40 @@ def demo_roster(cells: list[CellRow], streets: list[str], *, seed: int = 2004,
         for j, group in enumerate(_groups(by_street[s], where, CELLS_PER_DUTY_GRID), 1):
             supervisor = person("supervisor", squad[s])
             code = f"DG{len(duty_grids) + 1:03d}"
-            duty_grids.append({"code": code, "name": f"模拟街道{_num(s)} 第{j}责任网格",
-                               "unit_code": squad[s], "supervisor_code": supervisor})
+            duty_grids.append(
+                {
+                    "code": code,
+                    "name": f"模拟街道{_num(s)} 第{j}责任网格",
+                    "unit_code": squad[s],
+                    "supervisor_code": supervisor,
+                }
+            )
             duty_grid_cells += [{"duty_grid_code": code, "cell_code": c} for c in group]
             cell_people += [{"cell_code": c, "person_code": supervisor, "post": "supervisor"} for c in group]
     for u in list(units):
         for _ in range(centre_staff if u["code"] == centre_code else STAFF[u["kind"]]):
             person("staff", u["code"])
 
-    cell_units = [{"cell_code": code, "duty": duty, "unit_code": unit_code}
-                  for code, community, _ in cells
-                  for duty, unit_code in (("territorial", office[community[:9]]),
-                                          ("enforcement", squad[community[:9]]), ("sanitation", sanitation))]
+    cell_units = [
+        {"cell_code": code, "duty": duty, "unit_code": unit_code}
+        for code, community, _ in cells
+        for duty, unit_code in (
+            ("territorial", office[community[:9]]),
+            ("enforcement", squad[community[:9]]),
+            ("sanitation", sanitation),
+        )
+    ]
     order = {"grid_leader": 0, "grid_officer": 1, "supervisor": 2}
     cell_people.sort(key=lambda r: (r["cell_code"], order[r["post"]]))
     duty_grid_cells.sort(key=lambda r: r["cell_code"])
-    return {"units": units, "people": people, "cell_units": cell_units, "cell_people": cell_people,
-            "duty_grids": duty_grids, "duty_grid_cells": duty_grid_cells}
+    return {
+        "units": units,
+        "people": people,
+        "cell_units": cell_units,
+        "cell_people": cell_people,
+        "duty_grids": duty_grids,
+        "duty_grid_cells": duty_grid_cells,
+    }
 
 
 def write_roster(tables: dict[str, list[dict]], path: str | Path) -> Path:
@@ -343,12 +403,12 @@ def _rezip_without_clock(buffer: io.BytesIO, path: Path) -> None:
             data = src.read(info.filename)
             if info.filename == "docProps/core.xml":
                 data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>" + stamp, data)
-            dst.writestr(zipfile.ZipInfo(info.filename, date_time=FILE_TIME), data,
-                         compress_type=zipfile.ZIP_DEFLATED)
+            dst.writestr(zipfile.ZipInfo(info.filename, date_time=FILE_TIME), data, compress_type=zipfile.ZIP_DEFLATED)
 
 
-def _squad_groups(streets: list[str], by_street: dict[str, list[str]],
-                  where: dict[str, tuple[float, float]]) -> list[list[str]]:
+def _squad_groups(
+    streets: list[str], by_street: dict[str, list[str]], where: dict[str, tuple[float, float]]
+) -> list[list[str]]:
     """Streets split among the squads, 2–3 touching streets each: runs along a snake path over the map."""
     everywhere = np.array(list(where.values()) or [(0.0, 0.0)])
     centre = {s: np.mean([where[c] for c in by_street[s]] or everywhere, axis=0) for s in streets}
@@ -362,8 +422,11 @@ def _squad_groups(streets: list[str], by_street: dict[str, list[str]],
         for east_first in (True, False):
             # rows north→south walked east and west in turn (boustrophedon), so runs along the path
             # tend to be neighbours on the map
-            path = [s for r, row in enumerate(np.array_split(np.array(by_lat, dtype=object), n_rows))
-                    for s in sorted(row, key=lambda s: centre[s][0], reverse=(r % 2 == 0) != east_first)]
+            path = [
+                s
+                for r, row in enumerate(np.array_split(np.array(by_lat, dtype=object), n_rows))
+                for s in sorted(row, key=lambda s: centre[s][0], reverse=(r % 2 == 0) != east_first)
+            ]
             # which runs take one street more: every placement is tried until each run is connected
             for longer in itertools.combinations(range(k), n % k):
                 ends = np.cumsum([n // k + (i in longer) for i in range(k)])
@@ -384,8 +447,11 @@ def _touching(by_street: dict[str, list[str]], where: dict[str, tuple[float, flo
     tree = shapely.STRtree(points)
     _, gaps = tree.query_nearest(points, exclusive=True, return_distance=True)
     left, right = tree.query(points, predicate="dwithin", distance=1.5 * float(np.median(gaps)))
-    return {frozenset((street_of[codes[a]], street_of[codes[b]])) for a, b in zip(left, right)
-            if street_of[codes[a]] != street_of[codes[b]]}
+    return {
+        frozenset((street_of[codes[a]], street_of[codes[b]]))
+        for a, b in zip(left, right)
+        if street_of[codes[a]] != street_of[codes[b]]
+    }
 
 
 def _connected(group: list[str], touching: set[frozenset]) -> bool:
@@ -402,6 +468,7 @@ def _connected(group: list[str], touching: set[frozenset]) -> bool:
 
 def _groups(codes: list[str], where: dict[str, tuple[float, float]], size: int) -> list[list[str]]:
     """Cells split into compact groups of about `size` by recursive bisection along the longer side."""
+
     def split(part: list[str], k: int) -> list[list[str]]:
         if k <= 1:
             return [sorted(part)]

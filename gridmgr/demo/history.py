@@ -8,6 +8,7 @@ checks and deadlines hold; only the database work is done in bulk (one read of e
 the events, one UPDATE of the cases), because 50,000 cases at several round trips per action would take
 far too long. Deterministic for a seed: each case draws from its own generator, seeded by the case number.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,29 +17,45 @@ import math
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from time import perf_counter
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmgr.cases.dispatch import RESOLVE
-from gridmgr.errors import InputError
 from gridmgr.cases.workcalendar import WorkCalendar, parse_limit
-from gridmgr.cases.workflow import (DEFAULT_LIMIT, NEEDS_VERIFY, STEP_LIMIT, TERMINAL, TRANSITIONS, Actor,
-                              first_step, transition)
+from gridmgr.cases.workflow import (
+    DEFAULT_LIMIT,
+    NEEDS_VERIFY,
+    STEP_LIMIT,
+    TERMINAL,
+    TRANSITIONS,
+    Actor,
+    first_step,
+    transition,
+)
+from gridmgr.errors import InputError
 
 DESK_ROLES = ("receiver", "dispatcher", "shift_leader")
 # Shares (of the cases that reach the point where they apply), set so the year lands in DOMAIN.md §4 and
 # §9: closure 85–92 %, on time ~80 %, rework < 1 %, ~20 % of supervisor reports self-handled.
-SELF_HANDLE = 0.24                 # of supervisor reports of simple problems (Zhanjiang: up to half)
-NOT_SIMPLE = ("0101", "0116")      # illegal construction and cooking fumes need enforcement, not a supervisor
-REJECT = {"supervisor": 0.012, "video": 0.03, "leader": 0.0, "public": 0.12, "hotline_12319": 0.1,
-          "hotline_12345": 0.1, "rule": 0.02}
-PROPOSE = 0.6                      # the receiver pre-registers (受理) before the shift leader decides
+SELF_HANDLE = 0.24  # of supervisor reports of simple problems (Zhanjiang: up to half)
+NOT_SIMPLE = ("0101", "0116")  # illegal construction and cooking fumes need enforcement, not a supervisor
+REJECT = {
+    "supervisor": 0.012,
+    "video": 0.03,
+    "leader": 0.0,
+    "public": 0.12,
+    "hotline_12319": 0.1,
+    "hotline_12345": 0.1,
+    "rule": 0.02,
+}
+PROPOSE = 0.6  # the receiver pre-registers (受理) before the shift leader decides
 RETURN, EXTEND, REFUSE, REWORK = 0.035, 0.037, 0.15, 0.009
 SUSPEND, DEFER, RESUME = 0.02, 0.006, 0.35
 LATE = {"verify": 0.04, "register": 0.03, "dispatch": 0.03, "handle": 0.1, "check": 0.04, "close": 0.03}
@@ -60,15 +77,52 @@ PENDING = """
     f.status = 'reported' AND f.deadline_step IS NULL
     AND NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = f.id AND e.action <> 'report')
 """
-CASE_COLUMNS = ("id", "case_no", "status", "source", "category_code", "urgency", "cell_id", "unit_id", "deadline",
-                "deadline_step", "step_started_at", "reporter_user_id", "extension_request", "resume_state",
-                "reported_at", "rework_count")
-UPDATE_COLUMNS = {"status": "text", "deadline": "timestamptz", "deadline_step": "text",
-                  "step_started_at": "timestamptz", "unit_id": "bigint", "reporter_user_id": "bigint",
-                  "self_handled": "boolean", "rework_count": "integer", "extension_request": "jsonb",
-                  "resume_state": "text"}
-EVENT_COLUMNS = ("case_id", "at", "action", "from_state", "to_state", "user_id", "actor", "role", "note", "unit_id",
-                 "deadline_before", "deadline_after", "photos", "data")
+CASE_COLUMNS = (
+    "id",
+    "case_no",
+    "status",
+    "source",
+    "category_code",
+    "urgency",
+    "cell_id",
+    "unit_id",
+    "deadline",
+    "deadline_step",
+    "step_started_at",
+    "reporter_user_id",
+    "extension_request",
+    "resume_state",
+    "reported_at",
+    "rework_count",
+)
+UPDATE_COLUMNS = {
+    "status": "text",
+    "deadline": "timestamptz",
+    "deadline_step": "text",
+    "step_started_at": "timestamptz",
+    "unit_id": "bigint",
+    "reporter_user_id": "bigint",
+    "self_handled": "boolean",
+    "rework_count": "integer",
+    "extension_request": "jsonb",
+    "resume_state": "text",
+}
+EVENT_COLUMNS = (
+    "case_id",
+    "at",
+    "action",
+    "from_state",
+    "to_state",
+    "user_id",
+    "actor",
+    "role",
+    "note",
+    "unit_id",
+    "deadline_before",
+    "deadline_after",
+    "photos",
+    "data",
+)
 
 
 @dataclass
@@ -85,8 +139,10 @@ class HistorySummary:
     def line(self) -> str:
         """One line for the demo loader's progress."""
         states = ", ".join(f"{n:,} {s}" for s, n in sorted(self.states.items(), key=lambda kv: -kv[1]))
-        return (f"case histories: {self.cases:,} cases, {self.events:,} events ({states}; "
-                f"{self.self_handled:,} self-handled, {self.overdue:,} open overdue) in {self.seconds:.1f} s")
+        return (
+            f"case histories: {self.cases:,} cases, {self.events:,} events ({states}; "
+            f"{self.self_handled:,} self-handled, {self.overdue:,} open overdue) in {self.seconds:.1f} s"
+        )
 
 
 @dataclass
@@ -95,22 +151,33 @@ class _Cast:
 
     desk: dict[str, Actor]
     supervisor: dict[int, Actor]
-    scope: set[tuple[int, int]]          # (person, cell) pairs of SUPERVISOR_CELLS
+    scope: set[tuple[int, int]]  # (person, cell) pairs of SUPERVISOR_CELLS
     handlers: dict[int, list[Actor]]
-    duties: dict[int, dict[str, int]]    # cell → duty → unit, for re-dispatch after a return
+    duties: dict[int, dict[str, int]]  # cell → duty → unit, for re-dispatch after a return
 
 
 class _Stop(Exception):
     """The next action would happen after the anchor: the case stays where it is."""
 
 
-def drive_histories(conn: Connection, *, anchor: date, seed: int, calendar: WorkCalendar,
-                    progress: Callable[[str], None] = lambda msg: None) -> HistorySummary:
+def drive_histories(
+    conn: Connection,
+    *,
+    anchor: date,
+    seed: int,
+    calendar: WorkCalendar,
+    progress: Callable[[str], None] = lambda msg: None,
+) -> HistorySummary:
     """Drive every pending demo case through the workflow up to the anchor's 18:00, in the caller's transaction."""
     started = perf_counter()
-    cases = [dict(r) for r in conn.execute(text(
-        f"SELECT {', '.join('f.' + c for c in CASE_COLUMNS)} FROM cases f WHERE {PENDING} ORDER BY f.id FOR UPDATE OF f"
-    )).mappings()]
+    cases = [
+        dict(r)
+        for r in conn.execute(
+            text(
+                f"SELECT {', '.join('f.' + c for c in CASE_COLUMNS)} FROM cases f WHERE {PENDING} ORDER BY f.id FOR UPDATE OF f"
+            )
+        ).mappings()
+    ]
     if not cases:
         return HistorySummary(0, 0, {}, 0, 0, perf_counter() - started)
     horizon = datetime.combine(anchor, time(18, 0), ZoneInfo(calendar.hours.zone))
@@ -118,8 +185,9 @@ def drive_histories(conn: Connection, *, anchor: date, seed: int, calendar: Work
     # with the month before the anchor's, and its last days are the ones a desk still has open
     last = min(horizon, max(c["reported_at"] for c in cases))
     world = _World(conn, calendar, horizon, last, seed)
-    progress(f"案件流转 case histories: {len(cases):,} imported cases through the workflow, "
-             f"up to {horizon:%Y-%m-%d %H:%M}")
+    progress(
+        f"案件流转 case histories: {len(cases):,} imported cases through the workflow, up to {horizon:%Y-%m-%d %H:%M}"
+    )
     updates, events = [], []
     for i, case in enumerate(cases, 1):
         final, story = world.drive(case)
@@ -130,10 +198,14 @@ def drive_histories(conn: Connection, *, anchor: date, seed: int, calendar: Work
     progress(f"  writing {len(events):,} events and {len(updates):,} cases")
     _write(conn, updates, events)
     open_ = [u for u in updates if u["status"] not in TERMINAL]
-    return HistorySummary(len(cases), len(events), dict(Counter(u["status"] for u in updates)),
-                          sum(u["self_handled"] for u in updates),
-                          sum(1 for u in open_ if u["deadline"] is not None and u["deadline"] < horizon),
-                          perf_counter() - started)
+    return HistorySummary(
+        len(cases),
+        len(events),
+        dict(Counter(u["status"] for u in updates)),
+        sum(u["self_handled"] for u in updates),
+        sum(1 for u in open_ if u["deadline"] is not None and u["deadline"] < horizon),
+        perf_counter() - started,
+    )
 
 
 class _World:
@@ -176,8 +248,12 @@ class _World:
             case["reporter_user_id"] = sup.user_id  # the cell's supervisor reported it
         step = first_step(case["source"])
         limits = self.limits(case["category_code"], case["urgency"])
-        case.update(deadline=self.calendar.add_working_time(case["reported_at"], limits[step]),
-                    deadline_step=step, step_started_at=case["reported_at"], self_handled=False)
+        case.update(
+            deadline=self.calendar.add_working_time(case["reported_at"], limits[step]),
+            deadline_step=step,
+            step_started_at=case["reported_at"],
+            self_handled=False,
+        )
         age = (self.last - case["reported_at"]).total_seconds() / 86400
         p_open = OPEN_RECENT * math.exp(-max(age, 0) / OPEN_DAYS)
         stays_open = rng.random() < p_open + (1 - p_open) * OPEN_STUCK
@@ -188,8 +264,11 @@ class _World:
             pass
         if stays_open and not case["self_handled"]:
             states = STUCK_STATES if age > 14 else None
-            cuts = [k for k, s in enumerate(story.snapshots)
-                    if s["status"] not in TERMINAL and (states is None or s["status"] in states)]
+            cuts = [
+                k
+                for k, s in enumerate(story.snapshots)
+                if s["status"] not in TERMINAL and (states is None or s["status"] in states)
+            ]
             if cuts:
                 k = cuts[rng.randrange(len(cuts))]
                 return story.snapshots[k], story.events[:k]
@@ -199,8 +278,9 @@ class _World:
 class _Story:
     """One case's history as it is written: each action through transition(), the clock always forward."""
 
-    def __init__(self, world: _World, case: dict, rng: random.Random, limits: dict[str, str],
-                 sup: Actor | None, keep: bool):
+    def __init__(
+        self, world: _World, case: dict, rng: random.Random, limits: dict[str, str], sup: Actor | None, keep: bool
+    ):
         self.world, self.case, self.rng, self.limits, self.sup = world, case, rng, limits, sup
         self.desk, self.cal = world.cast.desk, world.calendar
         self.now: datetime = case["reported_at"]
@@ -237,8 +317,17 @@ class _Story:
         if at > self.world.horizon:
             raise _Stop
         t = TRANSITIONS[action]
-        updates, event = transition(self.case, t, actor, now=at, calendar=self.cal, limit=self.limits.__getitem__,
-                                    in_scope=self.world.in_scope(actor, self.case, t.scope), note=note, data=data)
+        updates, event = transition(
+            self.case,
+            t,
+            actor,
+            now=at,
+            calendar=self.cal,
+            limit=self.limits.__getitem__,
+            in_scope=self.world.in_scope(actor, self.case, t.scope),
+            note=note,
+            data=data,
+        )
         self.case.update(updates)
         self.events.append((event, actor))
         if self.keep:
@@ -253,13 +342,23 @@ class _Story:
         case, rng = self.case, self.rng
         category = self.world.categories[case["category_code"]]
         done = category.close_condition or "处置完毕"
-        if (case["source"] == "supervisor" and self.sup is not None and category.kind == "event"
-                and case["category_code"] not in NOT_SIMPLE and case["urgency"] == "normal"
-                and rng.random() < SELF_HANDLE):
+        if (
+            case["source"] == "supervisor"
+            and self.sup is not None
+            and category.kind == "event"
+            and case["category_code"] not in NOT_SIMPLE
+            and case["urgency"] == "normal"
+            and rng.random() < SELF_HANDLE
+        ):
             at = case["reported_at"] + timedelta(minutes=rng.uniform(5, 40))
             photos = [f"demo/{when}-{case['case_no']}.jpg" for when in ("before", "after")]
-            self.act("self_handle", self.sup, at.replace(microsecond=0), note=f"监督员现场自行处置：{done}",
-                     data={"photos": photos})
+            self.act(
+                "self_handle",
+                self.sup,
+                at.replace(microsecond=0),
+                note=f"监督员现场自行处置：{done}",
+                data={"photos": photos},
+            )
         elif self.registered(category.register_condition):
             self.dispatched()
             self.extension()
@@ -275,8 +374,7 @@ class _Story:
         desk, source = self.desk, self.case["source"]
         if source in NEEDS_VERIFY:
             if self.sup is None:  # nobody can verify it on site: the shift leader turns it down
-                self.act("reject", desk["shift_leader"], self.soon("register"),
-                         note="所在位置无责任监督员，无法核实")
+                self.act("reject", desk["shift_leader"], self.soon("register"), note="所在位置无责任监督员，无法核实")
                 return False
             self.act("verify", self.sup, self.pace())
         if self.rng.random() < REJECT.get(source, 0.02):
@@ -286,8 +384,12 @@ class _Story:
             self.act("reject", desk["shift_leader"], self.pace(), note=note)
             return False
         if self.rng.random() < PROPOSE:
-            self.act("propose_register", desk["receiver"], self.soon("register"),
-                     note=f"符合立案条件：{condition}" if condition else None)
+            self.act(
+                "propose_register",
+                desk["receiver"],
+                self.soon("register"),
+                note=f"符合立案条件：{condition}" if condition else None,
+            )
         self.act("register", desk["shift_leader"], self.pace())
         return True
 
@@ -304,8 +406,7 @@ class _Story:
             other = next((duties[d] for d in RE_DISPATCH if duties.get(d) not in (None, unit)), None)
             if other is None:
                 raise _Stop
-            self.act("dispatch", dispatcher, self.pace(),
-                     data={"unit_id": other, "dispatch_rule": "改派 re-dispatch"})
+            self.act("dispatch", dispatcher, self.pace(), data={"unit_id": other, "dispatch_rule": "改派 re-dispatch"})
         pause = rng.random()
         if pause < SUSPEND + DEFER:
             action = "suspend" if pause < SUSPEND else "defer"
@@ -327,38 +428,60 @@ class _Story:
             return
         left = self.cal.working_seconds_between(self.now, self.case["deadline"]) / 3600
         at = self._after(self.now, max(left, 0.1) * self.rng.uniform(0.4, 0.9))
-        self.act("request_extension", self.handler(), at, note=self.note("request_extension"),
-                 data={"limit": self.rng.choice(("1d", "2d", "3d", "5d"))})
+        self.act(
+            "request_extension",
+            self.handler(),
+            at,
+            note=self.note("request_extension"),
+            data={"limit": self.rng.choice(("1d", "2d", "3d", "5d"))},
+        )
         if self.rng.random() < REFUSE:
-            self.act("refuse_extension", self.desk["shift_leader"], self.soon("close", 0.1, 0.8),
-                     note=self.note("refuse_extension"))
+            self.act(
+                "refuse_extension",
+                self.desk["shift_leader"],
+                self.soon("close", 0.1, 0.8),
+                note=self.note("refuse_extension"),
+            )
         else:
             self.act("approve_extension", self.desk["shift_leader"], self.soon("close", 0.1, 0.8))
 
 
 # ---------------------------------------------------------------------------------------------- reading
 
+
 def _dispatch_targets(conn: Connection) -> dict[tuple[str, int | None], tuple[int | None, str]]:
     """`dispatch.resolve` for every (category, cell) of the pending cases, in one statement."""
     # the very query resolve() runs, with its parameters bound to each pair instead
-    lateral = re.sub(r":(category|cell_id|cell_code)\b",
-                     lambda m: {"category": "p.category", "cell_id": "p.cell_id",
-                                "cell_code": "COALESCE(p.cell_code, '')"}[m.group(1)], RESOLVE)
-    rows = conn.execute(text(f"""
+    lateral = re.sub(
+        r":(category|cell_id|cell_code)\b",
+        lambda m: {"category": "p.category", "cell_id": "p.cell_id", "cell_code": "COALESCE(p.cell_code, '')"}[
+            m.group(1)
+        ],
+        RESOLVE,
+    )
+    rows = conn.execute(
+        text(f"""
         WITH p AS (SELECT DISTINCT f.category_code AS category, f.cell_id, g.code AS cell_code
                    FROM cases f LEFT JOIN grid_cells g ON g.id = f.cell_id WHERE {PENDING})
         SELECT p.category, p.cell_id, r.unit_id, r.rule_id, o.unit_id AS owner
         FROM p LEFT JOIN LATERAL ({lateral}) r ON true
         LEFT JOIN cell_units o ON o.cell_id = p.cell_id AND o.duty = 'territorial'
-    """))
-    return {(r.category, r.cell_id): (r.unit_id, f"rule {r.rule_id}") if r.rule_id is not None
-            else (r.owner, "territorial owner (属地兜底)") for r in rows}
+    """)
+    )
+    return {
+        (r.category, r.cell_id): (r.unit_id, f"rule {r.rule_id}")
+        if r.rule_id is not None
+        else (r.owner, "territorial owner (属地兜底)")
+        for r in rows
+    }
 
 
 def _cast(conn: Connection) -> _Cast:
     """The people who act, from the roster; those with an account act as their account."""
-    accounts = {(r.person_id, r.role): r.id for r in conn.execute(text(
-        "SELECT id, person_id, role FROM users WHERE active ORDER BY id"))}
+    accounts = {
+        (r.person_id, r.role): r.id
+        for r in conn.execute(text("SELECT id, person_id, role FROM users WHERE active ORDER BY id"))
+    }
     people = {r.id: r for r in conn.execute(text("SELECT id, code, name, role, unit_id FROM people ORDER BY code"))}
 
     def actor(person_id: int, role: str) -> Actor:
@@ -372,26 +495,33 @@ def _cast(conn: Connection) -> _Cast:
             desk[role] = actor(holder, role)
     if len(desk) < len(DESK_ROLES):
         # the command centre: the unit with the most staff among those no cell or rule sends work to
-        staff = [r.id for r in conn.execute(text("""
+        staff = [
+            r.id
+            for r in conn.execute(
+                text("""
             SELECT p.id FROM people p JOIN units u ON u.id = p.unit_id,
                  LATERAL (SELECT count(*) AS n FROM people q WHERE q.unit_id = u.id AND q.role = 'staff') k
             WHERE p.role = 'staff'
             ORDER BY (EXISTS (SELECT 1 FROM cell_units c WHERE c.unit_id = u.id)
                       OR EXISTS (SELECT 1 FROM dispatch_rules d WHERE d.unit_id = u.id)), k.n DESC, u.code, p.code
-        """))]
+        """)
+            )
+        ]
         if not staff:
             raise InputError("the roster has no staff to act as receiver, dispatcher and shift leader")
         centre = [pid for pid in staff if people[pid].unit_id == people[staff[0]].unit_id]
         for i, role in enumerate(DESK_ROLES):
             desk.setdefault(role, actor(centre[i % len(centre)], role))
     # workflow.SUPERVISOR_CELLS for every person at once; the cell's own supervisor is its duty grid's
-    pairs = conn.execute(text("""
+    pairs = conn.execute(
+        text("""
         SELECT s.person_id, s.cell_id FROM (
             SELECT g.supervisor_id AS person_id, dc.cell_id, 0 AS pref, g.id AS grid
             FROM duty_grid_cells dc JOIN duty_grids g ON g.id = dc.duty_grid_id WHERE g.supervisor_id IS NOT NULL
             UNION ALL SELECT cp.person_id, cp.cell_id, 1, 0 FROM cell_people cp WHERE cp.post = 'supervisor') s
         ORDER BY s.cell_id, s.pref, s.grid, s.person_id
-    """)).all()
+    """)
+    ).all()
     supervisor: dict[int, Actor] = {}
     for person_id, cell_id in pairs:
         if cell_id not in supervisor:
@@ -438,7 +568,7 @@ def _copy(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tup
     cursor = conn.connection.dbapi_connection.cursor()
     for start in range(0, len(rows), 50_000):
         buffer = io.StringIO()
-        for row in rows[start:start + 50_000]:
+        for row in rows[start : start + 50_000]:
             buffer.write("\t".join(map(_copy_value, row)) + "\n")
         buffer.seek(0)
         cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
@@ -447,14 +577,43 @@ def _copy(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tup
 
 def _write(conn: Connection, updates: list[dict], events: list[tuple[int, dict, Actor]]) -> None:
     """Append the events (COPY) and set every driven case's row (one UPDATE from a staged table)."""
-    _copy(conn, "case_events", EVENT_COLUMNS, [
-        (case_id, e["at"], e["action"], e["from_state"], e["to_state"], a.user_id, a.name, a.role, e["note"],
-         e["unit_id"], e["deadline_before"], e["deadline_after"], e["photos"], e["data"])
-        for case_id, e, a in events])
-    conn.execute(text("CREATE TEMP TABLE demo_history (id bigint PRIMARY KEY, "
-                      + ", ".join(f"{c} {t}" for c, t in UPDATE_COLUMNS.items()) + ") ON COMMIT DROP"))
-    _copy(conn, "demo_history", ("id", *UPDATE_COLUMNS), [
-        (u["id"], *(u[c] for c in UPDATE_COLUMNS)) for u in updates])
-    conn.execute(text("UPDATE cases f SET " + ", ".join(f"{c} = h.{c}" for c in UPDATE_COLUMNS)
-                      + " FROM demo_history h WHERE f.id = h.id"))
+    _copy(
+        conn,
+        "case_events",
+        EVENT_COLUMNS,
+        [
+            (
+                case_id,
+                e["at"],
+                e["action"],
+                e["from_state"],
+                e["to_state"],
+                a.user_id,
+                a.name,
+                a.role,
+                e["note"],
+                e["unit_id"],
+                e["deadline_before"],
+                e["deadline_after"],
+                e["photos"],
+                e["data"],
+            )
+            for case_id, e, a in events
+        ],
+    )
+    conn.execute(
+        text(
+            "CREATE TEMP TABLE demo_history (id bigint PRIMARY KEY, "
+            + ", ".join(f"{c} {t}" for c, t in UPDATE_COLUMNS.items())
+            + ") ON COMMIT DROP"
+        )
+    )
+    _copy(conn, "demo_history", ("id", *UPDATE_COLUMNS), [(u["id"], *(u[c] for c in UPDATE_COLUMNS)) for u in updates])
+    conn.execute(
+        text(
+            "UPDATE cases f SET "
+            + ", ".join(f"{c} = h.{c}" for c in UPDATE_COLUMNS)
+            + " FROM demo_history h WHERE f.id = h.id"
+        )
+    )
     conn.execute(text("DROP TABLE demo_history"))

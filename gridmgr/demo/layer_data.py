@@ -4,25 +4,26 @@ Nothing here touches the database: it writes CSV files in each layer's own impor
 loader feeds through `gridmgr.io.importer.import_file`, the path a bureau's files take. Deterministic for
 a seed (numpy default_rng); the anchor date ("today" of the demo) is a parameter, never the clock.
 """
+
 from __future__ import annotations
 
 import csv
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import geopandas as gpd
 import numpy as np
 import shapely
 
 from gridmgr.cases import categories
-from gridmgr.plugins import registry
-from gridmgr.geo import crs as crsmod
 from gridmgr.codes import DUST_ITEMS
 from gridmgr.demo.city import METRIC_CRS, _names
+from gridmgr.geo import crs as crsmod
+from gridmgr.plugins import registry
 
 
 @dataclass(frozen=True)
@@ -55,33 +56,85 @@ STATION = {"0505": 0.35, "0506": 0.25, "0201": 0.25, "0102": 0.1, "0501": 0.05}
 # Real places of Dongcheng (WGS84, all well inside the boundary): stations draw parking and flyer problems,
 # markets garbage and trading outside the shop; 簋街 is the all-night restaurant street.
 HOT_SPOTS = (
-    HotSpot("北京站", 116.427, 39.903, 130, 0.20, STATION),          # Beijing Railway Station forecourt
-    HotSpot("东直门", 116.435, 39.941, 120, 0.16, STATION),          # Dongzhimen hub: airport express, buses
-    HotSpot("雍和宫", 116.417, 39.948, 90, 0.10, STATION),           # metro interchange and temple crowds
-    HotSpot("王府井", 116.411, 39.914, 150, 0.14, MARKET),           # the pedestrian shopping street
-    HotSpot("簋街", 116.423, 39.940, 100, 0.12,
-            {"0504": 0.3, "0102": 0.25, "0116": 0.2, "0505": 0.15, "0510": 0.1}),
-    HotSpot("红桥市场", 116.4108, 39.883, 90, 0.10, MARKET),         # Hongqiao market by the Temple of Heaven
+    HotSpot("北京站", 116.427, 39.903, 130, 0.20, STATION),  # Beijing Railway Station forecourt
+    HotSpot("东直门", 116.435, 39.941, 120, 0.16, STATION),  # Dongzhimen hub: airport express, buses
+    HotSpot("雍和宫", 116.417, 39.948, 90, 0.10, STATION),  # metro interchange and temple crowds
+    HotSpot("王府井", 116.411, 39.914, 150, 0.14, MARKET),  # the pedestrian shopping street
+    HotSpot("簋街", 116.423, 39.940, 100, 0.12, {"0504": 0.3, "0102": 0.25, "0116": 0.2, "0505": 0.15, "0510": 0.1}),
+    HotSpot("红桥市场", 116.4108, 39.883, 90, 0.10, MARKET),  # Hongqiao market by the Temple of Heaven
     HotSpot("崇文门菜市场", 116.417, 39.899, 80, 0.09, MARKET),
     HotSpot("和平里菜市场", 116.418, 39.958, 80, 0.09, MARKET),
 )
-HOT_SHARE = 0.35     # cases in hot spots; the rest uniform over the district
-HOT_BIAS = 0.6       # a hot-spot case takes its spot's bias this often, else the district-wide mix
+HOT_SHARE = 0.35  # cases in hot spots; the rest uniform over the district
+HOT_BIAS = 0.6  # a hot-spot case takes its spot's bias this often, else the district-wide mix
 EVENT_SHARE = 0.875  # Zhanjiang 2023 (DOMAIN.md §2): events 87.5 %, components 12.5 %
-EVENTS = {"0102": 36, "0104": 12, "0103": 12, "0108": 9, "0505": 7, "0504": 6, "0201": 6, "0506": 3,
-          "0501": 2.5, "0507": 2, "0106": 1, "0116": 1, "0112": 0.8, "0107": 0.6, "0202": 0.5, "0510": 0.5,
-          "0203": 0.4, "0205": 0.4, "0302": 0.4, "0404": 0.4, "0303": 0.3, "0304": 0.3, "0101": 0.3,
-          "0406": 0.3, "0301": 0.2, "0199": 0.2, "0599": 0.2, "0305": 0.1, "0105": 0.1, "0299": 0.1,
-          "0399": 0.1, "0401": 0.05, "0499": 0.05}
-COMPONENTS = {"C0104": 21, "C0110": 11, "C0302": 10, "C0205": 10, "C0401": 8, "C0102": 8, "C0101": 6,
-              "C0103": 6, "C0203": 4, "C0301": 4, "C0402": 3, "C0601": 3, "C0202": 2, "C0201": 2, "C0501": 2}
-SOURCES = {"supervisor": 0.90, "hotline_12345": 0.035, "public": 0.03, "hotline_12319": 0.015, "video": 0.015,
-           "leader": 0.005}
+EVENTS = {
+    "0102": 36,
+    "0104": 12,
+    "0103": 12,
+    "0108": 9,
+    "0505": 7,
+    "0504": 6,
+    "0201": 6,
+    "0506": 3,
+    "0501": 2.5,
+    "0507": 2,
+    "0106": 1,
+    "0116": 1,
+    "0112": 0.8,
+    "0107": 0.6,
+    "0202": 0.5,
+    "0510": 0.5,
+    "0203": 0.4,
+    "0205": 0.4,
+    "0302": 0.4,
+    "0404": 0.4,
+    "0303": 0.3,
+    "0304": 0.3,
+    "0101": 0.3,
+    "0406": 0.3,
+    "0301": 0.2,
+    "0199": 0.2,
+    "0599": 0.2,
+    "0305": 0.1,
+    "0105": 0.1,
+    "0299": 0.1,
+    "0399": 0.1,
+    "0401": 0.05,
+    "0499": 0.05,
+}
+COMPONENTS = {
+    "C0104": 21,
+    "C0110": 11,
+    "C0302": 10,
+    "C0205": 10,
+    "C0401": 8,
+    "C0102": 8,
+    "C0101": 6,
+    "C0103": 6,
+    "C0203": 4,
+    "C0301": 4,
+    "C0402": 3,
+    "C0601": 3,
+    "C0202": 2,
+    "C0201": 2,
+    "C0501": 2,
+}
+SOURCES = {
+    "supervisor": 0.90,
+    "hotline_12345": 0.035,
+    "public": 0.03,
+    "hotline_12319": 0.015,
+    "video": 0.015,
+    "leader": 0.005,
+}
 URGENT = {"C0101": 0.3, "C0102": 0.3, "C0103": 0.3, "0401": 0.5, "0406": 0.3}  # open manholes, collapses
 URGENT_OTHER = 0.04
-SEASON = 0.1   # ±10 % over the year, peaking in July (summer garbage)
+SEASON = 0.1  # ±10 % over the year, peaking in July (summer garbage)
 WEEKEND = 0.7  # supervisors patrol fewer hours at weekends
-HOURS = np.array([.3, .2, .1, .1, .2, .5, 1.5, 4, 7, 9, 9, 8, 6, 6, 8, 8, 7, 6, 4, 3, 2, 1, .6, .4])  # ~95 % 7–20h
+HOURS = np.array(
+    [0.3, 0.2, 0.1, 0.1, 0.2, 0.5, 1.5, 4, 7, 9, 9, 8, 6, 6, 8, 8, 7, 6, 4, 3, 2, 1, 0.6, 0.4]
+)  # ~95 % 7–20h
 DESCRIPTIONS = {
     "0102": ("{p}路边有暴露垃圾，未及时清运", "{p}垃圾桶周边散落生活垃圾"),
     "0103": ("{p}积存建筑垃圾渣土约{n}立方米", "{p}堆放装修垃圾未清运"),
@@ -90,10 +143,16 @@ DESCRIPTIONS = {
     "0505": ("{p}机动车占用人行道停放", "{p}机动车违停阻碍通行"),
     "0504": ("{p}商户出店经营，占用人行道", "{p}店外摆放货架经营"),
     "0201": ("{p}电线杆上张贴小广告", "{p}墙面喷涂非法小广告"),
-    "0506": ("{p}共享单车乱停放，堵塞盲道",), "0501": ("{p}有流动商贩无照经营",), "0116": ("{p}餐馆油烟直排",),
-    "0510": ("{p}占道露天烧烤",), "0507": ("{p}乱堆物堆料，占用公共空间",), "C0205": ("{p}路面坑槽破损",),
-    "C0104": ("{p}雨水箅子破损", "{p}雨水箅子缺失，存在安全隐患"), "C0110": ("{p}路灯不亮", "{p}路灯灯罩破损"),
-    "C0401": ("{p}行道树断枝悬挂", "{p}行道树倾斜倒伏"), "C0302": ("{p}垃圾箱破损", "{p}垃圾箱满溢"),
+    "0506": ("{p}共享单车乱停放，堵塞盲道",),
+    "0501": ("{p}有流动商贩无照经营",),
+    "0116": ("{p}餐馆油烟直排",),
+    "0510": ("{p}占道露天烧烤",),
+    "0507": ("{p}乱堆物堆料，占用公共空间",),
+    "C0205": ("{p}路面坑槽破损",),
+    "C0104": ("{p}雨水箅子破损", "{p}雨水箅子缺失，存在安全隐患"),
+    "C0110": ("{p}路灯不亮", "{p}路灯灯罩破损"),
+    "C0401": ("{p}行道树断枝悬挂", "{p}行道树倾斜倒伏"),
+    "C0302": ("{p}垃圾箱破损", "{p}垃圾箱满溢"),
 }
 # synthetic lane names (any likeness to a real 胡同 is chance) and the lane position for a description
 LANE_A, LANE_B, LANE_KIND = "柳槐杏枣榆椿桑松竹梅兰菊", "树井花园桥坊寺仓", ("胡同", "胡同", "胡同", "巷", "条")
@@ -114,12 +173,26 @@ TIMES = ("7:00-21:00 限时停车", "全天开放", "19:00-次日7:00 居民停�
 CAPACITY_REASONS = ("避让消防栓", "路口转弯半径内不设泊位", "避让单位出入口")
 
 SITE_STATUSES = {"active": 0.7, "planned": 0.1, "suspended": 0.1, "finished": 0.1}
-PROJECTS = ("住宅项目", "地铁站配套工程", "棚户区改造安置房项目", "学校改扩建工程", "老旧小区综合整治工程",
-            "商业综合体项目", "医院门诊楼改造工程", "综合管廊工程")
+PROJECTS = (
+    "住宅项目",
+    "地铁站配套工程",
+    "棚户区改造安置房项目",
+    "学校改扩建工程",
+    "老旧小区综合整治工程",
+    "商业综合体项目",
+    "医院门诊楼改造工程",
+    "综合管廊工程",
+)
 BUILDERS = ("城建", "华建", "宏泰", "中诚", "安泰", "鑫源", "恒达", "建工")
 FAILED_SHARE = 0.15  # inspections with one failed item: later rules raise 0302 cases from them
-FAILED_NOTE = {"hoarding": "部分围挡破损缺失", "covering": "裸土及物料未完全覆盖", "washing": "出口车辆未冲洗，带泥上路",
-               "hardening": "场内道路未硬化", "wet_work": "拆除作业未湿法作业", "closed_transport": "渣土车未密闭运输"}
+FAILED_NOTE = {
+    "hoarding": "部分围挡破损缺失",
+    "covering": "裸土及物料未完全覆盖",
+    "washing": "出口车辆未冲洗，带泥上路",
+    "hardening": "场内道路未硬化",
+    "wet_work": "拆除作业未湿法作业",
+    "closed_transport": "渣土车未密闭运输",
+}
 
 BILLBOARD_STATUSES = {"permitted": 0.89, "unpermitted": 0.08, "removed": 0.03}
 EXPIRED_SHARE, OVERDUE_SHARE = 0.12, 0.15  # of permitted billboards: permit ended / inspected > 1 year ago
@@ -152,8 +225,16 @@ class _City:
     streets_m: list[shapely.Geometry]
 
 
-def write_demo_layers(folder: Path, *, district: shapely.Geometry, streets: gpd.GeoDataFrame,
-                      communities: gpd.GeoDataFrame, anchor: date, size: str, seed: int = 2004) -> dict[str, Path]:
+def write_demo_layers(
+    folder: Path,
+    *,
+    district: shapely.Geometry,
+    streets: gpd.GeoDataFrame,
+    communities: gpd.GeoDataFrame,
+    anchor: date,
+    size: str,
+    seed: int = 2004,
+) -> dict[str, Path]:
     """Write the demo's layer files (CSV, import templates) into `folder`; layer name → file, in import order."""
     if size not in COUNTS:
         raise ValueError(f"unknown demo size {size!r}; use one of {', '.join(COUNTS)}")
@@ -162,23 +243,33 @@ def write_demo_layers(folder: Path, *, district: shapely.Geometry, streets: gpd.
     folder.mkdir(parents=True, exist_ok=True)
     shapely.prepare(district)
     # streets less EDGE_M: a kerb zone stays on one street's side of a seam (CDS: one block face)
-    city = _City(district, crsmod.geometry_from_wgs84(district, METRIC_CRS).buffer(-EDGE_M), streets.code.iloc[0][:6],
-                 streets, communities, [crsmod.geometry_from_wgs84(g, METRIC_CRS).buffer(-EDGE_M)
-                                        for g in streets.geometry])
+    city = _City(
+        district,
+        crsmod.geometry_from_wgs84(district, METRIC_CRS).buffer(-EDGE_M),
+        streets.code.iloc[0][:6],
+        streets,
+        communities,
+        [crsmod.geometry_from_wgs84(g, METRIC_CRS).buffer(-EDGE_M) for g in streets.geometry],
+    )
     shapely.prepare([city.inner, *city.streets_m])
     # one generator per layer: a change in one layer's count leaves the others' data as it was
     r_cases, r_sites, r_zones, r_boards = np.random.default_rng(seed).spawn(4)
     names = _names(random.Random(f"{seed}-layers"))  # not the roster's seed: its people keep their own names
     sites, site_rows, inspections = _construction(r_sites, city, n.sites, anchor, names)
     zones, spaces = _parking(r_zones, city, n.zones, anchor, sites)
-    tables = {"cases": (_cases(r_cases, city, n.cases, anchor), ("lon", "lat")),
-              "parking_zones": (zones, ("wkt",)), "parking_spaces": (spaces, ("wkt",)),
-              "construction": (site_rows, ("wkt",)), "site_inspections": (inspections, ()),
-              "billboards": (_billboards(r_boards, city, n.billboards, anchor, sites), ("lon", "lat"))}
+    tables = {
+        "cases": (_cases(r_cases, city, n.cases, anchor), ("lon", "lat")),
+        "parking_zones": (zones, ("wkt",)),
+        "parking_spaces": (spaces, ("wkt",)),
+        "construction": (site_rows, ("wkt",)),
+        "site_inspections": (inspections, ()),
+        "billboards": (_billboards(r_boards, city, n.billboards, anchor, sites), ("lon", "lat")),
+    }
     return {name: _write(folder / f"{name}.csv", name, rows, geo) for name, (rows, geo) in tables.items()}
 
 
 # ----------------------------------------------------------------------------------------------- cases
+
 
 def _cases(rng: np.random.Generator, city: _City, n: int, anchor: date) -> list[dict]:
     """n cases over the 12 full months before the anchor's month, hot spots included."""
@@ -192,8 +283,10 @@ def _cases(rng: np.random.Generator, city: _City, n: int, anchor: date) -> list[
     stamp = np.datetime_as_string(at, unit="s")  # naive ISO 8601: Asia/Shanghai local time on import
 
     codes = list(EVENTS) + list(COMPONENTS)
-    mix = np.array([EVENT_SHARE * v / sum(EVENTS.values()) for v in EVENTS.values()]
-                   + [(1 - EVENT_SHARE) * v / sum(COMPONENTS.values()) for v in COMPONENTS.values()])
+    mix = np.array(
+        [EVENT_SHARE * v / sum(EVENTS.values()) for v in EVENTS.values()]
+        + [(1 - EVENT_SHARE) * v / sum(COMPONENTS.values()) for v in COMPONENTS.values()]
+    )
     hot_mix = [HOT_BIAS * np.array([h.bias.get(c, 0.0) for c in codes]) + (1 - HOT_BIAS) * mix for h in HOT_SPOTS]
     # the uniform cases make up the rest, so the whole year keeps the Zhanjiang mix
     rest = np.clip(mix - HOT_SHARE * sum(h.weight * m for h, m in zip(HOT_SPOTS, hot_mix)), 0, None)
@@ -207,16 +300,26 @@ def _cases(rng: np.random.Generator, city: _City, n: int, anchor: date) -> list[
         idx = np.flatnonzero(spot == i)
         lon[idx], lat[idx] = _around(rng, city.district, h, h.sigma_m, len(idx))
         category[idx] = rng.choice(codes, len(idx), p=hot_mix[i])
-        place[idx] = [h.name + _side(dx, dy) for dx, dy in (np.column_stack([lon[idx], lat[idx]]) - (h.lon, h.lat))
-                      * _m_per_degree(h.lat)]
+        place[idx] = [
+            h.name + _side(dx, dy)
+            for dx, dy in (np.column_stack([lon[idx], lat[idx]]) - (h.lon, h.lat)) * _m_per_degree(h.lat)
+        ]
     names = {c["code"]: (c["name"].split(" (")[0], c["kind"]) for c in categories.read()}
     source = rng.choice(list(SOURCES), n, p=list(SOURCES.values()))
     urgent = rng.random(n) < np.array([URGENT.get(c, URGENT_OTHER) for c in category])
     # python lists: the row loop below is ~10× slower on numpy scalars
-    street, lane, place, category, source = (_region_names(city.streets, lon, lat), lane.tolist(), place.tolist(),
-                                             category.tolist(), source.tolist())
-    pick, volume, number = (rng.integers(0, 60, n).tolist(), rng.integers(2, 20, n).tolist(),
-                            rng.integers(1, 120, n).tolist())
+    street, lane, place, category, source = (
+        _region_names(city.streets, lon, lat),
+        lane.tolist(),
+        place.tolist(),
+        category.tolist(),
+        source.tolist(),
+    )
+    pick, volume, number = (
+        rng.integers(0, 60, n).tolist(),
+        rng.integers(2, 20, n).tolist(),
+        rng.integers(1, 120, n).tolist(),
+    )
     stamp, urgent, lon, lat = stamp.tolist(), urgent.tolist(), lon.tolist(), lat.tolist()
     rows, year, seq = [], "", 0
     for i in range(n):
@@ -224,10 +327,19 @@ def _cases(rng: np.random.Generator, city: _City, n: int, anchor: date) -> list[
         year = stamp[i][:4]
         name, kind = names[category[i]]
         templates = DESCRIPTIONS.get(category[i]) or (("{p}{name}破损",) if kind == "component" else ("{p}发现{name}",))
-        rows.append({"case_no": f"{year}{seq:07d}", "category": category[i], "source": source[i],
-                     "urgency": "urgent" if urgent[i] else "normal", "reported_at": stamp[i],
-                     "description": templates[pick[i] % len(templates)].format(p=place[i], name=name, n=volume[i]),
-                     "address": f"{street[i]} {lane[i]} {number[i]}号", "lon": f"{lon[i]:.7f}", "lat": f"{lat[i]:.7f}"})
+        rows.append(
+            {
+                "case_no": f"{year}{seq:07d}",
+                "category": category[i],
+                "source": source[i],
+                "urgency": "urgent" if urgent[i] else "normal",
+                "reported_at": stamp[i],
+                "description": templates[pick[i] % len(templates)].format(p=place[i], name=name, n=volume[i]),
+                "address": f"{street[i]} {lane[i]} {number[i]}号",
+                "lon": f"{lon[i]:.7f}",
+                "lat": f"{lat[i]:.7f}",
+            }
+        )
     return rows
 
 
@@ -251,8 +363,10 @@ def _lanes(rng: np.random.Generator, n: int) -> np.ndarray:
 
 # -------------------------------------------------------------------------------------- parking and sites
 
-def _construction(rng: np.random.Generator, city: _City, n: int, anchor: date,
-                  names: Iterator[str]) -> tuple[list[shapely.Geometry], list[dict], list[dict]]:
+
+def _construction(
+    rng: np.random.Generator, city: _City, n: int, anchor: date, names: Iterator[str]
+) -> tuple[list[shapely.Geometry], list[dict], list[dict]]:
     """n non-overlapping sites of 0.3–3 ha (metric polygons), their rows, and the active sites' inspections."""
     sites: list[shapely.Geometry] = []
     while len(sites) < n:
@@ -273,32 +387,51 @@ def _construction(rng: np.random.Generator, city: _City, n: int, anchor: date,
         else:
             back = rng.integers(700, 1500) if status == "finished" else rng.integers(60, 900)
             start = anchor - timedelta(days=int(back))
-        end = (anchor - timedelta(days=int(rng.integers(10, 300))) if status == "finished"
-               else max(start, anchor) + timedelta(days=int(rng.integers(180, 900))))
+        end = (
+            anchor - timedelta(days=int(rng.integers(10, 300)))
+            if status == "finished"
+            else max(start, anchor) + timedelta(days=int(rng.integers(180, 900)))
+        )
         permit = f"{city.code}-{start.year}-{i:04d}"
         checks = {item: (None if status == "planned" else True) for item in DUST_ITEMS}
         if status == "active":
             visits, open_days = [], [d for d in workdays if d >= start]  # ≥ 40 days: active sites began ≥ 60 ago
             for day in sorted(rng.choice(open_days, int(rng.integers(3, 11)), replace=False)):  # one visit a day
                 failed = DUST_ITEMS[rng.integers(len(DUST_ITEMS))] if rng.random() < FAILED_SHARE else None
-                visits.append({"permit_no": permit, "inspector": inspectors[rng.integers(len(inspectors))],
-                               "inspected_at": f"{day}T{rng.integers(9, 17):02d}:{rng.integers(60):02d}:00",
-                               **{item: item != failed for item in DUST_ITEMS},
-                               "note": FAILED_NOTE[failed] if failed else "六个百分之百落实到位"})
+                visits.append(
+                    {
+                        "permit_no": permit,
+                        "inspector": inspectors[rng.integers(len(inspectors))],
+                        "inspected_at": f"{day}T{rng.integers(9, 17):02d}:{rng.integers(60):02d}:00",
+                        **{item: item != failed for item in DUST_ITEMS},
+                        "note": FAILED_NOTE[failed] if failed else "六个百分之百落实到位",
+                    }
+                )
             checks = max(visits, key=lambda r: r["inspected_at"])  # the site shows its latest inspection
             inspections += visits
-        rows.append({"permit_no": permit, "project_name": f"{community[i - 1]}{PROJECTS[rng.integers(len(PROJECTS))]}",
-                     "builder": f"模拟{BUILDERS[rng.integers(len(BUILDERS))]}建设工程有限公司", "manager": next(names),
-                     "manager_phone": f"1390000{i:04d}", "start_date": start.isoformat(), "planned_end": end.isoformat(),
-                     "status": status, **{item: checks[item] for item in DUST_ITEMS}, "wkt": _wkt(g)})
+        rows.append(
+            {
+                "permit_no": permit,
+                "project_name": f"{community[i - 1]}{PROJECTS[rng.integers(len(PROJECTS))]}",
+                "builder": f"模拟{BUILDERS[rng.integers(len(BUILDERS))]}建设工程有限公司",
+                "manager": next(names),
+                "manager_phone": f"1390000{i:04d}",
+                "start_date": start.isoformat(),
+                "planned_end": end.isoformat(),
+                "status": status,
+                **{item: checks[item] for item in DUST_ITEMS},
+                "wkt": _wkt(g),
+            }
+        )
     inspections.sort(key=lambda r: (r["inspected_at"], r["permit_no"]))
     for k, r in enumerate(inspections, 1):
         r["inspection_no"] = f"INS-{k:06d}"
     return sites, rows, inspections
 
 
-def _parking(rng: np.random.Generator, city: _City, n: int, anchor: date,
-             sites: list[shapely.Geometry]) -> tuple[list[dict], list[dict]]:
+def _parking(
+    rng: np.random.Generator, city: _City, n: int, anchor: date, sites: list[shapely.Geometry]
+) -> tuple[list[dict], list[dict]]:
     """n non-overlapping kerb lines and lots clear of the sites, and the spaces of the painted ones."""
     placed: list[shapely.Geometry] = list(sites)
     zones, spaces, used = [], [], {}
@@ -335,12 +468,23 @@ def _parking(rng: np.random.Generator, city: _City, n: int, anchor: date,
             reason = f"{CAPACITY_REASONS[rng.integers(len(CAPACITY_REASONS))]}，减少{stalls - capacity}个泊位"
         live = status in ("approved", "painted")
         zone_no = f"PZ-{i:04d}"
-        zones.append({"zone_no": zone_no, "name": name, "street_name": road, "street_side": side,
-                      "parking_angle": angle, "capacity": capacity, "capacity_reason": reason,
-                      "fee_rule": FEES[rng.integers(len(FEES))] if live else "",
-                      "time_rules": TIMES[rng.integers(len(TIMES))] if live else "", "status": status,
-                      "valid_from": (anchor - timedelta(days=int(rng.integers(30, 1800)))).isoformat() if live else "",
-                      "valid_to": "", "wkt": _wkt(g)})
+        zones.append(
+            {
+                "zone_no": zone_no,
+                "name": name,
+                "street_name": road,
+                "street_side": side,
+                "parking_angle": angle,
+                "capacity": capacity,
+                "capacity_reason": reason,
+                "fee_rule": FEES[rng.integers(len(FEES))] if live else "",
+                "time_rules": TIMES[rng.integers(len(TIMES))] if live else "",
+                "status": status,
+                "valid_from": (anchor - timedelta(days=int(rng.integers(30, 1800)))).isoformat() if live else "",
+                "valid_to": "",
+                "wkt": _wkt(g),
+            }
+        )
         if status == "painted":
             if lot:  # stall centres on the 5 m grid, turned with the lot
                 gx, gy = np.meshgrid(np.arange(w / LOT_STALL_M) + 0.5, np.arange(h / LOT_STALL_M) + 0.5)
@@ -356,8 +500,10 @@ def _parking(rng: np.random.Generator, city: _City, n: int, anchor: date,
             # WKT points, not lon/lat: import_file reads lon/lat only for point-only layers, and spaces may
             # also be polygons
             points = shapely.points(np.column_stack(crsmod.to_wgs84(xy[:, 0], xy[:, 1], METRIC_CRS)))
-            spaces += [{"space_no": f"{zone_no}-{j:03d}", "zone_no": zone_no, "type": t, "wkt": w} for j, (t, w)
-                       in enumerate(zip(kinds, shapely.to_wkt(points, rounding_precision=7)), 1)]
+            spaces += [
+                {"space_no": f"{zone_no}-{j:03d}", "zone_no": zone_no, "type": t, "wkt": w}
+                for j, (t, w) in enumerate(zip(kinds, shapely.to_wkt(points, rounding_precision=7)), 1)
+            ]
     return zones, spaces
 
 
@@ -384,11 +530,15 @@ def _wkt(metric: shapely.Geometry) -> str:
 
 # ------------------------------------------------------------------------------------------ billboards
 
-def _billboards(rng: np.random.Generator, city: _City, n: int, anchor: date,
-                sites: list[shapely.Geometry]) -> list[dict]:
+
+def _billboards(
+    rng: np.random.Generator, city: _City, n: int, anchor: date, sites: list[shapely.Geometry]
+) -> list[dict]:
     """n billboards: mostly permitted, some expired, unpermitted or removed; hoardings on the sites."""
-    owners = [(f"模拟{BRANDS[k % len(BRANDS)]}{TRADES[k // len(BRANDS)]}有限公司", _credit_code(rng, city.code))
-              for k in rng.permutation(len(BRANDS) * len(TRADES))[:max(5, n // 6)]]
+    owners = [
+        (f"模拟{BRANDS[k % len(BRANDS)]}{TRADES[k // len(BRANDS)]}有限公司", _credit_code(rng, city.code))
+        for k in rng.permutation(len(BRANDS) * len(TRADES))[: max(5, n // 6)]
+    ]
     types = rng.choice(list(BILLBOARD_TYPES), n, p=[t[0] for t in BILLBOARD_TYPES.values()])
     # near busy places more often: the hot spots with three times their spread
     spot = np.where(rng.random(n) < 0.4, rng.choice(len(HOT_SPOTS), n), -1)
@@ -418,16 +568,27 @@ def _billboards(rng: np.random.Generator, city: _City, n: int, anchor: date,
         recent = max(2, min(360, (anchor - valid_from).days)) if has_permit else 360  # not before the permit
         seen = anchor - timedelta(days=int(rng.integers(366, 800) if i in overdue else rng.integers(1, recent)))
         owner, code = owners[rng.integers(len(owners))]
-        rows.append({"ad_no": f"AD-{i + 1:05d}", "type": kind, "carrier": carriers[rng.integers(len(carriers))],
-                     "width_m": f"{rng.uniform(w0, w1):.1f}", "height_m": f"{rng.uniform(h0, h1):.1f}",
-                     "height_above_ground_m": f"{rng.uniform(g0, g1):.1f}", "illuminated": bool(rng.random() < lit),
-                     "owner": owner, "owner_credit_code": code,
-                     "permit_no": f"{city.code}-GG-{valid_from.year}-{permits:04d}" if has_permit else "",
-                     "address": f"{street[i]} {lane[i]} {rng.integers(1, 120)}号",
-                     "valid_from": valid_from.isoformat() if has_permit else "",
-                     "valid_to": valid_to.isoformat() if has_permit else "",
-                     "last_inspection": "" if status[i] == "unpermitted" and rng.random() < 0.7 else seen.isoformat(),
-                     "status": status[i], "lon": f"{lon[i]:.7f}", "lat": f"{lat[i]:.7f}"})
+        rows.append(
+            {
+                "ad_no": f"AD-{i + 1:05d}",
+                "type": kind,
+                "carrier": carriers[rng.integers(len(carriers))],
+                "width_m": f"{rng.uniform(w0, w1):.1f}",
+                "height_m": f"{rng.uniform(h0, h1):.1f}",
+                "height_above_ground_m": f"{rng.uniform(g0, g1):.1f}",
+                "illuminated": bool(rng.random() < lit),
+                "owner": owner,
+                "owner_credit_code": code,
+                "permit_no": f"{city.code}-GG-{valid_from.year}-{permits:04d}" if has_permit else "",
+                "address": f"{street[i]} {lane[i]} {rng.integers(1, 120)}号",
+                "valid_from": valid_from.isoformat() if has_permit else "",
+                "valid_to": valid_to.isoformat() if has_permit else "",
+                "last_inspection": "" if status[i] == "unpermitted" and rng.random() < 0.7 else seen.isoformat(),
+                "status": status[i],
+                "lon": f"{lon[i]:.7f}",
+                "lat": f"{lat[i]:.7f}",
+            }
+        )
     return rows
 
 
@@ -439,6 +600,7 @@ def _credit_code(rng: np.random.Generator, district_code: str) -> str:
 
 
 # -------------------------------------------------------------------------------------------- shared
+
 
 def _quota(rng: np.random.Generator, n: int, shares: dict) -> list:
     """n labels in the given shares (largest remainder: small sizes still get the common ones), shuffled."""
@@ -458,8 +620,9 @@ def _sample(area: shapely.Geometry, n: int, draw) -> tuple[np.ndarray, np.ndarra
     return xy[:n, 0], xy[:n, 1]
 
 
-def _around(rng: np.random.Generator, area: shapely.Geometry, spot: HotSpot, sigma_m: float,
-            n: int) -> tuple[np.ndarray, np.ndarray]:
+def _around(
+    rng: np.random.Generator, area: shapely.Geometry, spot: HotSpot, sigma_m: float, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """n points around a hot spot with a gaussian spread of sigma_m metres, inside the WGS84 area."""
     return _sample(area, n, lambda k: (spot.lon, spot.lat) + rng.normal(0, sigma_m, (k, 2)) / _m_per_degree(spot.lat))
 
@@ -489,6 +652,10 @@ def _write(path: Path, layer: str, rows: list[dict], geometry: tuple[str, ...]) 
         w = csv.DictWriter(fh, columns, restval="", extrasaction="raise", lineterminator="\n")
         w.writeheader()
         for row in rows:
-            w.writerow({k: ("true" if v else "false") if isinstance(v, (bool, np.bool_))
-                        else ("" if v is None else v) for k, v in row.items()})
+            w.writerow(
+                {
+                    k: ("true" if v else "false") if isinstance(v, (bool, np.bool_)) else ("" if v is None else v)
+                    for k, v in row.items()
+                }
+            )
     return path

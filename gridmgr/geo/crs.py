@@ -1,11 +1,12 @@
 """Coordinate reference systems: convert input coordinates to WGS84 (lon/lat) and validate them."""
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 import pyproj
@@ -128,16 +129,17 @@ def bad_points(lon: ArrayLike, lat: ArrayLike, extent: Extent) -> list[tuple[int
         if not finite[i]:
             reason = f"coordinate is not a finite number (lon={x[i]}, lat={y[i]})"
         elif swapped[i]:
-            reason = (f"coordinates look swapped: ({x[i]}, {y[i]}) is outside {extent} but "
-                      f"({y[i]}, {x[i]}) is inside; lat/lon were given as lon/lat")
+            reason = (
+                f"coordinates look swapped: ({x[i]}, {y[i]}) is outside {extent} but "
+                f"({y[i]}, {x[i]}) is inside; lat/lon were given as lon/lat"
+            )
         else:
             reason = f"point ({x[i]}, {y[i]}) is outside the extent {extent}"
         problems.append((int(i), reason))
     return problems
 
 
-def check_points(lon: ArrayLike, lat: ArrayLike, extent: Extent,
-                 records: list[str] | None = None) -> None:
+def check_points(lon: ArrayLike, lat: ArrayLike, extent: Extent, records: list[str] | None = None) -> None:
     """Raise CoordinateError for the first bad point, naming its record (e.g. "row 17")."""
     problems = bad_points(lon, lat, extent)
     if not problems:
@@ -168,8 +170,9 @@ def _transformer(source: str, target: str) -> pyproj.Transformer:
     return pyproj.Transformer.from_crs(source, target, always_xy=True)
 
 
-def _transform_geometry(geom: shapely.Geometry, crs: str,
-                        convert: Callable[[ArrayLike, ArrayLike, str], Pair]) -> shapely.Geometry:
+def _transform_geometry(
+    geom: shapely.Geometry, crs: str, convert: Callable[[ArrayLike, ArrayLike, str], Pair]
+) -> shapely.Geometry:
     key = parse_crs(crs)
 
     def coords(xy: np.ndarray) -> np.ndarray:
@@ -223,8 +226,7 @@ def _wgs84_to_bd09(lon: np.ndarray, lat: np.ndarray) -> Pair:
     return _gcj02_to_bd09(*_wgs84_to_gcj02(lon, lat))
 
 
-def _invert(forward: Callable[[np.ndarray, np.ndarray], Pair], lon: np.ndarray,
-            lat: np.ndarray) -> Pair:
+def _invert(forward: Callable[[np.ndarray, np.ndarray], Pair], lon: np.ndarray, lat: np.ndarray) -> Pair:
     """Solve forward(result) == (lon, lat) by fixed-point iteration, point by point."""
     # The published one-step inverses are off by metres; the offset varies slowly (its
     # derivative is ~1e-2), so subtracting the residual converges in a few steps.

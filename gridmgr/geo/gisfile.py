@@ -1,4 +1,5 @@
 """Reading GIS files (Shapefile, GeoPackage, GeoJSON) into WGS84 shapely geometries, validated."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,8 +10,8 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from gridmgr.geo import crs as crsmod
 from gridmgr.errors import InputError
+from gridmgr.geo import crs as crsmod
 
 
 @dataclass
@@ -60,8 +61,7 @@ def check_polygon(feature: Feature, extent: crsmod.Extent = crsmod.CHINA) -> sha
     if geom.geom_type != "MultiPolygon":
         raise InputError(f"is a {geom.geom_type}, a polygon is needed", record=feature.record, field="geometry")
     if not geom.is_valid:
-        raise InputError(f"invalid geometry: {shapely.is_valid_reason(geom)}",
-                         record=feature.record, field="geometry")
+        raise InputError(f"invalid geometry: {shapely.is_valid_reason(geom)}", record=feature.record, field="geometry")
     xs, ys = shapely.get_coordinates(geom).T
     problems = crsmod.bad_points(xs, ys, extent)
     if problems:

@@ -9,6 +9,7 @@ around them, so imports, the API, `locate` and re-assignment cannot disagree:
 - a feature in no cell keeps `cell_id` NULL (out of grid): kept and reported, never dropped.
 Bulk imports of points reach the same rule through a tile table (`point_cell_join`), tested equal.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,10 +18,10 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmgr.geo import crs as crsmod
 from gridmgr.errors import NotFound
-from gridmgr.plugins.registry import layers
+from gridmgr.geo import crs as crsmod
 from gridmgr.grid.regions import city_extent
+from gridmgr.plugins.registry import layers
 
 
 def cell_join(geom_sql: str, at_sql: str = "now()", alias: str = "c") -> str:
@@ -44,13 +45,15 @@ def prepare_point_tiles(conn: Connection, size: float | None = None) -> float:
     if size is None:
         size = _median_cell_size(conn)
     conn.execute(text(f"DROP TABLE IF EXISTS {TILES}"))
-    conn.execute(text(f"""
+    conn.execute(
+        text(f"""
         CREATE TEMP TABLE cell_tiles ON COMMIT DROP AS
         SELECT tx, ty, c.code, c.id AS cell_id, c.valid_from, c.valid_to, c.geom,
                ST_XMin(c.geom) AS x0, ST_XMax(c.geom) AS x1, ST_YMin(c.geom) AS y0, ST_YMax(c.geom) AS y1
         FROM grid_cells c,
              generate_series(floor(ST_XMin(c.geom) / {size!r})::int, floor(ST_XMax(c.geom) / {size!r})::int) tx,
-             generate_series(floor(ST_YMin(c.geom) / {size!r})::int, floor(ST_YMax(c.geom) / {size!r})::int) ty"""))
+             generate_series(floor(ST_YMin(c.geom) / {size!r})::int, floor(ST_YMax(c.geom) / {size!r})::int) ty""")
+    )
     conn.execute(text(f"CREATE INDEX ON {TILES} (tx, ty, code)"))
     conn.execute(text(f"ANALYZE {TILES}"))
     return size
@@ -58,10 +61,12 @@ def prepare_point_tiles(conn: Connection, size: float | None = None) -> float:
 
 def _median_cell_size(conn: Connection) -> float:
     # about one cell per tile: a tile then lists ~4 cells whatever the grid's cell size
-    size = conn.execute(text("""
+    size = conn.execute(
+        text("""
         SELECT percentile_cont(0.5) WITHIN GROUP (
           ORDER BY sqrt((ST_XMax(geom) - ST_XMin(geom)) * (ST_YMax(geom) - ST_YMin(geom))))
-        FROM grid_cells""")).scalar()
+        FROM grid_cells""")
+    ).scalar()
     return float(size) if size and size > 1e-7 else 0.01
 
 
@@ -94,7 +99,7 @@ class CellInfo:
     community: tuple[str, str]  # (code, name)
     street: tuple[str, str] | None
     district: tuple[str, str] | None
-    units: list[dict] = field(default_factory=list)   # duty, code, name, kind, phone
+    units: list[dict] = field(default_factory=list)  # duty, code, name, kind, phone
     people: list[dict] = field(default_factory=list)  # post, code, name, phone
     duty_grids: list[dict] = field(default_factory=list)
 
@@ -102,15 +107,19 @@ class CellInfo:
 def cell_id_at(conn: Connection, lon: float, lat: float, at: datetime | None = None) -> int | None:
     """The id of the cell covering a WGS84 point at a moment (now by default), or None."""
     return conn.execute(
-        text("SELECT cell_id FROM cell_for(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), "
-             "COALESCE(CAST(:at AS timestamptz), now()))"),
+        text(
+            "SELECT cell_id FROM cell_for(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), "
+            "COALESCE(CAST(:at AS timestamptz), now()))"
+        ),
         {"lon": lon, "lat": lat, "at": at},
     ).scalar()
 
 
 def describe_cell(conn: Connection, cell_id: int) -> CellInfo:
     """Everything `locate` and the cell pages say about one cell."""
-    row = conn.execute(text("""
+    row = (
+        conn.execute(
+            text("""
         SELECT c.id, c.code, c.area_m2, c.valid_from, c.valid_to,
                cm.code AS cm_code, cm.name AS cm_name, cm.level AS cm_level,
                st.code AS st_code, st.name AS st_name, d.code AS d_code, d.name AS d_name
@@ -119,34 +128,62 @@ def describe_cell(conn: Connection, cell_id: int) -> CellInfo:
         LEFT JOIN regions st ON st.id = cm.parent_id
         LEFT JOIN regions d ON d.id = st.parent_id
         WHERE c.id = :id
-    """), {"id": cell_id}).mappings().first()
+    """),
+            {"id": cell_id},
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise NotFound(f"no cell with id {cell_id}")
-    info = CellInfo(row["id"], row["code"], row["area_m2"], row["valid_from"], row["valid_to"],
-                    (row["cm_code"], row["cm_name"]),
-                    (row["st_code"], row["st_name"]) if row["st_code"] else None,
-                    (row["d_code"], row["d_name"]) if row["d_code"] else None)
+    info = CellInfo(
+        row["id"],
+        row["code"],
+        row["area_m2"],
+        row["valid_from"],
+        row["valid_to"],
+        (row["cm_code"], row["cm_name"]),
+        (row["st_code"], row["st_name"]) if row["st_code"] else None,
+        (row["d_code"], row["d_name"]) if row["d_code"] else None,
+    )
     if row["cm_level"] == "district":  # a district gridded without communities
         info.district, info.street = info.community, None
-    info.units = [dict(r) for r in conn.execute(text("""
+    info.units = [
+        dict(r)
+        for r in conn.execute(
+            text("""
         SELECT cu.duty, u.code, u.name, u.kind, u.phone FROM cell_units cu JOIN units u ON u.id = cu.unit_id
         WHERE cu.cell_id = :id ORDER BY array_position(
             ARRAY['territorial','enforcement','sanitation','maintenance','other']::text[], cu.duty::text)
-    """), {"id": cell_id}).mappings()]
-    info.people = [dict(r) for r in conn.execute(text("""
+    """),
+            {"id": cell_id},
+        ).mappings()
+    ]
+    info.people = [
+        dict(r)
+        for r in conn.execute(
+            text("""
         SELECT cp.post, p.code, p.name, p.phone FROM cell_people cp JOIN people p ON p.id = cp.person_id
         WHERE cp.cell_id = :id ORDER BY array_position(
             ARRAY['grid_leader','grid_officer','supervisor']::text[], cp.post::text), p.code
-    """), {"id": cell_id}).mappings()]
-    info.duty_grids = [dict(r) for r in conn.execute(text("""
+    """),
+            {"id": cell_id},
+        ).mappings()
+    ]
+    info.duty_grids = [
+        dict(r)
+        for r in conn.execute(
+            text("""
         SELECT g.code, g.name FROM duty_grid_cells dc JOIN duty_grids g ON g.id = dc.duty_grid_id
         WHERE dc.cell_id = :id ORDER BY g.code
-    """), {"id": cell_id}).mappings()]
+    """),
+            {"id": cell_id},
+        ).mappings()
+    ]
     return info
 
 
-def locate(conn: Connection, lon: float, lat: float, crs: str = "wgs84",
-           at: datetime | None = None) -> CellInfo:
+def locate(conn: Connection, lon: float, lat: float, crs: str = "wgs84", at: datetime | None = None) -> CellInfo:
     """The cell (with its people and units) covering a point given in any supported CRS."""
     x, y = crsmod.to_wgs84([lon], [lat], crs)
     crsmod.check_points(x, y, city_extent(conn), records=["input"])
@@ -167,8 +204,10 @@ class Pending:
 
 
 # a feature is stale when its cell was closed by a newer grid, or when it has no cell at all
-STALE = ("(f.cell_id IS NULL OR EXISTS (SELECT 1 FROM grid_cells oc WHERE oc.id = f.cell_id "
-         "AND oc.valid_to IS NOT NULL AND oc.valid_to <= :at))")
+STALE = (
+    "(f.cell_id IS NULL OR EXISTS (SELECT 1 FROM grid_cells oc WHERE oc.id = f.cell_id "
+    "AND oc.valid_to IS NOT NULL AND oc.valid_to <= :at))"
+)
 
 
 def pending(conn: Connection, at: datetime | None = None) -> list[Pending]:
@@ -176,16 +215,20 @@ def pending(conn: Connection, at: datetime | None = None) -> list[Pending]:
     out = []
     for layer in layers(spatial=True):
         t = layer.table.name
-        row = conn.execute(text(f"""
+        row = conn.execute(
+            text(f"""
             SELECT count(*) FILTER (WHERE f.cell_id IS NOT NULL), count(*) FILTER (WHERE f.cell_id IS NULL)
             FROM {t} f WHERE {STALE}
-        """), {"at": at or datetime.now().astimezone()}).first()
+        """),
+            {"at": at or datetime.now().astimezone()},
+        ).first()
         out.append(Pending(layer.name, row[0], row[1]))
     return out
 
 
-def reassign(conn: Connection, actor: str, *, layer_names: list[str] | None = None,
-             at: datetime | None = None) -> dict[str, int]:
+def reassign(
+    conn: Connection, actor: str, *, layer_names: list[str] | None = None, at: datetime | None = None
+) -> dict[str, int]:
     """Move features in closed cells (or out of the grid) to the cell valid at `at`; log every move.
 
     One set-based statement per layer; each move writes a `cell_reassignments` row in the same
@@ -197,10 +240,11 @@ def reassign(conn: Connection, actor: str, *, layer_names: list[str] | None = No
         if layer_names and layer.name not in layer_names:
             continue
         t = layer.table.name
-        n = conn.execute(text(f"""
+        n = conn.execute(
+            text(f"""
             WITH m AS (
               SELECT f.id, f.cell_id AS old, c.cell_id AS new
-              FROM {t} f {cell_join('f.geom', ':at')}
+              FROM {t} f {cell_join("f.geom", ":at")}
               WHERE {STALE} AND c.cell_id IS NOT NULL
                 AND c.cell_id IS DISTINCT FROM f.cell_id
             ), u AS (
@@ -209,7 +253,9 @@ def reassign(conn: Connection, actor: str, *, layer_names: list[str] | None = No
             INSERT INTO cell_reassignments (actor, layer, feature_id, from_cell_id, to_cell_id, at)
             SELECT :actor, :layer, m.id, m.old, m.new, :at FROM m JOIN u ON u.id = m.id
             RETURNING 1
-        """), {"at": at, "actor": actor, "layer": layer.name}).rowcount
+        """),
+            {"at": at, "actor": actor, "layer": layer.name},
+        ).rowcount
         hook = layer.extras.get("after_reassign")
         if hook and n:
             hook(conn, at)

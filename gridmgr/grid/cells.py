@@ -10,13 +10,14 @@ at the new cells' `valid_from` and opens the new ones. An area's first grid is v
 '-infinity' (so historical records fall into it), a later one from the transaction's time, unless
 `valid_from` is given. Features keep their cells; re-assignment is `gridmgr assign --reassign`.
 """
+
 from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 import numpy as np
 import pyproj
@@ -25,10 +26,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from gridmgr.grid import topology as topo
-from gridmgr.grid import regions
 from gridmgr.errors import InputError, TopologyError
 from gridmgr.geo.gisfile import Feature
+from gridmgr.grid import regions
+from gridmgr.grid import topology as topo
 
 # Shared vertices must coincide exactly: coordinates are snapped to 1e-9° (~0.1 mm) and every
 # overlay runs on that precision grid.
@@ -46,8 +47,8 @@ class GridSummary:
     cells: int
     communities: int
     slivers_merged: int = 0
-    closed: int = 0          # cells of the previous version closed by this one
-    inherited: int = 0       # new cells that took over responsibility rows from an old cell
+    closed: int = 0  # cells of the previous version closed by this one
+    inherited: int = 0  # new cells that took over responsibility rows from an old cell
     fixed: list[str] = field(default_factory=list)
     valid_from: list[str] = field(default_factory=list)
     whole_district: bool = False
@@ -55,12 +56,16 @@ class GridSummary:
 
     def line(self) -> str:
         """The one-line summary of the command."""
-        where = "the whole district (no communities)" if self.whole_district else \
-            f"{self.communities} communities"
-        done = f"{self.slivers_merged} slivers merged" if self.source == "generated" else \
-            f"{len(self.fixed)} problems fixed"
-        return (f"{self.cells} cells in {where}, {done}, {self.closed} old cells closed, "
-                f"{self.inherited} inherited responsibility, valid from {', '.join(self.valid_from)}")
+        where = "the whole district (no communities)" if self.whole_district else f"{self.communities} communities"
+        done = (
+            f"{self.slivers_merged} slivers merged"
+            if self.source == "generated"
+            else f"{len(self.fixed)} problems fixed"
+        )
+        return (
+            f"{self.cells} cells in {where}, {done}, {self.closed} old cells closed, "
+            f"{self.inherited} inherited responsibility, valid from {', '.join(self.valid_from)}"
+        )
 
 
 def utm_epsg(lon: float, lat: float) -> int:
@@ -164,13 +169,21 @@ def _cells_of(area: shapely.Geometry, lattice: SquareLattice, sliver_ratio: floa
     survivors = np.flatnonzero(alive)
     reps = shapely.get_coordinates(shapely.point_on_surface([geoms[k] for k in survivors]))
     # two cells from one square (the area cuts it in two) keep west→east, then north→south
-    order = sorted(range(len(survivors)), key=lambda m: (-rows[survivors[m]], cols[survivors[m]],
-                                                         reps[m, 0], -reps[m, 1]))
+    order = sorted(
+        range(len(survivors)), key=lambda m: (-rows[survivors[m]], cols[survivors[m]], reps[m, 0], -reps[m, 1])
+    )
     return [geoms[survivors[m]] for m in order], merged
 
 
-def generate(conn: Connection, district_code: str, cell_size: float, *, valid_from: datetime | None = None,
-             sliver_ratio: float = 0.3, progress: Progress | None = None) -> GridSummary:
+def generate(
+    conn: Connection,
+    district_code: str,
+    cell_size: float,
+    *,
+    valid_from: datetime | None = None,
+    sliver_ratio: float = 0.3,
+    progress: Progress | None = None,
+) -> GridSummary:
     """Lay square cells of `cell_size` metres over each community of a district; store them as a new version.
 
     The squares lie in the UTM zone of the district's centroid, aligned on multiples of the cell
@@ -185,17 +198,25 @@ def generate(conn: Connection, district_code: str, cell_size: float, *, valid_fr
     if not 0 <= sliver_ratio < 1:
         raise InputError(f"the sliver ratio must be in [0, 1), not {sliver_ratio}", field="sliver-ratio")
     _lock(conn)
-    district = conn.execute(text("""
+    district = conn.execute(
+        text("""
         SELECT id, code, ST_AsBinary(geom) AS wkb, ST_X(c) AS lon, ST_Y(c) AS lat
         FROM regions, ST_Centroid(geom) c WHERE level = 'district' AND code = :d
-    """), {"d": district_code}).first()
+    """),
+        {"d": district_code},
+    ).first()
     if district is None:
-        raise InputError(f"district {district_code} is not loaded: import it with `gridmgr regions "
-                         "import --level district` or pass --boundary")
-    areas = conn.execute(text("""
+        raise InputError(
+            f"district {district_code} is not loaded: import it with `gridmgr regions "
+            "import --level district` or pass --boundary"
+        )
+    areas = conn.execute(
+        text("""
         SELECT id, code, ST_AsBinary(geom) AS wkb FROM regions
         WHERE level = 'community' AND left(code, 6) = :d ORDER BY code
-    """), {"d": district_code}).all()
+    """),
+        {"d": district_code},
+    ).all()
     whole = not areas
     if whole:
         areas = [district]
@@ -205,9 +226,11 @@ def generate(conn: Connection, district_code: str, cell_size: float, *, valid_fr
     for done, a in enumerate(areas, start=1):
         cells, m = _cells_of(shapely.from_wkb(bytes(a.wkb)), lattice, sliver_ratio)
         digits = topo.CODE_LENGTH - len(a.code)
-        if len(cells) >= 10 ** digits:
-            raise InputError(f"community {a.code} would get {len(cells)} cells, more than a {digits}-digit "
-                             f"sequence numbers ({10 ** digits - 1}); use a larger --cell-size")
+        if len(cells) >= 10**digits:
+            raise InputError(
+                f"community {a.code} would get {len(cells)} cells, more than a {digits}-digit "
+                f"sequence numbers ({10**digits - 1}); use a larger --cell-size"
+            )
         merged += m
         for seq, hexwkb in enumerate(shapely.to_wkb(cells, hex=True), start=1):
             ns.append(len(ns) + 1)
@@ -222,8 +245,14 @@ def generate(conn: Connection, district_code: str, cell_size: float, *, valid_fr
     return GridSummary(len(ns), len(areas), merged, closed, inherited, [], vfs, whole)
 
 
-def import_cells(conn: Connection, features: list[Feature], *, code_field: str | None = None,
-                 valid_from: datetime | None = None, tolerance_m2: float = 1.0) -> GridSummary:
+def import_cells(
+    conn: Connection,
+    features: list[Feature],
+    *,
+    code_field: str | None = None,
+    valid_from: datetime | None = None,
+    tolerance_m2: float = 1.0,
+) -> GridSummary:
     """Check drawn cells, fix small overlaps and gaps, and store them as a new version; all or nothing.
 
     Every violation is reported (TopologyError lists them all, nothing is stored): invalid geometry,
@@ -245,8 +274,10 @@ def import_cells(conn: Connection, features: list[Feature], *, code_field: str |
         code = _code_of(f.props.get(code_field)) if code_field else None
         if f.geom.geom_type not in ("Polygon", "MultiPolygon"):
             p = f.geom.representative_point() if not f.geom.is_empty else None
-            probs.refused.append(f"{topo.label(f.record, code)}: is a {f.geom.geom_type}, a polygon is "
-                                 f"needed{topo.at(p.x, p.y) if p else ''}")
+            probs.refused.append(
+                f"{topo.label(f.record, code)}: is a {f.geom.geom_type}, a polygon is "
+                f"needed{topo.at(p.x, p.y) if p else ''}"
+            )
             continue
         ns.append(n)
         records.append(f.record)
@@ -264,29 +295,34 @@ def import_cells(conn: Connection, features: list[Feature], *, code_field: str |
     topo.check_gaps(conn, probs, tolerance_m2, fix=True)
     topo.check_empty(conn, probs)
     if probs.refused:
-        raise TopologyError(f"grid import refused, nothing stored: {len(probs.refused)} problem(s)",
-                            problems=probs.refused)
+        raise TopologyError(
+            f"grid import refused, nothing stored: {len(probs.refused)} problem(s)", problems=probs.refused
+        )
     communities = conn.execute(text("SELECT count(DISTINCT area_id) FROM grid_stage")).scalar()
     closed, inherited, vfs = _open_version(conn, "imported", valid_from)
     return GridSummary(len(ns), communities, 0, closed, inherited, probs.fixed, vfs, source="imported")
 
 
-def check(conn: Connection, district_code: str | None = None, *, tolerance_m2: float = 1.0,
-          at: datetime | None = None) -> list[str]:
+def check(
+    conn: Connection, district_code: str | None = None, *, tolerance_m2: float = 1.0, at: datetime | None = None
+) -> list[str]:
     """The topology problems of the cells valid now (or at `at`), one line each; empty when sound.
 
     Overlaps above the overlap trigger's noise (0.01 m²) are problems; gaps and parts outside a
     cell's community count above `tolerance_m2` (a generated grid's snapping leaves far less).
     """
     topo.create_stage(conn)
-    conn.execute(text("""
+    conn.execute(
+        text("""
         INSERT INTO grid_stage (n, record, code, area_id, geom)
         SELECT g.id, 'id ' || g.id, g.code, g.community_id, g.geom
         FROM grid_cells g JOIN regions r ON r.id = g.community_id
         WHERE g.valid_from <= COALESCE(CAST(:at AS timestamptz), now())
           AND (g.valid_to IS NULL OR COALESCE(CAST(:at AS timestamptz), now()) < g.valid_to)
           AND (CAST(:d AS text) IS NULL OR left(r.code, 6) = :d)
-    """), {"at": at, "d": district_code})
+    """),
+        {"at": at, "d": district_code},
+    )
     conn.execute(text("CREATE INDEX ON grid_stage USING gist (geom)"))
     conn.execute(text("ANALYZE grid_stage"))
     probs = topo.Problems()
@@ -300,13 +336,16 @@ def check(conn: Connection, district_code: str | None = None, *, tolerance_m2: f
 
 def counts(conn: Connection, district_code: str | None = None, at: datetime | None = None) -> tuple[int, int]:
     """(cells, communities) valid now (or at `at`), in one district or everywhere."""
-    row = conn.execute(text("""
+    row = conn.execute(
+        text("""
         SELECT count(*), count(DISTINCT g.community_id)
         FROM grid_cells g JOIN regions r ON r.id = g.community_id
         WHERE g.valid_from <= COALESCE(CAST(:at AS timestamptz), now())
           AND (g.valid_to IS NULL OR COALESCE(CAST(:at AS timestamptz), now()) < g.valid_to)
           AND (CAST(:d AS text) IS NULL OR left(r.code, 6) = :d)
-    """), {"at": at, "d": district_code}).first()
+    """),
+        {"at": at, "d": district_code},
+    ).first()
     return int(row[0]), int(row[1])
 
 
@@ -320,11 +359,16 @@ def store_boundary(conn: Connection, features: list[Feature], district_code: str
     if not chosen and len(features) == 1 and _code_of(features[0].props.get("code")) is None:
         chosen = features
     if len(chosen) != 1:
-        raise InputError(f"the boundary file needs one feature with code {district_code} (or a single "
-                         f"feature without code); it has {len(features)}, {len(chosen)} matching")
+        raise InputError(
+            f"the boundary file needs one feature with code {district_code} (or a single "
+            f"feature without code); it has {len(features)}, {len(chosen)} matching"
+        )
     f = chosen[0]
-    name = f.props.get("name") or conn.execute(
-        text("SELECT name FROM regions WHERE code = :c"), {"c": district_code}).scalar() or district_code
+    name = (
+        f.props.get("name")
+        or conn.execute(text("SELECT name FROM regions WHERE code = :c"), {"c": district_code}).scalar()
+        or district_code
+    )
     rows = regions.prepare([Feature(f.record, {"code": district_code, "name": name}, f.geom)], "district")
     regions.store(conn, rows, "district")
 
@@ -349,7 +393,8 @@ def _open_version(conn: Connection, source: str, valid_from: datetime | None) ->
     """
     conn.execute(text("DROP TABLE IF EXISTS pg_temp.grid_scope"))
     # the staged cells' areas and their districts: a district-wide grid is superseded too
-    conn.execute(text("""
+    conn.execute(
+        text("""
         CREATE TEMP TABLE grid_scope ON COMMIT DROP AS
         WITH areas AS (SELECT DISTINCT r.id, r.code FROM grid_stage s JOIN regions r ON r.id = s.area_id),
         scope AS (SELECT id, left(code, 6) AS district FROM areas
@@ -361,39 +406,61 @@ def _open_version(conn: Connection, source: str, valid_from: datetime | None) ->
                                 WHERE d.level = 'district' AND d.code = s.district)
                    THEN now() ELSE '-infinity'::timestamptz END) AS vf
         FROM scope s
-    """), {"vf": valid_from})
-    late = conn.execute(text("""
+    """),
+        {"vf": valid_from},
+    )
+    late = conn.execute(
+        text("""
         SELECT g.code, g.valid_from::text, g.valid_to::text, s.vf::text FROM grid_cells g
         JOIN grid_scope s ON s.region_id = g.community_id
         WHERE (g.valid_to IS NULL AND g.valid_from >= s.vf) OR g.valid_to > s.vf
         ORDER BY g.valid_from DESC, g.code LIMIT 5
-    """)).all()
+    """)
+    ).all()
     if late:
-        raise InputError(f"the new grid would start at {late[0].vf} but cells of the area are valid later "
-                         f"({', '.join(f'{r.code} from {r.valid_from}' for r in late)}): pass a later "
-                         "--valid-from")
+        raise InputError(
+            f"the new grid would start at {late[0].vf} but cells of the area are valid later "
+            f"({', '.join(f'{r.code} from {r.valid_from}' for r in late)}): pass a later "
+            "--valid-from"
+        )
     # close before inserting: the overlap trigger compares validity periods
-    old_ids = list(conn.execute(text("""
+    old_ids = list(
+        conn.execute(
+            text("""
         UPDATE grid_cells g SET valid_to = s.vf FROM grid_scope s
         WHERE g.community_id = s.region_id AND g.valid_to IS NULL RETURNING g.id
-    """)).scalars())
+    """)
+        ).scalars()
+    )
     try:
-        new_ids = list(conn.execute(text("""
+        new_ids = list(
+            conn.execute(
+                text("""
             INSERT INTO grid_cells (code, community_id, geom, area_m2, valid_from, source)
             SELECT s.code, s.area_id, s.geom, ST_Area(s.geom::geography), sc.vf, :source
             FROM grid_stage s JOIN grid_scope sc ON sc.region_id = s.area_id ORDER BY s.code
             RETURNING id
-        """), {"source": source}).scalars())
+        """),
+                {"source": source},
+            ).scalars()
+        )
     except IntegrityError as exc:
         # e.g. another area's open cells reach into this one: the trigger names both cells
-        raise TopologyError("the database refused the new cells (cells valid at the same time must not "
-                            "overlap or share a code); nothing stored",
-                            problems=[str(exc.orig).strip().splitlines()[0]]) from exc
+        raise TopologyError(
+            "the database refused the new cells (cells valid at the same time must not "
+            "overlap or share a code); nothing stored",
+            problems=[str(exc.orig).strip().splitlines()[0]],
+        ) from exc
     # (psycopg2 reads '-infinity' as datetime.min: label it in SQL)
-    vfs = [r.vf.isoformat() if r.finite else "-infinity" for r in conn.execute(text("""
+    vfs = [
+        r.vf.isoformat() if r.finite else "-infinity"
+        for r in conn.execute(
+            text("""
         SELECT DISTINCT vf, isfinite(vf) AS finite FROM grid_scope
         WHERE region_id IN (SELECT area_id FROM grid_stage) ORDER BY vf
-    """))]
+    """)
+        )
+    ]
     return len(old_ids), _inherit(conn, new_ids, old_ids), vfs
 
 
@@ -406,15 +473,19 @@ def _inherit(conn: Connection, new_ids: list[int], old_ids: list[int]) -> int:
     if not new_ids or not old_ids:
         return 0
     params = {"new": new_ids, "old": old_ids}
-    has_rows = conn.execute(text("""
+    has_rows = conn.execute(
+        text("""
         SELECT EXISTS (SELECT 1 FROM cell_units WHERE cell_id = ANY(CAST(:old AS bigint[])))
             OR EXISTS (SELECT 1 FROM cell_people WHERE cell_id = ANY(CAST(:old AS bigint[])))
             OR EXISTS (SELECT 1 FROM duty_grid_cells WHERE cell_id = ANY(CAST(:old AS bigint[])))
-    """), params).scalar()
+    """),
+        params,
+    ).scalar()
     if not has_rows:
         return 0
     conn.execute(text("DROP TABLE IF EXISTS pg_temp.grid_heirs"))
-    conn.execute(text("""
+    conn.execute(
+        text("""
         CREATE TEMP TABLE grid_heirs ON COMMIT DROP AS
         SELECT DISTINCT ON (x.new_id) x.new_id, x.old_id FROM (
             SELECT n.id AS new_id, o.id AS old_id, o.code,
@@ -423,21 +494,31 @@ def _inherit(conn: Connection, new_ids: list[int], old_ids: list[int]) -> int:
             JOIN grid_cells o ON o.geom && n.geom AND o.id = ANY(CAST(:old AS bigint[]))) x
         WHERE x.m2 > 0
         ORDER BY x.new_id, x.m2 DESC, x.code
-    """), params)
-    conn.execute(text("""
+    """),
+        params,
+    )
+    conn.execute(
+        text("""
         INSERT INTO cell_units (cell_id, duty, unit_id)
         SELECT h.new_id, u.duty, u.unit_id FROM grid_heirs h JOIN cell_units u ON u.cell_id = h.old_id
-    """))
-    conn.execute(text("""
+    """)
+    )
+    conn.execute(
+        text("""
         INSERT INTO cell_people (cell_id, person_id, post)
         SELECT h.new_id, p.person_id, p.post FROM grid_heirs h JOIN cell_people p ON p.cell_id = h.old_id
-    """))
-    conn.execute(text("""
+    """)
+    )
+    conn.execute(
+        text("""
         INSERT INTO duty_grid_cells (duty_grid_id, cell_id)
         SELECT d.duty_grid_id, h.new_id FROM grid_heirs h JOIN duty_grid_cells d ON d.cell_id = h.old_id
-    """))
-    return conn.execute(text("""
+    """)
+    )
+    return conn.execute(
+        text("""
         SELECT count(*) FROM grid_heirs h WHERE EXISTS (SELECT 1 FROM cell_units WHERE cell_id = h.old_id)
             OR EXISTS (SELECT 1 FROM cell_people WHERE cell_id = h.old_id)
             OR EXISTS (SELECT 1 FROM duty_grid_cells WHERE cell_id = h.old_id)
-    """)).scalar()
+    """)
+    ).scalar()

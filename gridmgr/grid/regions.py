@@ -1,4 +1,5 @@
 """The administrative hierarchy: import districts, streets and communities; the city extent."""
+
 from __future__ import annotations
 
 import os
@@ -7,10 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmgr.geo import crs as crsmod
-from gridmgr.errors import ConfigError, InputError
-from gridmgr.geo.gisfile import Feature, check_polygon
 from gridmgr.db.models import CODE_LENGTH, REGION_LEVELS
+from gridmgr.errors import ConfigError, InputError
+from gridmgr.geo import crs as crsmod
+from gridmgr.geo.gisfile import Feature, check_polygon
 
 PARENT_LEVEL = {"street": "district", "community": "street"}
 # the extent is the loaded districts' bounds plus this margin, so edge features are still accepted
@@ -27,8 +28,13 @@ class RegionRow:
     wkb: bytes
 
 
-def prepare(features: list[Feature], level: str, code_field: str = "code", name_field: str = "name",
-            parent_field: str | None = None) -> list[RegionRow]:
+def prepare(
+    features: list[Feature],
+    level: str,
+    code_field: str = "code",
+    name_field: str = "name",
+    parent_field: str | None = None,
+) -> list[RegionRow]:
     """Validate features as regions of one level; every problem names the feature and the field."""
     if level not in REGION_LEVELS:
         raise InputError(f"unknown level {level!r}; use one of {', '.join(REGION_LEVELS)}")
@@ -53,8 +59,9 @@ def prepare(features: list[Feature], level: str, code_field: str = "code", name_
         if level != "district":
             parent = parent or code[: CODE_LENGTH[PARENT_LEVEL[level]]]
             if code[: len(parent)] != parent:
-                raise InputError(f"code {code} does not start with its parent's code {parent}",
-                                 record=f.record, field=code_field)
+                raise InputError(
+                    f"code {code} does not start with its parent's code {parent}", record=f.record, field=code_field
+                )
         if code in seen:
             raise InputError(f"duplicate code {code} (also {seen[code]})", record=f.record, field=code_field)
         seen[code] = f.record
@@ -77,9 +84,13 @@ def store(conn: Connection, rows: list[RegionRow], level: str) -> tuple[int, int
                 {"c": r.parent_code, "l": PARENT_LEVEL[level]},
             ).scalar()
             if parent_id is None:
-                raise InputError(f"parent {PARENT_LEVEL[level]} {r.parent_code} is not loaded; import it first",
-                                 record=f"{level} {r.code}", field="parent")
-        res = conn.execute(text("""
+                raise InputError(
+                    f"parent {PARENT_LEVEL[level]} {r.parent_code} is not loaded; import it first",
+                    record=f"{level} {r.code}",
+                    field="parent",
+                )
+        res = conn.execute(
+            text("""
             INSERT INTO regions (level, code, name, parent_id, geom, area_m2)
             VALUES (:level, :code, :name, :parent,
                     ST_Multi(ST_GeomFromWKB(:wkb, 4326)), ST_Area(ST_GeomFromWKB(:wkb, 4326)::geography))
@@ -87,10 +98,13 @@ def store(conn: Connection, rows: list[RegionRow], level: str) -> tuple[int, int
                 geom = EXCLUDED.geom, area_m2 = EXCLUDED.area_m2
               WHERE regions.level = EXCLUDED.level
             RETURNING (xmax = 0) AS inserted
-        """), {"level": level, "code": r.code, "name": r.name, "parent": parent_id, "wkb": r.wkb}).first()
+        """),
+            {"level": level, "code": r.code, "name": r.name, "parent": parent_id, "wkb": r.wkb},
+        ).first()
         if res is None:
-            raise InputError(f"code {r.code} already names a region of another level",
-                             record=f"{level} {r.code}", field="code")
+            raise InputError(
+                f"code {r.code} already names a region of another level", record=f"{level} {r.code}", field="code"
+            )
         inserted += bool(res.inserted)
         updated += not res.inserted
     return inserted, updated
@@ -104,10 +118,12 @@ def city_extent(conn: Connection) -> crsmod.Extent:
             return crsmod.Extent(*(float(v) for v in env.split(",")))
         except (TypeError, ValueError):
             raise ConfigError(f"GRIDMGR_EXTENT={env!r} is not lon_min,lat_min,lon_max,lat_max") from None
-    box = conn.execute(text(
-        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-        "(SELECT ST_Extent(geom)::geometry AS e FROM regions WHERE level = 'district') s"
-    )).first()
+    box = conn.execute(
+        text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            "(SELECT ST_Extent(geom)::geometry AS e FROM regions WHERE level = 'district') s"
+        )
+    ).first()
     if box is None or box[0] is None:
         return crsmod.CHINA
     m = EXTENT_MARGIN_DEG

@@ -5,6 +5,7 @@ the same SQL checks on the staging table `grid_stage`, where the communities are
 collected (never just the first) as one line naming the cell (its code, else its feature number)
 and a point of the problem area as `(lon, lat)` with 6 decimals.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,7 +58,8 @@ def create_stage(conn: Connection) -> None:
     # metres per degree of latitude and of longitude): the topology is planar in EPSG:4326, and the
     # geodesic area of a long thin sliver would count the bulge of its long edges' great circles
     # (8 mm over a 700 m east-west edge at 40°N: metres² of area no planar check can see).
-    conn.execute(text("""
+    conn.execute(
+        text("""
         CREATE OR REPLACE FUNCTION pg_temp.gm_m2(g geometry) RETURNS double precision
         LANGUAGE sql IMMUTABLE AS $$
           SELECT COALESCE(ST_Area(g)
@@ -65,26 +67,38 @@ def create_stage(conn: Connection) -> None:
             * (111412.84 * cos(radians(y)) - 93.5 * cos(3 * radians(y)) + 0.118 * cos(5 * radians(y))), 0)
           FROM (SELECT ST_Y(ST_Centroid(g)) AS y) c
         $$
-    """))
+    """)
+    )
     conn.execute(text("DROP TABLE IF EXISTS pg_temp.grid_stage"))
     # n: feature number (import), cell id (check) or sequence (generate); record names it in messages
-    conn.execute(text("""
+    conn.execute(
+        text("""
         CREATE TEMP TABLE grid_stage (
             n bigint PRIMARY KEY, record text NOT NULL, code text, area_id bigint,
             geom geometry NOT NULL, area_m2 double precision, invalid boolean NOT NULL DEFAULT false
         ) ON COMMIT DROP
-    """))
+    """)
+    )
 
 
-def fill_stage(conn: Connection, ns: list[int], records: list[str], codes: list[str | None],
-               area_ids: list[int | None], wkb_hex: list[str]) -> None:
+def fill_stage(
+    conn: Connection,
+    ns: list[int],
+    records: list[str],
+    codes: list[str | None],
+    area_ids: list[int | None],
+    wkb_hex: list[str],
+) -> None:
     """Load cells into the staging table in one statement, then index and analyse it."""
-    conn.execute(text("""
+    conn.execute(
+        text("""
         INSERT INTO grid_stage (n, record, code, area_id, geom)
         SELECT u.n, u.record, u.code, u.area_id, ST_Multi(ST_Force2D(ST_GeomFromWKB(decode(u.wkb, 'hex'), 4326)))
         FROM unnest(CAST(:ns AS bigint[]), CAST(:records AS text[]), CAST(:codes AS text[]),
                     CAST(:area_ids AS bigint[]), CAST(:wkbs AS text[])) AS u(n, record, code, area_id, wkb)
-    """), {"ns": ns, "records": records, "codes": codes, "area_ids": area_ids, "wkbs": wkb_hex})
+    """),
+        {"ns": ns, "records": records, "codes": codes, "area_ids": area_ids, "wkbs": wkb_hex},
+    )
     # the index after the bulk load, and statistics: temp tables are never auto-analysed
     conn.execute(text("CREATE INDEX ON grid_stage USING gist (geom)"))
     conn.execute(text("ANALYZE grid_stage"))
@@ -92,18 +106,22 @@ def fill_stage(conn: Connection, ns: list[int], records: list[str], codes: list[
 
 def check_validity(conn: Connection, probs: Problems) -> None:
     """Report invalid polygons with PostGIS's reason and place; go on with their repaired shape."""
-    rows = conn.execute(text("""
+    rows = conn.execute(
+        text("""
         SELECT s.n, s.record, s.code, d.reason, ST_X(d.location) AS x, ST_Y(d.location) AS y
         FROM grid_stage s, ST_IsValidDetail(s.geom) d WHERE NOT d.valid ORDER BY s.n
-    """)).all()
+    """)
+    ).all()
     for r in rows:
         probs.refused.append(f"{label(r.record, r.code)}: invalid geometry: {r.reason}{at(r.x, r.y)}")
     # the later checks need valid input; the cell stays refused, but gaps and overlaps are still found
-    conn.execute(text("""
+    conn.execute(
+        text("""
         UPDATE grid_stage SET invalid = true,
             geom = ST_Multi(ST_CollectionExtract(ST_MakeValid(geom), 3))
         WHERE NOT ST_IsValid(geom)
-    """))
+    """)
+    )
     conn.execute(text("UPDATE grid_stage SET area_m2 = pg_temp.gm_m2(geom)"))
 
 
@@ -113,14 +131,17 @@ def assign_areas(conn: Connection, probs: Problems) -> None:
     # overlay with a few dozen vertices, not with a whole community outline; and only cells touching
     # several communities are measured at all.
     conn.execute(text("DROP TABLE IF EXISTS pg_temp.grid_area_parts"))
-    conn.execute(text(f"""
+    conn.execute(
+        text(f"""
         CREATE TEMP TABLE grid_area_parts ON COMMIT DROP AS
         SELECT a.id, a.code, ST_Subdivide(a.geom, 64) AS geom FROM {AREAS} a
         WHERE a.geom && (SELECT ST_Extent(geom) FROM grid_stage)
-    """))
+    """)
+    )
     conn.execute(text("CREATE INDEX ON grid_area_parts USING gist (geom)"))
     conn.execute(text("ANALYZE grid_area_parts"))
-    conn.execute(text("""
+    conn.execute(
+        text("""
         WITH touch AS MATERIALIZED (
             SELECT s.n, p.id, p.code, ST_Intersection(s.geom, p.geom) AS g
             FROM grid_area_parts p JOIN grid_stage s ON p.geom && s.geom AND ST_Intersects(p.geom, s.geom)
@@ -136,11 +157,14 @@ def assign_areas(conn: Connection, probs: Problems) -> None:
         UPDATE grid_stage s SET area_id = b.id
         FROM (SELECT DISTINCT ON (n) n, id FROM measured WHERE m2 > 0 ORDER BY n, m2 DESC, code) b
         WHERE s.n = b.n
-    """))
-    rows = conn.execute(text("""
+    """)
+    )
+    rows = conn.execute(
+        text("""
         SELECT s.record, s.code, ST_X(p) AS x, ST_Y(p) AS y
         FROM grid_stage s, ST_PointOnSurface(s.geom) p WHERE s.area_id IS NULL ORDER BY s.n
-    """)).all()
+    """)
+    ).all()
     for r in rows:
         probs.refused.append(f"{label(r.record, r.code)}: lies outside every community{at(r.x, r.y)}")
 
@@ -149,7 +173,8 @@ def check_crossing(conn: Connection, probs: Problems, tolerance_m2: float, fix: 
     """Report cells with more than tolerance m² outside their community; clip smaller parts when fixing."""
     # One overlay per community (its cells' union minus the community), then only the cells that
     # reach into what sticks out: far cheaper than an overlay of every cell with its community.
-    rows = conn.execute(text(f"""
+    rows = conn.execute(
+        text(f"""
         WITH outside AS MATERIALIZED (
             SELECT u.area_id, (ST_Dump(ST_Difference(u.g, r.geom))).geom AS g
             FROM (SELECT area_id, ST_Union(geom) AS g FROM grid_stage
@@ -167,25 +192,34 @@ def check_crossing(conn: Connection, probs: Problems, tolerance_m2: float, fix: 
                 WHERE a.geom && h.g AND pg_temp.gm_m2(ST_Intersection(a.geom, h.g)) > :noise) AS into
         FROM hits h JOIN grid_stage s ON s.n = h.n JOIN regions r ON r.id = s.area_id
         ORDER BY h.n
-    """), {"noise": NOISE_M2}).all()
+    """),
+        {"noise": NOISE_M2},
+    ).all()
     clip = []
     for r in rows:
         if r.m2 <= NOISE_M2:
             continue
         where = f"community {r.into}" if r.into else "no community"
         if r.m2 > tolerance_m2:
-            probs.refused.append(f"{label(r.record, r.code)}: {r.m2:.2f} m² lie outside its community "
-                                 f"{r.area_code} (in {where}){at(r.x, r.y)}")
+            probs.refused.append(
+                f"{label(r.record, r.code)}: {r.m2:.2f} m² lie outside its community "
+                f"{r.area_code} (in {where}){at(r.x, r.y)}"
+            )
         elif fix:
             clip.append(r.n)
-            probs.fixed.append(f"{label(r.record, r.code)}: {r.m2:.2f} m² outside its community "
-                               f"{r.area_code} clipped off{at(r.x, r.y)}")
+            probs.fixed.append(
+                f"{label(r.record, r.code)}: {r.m2:.2f} m² outside its community "
+                f"{r.area_code} clipped off{at(r.x, r.y)}"
+            )
     if clip:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             UPDATE grid_stage s SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid(
                 ST_Intersection(s.geom, r.geom)), 3))
             FROM regions r WHERE r.id = s.area_id AND s.n = ANY(:ns)
-        """), {"ns": clip})
+        """),
+            {"ns": clip},
+        )
 
 
 def number_cells(conn: Connection, probs: Problems) -> None:
@@ -195,11 +229,13 @@ def number_cells(conn: Connection, probs: Problems) -> None:
     community's northernmost one, in steps of the square root of the community's median cell area;
     within a row, cells go west to east. Each community's cells are numbered 001, 002, ...
     """
-    rows = conn.execute(text("""
+    rows = conn.execute(
+        text("""
         SELECT s.n, s.area_id, r.code AS area_code, s.area_m2, ST_X(p) AS x, ST_Y(p) AS y
         FROM grid_stage s JOIN regions r ON r.id = s.area_id, ST_PointOnSurface(s.geom) p
         ORDER BY s.area_id, s.n
-    """)).all()
+    """)
+    ).all()
     by_area: dict[int, list] = {}
     for r in rows:
         by_area.setdefault(r.area_id, []).append(r)
@@ -207,9 +243,11 @@ def number_cells(conn: Connection, probs: Problems) -> None:
     for cells in by_area.values():
         area_code = cells[0].area_code
         digits = CODE_LENGTH - len(area_code)
-        if len(cells) >= 10 ** digits:
-            probs.refused.append(f"community {area_code}: {len(cells)} cells, more than a {digits}-digit "
-                                 f"sequence numbers (at most {10 ** digits - 1})")
+        if len(cells) >= 10**digits:
+            probs.refused.append(
+                f"community {area_code}: {len(cells)} cells, more than a {digits}-digit "
+                f"sequence numbers (at most {10**digits - 1})"
+            )
             continue
         band = max(math.sqrt(median(c.area_m2 for c in cells)), 1e-6)
         top = max(c.y for c in cells)
@@ -218,48 +256,59 @@ def number_cells(conn: Connection, probs: Problems) -> None:
             ns.append(c.n)
             codes.append(f"{area_code}{seq:0{digits}d}")
     if ns:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             UPDATE grid_stage s SET code = u.code
             FROM unnest(CAST(:ns AS bigint[]), CAST(:codes AS text[])) AS u(n, code) WHERE s.n = u.n
-        """), {"ns": ns, "codes": codes})
+        """),
+            {"ns": ns, "codes": codes},
+        )
 
 
 def check_codes(conn: Connection, probs: Problems, code_field: str | None) -> None:
     """Report codes that are missing, not 15 digits, not starting with their community's code, or repeated."""
     if code_field:
-        rows = conn.execute(text("""
+        rows = conn.execute(
+            text("""
             SELECT s.record, ST_X(p) AS x, ST_Y(p) AS y
             FROM grid_stage s, ST_PointOnSurface(s.geom) p WHERE s.code IS NULL ORDER BY s.n
-        """)).all()
+        """)
+        ).all()
         for r in rows:
             probs.refused.append(f"{r.record}: no code in field '{code_field}'{at(r.x, r.y)}")
-    rows = conn.execute(text(f"""
+    rows = conn.execute(
+        text(f"""
         SELECT s.record, s.code, r.code AS area_code, ST_X(p) AS x, ST_Y(p) AS y,
                s.code ~ '^[0-9]{{{CODE_LENGTH}}}$' AS well_formed
         FROM grid_stage s LEFT JOIN regions r ON r.id = s.area_id, ST_PointOnSurface(s.geom) p
         WHERE s.code IS NOT NULL AND (s.code !~ '^[0-9]{{{CODE_LENGTH}}}$'
               OR (r.code IS NOT NULL AND left(s.code, length(r.code)) <> r.code))
         ORDER BY s.n
-    """)).all()
+    """)
+    ).all()
     for r in rows:
         if not r.well_formed:
             probs.refused.append(f"{r.record}: code {r.code!r} is not {CODE_LENGTH} digits{at(r.x, r.y)}")
         else:
-            probs.refused.append(f"{label(r.record, r.code)}: code does not start with its community's "
-                                 f"code {r.area_code}{at(r.x, r.y)}")
-    rows = conn.execute(text("""
+            probs.refused.append(
+                f"{label(r.record, r.code)}: code does not start with its community's code {r.area_code}{at(r.x, r.y)}"
+            )
+    rows = conn.execute(
+        text("""
         SELECT s.code, string_agg(s.record, ', ' ORDER BY s.n) AS records,
                ST_X(ST_PointOnSurface((array_agg(s.geom ORDER BY s.n))[2])) AS x,
                ST_Y(ST_PointOnSurface((array_agg(s.geom ORDER BY s.n))[2])) AS y
         FROM grid_stage s WHERE s.code IS NOT NULL GROUP BY s.code HAVING count(*) > 1 ORDER BY s.code
-    """)).all()
+    """)
+    ).all()
     for r in rows:
         probs.refused.append(f"cell {r.code}: duplicate code ({r.records}){at(r.x, r.y)}")
 
 
 def check_overlaps(conn: Connection, probs: Problems, tolerance_m2: float, fix: bool) -> None:
     """Report overlapping cells; when fixing, remove overlaps up to tolerance from the higher code."""
-    rows = conn.execute(text("""
+    rows = conn.execute(
+        text("""
         WITH parts AS MATERIALIZED (
             SELECT a.n AS an, b.n AS bn, ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS g
             FROM grid_stage a JOIN grid_stage b ON a.n < b.n AND a.geom && b.geom)
@@ -268,7 +317,8 @@ def check_overlaps(conn: Connection, probs: Problems, tolerance_m2: float, fix: 
                ST_Y(ST_PointOnSurface(p.g)) AS y
         FROM parts p JOIN grid_stage a ON a.n = p.an JOIN grid_stage b ON b.n = p.bn
         WHERE NOT ST_IsEmpty(p.g) ORDER BY p.an, p.bn
-    """)).all()
+    """)
+    ).all()
     cuts = []  # (cell losing the overlap, cell keeping it)
     noise = 0
     for r in rows:
@@ -283,8 +333,9 @@ def check_overlaps(conn: Connection, probs: Problems, tolerance_m2: float, fix: 
         loser, keeper = (r.bn, r.an) if lose_b else (r.an, r.bn)
         cuts.append((loser, keeper))
         if r.m2 > NOISE_M2:
-            probs.fixed.append(f"{a} and {b} overlapped by {r.m2:.2f} m²; removed from "
-                               f"{b if lose_b else a}{at(r.x, r.y)}")
+            probs.fixed.append(
+                f"{a} and {b} overlapped by {r.m2:.2f} m²; removed from {b if lose_b else a}{at(r.x, r.y)}"
+            )
         else:
             # Noise is removed too, silently: the overlap trigger measures slivers geodesically, and
             # a 0.3 µm sliver along a 1.7 km east-west edge counts there as 40 m².
@@ -292,14 +343,17 @@ def check_overlaps(conn: Connection, probs: Problems, tolerance_m2: float, fix: 
     if noise:
         probs.fixed.append(f"{noise} overlap(s) below {NOISE_M2} m² (rounding noise) removed")
     if cuts:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             UPDATE grid_stage s SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid(
                 ST_Difference(s.geom, c.g)), 3))
             FROM (SELECT u.loser, ST_Union(k.geom) AS g
                   FROM unnest(CAST(:losers AS bigint[]), CAST(:keepers AS bigint[])) AS u(loser, keeper)
                   JOIN grid_stage k ON k.n = u.keeper GROUP BY u.loser) c
             WHERE s.n = c.loser
-        """), {"losers": [c[0] for c in cuts], "keepers": [c[1] for c in cuts]})
+        """),
+            {"losers": [c[0] for c in cuts], "keepers": [c[1] for c in cuts]},
+        )
 
 
 def check_gaps(conn: Connection, probs: Problems, tolerance_m2: float, fix: bool) -> None:
@@ -309,7 +363,8 @@ def check_gaps(conn: Connection, probs: Problems, tolerance_m2: float, fix: bool
     edge with it; larger gaps, and gaps no cell of the community touches, are refused.
     """
     conn.execute(text("DROP TABLE IF EXISTS pg_temp.grid_gaps"))
-    conn.execute(text("""
+    conn.execute(
+        text("""
         CREATE TEMP TABLE grid_gaps ON COMMIT DROP AS
         SELECT row_number() OVER (ORDER BY h.area_code, ST_YMax(h.g) DESC, ST_XMin(h.g)) AS k,
                h.area_id, h.area_code, h.g AS geom, pg_temp.gm_m2(h.g) AS m2
@@ -318,8 +373,13 @@ def check_gaps(conn: Connection, probs: Problems, tolerance_m2: float, fix: bool
                     WHERE area_id IS NOT NULL GROUP BY area_id) u
               JOIN regions r ON r.id = u.area_id) h
         WHERE ST_Dimension(h.g) = 2 AND pg_temp.gm_m2(h.g) > :noise
-    """), {"noise": NOISE_M2})
-    neighbours = {r.k: r for r in conn.execute(text("""
+    """),
+        {"noise": NOISE_M2},
+    )
+    neighbours = {
+        r.k: r
+        for r in conn.execute(
+            text("""
             SELECT DISTINCT ON (g.k) g.k, s.n, s.record, s.code, l.m AS shared
             FROM grid_gaps g JOIN grid_stage s
               ON s.area_id = g.area_id AND s.geom && ST_Expand(g.geom, :touch)
@@ -327,11 +387,16 @@ def check_gaps(conn: Connection, probs: Problems, tolerance_m2: float, fix: bool
                 ST_Buffer(s.geom, :touch))::geography) AS m) l
             WHERE l.m > 0
             ORDER BY g.k, l.m DESC, s.code, s.n
-        """), {"touch": TOUCH_DEG})}
-    gaps = conn.execute(text("""
+        """),
+            {"touch": TOUCH_DEG},
+        )
+    }
+    gaps = conn.execute(
+        text("""
         SELECT k, area_code, m2, ST_X(ST_PointOnSurface(geom)) AS x, ST_Y(ST_PointOnSurface(geom)) AS y
         FROM grid_gaps ORDER BY k
-    """)).all()
+    """)
+    ).all()
     merge_k, merge_n = [], []
     for g in gaps:
         where = f"community {g.area_code}"
@@ -342,24 +407,29 @@ def check_gaps(conn: Connection, probs: Problems, tolerance_m2: float, fix: bool
         elif fix:
             merge_k.append(g.k)
             merge_n.append(nb.n)
-            probs.fixed.append(f"{where}: gap of {g.m2:.2f} m² merged into {label(nb.record, nb.code)}"
-                               f"{at(g.x, g.y)}")
+            probs.fixed.append(f"{where}: gap of {g.m2:.2f} m² merged into {label(nb.record, nb.code)}{at(g.x, g.y)}")
     if merge_k:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             UPDATE grid_stage s SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid(
                 ST_Union(s.geom, m.g)), 3))
             FROM (SELECT u.n, ST_Union(g.geom) AS g
                   FROM unnest(CAST(:ks AS bigint[]), CAST(:ns AS bigint[])) AS u(k, n)
                   JOIN grid_gaps g ON g.k = u.k GROUP BY u.n) m
             WHERE s.n = m.n
-        """), {"ks": merge_k, "ns": merge_n})
+        """),
+            {"ks": merge_k, "ns": merge_n},
+        )
 
 
 def check_empty(conn: Connection, probs: Problems) -> None:
     """Report cells that fixing left with no area (a cell lying within another's small overlap)."""
-    rows = conn.execute(text("""
+    rows = conn.execute(
+        text("""
         SELECT record, code FROM grid_stage WHERE ST_IsEmpty(geom) OR pg_temp.gm_m2(geom) <= :noise
         ORDER BY n
-    """), {"noise": NOISE_M2}).all()
+    """),
+        {"noise": NOISE_M2},
+    ).all()
     for r in rows:
         probs.refused.append(f"{label(r.record, r.code)}: no area left after removing its overlaps")

@@ -1,4 +1,5 @@
 """Export a layer to GeoJSON, GeoPackage, Shapefile, CSV or XLSX, in the layer's own import template."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -11,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmgr.errors import InputError
-from gridmgr.plugins.registry import Layer
 from gridmgr.io.validate import LOCAL_TZ
+from gridmgr.plugins.registry import Layer
 
 FORMATS = ("geojson", "gpkg", "shp", "csv", "xlsx")
 AREA_LEVELS = {"district": 6, "street": 9, "community": 12, "cell": 15}
@@ -40,17 +41,23 @@ def select_sql(layer: Layer, area: tuple[str, str] | None = None) -> str:
                 raise InputError(f"--{level} takes a {AREA_LEVELS.get(level, '?')}-digit code, not {code!r}")
             # cell codes begin with their community, street and district codes
             where = f"WHERE c.code LIKE '{code}%'"
-    return f"SELECT {', '.join(cols)} FROM {layer.table.name} f {' '.join(joins)} {where} ORDER BY f.{layer.natural_key}"
+    return (
+        f"SELECT {', '.join(cols)} FROM {layer.table.name} f {' '.join(joins)} {where} ORDER BY f.{layer.natural_key}"
+    )
 
 
-def frame(conn: Connection, layer: Layer, area: tuple[str, str] | None = None,
-          today: date | None = None) -> pd.DataFrame:
+def frame(
+    conn: Connection, layer: Layer, area: tuple[str, str] | None = None, today: date | None = None
+) -> pd.DataFrame:
     """The layer's features as a DataFrame of template columns (times in local time with offset)."""
     df = pd.read_sql_query(text(select_sql(layer, area)), conn, params={"today": today or date.today()})
     for f in layer.fields:
         if f.type == "datetime":
-            df[f.name] = pd.to_datetime(df[f.name], utc=True).dt.tz_convert(LOCAL_TZ).map(
-                lambda v: v.isoformat() if pd.notna(v) else None)
+            df[f.name] = (
+                pd.to_datetime(df[f.name], utc=True)
+                .dt.tz_convert(LOCAL_TZ)
+                .map(lambda v: v.isoformat() if pd.notna(v) else None)
+            )
         elif f.type == "date":
             df[f.name] = df[f.name].map(lambda v: v.isoformat() if v is not None and pd.notna(v) else None)
         elif f.type == "text[]":
@@ -63,8 +70,15 @@ def frame(conn: Connection, layer: Layer, area: tuple[str, str] | None = None,
     return df
 
 
-def export_layer(conn: Connection, layer: Layer, fmt: str, out: str | Path, *,
-                 area: tuple[str, str] | None = None, today: date | None = None) -> int:
+def export_layer(
+    conn: Connection,
+    layer: Layer,
+    fmt: str,
+    out: str | Path,
+    *,
+    area: tuple[str, str] | None = None,
+    today: date | None = None,
+) -> int:
     """Write a layer's features to a file; returns how many."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -81,8 +95,10 @@ def export_layer(conn: Connection, layer: Layer, fmt: str, out: str | Path, *,
         if fmt == "shp":
             kinds = set(gdf.geom_type)
             if len(kinds) > 1:
-                raise InputError(f"a Shapefile holds one geometry type, and {layer.name} has "
-                                 f"{', '.join(sorted(kinds))}: export as gpkg or geojson")
+                raise InputError(
+                    f"a Shapefile holds one geometry type, and {layer.name} has "
+                    f"{', '.join(sorted(kinds))}: export as gpkg or geojson"
+                )
         out.unlink(missing_ok=True)
         gdf.to_file(out, driver=DRIVERS[fmt], engine="pyogrio")
         return len(gdf)

@@ -8,6 +8,7 @@ transaction unless `skip_invalid`, which writes every rejected row with its reas
 Re-importing adds nothing: rows whose natural key is already stored are skipped, and a file whose
 content was imported before is recognised by its hash.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,8 +26,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from gridmgr.errors import InputError
 from gridmgr.geo import crs as crsmod
-from gridmgr.io import validate
 from gridmgr.grid.assign import (
     BULK_MIN_ROWS,
     cell_join,
@@ -34,12 +35,12 @@ from gridmgr.grid.assign import (
     prepare_point_tiles,
     shares_join,
 )
-from gridmgr.errors import InputError
-from gridmgr.plugins.features import ST_NAMES
 from gridmgr.grid.regions import city_extent
-from gridmgr.plugins.registry import Layer
+from gridmgr.io import validate
 from gridmgr.io.tabular import RawTable, read, stage_csv, stage_frame
 from gridmgr.io.validate import Problems, Staged
+from gridmgr.plugins.features import ST_NAMES
+from gridmgr.plugins.registry import Layer
 
 MAX_LISTED = 50  # problems spelled out in one error; the rest are counted
 WORK_MEM = "256MB"
@@ -64,7 +65,7 @@ class ImportResult:
     layer: str
     rows: int
     imported: int
-    existing: int                     # natural key already stored: skipped
+    existing: int  # natural key already stored: skipped
     rejected: int
     out_of_grid: int
     ignored_columns: list[str] = field(default_factory=list)
@@ -73,10 +74,14 @@ class ImportResult:
     def line(self) -> str:
         """The one-line summary."""
         if self.already_imported:
-            return (f"{self.layer}: this file was already imported on {self.already_imported:%Y-%m-%d %H:%M}; "
-                    "nothing changed")
-        return (f"{self.layer}: {self.rows:,} rows, {self.imported:,} imported, {self.existing:,} already present, "
-                f"{self.rejected:,} rejected, {self.out_of_grid:,} out of grid")
+            return (
+                f"{self.layer}: this file was already imported on {self.already_imported:%Y-%m-%d %H:%M}; "
+                "nothing changed"
+            )
+        return (
+            f"{self.layer}: {self.rows:,} rows, {self.imported:,} imported, {self.existing:,} already present, "
+            f"{self.rejected:,} rejected, {self.out_of_grid:,} out of grid"
+        )
 
 
 class ImportRejected(InputError):
@@ -86,8 +91,10 @@ class ImportRejected(InputError):
         self.problems = lines
         shown = lines[:MAX_LISTED]
         more = f"\n  … and {len(lines) - MAX_LISTED} more" if len(lines) > MAX_LISTED else ""
-        super().__init__(f"{layer}: {total_rows} row(s) refused, nothing stored "
-                         f"(use --skip-invalid to import the valid rows):\n  " + "\n  ".join(shown) + more)
+        super().__init__(
+            f"{layer}: {total_rows} row(s) refused, nothing stored "
+            f"(use --skip-invalid to import the valid rows):\n  " + "\n  ".join(shown) + more
+        )
 
 
 def file_hash(path: Path) -> str:
@@ -99,17 +106,27 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def import_file(conn: Connection, layer: Layer, path: str | Path, *, crs: str | None = None,
-                mapping: dict[str, str] | None = None, skip_invalid: bool = False,
-                rejects: str | Path | None = None, actor: str = "cli",
-                progress: Callable[[str], None] = lambda msg: None) -> ImportResult:
+def import_file(
+    conn: Connection,
+    layer: Layer,
+    path: str | Path,
+    *,
+    crs: str | None = None,
+    mapping: dict[str, str] | None = None,
+    skip_invalid: bool = False,
+    rejects: str | Path | None = None,
+    actor: str = "cli",
+    progress: Callable[[str], None] = lambda msg: None,
+) -> ImportResult:
     """Import one file into a layer inside the caller's transaction (see the module docstring)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file: {path}")
     digest = file_hash(path)
-    seen = conn.execute(text("SELECT at FROM import_log WHERE layer = :l AND sha256 = :h ORDER BY at LIMIT 1"),
-                        {"l": layer.name, "h": digest}).scalar()
+    seen = conn.execute(
+        text("SELECT at FROM import_log WHERE layer = :l AND sha256 = :h ORDER BY at LIMIT 1"),
+        {"l": layer.name, "h": digest},
+    ).scalar()
     if seen is not None:
         return ImportResult(layer.name, 0, 0, 0, 0, 0, already_imported=seen)
     # the import's hash tables (distinct values, natural keys, the inserted rows it hands on to the
@@ -120,14 +137,25 @@ def import_file(conn: Connection, layer: Layer, path: str | Path, *, crs: str | 
     try:
         return _import(conn, layer, path, digest, crs, mapping or {}, skip_invalid, rejects, actor, progress)
     finally:
-        if not conn.invalidated and \
-                conn.connection.dbapi_connection.info.transaction_status == TRANSACTION_STATUS_INTRANS:
+        if (
+            not conn.invalidated
+            and conn.connection.dbapi_connection.info.transaction_status == TRANSACTION_STATUS_INTRANS
+        ):
             conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": work_mem})
 
 
-def _import(conn: Connection, layer: Layer, path: Path, digest: str, crs: str | None, mapping: dict[str, str],
-            skip_invalid: bool, rejects: str | Path | None, actor: str,
-            progress: Callable[[str], None]) -> ImportResult:
+def _import(
+    conn: Connection,
+    layer: Layer,
+    path: Path,
+    digest: str,
+    crs: str | None,
+    mapping: dict[str, str],
+    skip_invalid: bool,
+    rejects: str | Path | None,
+    actor: str,
+    progress: Callable[[str], None],
+) -> ImportResult:
     extent = city_extent(conn) if layer.spatial else None
     problems = Problems()
     progress(f"staging {path.name}")
@@ -151,18 +179,37 @@ def _import(conn: Connection, layer: Layer, path: Path, digest: str, crs: str | 
             conn.execute(text(definition))
     for statement in layer.after_import:
         conn.execute(text(statement))
-    result = ImportResult(layer.name, n, imported, n - len(problems) - imported, len(problems), out_of_grid,
-                          staged.ignored)
-    conn.execute(text("""
+    result = ImportResult(
+        layer.name, n, imported, n - len(problems) - imported, len(problems), out_of_grid, staged.ignored
+    )
+    conn.execute(
+        text("""
         INSERT INTO import_log (layer, file_name, sha256, rows, imported, existing, rejected, actor)
         VALUES (:l, :f, :h, :r, :i, :e, :x, :a)
-    """), {"l": layer.name, "f": path.name, "h": digest, "r": n, "i": imported, "e": result.existing,
-           "x": result.rejected, "a": actor})
+    """),
+        {
+            "l": layer.name,
+            "f": path.name,
+            "h": digest,
+            "r": n,
+            "i": imported,
+            "e": result.existing,
+            "x": result.rejected,
+            "a": actor,
+        },
+    )
     return result
 
 
-def _stage(conn: Connection, layer: Layer, path: Path, crs: str | None, mapping: dict[str, str],
-           problems: Problems, extent: crsmod.Extent | None) -> Staged:
+def _stage(
+    conn: Connection,
+    layer: Layer,
+    path: Path,
+    crs: str | None,
+    mapping: dict[str, str],
+    problems: Problems,
+    extent: crsmod.Extent | None,
+) -> Staged:
     """The input in `stage_raw`: a plain CSV COPYed by the server, anything else read here first."""
     key = crsmod.parse_crs(crs) if crs else None
     if path.suffix.lower() == ".csv" and key in (None, *IDENTITY_CRS):
@@ -175,8 +222,7 @@ def _stage(conn: Connection, layer: Layer, path: Path, crs: str | None, mapping:
     key = crsmod.parse_crs(crs or raw.file_crs or "wgs84")
     if raw.lon is not None:
         if "POINT" not in layer.geometry_types:
-            raise InputError(f"{layer.name} takes {' or '.join(layer.geometry_types)}: give a wkt column, "
-                             "not lon/lat")
+            raise InputError(f"{layer.name} takes {' or '.join(layer.geometry_types)}: give a wkt column, not lon/lat")
         return stage_frame(conn, raw, lonlat=_lonlat(raw, key))
     return stage_frame(conn, raw, wkb=_geometry(layer, raw, key, problems, extent))
 
@@ -208,7 +254,9 @@ def _geometry(layer: Layer, raw: RawTable, key: str, problems: Problems, extent:
         if g.geom_type.startswith("Multi") and len(g.geoms) == 1 and g.geom_type.upper() not in allowed:
             g = g.geoms[0]  # a one-part multi geometry is the simple one (GIS files often write Multi*)
         if g.geom_type.upper() not in allowed:
-            problems.add_row(i, "geometry", f"is a {g.geom_type}; {layer.name} takes {' or '.join(layer.geometry_types)}")
+            problems.add_row(
+                i, "geometry", f"is a {g.geom_type}; {layer.name} takes {' or '.join(layer.geometry_types)}"
+            )
             continue
         g = crsmod.geometry_to_wgs84(g, key)
         xs, ys = shapely.get_coordinates(g).T
@@ -222,8 +270,9 @@ def _geometry(layer: Layer, raw: RawTable, key: str, problems: Problems, extent:
 
 def _invalid_geometries(conn: Connection, problems: Problems) -> None:
     """Invalid polygons and lines, with PostGIS's own reason."""
-    for row_no, reason in conn.execute(text(
-            "SELECT row_no, ST_IsValidReason(geom) FROM stage WHERE geom IS NOT NULL AND NOT ST_IsValid(geom)")):
+    for row_no, reason in conn.execute(
+        text("SELECT row_no, ST_IsValidReason(geom) FROM stage WHERE geom IS NOT NULL AND NOT ST_IsValid(geom)")
+    ):
         problems.add_row(row_no, "geometry", f"invalid geometry: {reason}")
 
 
@@ -231,8 +280,10 @@ def _defer_indexes(conn: Connection, layer: Layer, rows: int) -> list[str]:
     """Drop the secondary indexes of a table about to take a much larger load; their definitions to rebuild."""
     t = layer.table.name
     cap = rows // DEFER_RATIO
-    if rows < DEFER_MIN_ROWS or conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT :cap) s"),
-                                             {"cap": cap}).scalar() >= cap:
+    if (
+        rows < DEFER_MIN_ROWS
+        or conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT :cap) s"), {"cap": cap}).scalar() >= cap
+    ):
         return []
     wait = conn.execute(text("SELECT current_setting('lock_timeout')")).scalar()
     savepoint = conn.begin_nested()
@@ -245,12 +296,15 @@ def _defer_indexes(conn: Connection, layer: Layer, rows: int) -> list[str]:
             raise
         savepoint.rollback()  # also undoes the lock_timeout
         return []
-    indexes = conn.execute(text("""
+    indexes = conn.execute(
+        text("""
         SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
         WHERE x.indrelid = CAST(:t AS regclass) AND NOT x.indisunique AND NOT x.indisprimary AND x.indisvalid
           AND x.indpred IS NULL AND x.indexprs IS NULL
           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
-        ORDER BY i.relname"""), {"t": t}).all()
+        ORDER BY i.relname"""),
+        {"t": t},
+    ).all()
     for name, _ in indexes:
         conn.execute(text(f'DROP INDEX "{name}"'))
     savepoint.commit()
@@ -270,7 +324,7 @@ def _insert(conn: Connection, layer: Layer, staged: Staged, rows: int) -> tuple[
     if not layer.spatial:
         sql = f"""
             WITH ins AS (
-              INSERT INTO {t.name} ({', '.join(target)}) SELECT {', '.join(select)} FROM stage s {order}
+              INSERT INTO {t.name} ({", ".join(target)}) SELECT {", ".join(select)} FROM stage s {order}
               ON CONFLICT ({layer.natural_key}) DO NOTHING RETURNING 1
             ) SELECT count(*) FROM ins"""
         return conn.execute(text(sql)).scalar(), 0
@@ -287,18 +341,18 @@ def _insert(conn: Connection, layer: Layer, staged: Staged, rows: int) -> tuple[
         assignment = cell_join("s.g", at)
     sql = f"""
         WITH ins AS (
-          INSERT INTO {t.name} (geom, cell_id, {', '.join(target)})
-          SELECT s.g, c.cell_id, {', '.join(select)}
+          INSERT INTO {t.name} (geom, cell_id, {", ".join(target)})
+          SELECT s.g, c.cell_id, {", ".join(select)}
           FROM (SELECT st.*, {geom} AS g FROM stage st) s {assignment}
           {order}
           ON CONFLICT ({layer.natural_key}) DO NOTHING
-          RETURNING id, geom, cell_id{', ' + layer.time_column if timed else ''}
+          RETURNING id, geom, cell_id{", " + layer.time_column if timed else ""}
         )"""
     if layer.shares:
         ins_at = f"COALESCE(ins.{layer.time_column}, now())" if timed else "now()"
         sql += f""", fc AS (
           INSERT INTO feature_cells (layer, feature_id, cell_id, share)
-          SELECT '{layer.name}', ins.id, s.cell_id, s.share FROM ins {shares_join('ins.geom', ins_at)}
+          SELECT '{layer.name}', ins.id, s.cell_id, s.share FROM ins {shares_join("ins.geom", ins_at)}
           RETURNING 1
         )"""
     if layer.on_insert:
@@ -311,11 +365,13 @@ def _insert(conn: Connection, layer: Layer, staged: Staged, rows: int) -> tuple[
 def _write_rejects(conn: Connection, path: Path, staged: Staged, problems: Problems) -> None:
     """Every rejected row with its reasons and its values as the input gave them."""
     cols = [c for c, _ in staged.headers]
-    rows = conn.execute(text(f"SELECT row_no, {', '.join(cols) or 'NULL'} FROM stage_raw WHERE row_no = ANY(:r) "
-                             "ORDER BY row_no"), {"r": list(problems.by_row)}).all()
+    rows = conn.execute(
+        text(f"SELECT row_no, {', '.join(cols) or 'NULL'} FROM stage_raw WHERE row_no = ANY(:r) ORDER BY row_no"),
+        {"r": list(problems.by_row)},
+    ).all()
     with open(Path(path), "w", newline="", encoding="utf-8-sig") as fh:
         w = csv.writer(fh)
         w.writerow(["record", "reasons", *(name for _, name in staged.headers)])
         for row_no, *values in rows:
             reasons = "; ".join(f"{f}: {m}" for f, m in problems.by_row[row_no])
-            w.writerow([staged.records[row_no], reasons, *("" if v is None else v for v in values[:len(cols)])])
+            w.writerow([staged.records[row_no], reasons, *("" if v is None else v for v in values[: len(cols)])])

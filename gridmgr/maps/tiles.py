@@ -28,6 +28,7 @@ and a cached copy is served only while its version is the database's. `fetch` re
 when a copy at hand may be current, else the version and the tile in one statement (one snapshot); a
 caller's access test (the web's login check) rides in the same statement, so a tile costs one round trip.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,25 +48,25 @@ from sqlalchemy.engine import Connection
 
 from gridmgr.cases import filters as case_query
 from gridmgr.cases import queries
-from gridmgr.plugins import registry
 from gridmgr.codes import CASE_STATES, TZ
 from gridmgr.errors import InputError, NotFound
+from gridmgr.plugins import registry
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor as Cursor
 
-EXTENT = 4096                   # tile coordinate space
-BUFFER = 64                     # clip buffer (tile units): symbols at an edge draw in both tiles
+EXTENT = 4096  # tile coordinate space
+BUFFER = 64  # clip buffer (tile units): symbols at an edge draw in both tiles
 MAX_ZOOM = 24
-MAX_FEATURES = 2000             # never more features in one tile
-BINS = 32                       # count squares per tile side (BINS² ≤ MAX_FEATURES)
-CASE_POINT_ZOOM = 15            # cases one by one from this zoom, counted below it
-CELL_ZOOM = 13                  # cells one by one from this zoom
-COMMUNITY_ZOOM = 11             # communities from this zoom up to CELL_ZOOM, streets below
-LAYER_MIN_ZOOM = 12             # lines and polygons of the other layers from this zoom
+MAX_FEATURES = 2000  # never more features in one tile
+BINS = 32  # count squares per tile side (BINS² ≤ MAX_FEATURES)
+CASE_POINT_ZOOM = 15  # cases one by one from this zoom, counted below it
+CELL_ZOOM = 13  # cells one by one from this zoom
+COMMUNITY_ZOOM = 11  # communities from this zoom up to CELL_ZOOM, streets below
+LAYER_MIN_ZOOM = 12  # lines and polygons of the other layers from this zoom
 DEFAULT_WINDOW = timedelta(days=30)
 NOW_STEP = timedelta(minutes=1)
-TILE_FORMAT = 1                 # raise when what a tile holds changes: old ETags then stop matching
+TILE_FORMAT = 1  # raise when what a tile holds changes: old ETags then stop matching
 CELLS = "cells"
 CASES = "cases"
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
@@ -87,8 +88,10 @@ class CaseTileFilter:
     def canonical(self) -> str:
         """The filter as stable text, for cache keys and ETags."""
         iso = lambda d: d.astimezone(timezone.utc).isoformat() if d else ""
-        return (f"status={','.join(self.statuses)}&category={','.join(self.categories)}"
-                f"&period={iso(self.start)}/{iso(self.end)}&overdue={self.overdue}")
+        return (
+            f"status={','.join(self.statuses)}&category={','.join(self.categories)}"
+            f"&period={iso(self.start)}/{iso(self.end)}&overdue={self.overdue}"
+        )
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,8 @@ def parse_zxy(z: str, x: str, y: str) -> tuple[int, int, int]:
     zi, xi, yi = int(z), int(x), int(y)
     if zi > MAX_ZOOM:
         raise InputError(f"zoom {zi} is beyond {MAX_ZOOM}", field="z")
-    if xi >= 2 ** zi or yi >= 2 ** zi:
-        raise InputError(f"tile {zi}/{xi}/{yi} does not exist: x and y run from 0 to {2 ** zi - 1}", field="x/y")
+    if xi >= 2**zi or yi >= 2**zi:
+        raise InputError(f"tile {zi}/{xi}/{yi} does not exist: x and y run from 0 to {2**zi - 1}", field="x/y")
     return zi, xi, yi
 
 
@@ -139,8 +142,9 @@ def parse_case_filter(args: Mapping[str, Any], now: datetime) -> CaseTileFilter:
     statuses = tuple(sorted(set(case_query.split_values(args, "status"))))
     unknown = [s for s in statuses if s not in CASE_STATES]
     if unknown:
-        raise InputError(f"unknown state {', '.join(map(repr, unknown))}; known: {', '.join(CASE_STATES)}",
-                         field="status")
+        raise InputError(
+            f"unknown state {', '.join(map(repr, unknown))}; known: {', '.join(CASE_STATES)}", field="status"
+        )
     categories = tuple(sorted(set(case_query.split_values(args, "category"))))
     bad = [c for c in categories if not re.fullmatch(r"C?[0-9]{4}", c)]
     if bad:
@@ -164,6 +168,7 @@ def parse_tile(layer: str, z: str, x: str, y: str, args: Mapping[str, Any], now:
 
 
 # ---------------------------------------------------------------------------------------------- SQL
+
 
 def _envelope(margin: bool = False) -> str:
     return f"ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT})" if margin else "ST_TileEnvelope(:z, :x, :y)"
@@ -191,8 +196,12 @@ def _counts_sql(mvt_name: str, table: str, where: list[str], point: str, extra: 
     square = lambda offset: f"greatest(0, least(floor({offset})::int, {BINS - 1}))"
     i = square(f"(ST_X({point}) - :west) * :bins_per_lon")
     j = square(f"(:merc_north - ln(tan(pi() / 4 + radians(ST_Y({point})) / 2))) * :bins_per_merc")
-    within = [_in_tile_4326(), *([_in_tile_4326(point)] if point != "f.geom" else []),
-              f"ST_X({point}) < :east", f"ST_Y({point}) > :south"]
+    within = [
+        _in_tile_4326(),
+        *([_in_tile_4326(point)] if point != "f.geom" else []),
+        f"ST_X({point}) < :east",
+        f"ST_Y({point}) > :south",
+    ]
     return f"""
       SELECT ST_AsMVT(b, '{mvt_name}', {EXTENT}, 'geom') FROM (
         SELECT count(*)::int AS count{sums},
@@ -202,8 +211,16 @@ def _counts_sql(mvt_name: str, table: str, where: list[str], point: str, extra: 
         GROUP BY i, j ORDER BY i, j) b"""
 
 
-def _features_or_counts(name: str, table: str, props: dict[str, str], where: list[str], *, point: str,
-                        counts_only: bool, extra_counts: dict[str, str] | None = None) -> str:
+def _features_or_counts(
+    name: str,
+    table: str,
+    props: dict[str, str],
+    where: list[str],
+    *,
+    point: str,
+    counts_only: bool,
+    extra_counts: dict[str, str] | None = None,
+) -> str:
     """Features (at most MAX_FEATURES, in the tile and its buffer) or, past that, counts per square."""
     counts = _counts_sql(f"{name}_counts", table, where, point, extra_counts or {})
     if counts_only:
@@ -239,8 +256,15 @@ def _case_sql(tile: Tile) -> tuple[str, dict]:
     if flt.overdue is not None:
         where.append(queries.OVERDUE_SQL if flt.overdue else f"NOT {queries.OVERDUE_SQL}")
     props = {"id": "f.id", "category": "f.category_code", "status": "f.status", "overdue": queries.OVERDUE_SQL}
-    sql = _features_or_counts(CASES, "cases", props, where, point="f.geom",
-                              counts_only=tile.z < CASE_POINT_ZOOM, extra_counts={"overdue": queries.OVERDUE_SQL})
+    sql = _features_or_counts(
+        CASES,
+        "cases",
+        props,
+        where,
+        point="f.geom",
+        counts_only=tile.z < CASE_POINT_ZOOM,
+        extra_counts={"overdue": queries.OVERDUE_SQL},
+    )
     return sql, params
 
 
@@ -248,11 +272,20 @@ def _layer_sql(tile: Tile) -> tuple[str, dict]:
     layer = registry.get(tile.layer)
     if not layer.is_point and tile.z < LAYER_MIN_ZOOM:
         return "SELECT NULL::bytea", {}
-    props = {"id": "f.id", **{f.name: f"f.{f.column}" for f in layer.fields if f.tile},
-             **{name: sql for name, sql in layer.derived.items()}}
+    props = {
+        "id": "f.id",
+        **{f.name: f"f.{f.column}" for f in layer.fields if f.tile},
+        **{name: sql for name, sql in layer.derived.items()},
+    }
     params = {"today": tile.now.astimezone(TZ).date()} if _uses_today(layer) else {}
-    sql = _features_or_counts(layer.name, layer.table.name, props, [], counts_only=False,
-                              point="f.geom" if layer.is_point else "ST_Centroid(f.geom)")
+    sql = _features_or_counts(
+        layer.name,
+        layer.table.name,
+        props,
+        [],
+        counts_only=False,
+        point="f.geom" if layer.is_point else "ST_Centroid(f.geom)",
+    )
     return sql, params
 
 
@@ -260,7 +293,8 @@ def _cells_sql(tile: Tile) -> tuple[str, dict]:
     if tile.z < CELL_ZOOM:
         return _regions_sql("community" if tile.z >= COMMUNITY_ZOOM else "street"), {}
     # more cells than the cap (small cells, a big buffer): the tile shows their communities instead
-    return f"""
+    return (
+        f"""
       WITH hits AS MATERIALIZED (
         SELECT c.id, c.code, c.community_id, c.geom_3857 FROM grid_cells c
         WHERE c.geom_3857 && {_envelope(margin=True)} AND c.valid_to IS NULL
@@ -274,17 +308,21 @@ def _cells_sql(tile: Tile) -> tuple[str, dict]:
           LEFT JOIN units u ON u.id = cu.unit_id
           ORDER BY h.code) t
         WHERE t.geom IS NOT NULL)
-      ELSE ({_regions_sql("community")}) END""", {}
+      ELSE ({_regions_sql("community")}) END""",
+        {},
+    )
 
 
 def _regions_sql(level: str) -> str:
     """Communities or streets (code, name, open cells) in the tile; the first MAX_FEATURES by code."""
     name = {"community": "communities", "street": "streets"}[level]
     # open cells per region: a community's own, a street's through its communities
-    cells = ("(SELECT count(*) FROM grid_cells c WHERE c.community_id = r.id AND c.valid_to IS NULL)"
-             if level == "community" else
-             "(SELECT count(*) FROM regions cm JOIN grid_cells c ON c.community_id = cm.id "
-             "WHERE cm.parent_id = r.id AND c.valid_to IS NULL)")
+    cells = (
+        "(SELECT count(*) FROM grid_cells c WHERE c.community_id = r.id AND c.valid_to IS NULL)"
+        if level == "community"
+        else "(SELECT count(*) FROM regions cm JOIN grid_cells c ON c.community_id = cm.id "
+        "WHERE cm.parent_id = r.id AND c.valid_to IS NULL)"
+    )
     return f"""
       SELECT ST_AsMVT(t, '{name}', {EXTENT}, 'geom') FROM (
         SELECT r.code, r.name, {cells}::int AS cells, {_mvt_geom("ST_Transform(r.geom, 3857)")} AS geom
@@ -303,15 +341,25 @@ def tile_sql(tile: Tile) -> tuple[str, dict]:
 
 def _tile_box(tile: Tile) -> dict[str, float]:
     """The tile's lon/lat edges, with its buffer (b_…), and the scales that put a lon/lat in a count square."""
-    n = 2 ** tile.z
+    n = 2**tile.z
     m = BUFFER / EXTENT
     merc = lambda row: math.pi * (1 - 2 * row / n)
     lat = lambda row: math.degrees(math.atan(math.sinh(max(-math.pi, min(math.pi, merc(row))))))
     lon = lambda col: max(-180.0, min(180.0, col / n * 360 - 180))
     x, y = tile.x, tile.y
-    return {"west": lon(x), "east": lon(x + 1), "north": lat(y), "south": lat(y + 1),
-            "b_west": lon(x - m), "b_east": lon(x + 1 + m), "b_north": lat(y - m), "b_south": lat(y + 1 + m),
-            "merc_north": merc(y), "bins_per_lon": BINS * n / 360, "bins_per_merc": BINS * n / (2 * math.pi)}
+    return {
+        "west": lon(x),
+        "east": lon(x + 1),
+        "north": lat(y),
+        "south": lat(y + 1),
+        "b_west": lon(x - m),
+        "b_east": lon(x + 1 + m),
+        "b_north": lat(y - m),
+        "b_south": lat(y + 1 + m),
+        "merc_north": merc(y),
+        "bins_per_lon": BINS * n / 360,
+        "bins_per_merc": BINS * n / (2 * math.pi),
+    }
 
 
 def render(conn: Connection, tile: Tile) -> bytes:
@@ -322,6 +370,7 @@ def render(conn: Connection, tile: Tile) -> bytes:
 
 
 # ------------------------------------------------------------------------------- versions and caching
+
 
 def data_version(conn: Connection, layer: str) -> int | None:
     """The layer's data version; None when the database keeps none for it (its tiles are then not cached)."""
@@ -373,8 +422,10 @@ def fetch(cur: Cursor, tile: Tile, known: Iterable[int] = (), access: Access | N
         if row[0] in known:
             return Fetched(row[0], None)
     sql, params = tile_sql(tile)
-    cur.execute(_driver_sql(f"{STATEMENT_SETTINGS}SELECT {version_sql}, ({sql}) WHERE {check}"),
-                {**params, **check_params, "layer": tile.layer})
+    cur.execute(
+        _driver_sql(f"{STATEMENT_SETTINGS}SELECT {version_sql}, ({sql}) WHERE {check}"),
+        {**params, **check_params, "layer": tile.layer},
+    )
     row = cur.fetchone()
     if row is None:
         return Fetched(None, None, False)
@@ -406,7 +457,7 @@ def etag(key: str, version: int) -> str:
 def etag_versions(key: str, etags: Iterable[str]) -> list[int]:
     """The data versions that a client's ETags name for this tile (none when they name another tile)."""
     prefix = etag(key, 0)[:-1]
-    return [int(e[len(prefix):]) for e in etags if e.startswith(prefix) and e[len(prefix):].isdigit()]
+    return [int(e[len(prefix) :]) for e in etags if e.startswith(prefix) and e[len(prefix) :].isdigit()]
 
 
 class TileCache:

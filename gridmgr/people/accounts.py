@@ -1,4 +1,5 @@
 """Accounts: one per person of the roster, with a role; hashed passwords, API tokens and Open311 keys."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from gridmgr.codes import sql_in
-from gridmgr.errors import InputError, NotFound
 from gridmgr.db.models import Base
+from gridmgr.errors import InputError, NotFound
 
 ROLES = ("supervisor", "receiver", "dispatcher", "shift_leader", "unit_handler", "planner", "leader", "admin")
 MIN_PASSWORD = 8
@@ -69,21 +70,27 @@ def add_user(conn: Connection, username: str, person_code: str, role: str, passw
     person = conn.execute(text("SELECT id FROM people WHERE code = :c"), {"c": person_code}).scalar()
     if person is None:
         raise NotFound(f"no person with code {person_code!r} in the roster")
-    taken = conn.execute(text("SELECT username FROM users WHERE person_id = :p OR username = :u"),
-                         {"p": person, "u": username}).scalar()
+    taken = conn.execute(
+        text("SELECT username FROM users WHERE person_id = :p OR username = :u"), {"p": person, "u": username}
+    ).scalar()
     if taken:
         raise InputError(f"person {person_code} or username {username!r} already has an account ({taken})")
-    return conn.execute(text("""
+    return conn.execute(
+        text("""
         INSERT INTO users (username, person_id, role, password_hash) VALUES (:u, :p, :r, :h) RETURNING id
-    """), {"u": username, "p": person, "r": role, "h": generate_password_hash(password)}).scalar()
+    """),
+        {"u": username, "p": person, "r": role, "h": generate_password_hash(password)},
+    ).scalar()
 
 
 def set_password(conn: Connection, username: str, password: str) -> None:
     """Change a password; the account's sessions end with the old one (its API token stays)."""
     if len(password) < MIN_PASSWORD:
         raise InputError(f"a password needs at least {MIN_PASSWORD} characters", field="password")
-    n = conn.execute(text("UPDATE users SET password_hash = :h, session_epoch = session_epoch + 1 WHERE username = :u"),
-                     {"h": generate_password_hash(password), "u": username}).rowcount
+    n = conn.execute(
+        text("UPDATE users SET password_hash = :h, session_epoch = session_epoch + 1 WHERE username = :u"),
+        {"h": generate_password_hash(password), "u": username},
+    ).rowcount
     if not n:
         raise NotFound(f"no user {username!r}")
 
@@ -105,8 +112,9 @@ def parse_session_id(value: object) -> tuple[int, int] | None:
 def new_token(conn: Connection, username: str) -> str:
     """Give a user a new API token (replacing the old one); returns it, shown only this once."""
     token = secrets.token_urlsafe(32)
-    n = conn.execute(text("UPDATE users SET token_hash = :h WHERE username = :u"),
-                     {"h": token_digest(token), "u": username}).rowcount
+    n = conn.execute(
+        text("UPDATE users SET token_hash = :h WHERE username = :u"), {"h": token_digest(token), "u": username}
+    ).rowcount
     if not n:
         raise NotFound(f"no user {username!r}")
     return token
@@ -118,8 +126,9 @@ def check_login(conn: Connection, username: str, password: str) -> tuple[int, in
     The epoch comes from the same row as the password it was checked against, so a session opened
     with a password that is being changed ends with it.
     """
-    row = conn.execute(text("SELECT id, session_epoch, password_hash FROM users WHERE username = :u AND active"),
-                       {"u": username}).first()
+    row = conn.execute(
+        text("SELECT id, session_epoch, password_hash FROM users WHERE username = :u AND active"), {"u": username}
+    ).first()
     if row and check_password_hash(row.password_hash, password):
         return row.id, row.session_epoch
     return None
@@ -127,8 +136,9 @@ def check_login(conn: Connection, username: str, password: str) -> tuple[int, in
 
 def user_for_token(conn: Connection, token: str) -> int | None:
     """The user id an API token belongs to."""
-    return conn.execute(text("SELECT id FROM users WHERE token_hash = :h AND active"),
-                        {"h": token_digest(token)}).scalar()
+    return conn.execute(
+        text("SELECT id FROM users WHERE token_hash = :h AND active"), {"h": token_digest(token)}
+    ).scalar()
 
 
 def add_api_key(conn: Connection, name: str) -> str:
@@ -140,13 +150,17 @@ def add_api_key(conn: Connection, name: str) -> str:
 
 def api_key_valid(conn: Connection, key: str) -> bool:
     """True for a key that exists and is not revoked."""
-    return bool(conn.execute(text("SELECT 1 FROM api_keys WHERE key_hash = :h AND revoked_at IS NULL"),
-                             {"h": token_digest(key)}).scalar())
+    return bool(
+        conn.execute(
+            text("SELECT 1 FROM api_keys WHERE key_hash = :h AND revoked_at IS NULL"), {"h": token_digest(key)}
+        ).scalar()
+    )
 
 
 def revoke_api_key(conn: Connection, name: str) -> None:
     """Revoke a client's key (kept, marked revoked)."""
-    n = conn.execute(text("UPDATE api_keys SET revoked_at = now() WHERE name = :n AND revoked_at IS NULL"),
-                     {"n": name}).rowcount
+    n = conn.execute(
+        text("UPDATE api_keys SET revoked_at = now() WHERE name = :n AND revoked_at IS NULL"), {"n": name}
+    ).rowcount
     if not n:
         raise NotFound(f"no active API key named {name!r}")

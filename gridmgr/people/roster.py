@@ -4,6 +4,7 @@ The template is fixed (docs/roster.md): an XLSX workbook with the six sheets of 
 six CSV files of the same names. Reading, checking and storing are separate steps, so that every problem
 of a file is reported together and nothing is stored unless the whole file is right.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,14 +17,16 @@ from sqlalchemy import column, insert, literal_column, or_, table, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
+from gridmgr.db.models import CELL_DUTIES, PERSON_ROLES, POSTS, UNIT_KINDS, DutyGrid, Person, Unit
 from gridmgr.errors import InputError
 from gridmgr.glossary import key_for as glossary_key
-from gridmgr.db.models import CELL_DUTIES, PERSON_ROLES, POSTS, UNIT_KINDS, DutyGrid, Person, Unit
 from gridmgr.people.roster_sheets import REQUIRED, SHEETS, Problem, Sheet, read_sheets, write_sheets
 
 # what makes a row unique in its sheet (one unit per cell and duty)
 KEYS: dict[str, tuple[str, ...]] = {
-    "units": ("code",), "people": ("code",), "duty_grids": ("code",),
+    "units": ("code",),
+    "people": ("code",),
+    "duty_grids": ("code",),
     "cell_units": ("cell_code", "duty"),
     "cell_people": ("cell_code", "person_code", "post"),
     "duty_grid_cells": ("duty_grid_code", "cell_code"),
@@ -34,23 +37,39 @@ KEYS: dict[str, tuple[str, ...]] = {
 # bureaus write in duty tables (环卫, not the office's name 环卫所).
 _PERSON_LABELS = {"grid_leader": "网格长", "grid_officer": "网格员", "supervisor": "监督员", "staff": "工作人员"}
 LABELS: dict[str, dict[str, str]] = {
-    "kind": {"enforcement_squad": "执法中队", "sanitation": "环卫所", "street_office": "街道办事处",
-             "department": "职能部门", "company": "企业", "other": "其他"},
+    "kind": {
+        "enforcement_squad": "执法中队",
+        "sanitation": "环卫所",
+        "street_office": "街道办事处",
+        "department": "职能部门",
+        "company": "企业",
+        "other": "其他",
+    },
     "role": _PERSON_LABELS,
     "post": {k: _PERSON_LABELS[k] for k in POSTS},
-    "duty": {"territorial": "属地", "enforcement": "执法", "sanitation": "环卫",
-             "maintenance": "养护", "other": "其他"},
+    "duty": {
+        "territorial": "属地",
+        "enforcement": "执法",
+        "sanitation": "环卫",
+        "maintenance": "养护",
+        "other": "其他",
+    },
 }
 ENUMS = {"kind": UNIT_KINDS, "role": PERSON_ROLES, "post": POSTS, "duty": CELL_DUTIES}
 ENUM_NOUN = {"kind": "unit kind", "role": "person role", "post": "post", "duty": "duty"}
 
 # which roster entity a code column refers to
 REFS = {
-    ("units", "region_code"): "region", ("people", "unit_code"): "unit",
-    ("cell_units", "cell_code"): "cell", ("cell_units", "unit_code"): "unit",
-    ("cell_people", "cell_code"): "cell", ("cell_people", "person_code"): "person",
-    ("duty_grids", "unit_code"): "unit", ("duty_grids", "supervisor_code"): "person",
-    ("duty_grid_cells", "duty_grid_code"): "duty_grid", ("duty_grid_cells", "cell_code"): "cell",
+    ("units", "region_code"): "region",
+    ("people", "unit_code"): "unit",
+    ("cell_units", "cell_code"): "cell",
+    ("cell_units", "unit_code"): "unit",
+    ("cell_people", "cell_code"): "cell",
+    ("cell_people", "person_code"): "person",
+    ("duty_grids", "unit_code"): "unit",
+    ("duty_grids", "supervisor_code"): "person",
+    ("duty_grid_cells", "duty_grid_code"): "duty_grid",
+    ("duty_grid_cells", "cell_code"): "cell",
 }
 ENTITY_SHEET = {"unit": "units", "person": "people", "duty_grid": "duty_grids"}
 CODE_MAX = 32  # units.code, people.code, duty_grids.code and phone are VARCHAR(32)
@@ -65,8 +84,10 @@ class RosterError(InputError):
     def __init__(self, problems: list[Problem], source: str = "the roster"):
         self.problems = sorted(problems, key=Problem.sort_key)
         n = len(self.problems)
-        lines = [f"{source}: {n} problem{'s' if n != 1 else ''}, nothing stored",
-                 *(f"  - {p}" for p in self.problems[:MAX_LISTED])]
+        lines = [
+            f"{source}: {n} problem{'s' if n != 1 else ''}, nothing stored",
+            *(f"  - {p}" for p in self.problems[:MAX_LISTED]),
+        ]
         if n > MAX_LISTED:
             lines.append(f"  … and {n - MAX_LISTED} more")
         super().__init__("\n".join(lines))
@@ -77,10 +98,10 @@ class RosterError(InputError):
 class SheetCount:
     """What an import did to one sheet's table."""
 
-    rows: int = 0      # rows of the sheet
-    added: int = 0     # new units/people/duty grids, or new links
-    changed: int = 0   # units/people/duty grids whose fields changed
-    removed: int = 0   # links (or duty grids) no longer in the file
+    rows: int = 0  # rows of the sheet
+    added: int = 0  # new units/people/duty grids, or new links
+    changed: int = 0  # units/people/duty grids whose fields changed
+    removed: int = 0  # links (or duty grids) no longer in the file
 
 
 @dataclass
@@ -123,15 +144,15 @@ def _check_row(sheet: str, number: int, values: dict, problems: list[Problem]) -
             canon = _enum(col, v)
             if canon is None:
                 choices = ", ".join(f"{k} ({zh})" for k, zh in LABELS[col].items())
-                problems.append(Problem(sheet, number, col,
-                                        f"{v!r} is not a {ENUM_NOUN[col]}; use one of {choices}"))
+                problems.append(Problem(sheet, number, col, f"{v!r} is not a {ENUM_NOUN[col]}; use one of {choices}"))
             v = canon
         elif col == "cell_code" and not CELL_CODE.match(v):
             problems.append(Problem(sheet, number, col, f"{v!r} is not a 15-digit cell code"))
             v = None
         elif col == "region_code" and not REGION_CODE.match(v):
-            problems.append(Problem(sheet, number, col,
-                                    f"{v!r} is not a 6-, 9- or 12-digit district, street or community code"))
+            problems.append(
+                Problem(sheet, number, col, f"{v!r} is not a 6-, 9- or 12-digit district, street or community code")
+            )
             v = None
         elif col != "name" and len(v) > CODE_MAX:
             problems.append(Problem(sheet, number, col, f"is longer than {CODE_MAX} characters"))
@@ -149,8 +170,9 @@ def _check_sheet(sheet: Sheet, problems: list[Problem]) -> list[tuple[int, dict]
         if all(k is not None for k in key):
             if key in first:
                 what = ", ".join(f"{k} {v}" for k, v in zip(keys, key))
-                problems.append(Problem(sheet.name, number, keys[-1],
-                                        f"duplicate: {what} is already on row {first[key]}"))
+                problems.append(
+                    Problem(sheet.name, number, keys[-1], f"duplicate: {what} is already on row {first[key]}")
+                )
             else:
                 first[key] = number
         rows.append((number, row))
@@ -165,8 +187,7 @@ def _referenced(rows: dict[str, list[dict]], kind: str) -> set[str]:
 def _codes_in_db(conn: Connection, table_name: str, codes: set[str]) -> dict[str, int]:
     if not codes:
         return {}
-    found = conn.execute(text(f"SELECT code, id FROM {table_name} WHERE code = ANY(:codes)"),
-                         {"codes": sorted(codes)})
+    found = conn.execute(text(f"SELECT code, id FROM {table_name} WHERE code = ANY(:codes)"), {"codes": sorted(codes)})
     return dict(found.all())
 
 
@@ -174,12 +195,15 @@ def _cells(conn: Connection, codes: set[str], at: datetime) -> tuple[dict[str, i
     """Cell codes → the id of the version valid at `at`; and why the others are not current."""
     if not codes:
         return {}, {}
-    found = conn.execute(text("""
+    found = conn.execute(
+        text("""
         SELECT code,
                max(id) FILTER (WHERE valid_from <= :at AND (valid_to IS NULL OR :at < valid_to)),
                max(valid_to) FILTER (WHERE valid_to <= :at),
                min(valid_from) FILTER (WHERE valid_from > :at)
-        FROM grid_cells WHERE code = ANY(:codes) GROUP BY code"""), {"codes": sorted(codes), "at": at})
+        FROM grid_cells WHERE code = ANY(:codes) GROUP BY code"""),
+        {"codes": sorted(codes), "at": at},
+    )
     current, why = {}, {}
     for code, cell_id, closed, opens in found:
         if cell_id is not None:
@@ -191,8 +215,9 @@ def _cells(conn: Connection, codes: set[str], at: datetime) -> tuple[dict[str, i
     return current, why
 
 
-def _check(conn: Connection, sheets: dict[str, Sheet | None], at: datetime,
-           problems: list[Problem]) -> tuple[dict[str, list[dict]], dict[str, dict[str, int]]]:
+def _check(
+    conn: Connection, sheets: dict[str, Sheet | None], at: datetime, problems: list[Problem]
+) -> tuple[dict[str, list[dict]], dict[str, dict[str, int]]]:
     """Every row checked, every code resolved; returns the rows and the ids of cells and regions."""
     rows = {name: _check_sheet(s, problems) for name, s in sheets.items() if s is not None}
     # a sheet that could not be read is reported once; codes it would have defined are not chased
@@ -201,11 +226,14 @@ def _check(conn: Connection, sheets: dict[str, Sheet | None], at: datetime,
     refs = {kind: _referenced(plain, kind) for kind in set(REFS.values())}
     # a code is known when its sheet lists it (even on a bad row: that row is reported already)
     in_file = {kind: {r["code"] for _, r in rows.get(s, ()) if r["code"]} for kind, s in ENTITY_SHEET.items()}
-    known = {kind: in_file[kind] | set(_codes_in_db(conn, t, refs[kind] - in_file[kind]))
-             for kind, t in (("unit", "units"), ("person", "people"))}
+    known = {
+        kind: in_file[kind] | set(_codes_in_db(conn, t, refs[kind] - in_file[kind]))
+        for kind, t in (("unit", "units"), ("person", "people"))
+    }
     # duty grids missing from a duty_grids sheet are deleted, so only that sheet counts then
-    known["duty_grid"] = in_file["duty_grid"] if "duty_grids" in rows else \
-        set(_codes_in_db(conn, "duty_grids", refs["duty_grid"]))
+    known["duty_grid"] = (
+        in_file["duty_grid"] if "duty_grids" in rows else set(_codes_in_db(conn, "duty_grids", refs["duty_grid"]))
+    )
     ids = {"region": _codes_in_db(conn, "regions", refs["region"])}
     ids["cell"], not_current = _cells(conn, refs["cell"], at)
     known["region"], known["cell"] = set(ids["region"]), set(ids["cell"])
@@ -221,8 +249,10 @@ def _check(conn: Connection, sheets: dict[str, Sheet | None], at: datetime,
             elif kind == "duty_grid" and "duty_grids" in rows:
                 msg = f"unknown duty grid code {code}: it is not in the duty_grids sheet"
             else:
-                msg = (f"unknown {kind.replace('_', ' ')} code {code}: "
-                       f"not in the {ENTITY_SHEET[kind]} sheet nor in the database")
+                msg = (
+                    f"unknown {kind.replace('_', ' ')} code {code}: "
+                    f"not in the {ENTITY_SHEET[kind]} sheet nor in the database"
+                )
             problems.append(Problem(sheet, number, col, msg))
     return plain, ids
 
@@ -230,8 +260,14 @@ def _check(conn: Connection, sheets: dict[str, Sheet | None], at: datetime,
 # ---------------------------------------------------------------- storing
 
 # a code column is stored as the id of what it names
-ID_COLUMN = {"region_code": "region_id", "unit_code": "unit_id", "person_code": "person_id",
-             "supervisor_code": "supervisor_id", "duty_grid_code": "duty_grid_id", "cell_code": "cell_id"}
+ID_COLUMN = {
+    "region_code": "region_id",
+    "unit_code": "unit_id",
+    "person_code": "person_id",
+    "supervisor_code": "supervisor_id",
+    "duty_grid_code": "duty_grid_id",
+    "cell_code": "cell_id",
+}
 # the entity sheets, upserted by code in this order (each refers only to those before it)
 ENTITIES = (("units", "unit", Unit), ("people", "person", Person), ("duty_grids", "duty_grid", DutyGrid))
 
@@ -269,27 +305,39 @@ def _replace_links(conn: Connection, name: str, rows: list[dict], at: datetime) 
         conn.execute(insert(table(tmp, *(column(c) for c in cols))), rows)
     same = " AND ".join(f"n.{c} = t.{c}" for c in cols)
     # links of other cells (closed versions: history; future ones) are not the roster's to touch
-    removed = conn.execute(text(f"""
+    removed = conn.execute(
+        text(f"""
         DELETE FROM {name} t USING grid_cells g
-        WHERE g.id = t.cell_id AND {_valid_at('g')}
-          AND NOT EXISTS (SELECT 1 FROM {tmp} n WHERE {same})"""), {"at": at}).rowcount
-    added = conn.execute(text(f"""
+        WHERE g.id = t.cell_id AND {_valid_at("g")}
+          AND NOT EXISTS (SELECT 1 FROM {tmp} n WHERE {same})"""),
+        {"at": at},
+    ).rowcount
+    added = conn.execute(
+        text(f"""
         INSERT INTO {name} ({col_list}) SELECT {col_list} FROM {tmp} n
-        WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {same})""")).rowcount
+        WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {same})""")
+    ).rowcount
     conn.execute(text(f"DROP TABLE {tmp}"))
     return added, removed
 
 
-def _store(conn: Connection, sheets: dict[str, Sheet | None], rows: dict[str, list[dict]],
-           ids: dict[str, dict[str, int]], at: datetime) -> dict[str, SheetCount]:
+def _store(
+    conn: Connection,
+    sheets: dict[str, Sheet | None],
+    rows: dict[str, list[dict]],
+    ids: dict[str, dict[str, int]],
+    at: datetime,
+) -> dict[str, SheetCount]:
     counts = {name: SheetCount(rows=len(rows[name])) for name in SHEETS if name in rows}
     for name, kind, model in ENTITIES:
         if name in rows:
             c = counts[name]
             c.added, c.changed = _upsert(conn, sheets[name], rows[name], ids)
         if name in rows and name == "duty_grids":  # duty grids are part of the roster: replaced
-            c.removed = conn.execute(text("DELETE FROM duty_grids WHERE NOT (code = ANY(:codes))"),
-                                     {"codes": [r["code"] for r in rows[name]]}).rowcount
+            c.removed = conn.execute(
+                text("DELETE FROM duty_grids WHERE NOT (code = ANY(:codes))"),
+                {"codes": [r["code"] for r in rows[name]]},
+            ).rowcount
         ids[kind] = _codes_in_db(conn, model.__tablename__, _referenced(rows, kind))
     for name in ("cell_units", "cell_people", "duty_grid_cells"):
         if name in rows:
@@ -318,17 +366,17 @@ EXPORT_SQL = {
     "people": """SELECT p.code, p.name, p.role, u.code, p.phone
                  FROM people p LEFT JOIN units u ON u.id = p.unit_id ORDER BY p.code""",
     "cell_units": f"""SELECT g.code, cu.duty, u.code FROM cell_units cu
-                      JOIN grid_cells g ON g.id = cu.cell_id AND {_valid_at('g')}
+                      JOIN grid_cells g ON g.id = cu.cell_id AND {_valid_at("g")}
                       JOIN units u ON u.id = cu.unit_id ORDER BY g.code, cu.duty""",
     "cell_people": f"""SELECT g.code, p.code, cp.post FROM cell_people cp
-                       JOIN grid_cells g ON g.id = cp.cell_id AND {_valid_at('g')}
+                       JOIN grid_cells g ON g.id = cp.cell_id AND {_valid_at("g")}
                        JOIN people p ON p.id = cp.person_id ORDER BY g.code, cp.post, p.code""",
     "duty_grids": """SELECT d.code, d.name, u.code, p.code FROM duty_grids d
                      LEFT JOIN units u ON u.id = d.unit_id LEFT JOIN people p ON p.id = d.supervisor_id
                      ORDER BY d.code""",
     "duty_grid_cells": f"""SELECT d.code, g.code FROM duty_grid_cells dc
                            JOIN duty_grids d ON d.id = dc.duty_grid_id
-                           JOIN grid_cells g ON g.id = dc.cell_id AND {_valid_at('g')}
+                           JOIN grid_cells g ON g.id = dc.cell_id AND {_valid_at("g")}
                            ORDER BY d.code, g.code""",
 }
 

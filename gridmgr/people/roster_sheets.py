@@ -2,6 +2,7 @@
 
 Only the files: what the values mean (enumerations, references, the database) is gridmgr.people.roster's.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,8 +50,12 @@ class Problem:
 
     def sort_key(self) -> tuple:
         cols = SHEETS.get(self.sheet, ())
-        return (list(SHEETS).index(self.sheet) if self.sheet in SHEETS else -1, self.row or 0,
-                cols.index(self.field) if self.field in cols else -1, self.message)
+        return (
+            list(SHEETS).index(self.sheet) if self.sheet in SHEETS else -1,
+            self.row or 0,
+            cols.index(self.field) if self.field in cols else -1,
+            self.message,
+        )
 
     def __str__(self) -> str:
         where = self.record + (f", field '{self.field}'" if self.field else "")
@@ -62,7 +67,7 @@ class Sheet:
     """One sheet as read: its template columns present and its non-blank rows."""
 
     name: str
-    columns: tuple[str, ...]                   # template columns present in the header
+    columns: tuple[str, ...]  # template columns present in the header
     rows: list[tuple[int, dict[str, str | None]]]  # (row number, column → text)
 
 
@@ -97,9 +102,14 @@ def _sheet(name: str, table_rows, problems: list[Problem]) -> Sheet | None:
     bad = False
     missing = [c for c in REQUIRED[name] if c not in keys]
     if missing:
-        problems.append(Problem(name, 1 if header else None, None,
-                                f"missing required column(s) {', '.join(missing)}; "
-                                f"the header row must name {', '.join(known)}"))
+        problems.append(
+            Problem(
+                name,
+                1 if header else None,
+                None,
+                f"missing required column(s) {', '.join(missing)}; the header row must name {', '.join(known)}",
+            )
+        )
         bad = True
     for i, k in enumerate(keys):
         if k and k not in known:
@@ -153,8 +163,9 @@ def _read_csv_dir(path: Path, problems: list[Problem]) -> tuple[dict[str, Sheet]
         try:
             content = f.read_bytes().decode("utf-8-sig")
         except UnicodeDecodeError:
-            problems.append(Problem(name, None, None,
-                                    f"{f.name} is not UTF-8 text; save it as CSV UTF-8 (逗号分隔, UTF-8)"))
+            problems.append(
+                Problem(name, None, None, f"{f.name} is not UTF-8 text; save it as CSV UTF-8 (逗号分隔, UTF-8)")
+            )
             continue
         sheets[name] = _sheet(name, csv.reader(io.StringIO(content, newline="")), problems)
     return sheets, []
@@ -171,14 +182,16 @@ def read_sheets(path: Path, problems: list[Problem]) -> tuple[dict[str, Sheet | 
     elif not path.exists():
         raise InputError("no such file or folder", record=str(path))
     else:
-        raise InputError("a roster is an .xlsx workbook or a folder of CSV files (save .xls as .xlsx)",
-                         record=str(path))
+        raise InputError(
+            "a roster is an .xlsx workbook or a folder of CSV files (save .xls as .xlsx)", record=str(path)
+        )
     if not sheets and not problems:
         raise InputError(where, record=str(path))
     return sheets, ignored
 
 
 # ---------------------------------------------------------------- writing
+
 
 def _width(value: str) -> int:
     # CJK characters take two columns in a spreadsheet

@@ -1,10 +1,25 @@
 """What every layer's feature table has: id, geometry, its cell, out-of-grid flag, timestamps."""
+
 from __future__ import annotations
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, Column, Computed, Date, DateTime, Float, ForeignKey, Index, Integer,
-    String, Table, Text, func, text,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Computed,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -27,8 +42,11 @@ def field_columns(fields: tuple[Field, ...]) -> list:
             else:
                 out.append(Column(stored, String(32), ForeignKey(f"{table}.{key}"), nullable=nullable, index=True))
         elif f.type == "choice":
-            out.append(Column(f.name, String(32), nullable=nullable,
-                              server_default=text(repr(f.default)) if f.default else None))
+            out.append(
+                Column(
+                    f.name, String(32), nullable=nullable, server_default=text(repr(f.default)) if f.default else None
+                )
+            )
             out.append(CheckConstraint(sql_in(f.name, f.choices), name=f.name))
         elif f.type == "text[]":
             out.append(Column(f.name, ARRAY(Text), nullable=False, server_default=text("'{}'")))
@@ -41,12 +59,18 @@ def field_columns(fields: tuple[Field, ...]) -> list:
     return out
 
 
-ST_NAMES = {"POINT": "ST_Point", "LINESTRING": "ST_LineString", "POLYGON": "ST_Polygon",
-            "MULTIPOLYGON": "ST_MultiPolygon", "MULTILINESTRING": "ST_MultiLineString"}
+ST_NAMES = {
+    "POINT": "ST_Point",
+    "LINESTRING": "ST_LineString",
+    "POLYGON": "ST_Polygon",
+    "MULTIPOLYGON": "ST_MultiPolygon",
+    "MULTILINESTRING": "ST_MultiLineString",
+}
 
 
-def feature_table(name: str, geometry_type: str, fields: tuple[Field, ...], *columns,
-                  allowed: tuple[str, ...] = ()) -> Table:
+def feature_table(
+    name: str, geometry_type: str, fields: tuple[Field, ...], *columns, allowed: tuple[str, ...] = ()
+) -> Table:
     """A layer's feature table: the shared columns, the declared fields' columns, and any others.
 
     `geometry_type` is the column's typmod (POINT, POLYGON, GEOMETRY); `allowed` restricts a
@@ -57,7 +81,8 @@ def feature_table(name: str, geometry_type: str, fields: tuple[Field, ...], *col
         types = ", ".join(f"'{ST_NAMES[t]}'" for t in allowed)
         checks.append(CheckConstraint(f"ST_GeometryType(geom) IN ({types})", name="geom_type"))
     return Table(
-        name, Base.metadata,
+        name,
+        Base.metadata,
         Column("id", BigInteger, primary_key=True),
         Column("geom", Geometry(geometry_type, srid=4326, spatial_index=True), nullable=False),
         # NULL: the feature lies in no cell; kept and reported, never dropped
@@ -72,7 +97,8 @@ def feature_table(name: str, geometry_type: str, fields: tuple[Field, ...], *col
 
 # every cell a line or polygon feature touches, with its share (length or area on the ground)
 feature_cells = Table(
-    "feature_cells", Base.metadata,
+    "feature_cells",
+    Base.metadata,
     Column("layer", String(32), primary_key=True),
     Column("feature_id", BigInteger, primary_key=True),
     Column("cell_id", BigInteger, ForeignKey("grid_cells.id"), primary_key=True),

@@ -5,6 +5,7 @@ validation, import aliases), natural key, map style and popup fields, API serial
 per-cell metrics it adds to reports. Import, export, the map, the API and reports iterate the
 registry; none of them names a layer.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,19 +30,19 @@ class Field:
     label_zh: str = ""
     label_en: str = ""
     required: bool = False
-    generated: bool = False           # filled in by the importer when the input leaves it empty
-    choices: tuple[str, ...] = ()     # for type "choice": the allowed English keys
+    generated: bool = False  # filled in by the importer when the input leaves it empty
+    choices: tuple[str, ...] = ()  # for type "choice": the allowed English keys
     # for type "ref": (table, key column, stored column): the input names a row by its key,
     # the feature stores that row's key or id, e.g. ("categories", "code", "category_code")
     ref: tuple[str, str, str] | None = None
     # the code list whose labels the choices take where a key means something else there (gridmgr.glossary)
     labels: str | None = None
     max_length: int | None = None
-    minimum: float | None = None      # for numbers
-    default: Any = None               # used when an import leaves the field empty
-    aliases: tuple[str, ...] = ()     # other column names accepted on import (e.g. Chinese headers)
-    popup: bool = False               # shown in the map popup
-    tile: bool = False                # carried in vector tiles (keep these few)
+    minimum: float | None = None  # for numbers
+    default: Any = None  # used when an import leaves the field empty
+    aliases: tuple[str, ...] = ()  # other column names accepted on import (e.g. Chinese headers)
+    popup: bool = False  # shown in the map popup
+    tile: bool = False  # carried in vector tiles (keep these few)
 
     def __post_init__(self):
         if self.type not in FIELD_TYPES:
@@ -73,12 +74,12 @@ class Layer:
     title_zh: str
     title_en: str
     table: Table
-    geometry_types: tuple[str, ...]        # e.g. ("POINT",) or ("LINESTRING", "POLYGON")
+    geometry_types: tuple[str, ...]  # e.g. ("POINT",) or ("LINESTRING", "POLYGON")
     fields: tuple[Field, ...]
-    natural_key: str                        # the field that makes a re-import add nothing
-    time_column: str = "created_at"         # assigned to the cells valid at this moment
-    shares: bool = False                    # lines/polygons: list every touched cell in feature_cells
-    style: dict = field(default_factory=dict)          # map style (colour, radius, by-status colours)
+    natural_key: str  # the field that makes a re-import add nothing
+    time_column: str = "created_at"  # assigned to the cells valid at this moment
+    shares: bool = False  # lines/polygons: list every touched cell in feature_cells
+    style: dict = field(default_factory=dict)  # map style (colour, radius, by-status colours)
     metrics: tuple[Metric, ...] = ()
     # columns computed in SQL as a staged row `s` is inserted (geometry `s.geom`), column → expression;
     # e.g. a parking zone's capacity from its length, a case number from a sequence

@@ -1,4 +1,5 @@
 """Parking (停车): zones drawn as kerb lines or lots, and the spaces painted in them."""
+
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Float, ForeignKey, Integer, UniqueConstraint
@@ -26,31 +27,62 @@ def estimate_capacity(angle: str, length_m: float = 0.0, area_m2: float = 0.0) -
 def capacity_sql(geom: str, angle: str) -> str:
     """The same estimate in SQL, measured on the ground (geography), for staged rows."""
     per_stall = " ".join(f"WHEN '{k}' THEN {v}" for k, v in KERB_PER_STALL.items())
-    return (f"(CASE WHEN ST_Dimension({geom}) = 2 THEN floor(ST_Area({geom}::geography) * {1 + MARGIN} / {LOT_M2_PER_STALL})"
-            f" ELSE floor(ST_Length({geom}::geography) * {1 + MARGIN} / (CASE {angle} {per_stall} END)) END)::int")
+    return (
+        f"(CASE WHEN ST_Dimension({geom}) = 2 THEN floor(ST_Area({geom}::geography) * {1 + MARGIN} / {LOT_M2_PER_STALL})"
+        f" ELSE floor(ST_Length({geom}::geography) * {1 + MARGIN} / (CASE {angle} {per_stall} END)) END)::int"
+    )
 
 
 ZONE_FIELDS = (
-    Field("zone_no", "text", "停车区编号", "zone number", required=True, max_length=32,
-          aliases=("编号", "停车区编号", "curb_zone_id"), popup=True, tile=True),
+    Field(
+        "zone_no",
+        "text",
+        "停车区编号",
+        "zone number",
+        required=True,
+        max_length=32,
+        aliases=("编号", "停车区编号", "curb_zone_id"),
+        popup=True,
+        tile=True,
+    ),
     Field("name", "text", "名称", "name", required=True, max_length=200, aliases=("名称",), popup=True),
     Field("street_name", "text", "道路", "street", max_length=200, aliases=("道路", "道路名称"), popup=True),
     Field("street_side", "choice", "道路侧", "street side", choices=STREET_SIDES, aliases=("道路侧",)),
-    Field("parking_angle", "choice", "停放方式", "parking angle", required=True, choices=PARKING_ANGLES,
-          aliases=("停放方式",), popup=True),
+    Field(
+        "parking_angle",
+        "choice",
+        "停放方式",
+        "parking angle",
+        required=True,
+        choices=PARKING_ANGLES,
+        aliases=("停放方式",),
+        popup=True,
+    ),
     Field("capacity", "int", "泊位数", "capacity", minimum=0, aliases=("泊位数", "num_spaces"), popup=True),
     Field("capacity_reason", "text", "泊位数调整理由", "capacity reason", max_length=500),
     Field("fee_rule", "text", "收费规则", "fee rule", max_length=500, aliases=("收费规则",)),
     Field("time_rules", "text", "时段规则", "time rules", max_length=500, aliases=("时段规则",)),
-    Field("status", "choice", "状态", "status", choices=PARKING_STATUSES, default="draft",
-          aliases=("状态",), popup=True, tile=True),
+    Field(
+        "status",
+        "choice",
+        "状态",
+        "status",
+        choices=PARKING_STATUSES,
+        default="draft",
+        aliases=("状态",),
+        popup=True,
+        tile=True,
+    ),
     Field("valid_from", "date", "生效日期", "valid from", aliases=("生效日期", "start_date")),
     Field("valid_to", "date", "失效日期", "valid to", aliases=("失效日期", "end_date")),
 )
 
 zones = feature_table(
-    "parking_zones", "GEOMETRY", ZONE_FIELDS,
-    Column("length_m", Float), Column("area_m2", Float),
+    "parking_zones",
+    "GEOMETRY",
+    ZONE_FIELDS,
+    Column("length_m", Float),
+    Column("area_m2", Float),
     Column("capacity_estimated", Integer, nullable=False),
     # a geometry change after approval makes a new zone and keeps this one as history (CDS)
     Column("prev_zone_id", BigInteger, ForeignKey("parking_zones.id")),
@@ -58,45 +90,105 @@ zones = feature_table(
     allowed=("LINESTRING", "POLYGON"),
 )
 
-ZONES = register(Layer(
-    name="parking_zones", title_zh="停车区", title_en="parking zones", table=zones,
-    geometry_types=("LINESTRING", "POLYGON"), fields=ZONE_FIELDS, natural_key="zone_no", shares=True,
-    computed={
-        "length_m": "CASE WHEN ST_Dimension(s.geom) = 1 THEN ST_Length(s.geom::geography) END",
-        "area_m2": "CASE WHEN ST_Dimension(s.geom) = 2 THEN ST_Area(s.geom::geography) END",
-        "capacity_estimated": capacity_sql("s.geom", "s.parking_angle"),
-        "capacity": f"COALESCE(s.capacity, {capacity_sql('s.geom', 's.parking_angle')})",
-    },
-    style={"color": "#2563eb", "weight": 4,
-           "by_status": {"draft": "#94a3b8", "submitted": "#f59e0b", "approved": "#2563eb",
-                         "painted": "#1d4ed8", "retired": "#6b7280"}},
-    metrics=(
-        Metric("parking_zones", "停车区", "parking zones",
-               "count(*) FILTER (WHERE f.status IN ('approved', 'painted'))"),
-        Metric("parking_capacity", "泊位容量", "parking capacity",
-               "coalesce(sum(f.capacity) FILTER (WHERE f.status IN ('approved', 'painted')), 0)"),
-    ),
-))
+ZONES = register(
+    Layer(
+        name="parking_zones",
+        title_zh="停车区",
+        title_en="parking zones",
+        table=zones,
+        geometry_types=("LINESTRING", "POLYGON"),
+        fields=ZONE_FIELDS,
+        natural_key="zone_no",
+        shares=True,
+        computed={
+            "length_m": "CASE WHEN ST_Dimension(s.geom) = 1 THEN ST_Length(s.geom::geography) END",
+            "area_m2": "CASE WHEN ST_Dimension(s.geom) = 2 THEN ST_Area(s.geom::geography) END",
+            "capacity_estimated": capacity_sql("s.geom", "s.parking_angle"),
+            "capacity": f"COALESCE(s.capacity, {capacity_sql('s.geom', 's.parking_angle')})",
+        },
+        style={
+            "color": "#2563eb",
+            "weight": 4,
+            "by_status": {
+                "draft": "#94a3b8",
+                "submitted": "#f59e0b",
+                "approved": "#2563eb",
+                "painted": "#1d4ed8",
+                "retired": "#6b7280",
+            },
+        },
+        metrics=(
+            Metric(
+                "parking_zones",
+                "停车区",
+                "parking zones",
+                "count(*) FILTER (WHERE f.status IN ('approved', 'painted'))",
+            ),
+            Metric(
+                "parking_capacity",
+                "泊位容量",
+                "parking capacity",
+                "coalesce(sum(f.capacity) FILTER (WHERE f.status IN ('approved', 'painted')), 0)",
+            ),
+        ),
+    )
+)
 
 SPACE_FIELDS = (
-    Field("space_no", "text", "泊位编号", "space number", required=True, max_length=40,
-          aliases=("泊位编号",), popup=True, tile=True),
-    Field("zone_no", "ref", "停车区编号", "zone number", required=True,
-          ref=("parking_zones", "zone_no", "zone_id"), aliases=("停车区编号",), popup=True),
-    Field("type", "choice", "泊位类型", "space type", choices=SPACE_TYPES, default="standard",
-          aliases=("泊位类型",), popup=True),
+    Field(
+        "space_no",
+        "text",
+        "泊位编号",
+        "space number",
+        required=True,
+        max_length=40,
+        aliases=("泊位编号",),
+        popup=True,
+        tile=True,
+    ),
+    Field(
+        "zone_no",
+        "ref",
+        "停车区编号",
+        "zone number",
+        required=True,
+        ref=("parking_zones", "zone_no", "zone_id"),
+        aliases=("停车区编号",),
+        popup=True,
+    ),
+    Field(
+        "type",
+        "choice",
+        "泊位类型",
+        "space type",
+        choices=SPACE_TYPES,
+        default="standard",
+        aliases=("泊位类型",),
+        popup=True,
+    ),
 )
 
 spaces = feature_table(
-    "parking_spaces", "GEOMETRY", SPACE_FIELDS, UniqueConstraint("space_no"), allowed=("POINT", "POLYGON"),
+    "parking_spaces",
+    "GEOMETRY",
+    SPACE_FIELDS,
+    UniqueConstraint("space_no"),
+    allowed=("POINT", "POLYGON"),
 )
 
-SPACES = register(Layer(
-    name="parking_spaces", title_zh="停车泊位", title_en="parking spaces", table=spaces,
-    geometry_types=("POINT", "POLYGON"), fields=SPACE_FIELDS, natural_key="space_no",
-    style={"radius": 3, "color": "#0ea5e9"},
-    metrics=(Metric("parking_spaces", "泊位", "parking spaces", "count(*)"),),
-))
+SPACES = register(
+    Layer(
+        name="parking_spaces",
+        title_zh="停车泊位",
+        title_en="parking spaces",
+        table=spaces,
+        geometry_types=("POINT", "POLYGON"),
+        fields=SPACE_FIELDS,
+        natural_key="space_no",
+        style={"radius": 3, "color": "#0ea5e9"},
+        metrics=(Metric("parking_spaces", "泊位", "parking spaces", "count(*)"),),
+    )
+)
 
 # the planner's modules: the zones' event log joins the shared metadata with the layer
 from gridmgr.layers.parking import zones  # noqa: E402, F401

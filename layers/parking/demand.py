@@ -1,8 +1,10 @@
 """Demand for parking (停车需求): illegal-parking cases near a drawn zone, cells short of spaces, the drawing preview.
 
-Reads only: the checks are gridmgr.layers.parking.checks' and the writes gridmgr.layers.parking.zones's; the preview runs the checks
+Reads only: the checks are gridmgr.layers.parking.checks' and the writes gridmgr.layers.parking.zones's; the
+preview runs the checks
 without storing.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -13,12 +15,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmgr.errors import InputError
-from gridmgr.layers.parking.zones import PUBLISHED, cell_summary, local_time, today, zone_versions
 from gridmgr.grid.regions import city_extent
 from gridmgr.layers.parking.checks import GEOM, LOT_ANGLE, check_zone, construction_warnings, measure
 from gridmgr.layers.parking.zone_input import LAYER, Refusal, field_value, parse_geometry, zone_fields
+from gridmgr.layers.parking.zones import PUBLISHED, cell_summary, local_time, today, zone_versions
 
-ILLEGAL_PARKING = "0505"             # 机动车乱停放
+ILLEGAL_PARKING = "0505"  # 机动车乱停放
 EVIDENCE_DAYS = 90
 DISTANCE_CHOICES = (50, 100, 200, 500)
 DEFAULT_DISTANCE_M, MAX_DISTANCE_M = 100, 1000
@@ -48,13 +50,17 @@ def preview(conn: Connection, body: Any, *, now: datetime) -> dict:
     exclude = zone_versions(conn, zone_id) if zone_id is not None else ()
     problems: list[dict] = []
     try:
-        check_zone(conn, wkb, angle, v["street_side"], v["valid_from"], v["valid_to"], at=now, exclude=exclude,
-                   confirm=True)
+        check_zone(
+            conn, wkb, angle, v["street_side"], v["valid_from"], v["valid_to"], at=now, exclude=exclude, confirm=True
+        )
     except Refusal as exc:
         problems = _problems(exc)
-    return {"measure": measure(conn, wkb, angle).as_dict(), "problems": problems,
-            "warnings": construction_warnings(conn, wkb, angle, v["street_side"]),
-            "evidence": evidence(conn, wkb, now=now, distance_m=distance, exclude_zone=zone_id)}
+    return {
+        "measure": measure(conn, wkb, angle).as_dict(),
+        "problems": problems,
+        "warnings": construction_warnings(conn, wkb, angle, v["street_side"]),
+        "evidence": evidence(conn, wkb, now=now, distance_m=distance, exclude_zone=zone_id),
+    }
 
 
 def _problems(exc: Refusal) -> list[dict]:
@@ -63,51 +69,91 @@ def _problems(exc: Refusal) -> list[dict]:
 
 def _near(column: str, geom: str, distance: str) -> str:
     """`column` within `distance` metres of `geom` on the ground, with an index-friendly box first."""
-    return (f"{column} && ST_Expand({geom}, {distance} / 111320.0 / cos(radians(least(ST_Y(ST_Centroid({geom})), 85))),"
-            f" {distance} / 111320.0) AND ST_DWithin({column}::geography, {geom}::geography, {distance})")
+    return (
+        f"{column} && ST_Expand({geom}, {distance} / 111320.0 / cos(radians(least(ST_Y(ST_Centroid({geom})), 85))),"
+        f" {distance} / 111320.0) AND ST_DWithin({column}::geography, {geom}::geography, {distance})"
+    )
 
 
-def evidence(conn: Connection, wkb: str, *, now: datetime, distance_m: int = DEFAULT_DISTANCE_M,
-             exclude_zone: int | None = None) -> dict:
+def evidence(
+    conn: Connection, wkb: str, *, now: datetime, distance_m: int = DEFAULT_DISTANCE_M, exclude_zone: int | None = None
+) -> dict:
     """Around a drawn zone: 0505 cases within a distance over the last 90 days, the zones and spaces
     nearby with their capacity, and the cells it touches with their responsible units."""
     if not 1 <= distance_m <= MAX_DISTANCE_M:
         raise InputError(f"must be 1…{MAX_DISTANCE_M} m", field="distance_m")
     since = now - timedelta(days=EVIDENCE_DAYS)
-    p = {"wkb": wkb, "d": float(distance_m), "since": since, "now": now, "cat": ILLEGAL_PARKING,
-         "today": today(now), "self": exclude_zone, "limit": MAX_CASE_POINTS}
+    p = {
+        "wkb": wkb,
+        "d": float(distance_m),
+        "since": since,
+        "now": now,
+        "cat": ILLEGAL_PARKING,
+        "today": today(now),
+        "self": exclude_zone,
+        "limit": MAX_CASE_POINTS,
+    }
     g = f"(SELECT {GEOM})"
-    cases = conn.execute(text(f"""
+    cases = conn.execute(
+        text(f"""
         SELECT count(*) FROM cases f WHERE f.category_code = :cat AND f.reported_at >= :since AND f.reported_at < :now
-          AND {_near('f.geom', g, ':d')}
-    """), p).scalar()
-    points = [{**r, "reported_at": local_time(r["reported_at"])} for r in conn.execute(text(f"""
+          AND {_near("f.geom", g, ":d")}
+    """),
+        p,
+    ).scalar()
+    points = [
+        {**r, "reported_at": local_time(r["reported_at"])}
+        for r in conn.execute(
+            text(f"""
         SELECT f.id, f.case_no, f.status, f.reported_at, ST_X(f.geom) AS lon, ST_Y(f.geom) AS lat FROM cases f
-        WHERE f.category_code = :cat AND f.reported_at >= :since AND f.reported_at < :now AND {_near('f.geom', g, ':d')}
+        WHERE f.category_code = :cat AND f.reported_at >= :since AND f.reported_at < :now AND {_near("f.geom", g, ":d")}
         ORDER BY f.reported_at DESC LIMIT :limit
-    """), p).mappings()]
-    zones = [dict(r) for r in conn.execute(text(f"""
+    """),
+            p,
+        ).mappings()
+    ]
+    zones = [
+        dict(r)
+        for r in conn.execute(
+            text(f"""
         SELECT z.id, z.zone_no, z.name, z.status, z.parking_angle, z.capacity,
                round(ST_Distance(z.geom::geography, {g}::geography)::numeric, 1)::float AS distance_m
         FROM parking_zones z
-        WHERE {_near('z.geom', g, ':d')} AND z.status <> 'retired'
+        WHERE {_near("z.geom", g, ":d")} AND z.status <> 'retired'
           AND (z.valid_to IS NULL OR z.valid_to > :today) AND z.id IS DISTINCT FROM :self
         ORDER BY distance_m, z.id
-    """), p).mappings()]
-    spaces = conn.execute(text(f"""
-        SELECT count(*) FROM parking_spaces s WHERE {_near('s.geom', g, ':d')}
-    """), p).scalar()
-    cells = conn.execute(text(f"SELECT s.cell_id, s.share FROM cell_shares({g}, :now) AS s WHERE s.share > 0"),
-                         p).all()
-    outlines = dict(conn.execute(text("SELECT id, ST_AsGeoJSON(geom, 7)::json FROM grid_cells WHERE id = ANY(:ids)"),
-                                 {"ids": [cid for cid, _ in cells]}).all())
+    """),
+            p,
+        ).mappings()
+    ]
+    spaces = conn.execute(
+        text(f"""
+        SELECT count(*) FROM parking_spaces s WHERE {_near("s.geom", g, ":d")}
+    """),
+        p,
+    ).scalar()
+    cells = conn.execute(text(f"SELECT s.cell_id, s.share FROM cell_shares({g}, :now) AS s WHERE s.share > 0"), p).all()
+    outlines = dict(
+        conn.execute(
+            text("SELECT id, ST_AsGeoJSON(geom, 7)::json FROM grid_cells WHERE id = ANY(:ids)"),
+            {"ids": [cid for cid, _ in cells]},
+        ).all()
+    )
     supply = sum(z["capacity"] or 0 for z in zones if z["status"] in PUBLISHED)
     return {
-        "distance_m": distance_m, "days": EVIDENCE_DAYS, "since": local_time(since), "category": ILLEGAL_PARKING,
-        "cases": cases, "case_points": points,
-        "zones": zones, "spaces": spaces, "capacity_nearby": supply,
-        "cells": sorted((cell_summary(conn, cid, share) | {"geometry": outlines.get(cid)} for cid, share in cells),
-                        key=lambda c: (-c["share"], c["code"])),
+        "distance_m": distance_m,
+        "days": EVIDENCE_DAYS,
+        "since": local_time(since),
+        "category": ILLEGAL_PARKING,
+        "cases": cases,
+        "case_points": points,
+        "zones": zones,
+        "spaces": spaces,
+        "capacity_nearby": supply,
+        "cells": sorted(
+            (cell_summary(conn, cid, share) | {"geometry": outlines.get(cid)} for cid, share in cells),
+            key=lambda c: (-c["share"], c["code"]),
+        ),
     }
 
 
@@ -117,7 +163,8 @@ def overview(conn: Connection, *, now: datetime, limit: int = 50) -> list[dict]:
     Spaces are the capacity of the zones in force (approved or painted), split over their cells by
     share; the ratio divides by spaces + 1 so that a cell without any space still ranks by its cases.
     """
-    rows = conn.execute(text("""
+    rows = conn.execute(
+        text("""
         WITH demand AS (
           SELECT cell_id, count(*) AS cases FROM cases
           WHERE category_code = :cat AND reported_at >= :since AND reported_at < :now AND cell_id IS NOT NULL
@@ -135,6 +182,14 @@ def overview(conn: Connection, *, now: datetime, limit: int = 50) -> list[dict]:
         JOIN regions cm ON cm.id = c.community_id LEFT JOIN regions st ON st.id = cm.parent_id
         LEFT JOIN supply s ON s.cell_id = d.cell_id
         ORDER BY cases_per_space DESC, d.cases DESC, c.code LIMIT :limit
-    """), {"cat": ILLEGAL_PARKING, "since": now - timedelta(days=EVIDENCE_DAYS), "now": now, "today": today(now),
-           "layer": LAYER, "limit": limit}).mappings()
+    """),
+        {
+            "cat": ILLEGAL_PARKING,
+            "since": now - timedelta(days=EVIDENCE_DAYS),
+            "now": now,
+            "today": today(now),
+            "layer": LAYER,
+            "limit": limit,
+        },
+    ).mappings()
     return [dict(r) for r in rows]

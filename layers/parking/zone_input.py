@@ -1,4 +1,5 @@
 """A parking zone as the planner's page sends it: parsed and checked field by field, or refused by a named rule."""
+
 from __future__ import annotations
 
 import json
@@ -11,20 +12,32 @@ import shapely
 from shapely.geometry import shape
 from sqlalchemy.engine import Connection
 
-from gridmgr.geo import crs as crsmod
-from gridmgr.plugins import registry
 from gridmgr.errors import GridmgrError, InputError
+from gridmgr.geo import crs as crsmod
 from gridmgr.grid.regions import city_extent
+from gridmgr.plugins import registry
 
 LAYER = "parking_zones"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-EDITABLE = ("zone_no", "name", "street_name", "street_side", "parking_angle", "capacity", "capacity_reason",
-            "fee_rule", "time_rules", "valid_from", "valid_to")
+EDITABLE = (
+    "zone_no",
+    "name",
+    "street_name",
+    "street_side",
+    "parking_angle",
+    "capacity",
+    "capacity_reason",
+    "fee_rule",
+    "time_rules",
+    "valid_from",
+    "valid_to",
+)
 BODY_KEYS = frozenset({*EDITABLE, "geometry", "confirm_construction", "note"})
 _HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
 
 # ---------------------------------------------------------------- refusals
+
 
 @dataclass
 class Problem:
@@ -50,9 +63,13 @@ class Refusal(GridmgrError):
 
     def as_dict(self) -> dict:
         """The JSON error body: status, message, rule, rules and conflicts."""
-        return {"status": self.status, "message": self.message, "rule": self.rule,
-                "rules": [p.rule for p in self.problems],
-                "conflicts": [c for p in self.problems for c in p.conflicts]}
+        return {
+            "status": self.status,
+            "message": self.message,
+            "rule": self.rule,
+            "rules": [p.rule for p in self.problems],
+            "conflicts": [c for p in self.problems for c in p.conflicts],
+        }
 
 
 class NeedsConfirmation(Refusal):
@@ -69,6 +86,7 @@ def refuse(rule: str, message: str, status: int = 400, conflicts: list[dict] | N
 
 # ---------------------------------------------------------------- input
 
+
 def zone_fields() -> dict:
     return {f.name: f for f in registry.get(LAYER).fields}
 
@@ -80,13 +98,19 @@ def parse_geometry(value: Any, extent: crsmod.Extent) -> shapely.Geometry:
     try:
         g = shape(value)
     except Exception:  # noqa: BLE001 - shapely raises several kinds for bad GeoJSON; all mean the same here
-        raise refuse("geometry_type", "几何不是可读的 GeoJSON。The geometry is not readable GeoJSON "
-                     "(a LineString for a kerb, a Polygon for a lot).") from None
+        raise refuse(
+            "geometry_type",
+            "几何不是可读的 GeoJSON。The geometry is not readable GeoJSON "
+            "(a LineString for a kerb, a Polygon for a lot).",
+        ) from None
     if g.geom_type in ("MultiLineString", "MultiPolygon") and len(g.geoms) == 1:
         g = g.geoms[0]
     if g.geom_type not in ("LineString", "Polygon"):
-        raise refuse("geometry_type", f"停车区应为路缘线或停车场多边形，收到 {g.geom_type}。A parking zone is a kerb "
-                     f"line (LineString) or a lot (Polygon), not a {g.geom_type}.")
+        raise refuse(
+            "geometry_type",
+            f"停车区应为路缘线或停车场多边形，收到 {g.geom_type}。A parking zone is a kerb "
+            f"line (LineString) or a lot (Polygon), not a {g.geom_type}.",
+        )
     if g.is_empty:
         raise refuse("geometry_type", "几何为空。The geometry is empty.")
     g = shapely.force_2d(g)
@@ -185,12 +209,14 @@ def parse_body(conn: Connection, body: Any, *, creating: bool) -> ZoneInput:
         raise InputError("the body must be a JSON object", field="body")
     unknown = sorted(set(body) - BODY_KEYS)
     if unknown:
-        raise InputError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(BODY_KEYS))}",
-                         field="body")
+        raise InputError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(BODY_KEYS))}", field="body")
     fields = zone_fields()
     # an empty number means "give one"; no angle means the zone's own (a lot's default when new)
-    values = {k: field_value(fields[k], body[k]) for k in EDITABLE
-              if k in body and not (k in ("zone_no", "parking_angle") and body[k] in (None, ""))}
+    values = {
+        k: field_value(fields[k], body[k])
+        for k in EDITABLE
+        if k in body and not (k in ("zone_no", "parking_angle") and body[k] in (None, ""))
+    }
     geometry = None
     if body.get("geometry") is not None:
         geometry = parse_geometry(body["geometry"], city_extent(conn))

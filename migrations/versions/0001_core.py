@@ -4,9 +4,10 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-22
 """
-from alembic import op
-import sqlalchemy as sa
+
 import geoalchemy2
+import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0001"
@@ -100,14 +101,24 @@ def upgrade() -> None:
         sa.Column("code", sa.String(length=12), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("parent_id", sa.BigInteger(), nullable=True),
-        sa.Column("geom", geoalchemy2.types.Geometry(geometry_type="MULTIPOLYGON", srid=4326,
-                  spatial_index=False, from_text="ST_GeomFromEWKT", name="geometry", nullable=False),
-                  nullable=False),
+        sa.Column(
+            "geom",
+            geoalchemy2.types.Geometry(
+                geometry_type="MULTIPOLYGON",
+                srid=4326,
+                spatial_index=False,
+                from_text="ST_GeomFromEWKT",
+                name="geometry",
+                nullable=False,
+            ),
+            nullable=False,
+        ),
         sa.Column("area_m2", sa.Float(), nullable=False),
         sa.CheckConstraint("level IN ('district', 'street', 'community')", name=op.f("ck_regions_level")),
         sa.CheckConstraint(
-            "code ~ '^[0-9]+$' AND length(code) = CASE level WHEN 'district' THEN 6 "
-            "WHEN 'street' THEN 9 ELSE 12 END", name=op.f("ck_regions_code_format")),
+            "code ~ '^[0-9]+$' AND length(code) = CASE level WHEN 'district' THEN 6 WHEN 'street' THEN 9 ELSE 12 END",
+            name=op.f("ck_regions_code_format"),
+        ),
         sa.CheckConstraint("ST_IsValid(geom)", name=op.f("ck_regions_geom_valid")),
         sa.ForeignKeyConstraint(["parent_id"], ["regions.id"], name=op.f("fk_regions_parent_id_regions")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_regions")),
@@ -120,12 +131,20 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), nullable=False),
         sa.Column("code", sa.String(length=15), nullable=False),
         sa.Column("community_id", sa.BigInteger(), nullable=False),
-        sa.Column("geom", geoalchemy2.types.Geometry(geometry_type="MULTIPOLYGON", srid=4326,
-                  spatial_index=False, from_text="ST_GeomFromEWKT", name="geometry", nullable=False),
-                  nullable=False),
+        sa.Column(
+            "geom",
+            geoalchemy2.types.Geometry(
+                geometry_type="MULTIPOLYGON",
+                srid=4326,
+                spatial_index=False,
+                from_text="ST_GeomFromEWKT",
+                name="geometry",
+                nullable=False,
+            ),
+            nullable=False,
+        ),
         sa.Column("area_m2", sa.Float(), nullable=False),
-        sa.Column("valid_from", sa.DateTime(timezone=True), server_default=sa.text("'-infinity'"),
-                  nullable=False),
+        sa.Column("valid_from", sa.DateTime(timezone=True), server_default=sa.text("'-infinity'"), nullable=False),
         sa.Column("valid_to", sa.DateTime(timezone=True), nullable=True),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
@@ -133,17 +152,18 @@ def upgrade() -> None:
         sa.CheckConstraint("ST_IsValid(geom)", name=op.f("ck_grid_cells_geom_valid")),
         sa.CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name=op.f("ck_grid_cells_period")),
         sa.CheckConstraint("source IN ('generated', 'imported')", name=op.f("ck_grid_cells_source")),
-        sa.ForeignKeyConstraint(["community_id"], ["regions.id"],
-                                name=op.f("fk_grid_cells_community_id_regions")),
+        sa.ForeignKeyConstraint(["community_id"], ["regions.id"], name=op.f("fk_grid_cells_community_id_regions")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_grid_cells")),
         postgresql.ExcludeConstraint(
-            (sa.column("code"), "="), (sa.text("tstzrange(valid_from, valid_to)"), "&&"),
-            using="gist", name="ex_grid_cells_code_period"),
+            (sa.column("code"), "="),
+            (sa.text("tstzrange(valid_from, valid_to)"), "&&"),
+            using="gist",
+            name="ex_grid_cells_code_period",
+        ),
     )
     op.create_index(op.f("ix_grid_cells_code"), "grid_cells", ["code"])
     op.create_index(op.f("ix_grid_cells_community_id"), "grid_cells", ["community_id"])
-    op.create_index("ix_grid_cells_open", "grid_cells", ["community_id"],
-                    postgresql_where=sa.text("valid_to IS NULL"))
+    op.create_index("ix_grid_cells_open", "grid_cells", ["community_id"], postgresql_where=sa.text("valid_to IS NULL"))
     op.create_index("idx_grid_cells_geom", "grid_cells", ["geom"], postgresql_using="gist")
     op.create_table(
         "units",
@@ -155,7 +175,8 @@ def upgrade() -> None:
         sa.Column("phone", sa.String(length=32), nullable=True),
         sa.CheckConstraint(
             "kind IN ('enforcement_squad', 'sanitation', 'street_office', 'department', 'company', 'other')",
-            name=op.f("ck_units_kind")),
+            name=op.f("ck_units_kind"),
+        ),
         sa.ForeignKeyConstraint(["region_id"], ["regions.id"], name=op.f("fk_units_region_id_regions")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_units")),
         sa.UniqueConstraint("code", name=op.f("uq_units_code")),
@@ -169,8 +190,9 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("unit_id", sa.BigInteger(), nullable=True),
         sa.Column("phone", sa.String(length=32), nullable=True),
-        sa.CheckConstraint("role IN ('grid_leader', 'grid_officer', 'supervisor', 'staff')",
-                           name=op.f("ck_people_role")),
+        sa.CheckConstraint(
+            "role IN ('grid_leader', 'grid_officer', 'supervisor', 'staff')", name=op.f("ck_people_role")
+        ),
         sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_people_unit_id_units")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_people")),
         sa.UniqueConstraint("code", name=op.f("uq_people_code")),
@@ -183,9 +205,11 @@ def upgrade() -> None:
         sa.Column("unit_id", sa.BigInteger(), nullable=False),
         sa.CheckConstraint(
             "duty IN ('territorial', 'enforcement', 'sanitation', 'maintenance', 'other')",
-            name=op.f("ck_cell_units_duty")),
-        sa.ForeignKeyConstraint(["cell_id"], ["grid_cells.id"], ondelete="CASCADE",
-                                name=op.f("fk_cell_units_cell_id_grid_cells")),
+            name=op.f("ck_cell_units_duty"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["cell_id"], ["grid_cells.id"], ondelete="CASCADE", name=op.f("fk_cell_units_cell_id_grid_cells")
+        ),
         sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_cell_units_unit_id_units")),
         sa.PrimaryKeyConstraint("cell_id", "duty", name=op.f("pk_cell_units")),
     )
@@ -195,10 +219,10 @@ def upgrade() -> None:
         sa.Column("cell_id", sa.BigInteger(), nullable=False),
         sa.Column("person_id", sa.BigInteger(), nullable=False),
         sa.Column("post", sa.String(length=16), nullable=False),
-        sa.CheckConstraint("post IN ('grid_leader', 'grid_officer', 'supervisor')",
-                           name=op.f("ck_cell_people_post")),
-        sa.ForeignKeyConstraint(["cell_id"], ["grid_cells.id"], ondelete="CASCADE",
-                                name=op.f("fk_cell_people_cell_id_grid_cells")),
+        sa.CheckConstraint("post IN ('grid_leader', 'grid_officer', 'supervisor')", name=op.f("ck_cell_people_post")),
+        sa.ForeignKeyConstraint(
+            ["cell_id"], ["grid_cells.id"], ondelete="CASCADE", name=op.f("fk_cell_people_cell_id_grid_cells")
+        ),
         sa.ForeignKeyConstraint(["person_id"], ["people.id"], name=op.f("fk_cell_people_person_id_people")),
         sa.PrimaryKeyConstraint("cell_id", "person_id", "post", name=op.f("pk_cell_people")),
     )
@@ -210,8 +234,7 @@ def upgrade() -> None:
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("unit_id", sa.BigInteger(), nullable=True),
         sa.Column("supervisor_id", sa.BigInteger(), nullable=True),
-        sa.ForeignKeyConstraint(["supervisor_id"], ["people.id"],
-                                name=op.f("fk_duty_grids_supervisor_id_people")),
+        sa.ForeignKeyConstraint(["supervisor_id"], ["people.id"], name=op.f("fk_duty_grids_supervisor_id_people")),
         sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_duty_grids_unit_id_units")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_duty_grids")),
         sa.UniqueConstraint("code", name=op.f("uq_duty_grids_code")),
@@ -222,10 +245,15 @@ def upgrade() -> None:
         "duty_grid_cells",
         sa.Column("duty_grid_id", sa.BigInteger(), nullable=False),
         sa.Column("cell_id", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(["cell_id"], ["grid_cells.id"], ondelete="CASCADE",
-                                name=op.f("fk_duty_grid_cells_cell_id_grid_cells")),
-        sa.ForeignKeyConstraint(["duty_grid_id"], ["duty_grids.id"], ondelete="CASCADE",
-                                name=op.f("fk_duty_grid_cells_duty_grid_id_duty_grids")),
+        sa.ForeignKeyConstraint(
+            ["cell_id"], ["grid_cells.id"], ondelete="CASCADE", name=op.f("fk_duty_grid_cells_cell_id_grid_cells")
+        ),
+        sa.ForeignKeyConstraint(
+            ["duty_grid_id"],
+            ["duty_grids.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_duty_grid_cells_duty_grid_id_duty_grids"),
+        ),
         sa.PrimaryKeyConstraint("duty_grid_id", "cell_id", name=op.f("pk_duty_grid_cells")),
     )
     op.create_index(op.f("ix_duty_grid_cells_cell_id"), "duty_grid_cells", ["cell_id"])
@@ -238,10 +266,12 @@ def upgrade() -> None:
         sa.Column("feature_id", sa.BigInteger(), nullable=False),
         sa.Column("from_cell_id", sa.BigInteger(), nullable=True),
         sa.Column("to_cell_id", sa.BigInteger(), nullable=True),
-        sa.ForeignKeyConstraint(["from_cell_id"], ["grid_cells.id"],
-                                name=op.f("fk_cell_reassignments_from_cell_id_grid_cells")),
-        sa.ForeignKeyConstraint(["to_cell_id"], ["grid_cells.id"],
-                                name=op.f("fk_cell_reassignments_to_cell_id_grid_cells")),
+        sa.ForeignKeyConstraint(
+            ["from_cell_id"], ["grid_cells.id"], name=op.f("fk_cell_reassignments_from_cell_id_grid_cells")
+        ),
+        sa.ForeignKeyConstraint(
+            ["to_cell_id"], ["grid_cells.id"], name=op.f("fk_cell_reassignments_to_cell_id_grid_cells")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cell_reassignments")),
     )
     op.execute(CELL_FOR)
@@ -254,7 +284,17 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS grid_cells_no_overlap()")
     op.execute("DROP FUNCTION IF EXISTS cell_shares(geometry, timestamptz)")
     op.execute("DROP FUNCTION IF EXISTS cell_for(geometry, timestamptz)")
-    for table in ("cell_reassignments", "duty_grid_cells", "duty_grids", "cell_people", "cell_units",
-                  "people", "units", "grid_cells", "regions", "meta"):
+    for table in (
+        "cell_reassignments",
+        "duty_grid_cells",
+        "duty_grids",
+        "cell_people",
+        "cell_units",
+        "people",
+        "units",
+        "grid_cells",
+        "regions",
+        "meta",
+    ):
         op.drop_table(table)
     # the extensions stay: other databases objects may use them, and dropping PostGIS is the admin's call

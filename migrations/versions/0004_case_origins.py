@@ -4,11 +4,12 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-23
 """
+
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -52,19 +53,25 @@ CREATE TRIGGER cases_sync_origin AFTER UPDATE OF status ON cases
 
 
 def upgrade() -> None:
-    op.create_table('case_origins',
-    sa.Column('case_id', sa.BigInteger(), nullable=False),
-    sa.Column('rule', sa.Text(), nullable=False),
-    sa.Column('layer', sa.Text(), nullable=False),
-    sa.Column('feature_id', sa.BigInteger(), nullable=False),
-    sa.Column('opened_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('open', sa.Boolean(), server_default=sa.text('true'), nullable=False),
-    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_case_origins_case_id_cases')),
-    sa.PrimaryKeyConstraint('case_id', name=op.f('pk_case_origins'))
+    op.create_table(
+        "case_origins",
+        sa.Column("case_id", sa.BigInteger(), nullable=False),
+        sa.Column("rule", sa.Text(), nullable=False),
+        sa.Column("layer", sa.Text(), nullable=False),
+        sa.Column("feature_id", sa.BigInteger(), nullable=False),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("open", sa.Boolean(), server_default=sa.text("true"), nullable=False),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_case_origins_case_id_cases")),
+        sa.PrimaryKeyConstraint("case_id", name=op.f("pk_case_origins")),
     )
-    op.create_index('ix_case_origins_layer_feature_id', 'case_origins', ['layer', 'feature_id'], unique=False)
-    op.create_index('uq_case_origins_open_feature', 'case_origins', ['rule', 'layer', 'feature_id'], unique=True,
-                    postgresql_where=sa.text('open'))
+    op.create_index("ix_case_origins_layer_feature_id", "case_origins", ["layer", "feature_id"], unique=False)
+    op.create_index(
+        "uq_case_origins_open_feature",
+        "case_origins",
+        ["rule", "layer", "feature_id"],
+        unique=True,
+        postgresql_where=sa.text("open"),
+    )
     op.execute(TRIGGERS)
 
 
@@ -73,6 +80,6 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION cases_sync_origin()")
     op.execute("DROP TRIGGER case_origins_derive_open ON case_origins")
     op.execute("DROP FUNCTION case_origins_derive_open()")
-    op.drop_index('uq_case_origins_open_feature', table_name='case_origins', postgresql_where=sa.text('open'))
-    op.drop_index('ix_case_origins_layer_feature_id', table_name='case_origins')
-    op.drop_table('case_origins')
+    op.drop_index("uq_case_origins_open_feature", table_name="case_origins", postgresql_where=sa.text("open"))
+    op.drop_index("ix_case_origins_layer_feature_id", table_name="case_origins")
+    op.drop_table("case_origins")

@@ -4,21 +4,28 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-24
 """
+
 import geoalchemy2
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005'
-down_revision = '0004'
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
 # The tables whose rows a map layer's tiles are drawn from, and that layer's name (gridmgr.maps.tiles):
 # cell tiles carry the community and the territorial unit, so regions, cell_units and units count too.
 TRACKED = {
-    "grid_cells": "cells", "regions": "cells", "cell_units": "cells", "units": "cells",
-    "cases": "cases", "parking_zones": "parking_zones", "parking_spaces": "parking_spaces",
-    "construction_sites": "construction", "billboards": "billboards",
+    "grid_cells": "cells",
+    "regions": "cells",
+    "cell_units": "cells",
+    "units": "cells",
+    "cases": "cases",
+    "parking_zones": "parking_zones",
+    "parking_spaces": "parking_spaces",
+    "construction_sites": "construction",
+    "billboards": "billboards",
 }
 
 # A layer's version goes up by one for every committed transaction that wrote any of its tables
@@ -72,27 +79,42 @@ CREATE CONSTRAINT TRIGGER layer_version_commit AFTER INSERT ON layer_version_pen
 
 def upgrade() -> None:
     # cells are drawn in every cell tile: keep them in EPSG:3857 instead of transforming per tile
-    op.add_column('grid_cells', sa.Column(
-        'geom_3857', geoalchemy2.types.Geometry(geometry_type='MULTIPOLYGON', srid=3857, spatial_index=False,
-                                                from_text='ST_GeomFromEWKT', name='geometry'),
-        sa.Computed('ST_Transform(geom, 3857)', persisted=True), nullable=True))
-    op.create_index('idx_grid_cells_geom_3857', 'grid_cells', ['geom_3857'], postgresql_using='gist')
-    op.create_table('layer_versions',
-    sa.Column('layer', sa.String(length=32), nullable=False),
-    sa.Column('version', sa.BigInteger(), server_default=sa.text('0'), nullable=False),
-    sa.Column('changed_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('layer', name=op.f('pk_layer_versions'))
+    op.add_column(
+        "grid_cells",
+        sa.Column(
+            "geom_3857",
+            geoalchemy2.types.Geometry(
+                geometry_type="MULTIPOLYGON",
+                srid=3857,
+                spatial_index=False,
+                from_text="ST_GeomFromEWKT",
+                name="geometry",
+            ),
+            sa.Computed("ST_Transform(geom, 3857)", persisted=True),
+            nullable=True,
+        ),
     )
-    op.create_table('layer_version_pending',
-    sa.Column('id', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_layer_version_pending'))
+    op.create_index("idx_grid_cells_geom_3857", "grid_cells", ["geom_3857"], postgresql_using="gist")
+    op.create_table(
+        "layer_versions",
+        sa.Column("layer", sa.String(length=32), nullable=False),
+        sa.Column("version", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("layer", name=op.f("pk_layer_versions")),
+    )
+    op.create_table(
+        "layer_version_pending",
+        sa.Column("id", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_layer_version_pending")),
     )
     op.execute(FUNCTIONS)
     layers = sorted(set(TRACKED.values()))
     op.execute("INSERT INTO layer_versions (layer) VALUES " + ", ".join(f"('{name}')" for name in layers))
     for table, layer in TRACKED.items():
-        op.execute(f"CREATE TRIGGER layer_version_{table} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
-                   f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION layer_version_touch('{layer}')")
+        op.execute(
+            f"CREATE TRIGGER layer_version_{table} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
+            f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION layer_version_touch('{layer}')"
+        )
 
 
 def downgrade() -> None:
@@ -101,7 +123,7 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER layer_version_commit ON layer_version_pending")
     op.execute("DROP FUNCTION layer_version_commit()")
     op.execute("DROP FUNCTION layer_version_touch()")
-    op.drop_table('layer_version_pending')
-    op.drop_table('layer_versions')
-    op.drop_index('idx_grid_cells_geom_3857', table_name='grid_cells', postgresql_using='gist')
-    op.drop_column('grid_cells', 'geom_3857')
+    op.drop_table("layer_version_pending")
+    op.drop_table("layer_versions")
+    op.drop_index("idx_grid_cells_geom_3857", table_name="grid_cells", postgresql_using="gist")
+    op.drop_column("grid_cells", "geom_3857")

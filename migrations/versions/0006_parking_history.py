@@ -4,13 +4,14 @@ Revision ID: 0006
 Revises: 0004
 Create Date: 2026-11-24
 """
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0006'
+revision = "0006"
 # 0005 is being written beside this one; until it lands this follows 0004 (the head when written)
-down_revision = '0005'
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -52,27 +53,32 @@ $$;
 
 
 def upgrade() -> None:
-    op.create_table('parking_zone_events',
-    sa.Column('id', sa.BigInteger(), nullable=False),
-    sa.Column('zone_id', sa.BigInteger(), nullable=False),
-    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('action', sa.String(length=32), nullable=False),
-    sa.Column('from_status', sa.String(length=16), nullable=True),
-    sa.Column('to_status', sa.String(length=16), nullable=False),
-    sa.Column('user_id', sa.BigInteger(), nullable=True),
-    sa.Column('actor', sa.Text(), nullable=False),
-    sa.Column('role', sa.String(length=16), nullable=False),
-    sa.Column('note', sa.Text(), nullable=True),
-    sa.Column('changes', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'"), nullable=False),
-    sa.Column('recorded_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint("to_status IN ('draft', 'submitted', 'approved', 'painted', 'retired')",
-                       name=op.f('ck_parking_zone_events_to_status')),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_parking_zone_events_user_id_users')),
-    sa.ForeignKeyConstraint(['zone_id'], ['parking_zones.id'], name=op.f('fk_parking_zone_events_zone_id_parking_zones')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_parking_zone_events'))
+    op.create_table(
+        "parking_zone_events",
+        sa.Column("id", sa.BigInteger(), nullable=False),
+        sa.Column("zone_id", sa.BigInteger(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("from_status", sa.String(length=16), nullable=True),
+        sa.Column("to_status", sa.String(length=16), nullable=False),
+        sa.Column("user_id", sa.BigInteger(), nullable=True),
+        sa.Column("actor", sa.Text(), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("changes", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'"), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.CheckConstraint(
+            "to_status IN ('draft', 'submitted', 'approved', 'painted', 'retired')",
+            name=op.f("ck_parking_zone_events_to_status"),
+        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_parking_zone_events_user_id_users")),
+        sa.ForeignKeyConstraint(
+            ["zone_id"], ["parking_zones.id"], name=op.f("fk_parking_zone_events_zone_id_parking_zones")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_parking_zone_events")),
     )
-    op.create_index('ix_parking_zone_events_zone_id_at', 'parking_zone_events', ['zone_id', 'at'], unique=False)
-    op.create_index(op.f('ix_parking_zone_events_user_id'), 'parking_zone_events', ['user_id'], unique=False)
+    op.create_index("ix_parking_zone_events_zone_id_at", "parking_zone_events", ["zone_id", "at"], unique=False)
+    op.create_index(op.f("ix_parking_zone_events_user_id"), "parking_zone_events", ["user_id"], unique=False)
     op.execute(APPEND_ONLY)
     op.execute(FOOTPRINT)
 
@@ -82,6 +88,6 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER parking_zone_events_no_truncate ON parking_zone_events")
     op.execute("DROP TRIGGER parking_zone_events_no_update_delete ON parking_zone_events")
     op.execute("DROP FUNCTION parking_zone_events_append_only()")
-    op.drop_index(op.f('ix_parking_zone_events_user_id'), table_name='parking_zone_events')
-    op.drop_index('ix_parking_zone_events_zone_id_at', table_name='parking_zone_events')
-    op.drop_table('parking_zone_events')
+    op.drop_index(op.f("ix_parking_zone_events_user_id"), table_name="parking_zone_events")
+    op.drop_index("ix_parking_zone_events_zone_id_at", table_name="parking_zone_events")
+    op.drop_table("parking_zone_events")

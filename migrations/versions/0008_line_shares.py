@@ -4,10 +4,11 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-22
 """
+
 from alembic import op
 
-revision = '0008'
-down_revision = '0007'
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

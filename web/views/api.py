@@ -8,6 +8,7 @@ a 404; leaders (and the other roles that take no workflow action) read and chang
 {"error": {"status", "message"}} from web/errors.py. "Now" is the request time, or the app's
 GRIDMGR_NOW setting (see gridmgr.cases.queries.resolve_now) for deterministic tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,7 @@ from importlib import resources
 from flask import Blueprint, Response, abort, current_app, g, request
 from flask_login import current_user
 
-from gridmgr.cases import filters
-from gridmgr.cases import queries
-from gridmgr.cases import workflow
+from gridmgr.cases import filters, queries, workflow
 from gridmgr.errors import Forbidden, InputError, NotFound
 from gridmgr.web.auth import current_actor
 from gridmgr.web.database import engine
@@ -44,7 +43,7 @@ def json_response(data, status: int = 200, headers: dict | None = None) -> Respo
 
 
 def request_now():
-    """"Now" of this request: GRIDMGR_NOW from the app config when set (tests), else the clock; fixed per request."""
+    """ "Now" of this request: GRIDMGR_NOW from the app config when set (tests), else the clock; fixed per request."""
     if "gridmgr_now" not in g:
         g.gridmgr_now = queries.resolve_now(current_app.config.get("GRIDMGR_NOW"))
     return g.gridmgr_now
@@ -88,12 +87,18 @@ def me():
     actor = current_actor()
     with engine().connect() as conn:
         unit = queries.unit(conn, unit_id=actor.unit_id) if actor.unit_id is not None else None
-    return json_response({
-        "user_id": actor.user_id, "username": current_user.username, "name": actor.name, "role": actor.role,
-        "person_id": actor.person_id, "unit": unit,
-        "auth": "token" if g.get("token_auth") else "session",
-        "acts_on_cases": actor.role in ACTING_ROLES,
-    })
+    return json_response(
+        {
+            "user_id": actor.user_id,
+            "username": current_user.username,
+            "name": actor.name,
+            "role": actor.role,
+            "person_id": actor.person_id,
+            "unit": unit,
+            "auth": "token" if g.get("token_auth") else "session",
+            "acts_on_cases": actor.role in ACTING_ROLES,
+        }
+    )
 
 
 @bp.get("/cases")
@@ -104,8 +109,9 @@ def cases():
     page, size = filters.parse_page(request.args)
     sort = request.args.get("sort") or filters.DEFAULT_SORT
     with engine().connect() as conn:
-        result = queries.list_cases(conn, actor, flt, now=request_now(), calendar=calendar(), page=page,
-                                      page_size=size, sort=sort)
+        result = queries.list_cases(
+            conn, actor, flt, now=request_now(), calendar=calendar(), page=page, page_size=size, sort=sort
+        )
     return json_response(result.as_dict(), headers={"X-Total-Count": str(result.total)})
 
 
@@ -123,7 +129,7 @@ def _action_body() -> tuple[str | None, dict]:
         return None, {}
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise InputError("the body must be a JSON object {\"note\": …, \"data\": {…}}", field="body")
+        raise InputError('the body must be a JSON object {"note": …, "data": {…}}', field="body")
     unknown = sorted(set(body) - {"note", "data"})
     if unknown:
         raise InputError(f"unknown field(s) {', '.join(unknown)}; the body has note and data", field="body")
@@ -169,21 +175,39 @@ def case_action(case_id: int, action: str):
         if action not in workflow.TRANSITIONS:
             raise NotFound(f"unknown action {action!r}; known: {', '.join(workflow.TRANSITIONS)}")
         if actor.role not in ACTING_ROLES:
-            raise Forbidden(f"角色 {actor.role} 只能查看案件，不能处理。The role {actor.role} reads cases and "
-                            "changes none.")
+            raise Forbidden(
+                f"角色 {actor.role} 只能查看案件，不能处理。The role {actor.role} reads cases and changes none."
+            )
         _unit_for(conn, data)
-        outcome = workflow.apply(conn, actor, case_id, action, now=now, calendar=calendar(), note=note, data=data,
-                                 settings=workflow_settings())
+        outcome = workflow.apply(
+            conn,
+            actor,
+            case_id,
+            action,
+            now=now,
+            calendar=calendar(),
+            note=note,
+            data=data,
+            settings=workflow_settings(),
+        )
         try:
             after = queries.get_case(conn, actor, case_id, now=now, calendar=calendar())
         except NotFound:
             after = None  # the action moved the case out of the caller's scope
-    return json_response({
-        "outcome": {"case_id": outcome.case_id, "action": outcome.action, "from_state": outcome.from_state,
-                    "to_state": outcome.to_state, "deadline": outcome.deadline, "event_id": outcome.event_id,
-                    "data": outcome.data},
-        "case": after,
-    })
+    return json_response(
+        {
+            "outcome": {
+                "case_id": outcome.case_id,
+                "action": outcome.action,
+                "from_state": outcome.from_state,
+                "to_state": outcome.to_state,
+                "deadline": outcome.deadline,
+                "event_id": outcome.event_id,
+                "data": outcome.data,
+            },
+            "case": after,
+        }
+    )
 
 
 def _float(name: str) -> float:
@@ -227,6 +251,19 @@ def categories():
     """The case categories with their time limits."""
     with engine().connect() as conn:
         rows = queries.categories(conn)
-    return json_response([{"code": c.code, "kind": c.kind, "major_code": c.major_code, "major_name": c.major_name,
-                           "name": c.name, "name_en": c.name_en, "register_condition": c.register_condition,
-                           "close_condition": c.close_condition, "limits": c.limits} for c in rows])
+    return json_response(
+        [
+            {
+                "code": c.code,
+                "kind": c.kind,
+                "major_code": c.major_code,
+                "major_name": c.major_name,
+                "name": c.name,
+                "name_en": c.name_en,
+                "register_condition": c.register_condition,
+                "close_condition": c.close_condition,
+                "limits": c.limits,
+            }
+            for c in rows
+        ]
+    )

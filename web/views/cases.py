@@ -4,6 +4,7 @@ Views only adapt requests to the core: reporting goes through `gridmgr.cases.int
 through `gridmgr.cases.workflow.apply` (request time as "now", the working calendar cached on the app), and
 reads through `gridmgr.cases.queries`, which applies each role's scope: a case outside it is a 404.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,22 +16,31 @@ from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_te
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmgr.cases import filters
-from gridmgr.cases import queries
-from gridmgr.geo import crs as crsmod
-from gridmgr.codes import CASE_SOURCES, CASE_STATES, TZ, URGENCIES, sql_in
+from gridmgr.cases import filters, queries
 from gridmgr.cases.dispatch import resolve
-from gridmgr.errors import CoordinateError, GridmgrError, InputError, NotFound
-from gridmgr.layers.cases import LAYER
 from gridmgr.cases.intake import NewCase, report
 from gridmgr.cases.workcalendar import WorkCalendar
-from gridmgr.cases.workflow import (NEEDS_VERIFY, SUPERVISOR_CELLS, TRANSITIONS, Actor, apply, check, first_step,
-                              scope_filter, step_limit, visible)
+from gridmgr.cases.workflow import (
+    NEEDS_VERIFY,
+    SUPERVISOR_CELLS,
+    TRANSITIONS,
+    Actor,
+    apply,
+    check,
+    first_step,
+    scope_filter,
+    step_limit,
+    visible,
+)
+from gridmgr.codes import CASE_SOURCES, CASE_STATES, TZ, URGENCIES, sql_in
+from gridmgr.errors import CoordinateError, GridmgrError, InputError, NotFound
+from gridmgr.geo import crs as crsmod
+from gridmgr.layers.cases import LAYER
 from gridmgr.web import uploads
-from gridmgr.web.views.api import workflow_settings
 from gridmgr.web.auth import current_actor, login_required, roles_required
 from gridmgr.web.database import engine
 from gridmgr.web.i18n import label, name, one_language, t
+from gridmgr.web.views.api import workflow_settings
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -44,22 +54,41 @@ MAX_LENGTH = {f.name: f.max_length for f in LAYER.fields if f.max_length}
 QUEUE_LIMIT = 200
 # action → (中文, English); the audit trail's `report` and `import` rows included
 ACTIONS = {
-    "report": ("上报", "report"), "verify": ("核实", "verify"),
-    "propose_register": ("建议立案", "propose registration"), "propose_reject": ("建议不予立案", "propose rejection"),
-    "register": ("立案", "register"), "reject": ("不予立案", "reject"), "dispatch": ("派遣", "dispatch"),
-    "return": ("申请回退", "ask for return"), "handle": ("处置反馈", "report handling"),
-    "check_pass": ("核查通过", "check passed"), "check_fail": ("核查不通过", "check failed"),
-    "close": ("结案", "close"), "request_extension": ("申请延期", "ask for extension"),
-    "approve_extension": ("批准延期", "approve extension"), "refuse_extension": ("驳回延期", "refuse extension"),
-    "suspend": ("挂账", "suspend"), "defer": ("缓办", "defer"), "resume": ("恢复办理", "resume"),
+    "report": ("上报", "report"),
+    "verify": ("核实", "verify"),
+    "propose_register": ("建议立案", "propose registration"),
+    "propose_reject": ("建议不予立案", "propose rejection"),
+    "register": ("立案", "register"),
+    "reject": ("不予立案", "reject"),
+    "dispatch": ("派遣", "dispatch"),
+    "return": ("申请回退", "ask for return"),
+    "handle": ("处置反馈", "report handling"),
+    "check_pass": ("核查通过", "check passed"),
+    "check_fail": ("核查不通过", "check failed"),
+    "close": ("结案", "close"),
+    "request_extension": ("申请延期", "ask for extension"),
+    "approve_extension": ("批准延期", "approve extension"),
+    "refuse_extension": ("驳回延期", "refuse extension"),
+    "suspend": ("挂账", "suspend"),
+    "defer": ("缓办", "defer"),
+    "resume": ("恢复办理", "resume"),
     "self_handle": ("自行处置", "handled on the spot"),
 }
 # the glossary's `supervisor` names the role; as a source it is the supervisor's own report
 SOURCE_LABELS = {"supervisor": ("监督员上报", "supervisor's report")}
-NOTE_LABELS = {"handle": ("处置结果", "Result"), "self_handle": ("处置结果", "Result"),
-               "check_fail": ("不合格之处", "What is still wrong")}
-STEPS = {"verify": ("核实", "verification"), "register": ("立案", "registration"), "dispatch": ("派遣", "dispatch"),
-         "handle": ("处置", "handling"), "check": ("核查", "check"), "close": ("结案", "closing")}
+NOTE_LABELS = {
+    "handle": ("处置结果", "Result"),
+    "self_handle": ("处置结果", "Result"),
+    "check_fail": ("不合格之处", "What is still wrong"),
+}
+STEPS = {
+    "verify": ("核实", "verification"),
+    "register": ("立案", "registration"),
+    "dispatch": ("派遣", "dispatch"),
+    "handle": ("处置", "handling"),
+    "check": ("核查", "check"),
+    "close": ("结案", "closing"),
+}
 
 
 @dataclass(frozen=True)
@@ -77,27 +106,63 @@ class Tab:
 
 _WORK_ORDER = {"deadline": "f.deadline ASC NULLS LAST, f.id ASC", "-reported_at": "f.reported_at DESC, f.id DESC"}
 TABS = (
-    Tab("verify", "待核实", "To verify", ("supervisor",),
-        f"f.status = 'reported' AND {sql_in('f.source', NEEDS_VERIFY)}", actions=("verify",)),
+    Tab(
+        "verify",
+        "待核实",
+        "To verify",
+        ("supervisor",),
+        f"f.status = 'reported' AND {sql_in('f.source', NEEDS_VERIFY)}",
+        actions=("verify",),
+    ),
     Tab("check", "待核查", "To check", ("supervisor",), "f.status = 'handled'", actions=("check_pass", "check_fail")),
-    Tab("register", "待立案", "To register", ("receiver", "shift_leader"), "f.status IN ('reported', 'verified')",
-        actions=("propose_register", "propose_reject", "register", "reject")),
-    Tab("dispatch", "派遣台", "Dispatch desk", ("dispatcher", "shift_leader"), "f.status IN ('registered', 'returned')",
-        actions=("dispatch",)),
-    Tab("tasks", "待处置", "Tasks", ("unit_handler",), "f.status IN ('dispatched', 'rework')",
-        actions=("handle", "return", "request_extension")),
-    Tab("extensions", "延期申请", "Extension requests", ("shift_leader",),
+    Tab(
+        "register",
+        "待立案",
+        "To register",
+        ("receiver", "shift_leader"),
+        "f.status IN ('reported', 'verified')",
+        actions=("propose_register", "propose_reject", "register", "reject"),
+    ),
+    Tab(
+        "dispatch",
+        "派遣台",
+        "Dispatch desk",
+        ("dispatcher", "shift_leader"),
+        "f.status IN ('registered', 'returned')",
+        actions=("dispatch",),
+    ),
+    Tab(
+        "tasks",
+        "待处置",
+        "Tasks",
+        ("unit_handler",),
+        "f.status IN ('dispatched', 'rework')",
+        actions=("handle", "return", "request_extension"),
+    ),
+    Tab(
+        "extensions",
+        "延期申请",
+        "Extension requests",
+        ("shift_leader",),
         "f.status IN ('dispatched', 'rework') AND f.extension_request IS NOT NULL",
-        actions=("approve_extension", "refuse_extension")),
+        actions=("approve_extension", "refuse_extension"),
+    ),
     Tab("close", "待结案", "To close", ("shift_leader",), "f.status = 'checked'", actions=("close",)),
-    Tab("paused", "挂账/缓办", "Suspended / deferred", ("shift_leader",), "f.status IN ('suspended', 'deferred')",
-        actions=("resume",)),
+    Tab(
+        "paused",
+        "挂账/缓办",
+        "Suspended / deferred",
+        ("shift_leader",),
+        "f.status IN ('suspended', 'deferred')",
+        actions=("resume",),
+    ),
     Tab("mine", "我的上报", "My reports", REPORTERS, "f.reporter_user_id = :me", sort="-reported_at"),
     Tab("all", "全部案件", "All cases", None, "true", sort="-reported_at"),
 )
 
 
 # ---------------------------------------------------------------- per request: now, calendar, helpers
+
 
 def _calendar() -> WorkCalendar:
     """The working calendar, read once per app."""
@@ -145,12 +210,20 @@ def category_name(category) -> str:
 @bp.context_processor
 def _helpers() -> dict:
     def note_label(action: str) -> str:
-        return t(*NOTE_LABELS.get(action) or (("理由", "Reason") if TRANSITIONS[action].note_required
-                                              else ("备注", "Note")))
+        return t(
+            *NOTE_LABELS.get(action) or (("理由", "Reason") if TRANSITIONS[action].note_required else ("备注", "Note"))
+        )
 
-    return {"action_label": action_label, "step_label": step_label, "source_label": source_label,
-            "category_name": category_name, "note_label": note_label,
-            "TRANSITIONS": TRANSITIONS, "PHOTO_ACTIONS": PHOTO_ACTIONS, "is_upload": uploads.NAME.match}
+    return {
+        "action_label": action_label,
+        "step_label": step_label,
+        "source_label": source_label,
+        "category_name": category_name,
+        "note_label": note_label,
+        "TRANSITIONS": TRANSITIONS,
+        "PHOTO_ACTIONS": PHOTO_ACTIONS,
+        "is_upload": uploads.NAME.match,
+    }
 
 
 @bp.errorhandler(413)
@@ -176,6 +249,7 @@ def _back(default: str) -> str:
 
 # ---------------------------------------------------------------- reporting
 
+
 def _source(actor: Actor, form) -> str:
     """A supervisor's report is theirs (source supervisor); receivers enter public, hotline and other reports."""
     if actor.role == "supervisor":
@@ -196,8 +270,10 @@ def _location(conn: Connection, form) -> tuple[float, float, str]:
             info = queries.cell_by_code(conn, cell, _now())
         except NotFound:
             raise InputError(t(f"没有现行网格 {cell}。", f"No current cell {cell}."), field="cell") from None
-        x, y = conn.execute(text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p "
-                                 "FROM grid_cells WHERE id = :id) s"), {"id": info.id}).one()
+        x, y = conn.execute(
+            text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM grid_cells WHERE id = :id) s"),
+            {"id": info.id},
+        ).one()
         return x, y, "wgs84"
     crs = form.get("crs") or "wgs84"
     if crs not in INPUT_CRS:
@@ -205,8 +281,13 @@ def _location(conn: Connection, form) -> tuple[float, float, str]:
     try:
         return float(form.get("lon")), float(form.get("lat")), crs
     except (TypeError, ValueError):
-        raise InputError(t("请在地图上点选位置，或输入经纬度或网格编码。",
-                           "Pick a point on the map, or type its coordinates or a cell code."), field="lon") from None
+        raise InputError(
+            t(
+                "请在地图上点选位置，或输入经纬度或网格编码。",
+                "Pick a point on the map, or type its coordinates or a cell code.",
+            ),
+            field="lon",
+        ) from None
 
 
 def _cell_geojson(conn: Connection, cell_id: int) -> str:
@@ -229,15 +310,25 @@ def _preview(conn: Connection, actor: Actor, form) -> dict:
     xs, ys = crsmod.to_wgs84([lon], [lat], crs)
     x, y = float(xs[0]), float(ys[0])
     now = _now()
-    out: dict = {"point": {"lon": round(x, 7), "lat": round(y, 7)}, "cell": None, "unit": None, "rule": None,
-                 "first_step": None}
+    out: dict = {
+        "point": {"lon": round(x, 7), "lat": round(y, 7)},
+        "cell": None,
+        "unit": None,
+        "rule": None,
+        "first_step": None,
+    }
     try:
         info = queries.cell_at_point(conn, x, y, crs="wgs84", at=now)
     except NotFound:
         info = None  # out of the grid: the case is kept and flagged, the page says so
     if info is not None:
-        out["cell"] = {"code": info.code, "url": f"/cells/{info.code}", "geometry": _cell_geojson(conn, info.id),
-                       "community": info.community[1], "street": info.street[1] if info.street else None}
+        out["cell"] = {
+            "code": info.code,
+            "url": f"/cells/{info.code}",
+            "geometry": _cell_geojson(conn, info.id),
+            "community": info.community[1],
+            "street": info.street[1] if info.street else None,
+        }
     code = form.get("category")
     if code:
         try:
@@ -265,8 +356,10 @@ def _map_bounds(conn: Connection, actor: Actor) -> list[float] | None:
         sql = f"SELECT ST_Extent(geom)::geometry FROM grid_cells WHERE id IN ({SUPERVISOR_CELLS})"
     else:
         sql = "SELECT ST_Extent(geom)::geometry FROM regions WHERE level = 'district'"
-    row = conn.execute(text(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ({sql}) AS s(e)"),
-                       {"scope_person": actor.person_id}).first()
+    row = conn.execute(
+        text(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ({sql}) AS s(e)"),
+        {"scope_person": actor.person_id},
+    ).first()
     return list(row) if row and row[0] is not None else None
 
 
@@ -289,12 +382,24 @@ def _report_page(actor: Actor, form=None, error: str | None = None, preview: dic
         bounds = _map_bounds(conn, actor)
     order = sorted(cats, key=lambda c: (c.kind != "event", c.major_code, c.code))
     # the classes' names exist in Chinese only (data/categories.csv has no English for them)
-    groups = [(f"{label(kind)} {major} {name}", list(items))
-              for (kind, major, name), items in groupby(order, key=lambda c: (c.kind, c.major_code, c.major_name))]
+    groups = [
+        (f"{label(kind)} {major} {name}", list(items))
+        for (kind, major, name), items in groupby(order, key=lambda c: (c.kind, c.major_code, c.major_name))
+    ]
     sources = () if actor.role == "supervisor" else RECEIVER_SOURCES if actor.role == "receiver" else MANUAL_SOURCES
-    return render_template("cases/report.html", groups=groups, sources=sources, urgencies=URGENCIES,
-                           crs_choices=INPUT_CRS, form=form or {}, error=error, preview=preview, bounds=bounds,
-                           leaflet=_leaflet(), max_photos=uploads.MAX_FILES), status
+    return render_template(
+        "cases/report.html",
+        groups=groups,
+        sources=sources,
+        urgencies=URGENCIES,
+        crs_choices=INPUT_CRS,
+        form=form or {},
+        error=error,
+        preview=preview,
+        bounds=bounds,
+        leaflet=_leaflet(),
+        max_photos=uploads.MAX_FILES,
+    ), status
 
 
 @bp.get("/new")
@@ -323,10 +428,17 @@ def report_submit():
                 if len(form.get(key) or "") > MAX_LENGTH[key]:
                     raise InputError(_too_long(MAX_LENGTH[key]), field=key)
             names = uploads.save(request.files.getlist("photos"))
-            new = NewCase(category=form.get("category") or "", lon=lon, lat=lat, source=_source(actor, form),
-                          description=(form.get("description") or "").strip(),
-                          address=(form.get("address") or "").strip(), urgency=form.get("urgency") or "normal",
-                          photos=tuple(names), crs=crs)
+            new = NewCase(
+                category=form.get("category") or "",
+                lon=lon,
+                lat=lat,
+                source=_source(actor, form),
+                description=(form.get("description") or "").strip(),
+                address=(form.get("address") or "").strip(),
+                urgency=form.get("urgency") or "normal",
+                photos=tuple(names),
+                crs=crs,
+            )
             case_id = report(conn, actor, new, now=_now(), calendar=_calendar())
             case_no = queries.case_number(conn, case_id)
             mine = visible(conn, actor, case_id)
@@ -358,14 +470,20 @@ def preview():
 
 # ---------------------------------------------------------------- the queue
 
+
 def _tabs_for(role: str) -> list[Tab]:
     return [t for t in TABS if t.roles is None or role in t.roles]
 
 
 def _possible(actor: Actor, case: dict, action: str) -> bool:
     """Whether the workflow would accept this action from this actor (on a case already within their scope)."""
-    row = {"case_no": case["case_no"], "status": case["status"], "source": case["source"],
-           "extension_request": case["extension_request"], "reporter_user_id": None}
+    row = {
+        "case_no": case["case_no"],
+        "status": case["status"],
+        "source": case["source"],
+        "extension_request": case["extension_request"],
+        "reporter_user_id": None,
+    }
     try:
         check(actor, row, TRANSITIONS[action], True, note="x", data={"limit": "1d", "unit_id": -1})
     except GridmgrError:
@@ -383,12 +501,25 @@ def _count(conn: Connection, actor: Actor, tab: Tab) -> tuple[int, str, dict]:
 def _work_list(conn: Connection, actor: Actor, tab: Tab) -> tuple[list[dict], int]:
     """The cases of a work tab (within the actor's scope), at most QUEUE_LIMIT, and how many there are."""
     total, where, params = _count(conn, actor, tab)
-    nos = conn.execute(text(f"SELECT f.case_no FROM cases f WHERE {where} ORDER BY {_WORK_ORDER[tab.sort]} "
-                            "LIMIT :limit"), {**params, "limit": QUEUE_LIMIT}).scalars().all()
+    nos = (
+        conn.execute(
+            text(f"SELECT f.case_no FROM cases f WHERE {where} ORDER BY {_WORK_ORDER[tab.sort]} LIMIT :limit"),
+            {**params, "limit": QUEUE_LIMIT},
+        )
+        .scalars()
+        .all()
+    )
     if not nos:
         return [], total
-    page = queries.list_cases(conn, actor, filters.CaseFilter(case_nos=tuple(nos)), now=_now(),
-                                calendar=_calendar(), page_size=len(nos), sort=tab.sort)
+    page = queries.list_cases(
+        conn,
+        actor,
+        filters.CaseFilter(case_nos=tuple(nos)),
+        now=_now(),
+        calendar=_calendar(),
+        page_size=len(nos),
+        sort=tab.sort,
+    )
     return page.items, total
 
 
@@ -397,8 +528,7 @@ def _dispatch_targets(conn: Connection, items: list[dict]) -> dict:
     chosen = {c["case_no"]: resolve(conn, c["category"]["code"], (c["cell"] or {}).get("id")) for c in items}
     units = conn.execute(text("SELECT id, code, name, kind FROM units ORDER BY kind, code")).mappings().all()
     by_id = {u["id"]: u for u in units}
-    return {"rule": {no: (by_id.get(uid), _rule_text(conn, why)) for no, (uid, why) in chosen.items()},
-            "units": units}
+    return {"rule": {no: (by_id.get(uid), _rule_text(conn, why)) for no, (uid, why) in chosen.items()}, "units": units}
 
 
 @bp.get("")
@@ -416,8 +546,9 @@ def queue():
                 flt = filters.parse_filter(request.args)
                 number, size = filters.parse_page(request.args)
                 sort = request.args.get("sort") or filters.DEFAULT_SORT
-                page = queries.list_cases(conn, actor, flt, now=_now(), calendar=_calendar(), page=number,
-                                            page_size=size, sort=sort)
+                page = queries.list_cases(
+                    conn, actor, flt, now=_now(), calendar=_calendar(), page=number, page_size=size, sort=sort
+                )
             except InputError as exc:
                 error = exc.message
             items, total = (page.items, page.total) if page else ([], 0)
@@ -426,12 +557,25 @@ def queue():
         if tab.key == "dispatch" and items:
             dispatch = _dispatch_targets(conn, items)
     quick = {c["case_no"]: [a for a in tab.actions if _possible(actor, c, a)] for c in items}
-    return render_template("cases/queue.html", tabs=tabs, tab=tab, items=items, total=total, counts=counts,
-                           quick=quick, dispatch=dispatch, page=page, error=error, states=CASE_STATES,
-                           args=request.args, limit=QUEUE_LIMIT)
+    return render_template(
+        "cases/queue.html",
+        tabs=tabs,
+        tab=tab,
+        items=items,
+        total=total,
+        counts=counts,
+        quick=quick,
+        dispatch=dispatch,
+        page=page,
+        error=error,
+        states=CASE_STATES,
+        args=request.args,
+        limit=QUEUE_LIMIT,
+    )
 
 
 # ---------------------------------------------------------------- one case
+
 
 def _case_id(conn: Connection, actor: Actor, case_no: str) -> int:
     """The id of a case the actor may see; NotFound (404) alike for a missing case and one out of scope."""
@@ -467,8 +611,16 @@ def case_page(case_no: str):
         if "dispatch" in actions:
             dispatch = _dispatch_targets(conn, [case])
     photos = list(dict.fromkeys([*case["photos"], *(p for e in case["events"] for p in e["photos"])]))
-    return render_template("cases/case.html", case=case, actions=actions, photos=photos, dispatch=dispatch,
-                           cell_geometry=cell_geometry, leaflet=_leaflet(), max_photos=uploads.MAX_FILES)
+    return render_template(
+        "cases/case.html",
+        case=case,
+        actions=actions,
+        photos=photos,
+        dispatch=dispatch,
+        cell_geometry=cell_geometry,
+        leaflet=_leaflet(),
+        max_photos=uploads.MAX_FILES,
+    )
 
 
 def _action_data(conn: Connection, case_id: int, action: str, note: str | None, form) -> dict:
@@ -483,14 +635,17 @@ def _action_data(conn: Connection, case_id: int, action: str, note: str | None, 
         raise InputError(t("请选择单位。", "Choose a unit."), field="unit_id") from None
     if queries.unit(conn, unit_id=unit_id) is None:
         raise InputError(t("没有这个单位。", "No such unit."), field="unit_id")
-    category, cell_id = conn.execute(text("SELECT category_code, cell_id FROM cases WHERE id = :id"),
-                                     {"id": case_id}).one()
+    category, cell_id = conn.execute(
+        text("SELECT category_code, cell_id FROM cases WHERE id = :id"), {"id": case_id}
+    ).one()
     ruled, why = resolve(conn, category, cell_id)
     if unit_id == ruled:
         return {"unit_id": unit_id, "dispatch_rule": why}
     if not note:
-        raise InputError(t("不按规则派遣须说明理由。",
-                           "A reason is needed to dispatch to another unit than the rules choose."), field="note")
+        raise InputError(
+            t("不按规则派遣须说明理由。", "A reason is needed to dispatch to another unit than the rules choose."),
+            field="note",
+        )
     return {"unit_id": unit_id, "override": True, "rule_unit_id": ruled, "dispatch_rule": why}
 
 
@@ -512,8 +667,17 @@ def act(case_no: str, action: str):
             data = _action_data(conn, case_id, action, note, request.form)
             if action in PHOTO_ACTIONS:
                 names = data["photos"] = uploads.save(request.files.getlist("photos"))
-            out = apply(conn, actor, case_id, action, now=_now(), calendar=_calendar(), note=note, data=data,
-                        settings=workflow_settings())
+            out = apply(
+                conn,
+                actor,
+                case_id,
+                action,
+                now=_now(),
+                calendar=_calendar(),
+                note=note,
+                data=data,
+                settings=workflow_settings(),
+            )
             unit = queries.unit(conn, unit_id=out.data["unit_id"]) if action == "dispatch" else None
     except NotFound:
         uploads.discard(names)
@@ -525,8 +689,11 @@ def act(case_no: str, action: str):
     except BaseException:
         uploads.discard(names)
         raise
-    done = (t(f"案件 {case_no}：", f"Case {case_no}: ") + action_label(action)
-            + f"{t('，', ', ')}{label(out.from_state)} → {label(out.to_state)}")
+    done = (
+        t(f"案件 {case_no}：", f"Case {case_no}: ")
+        + action_label(action)
+        + f"{t('，', ', ')}{label(out.from_state)} → {label(out.to_state)}"
+    )
     if unit:
         done += f"{t('，', ', ')}{unit['name']}"
     flash(done + t("。", "."))
@@ -540,10 +707,13 @@ def photo(case_no: str, name: str):
     actor = current_actor()
     with engine().connect() as conn:
         case_id = _case_id(conn, actor, case_no)
-        owned = conn.execute(text("""
+        owned = conn.execute(
+            text("""
             SELECT 1 FROM cases f WHERE f.id = :id AND (:name = ANY(f.photos)
                OR EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = f.id AND :name = ANY(e.photos)))
-        """), {"id": case_id, "name": name}).scalar()
+        """),
+            {"id": case_id, "name": name},
+        ).scalar()
     if not owned:
         raise NotFound(t("没有这张照片。", "No such photo."))
     return uploads.send(name)

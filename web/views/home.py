@@ -1,4 +1,5 @@
 """The start (the map), the grid in figures (/overview) and the health check."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, redirect, render_template, url_for
@@ -30,7 +31,9 @@ def overview():
     with engine().connect() as conn:
         regions = dict(conn.execute(text("SELECT level, count(*) FROM regions GROUP BY level")).all())
         cells = conn.execute(text("SELECT count(*) FROM grid_cells WHERE valid_to IS NULL")).scalar()
-        districts = conn.execute(text("""
+        districts = (
+            conn.execute(
+                text("""
             SELECT d.code, d.name, d.area_m2,
                    (SELECT count(*) FROM regions s WHERE s.parent_id = d.id) AS streets,
                    (SELECT count(*) FROM regions c JOIN regions s ON c.parent_id = s.id
@@ -39,12 +42,22 @@ def overview():
                      LEFT JOIN regions s ON s.id = c.parent_id
                      WHERE g.valid_to IS NULL AND (s.parent_id = d.id OR c.id = d.id OR s.id = d.id)) AS cells
             FROM regions d WHERE d.level = 'district' ORDER BY d.code
-        """)).mappings().all()
+        """)
+            )
+            .mappings()
+            .all()
+        )
         units = conn.execute(text("SELECT kind, count(*) FROM units GROUP BY kind ORDER BY kind")).all()
         people = conn.execute(text("SELECT role, count(*) FROM people GROUP BY role ORDER BY role")).all()
         layer_counts = [
-            (layer, conn.execute(text(f"SELECT count(*) FROM {layer.table.name}")).scalar())
-            for layer in layers()
+            (layer, conn.execute(text(f"SELECT count(*) FROM {layer.table.name}")).scalar()) for layer in layers()
         ]
-    return render_template("overview.html", regions=regions, cells=cells, districts=districts,
-                           units=units, people=people, layer_counts=layer_counts)
+    return render_template(
+        "overview.html",
+        regions=regions,
+        cells=cells,
+        districts=districts,
+        units=units,
+        people=people,
+        layer_counts=layer_counts,
+    )

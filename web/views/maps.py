@@ -23,6 +23,7 @@ features); the page's map-level click handler hit-tests the drawn tiles for a fe
 there is none, asks `/map/cell` which cell covers the point (gridmgr.grid.assign's one rule).
 Every reply escapes user text (queries.to_json); every read of a case applies the actor's scope.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,39 +39,40 @@ from markupsafe import Markup
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmgr.cases import filters
-from gridmgr.cases import queries
-from gridmgr.plugins import registry
 from gridmgr.analytics import accountability
-from gridmgr.maps import tiles
-from gridmgr.geo import crs as crsmod
+from gridmgr.cases import filters, queries
+from gridmgr.cases.workflow import SUPERVISOR_CELLS, TERMINAL, Actor, scope_filter
 from gridmgr.codes import CASE_STATES, TZ
 from gridmgr.errors import CoordinateError, InputError, NotFound
+from gridmgr.geo import crs as crsmod
 from gridmgr.grid.regions import city_extent
-from gridmgr.cases.workflow import SUPERVISOR_CELLS, TERMINAL, Actor, scope_filter
+from gridmgr.maps import tiles
+from gridmgr.plugins import registry
 from gridmgr.web import assets
-from gridmgr.web.views.api import calendar, json_response, request_now
 from gridmgr.web.auth import current_actor, login_required
 from gridmgr.web.database import engine
 from gridmgr.web.i18n import label, name, one_language, t
+from gridmgr.web.views.api import calendar, json_response, request_now
 
 bp = Blueprint("maps", __name__)
 
-LABEL_ZOOM = 17            # cell codes are drawn from this zoom (the last digits), in full from FULL_LABEL_ZOOM
+LABEL_ZOOM = 17  # cell codes are drawn from this zoom (the last digits), in full from FULL_LABEL_ZOOM
 FULL_LABEL_ZOOM = 18
-LABEL_LIMIT = 600          # codes per /map/labels answer (a 1920×1080 screen at z17 shows ~150 demo cells)
+LABEL_LIMIT = 600  # codes per /map/labels answer (a 1920×1080 screen at z17 shows ~150 demo cells)
 MAX_ZOOM = 19
-PANEL_CASES = 10           # open cases listed in the side panel
-CELL_PAGE_ROWS = 50        # features per layer, open cases, on the cell page
-RECENT_DAYS = 30           # "recently closed" on the cell page
+PANEL_CASES = 10  # open cases listed in the side panel
+CELL_PAGE_ROWS = 50  # features per layer, open cases, on the cell page
+RECENT_DAYS = 30  # "recently closed" on the cell page
 DEFAULT_VIEW = ((39.86, 116.36), (39.98, 116.45))  # Dongcheng, until a district is loaded
 CELL_CODE = re.compile(r"[0-9]{15}")
 # coordinates typed in the search box: two numbers, optionally a CRS name (wgs84, gcj02, bd09, cgcs2000)
-COORDS = re.compile(r"\s*(-?[0-9]+(?:\.[0-9]+)?)\s*[,，\s]\s*(-?[0-9]+(?:\.[0-9]+)?)\s*(?:[,，\s]\s*([a-z0-9:]+))?\s*",
-                    re.IGNORECASE)
+COORDS = re.compile(
+    r"\s*(-?[0-9]+(?:\.[0-9]+)?)\s*[,，\s]\s*(-?[0-9]+(?:\.[0-9]+)?)\s*(?:[,，\s]\s*([a-z0-9:]+))?\s*", re.IGNORECASE
+)
 
 
 # ------------------------------------------------------------------------------------------- helpers
+
 
 def _open_states() -> tuple[str, ...]:
     return tuple(s for s in CASE_STATES if s not in TERMINAL)
@@ -110,27 +112,35 @@ def _bounds(row) -> list[list[float]] | None:
 
 
 def _extent_sql(where: str) -> str:
-    return (f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
-            f"FROM (SELECT ST_Extent(geom)::geometry AS e FROM {where}) s")
+    return (
+        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+        f"FROM (SELECT ST_Extent(geom)::geometry AS e FROM {where}) s"
+    )
 
 
 def supervisor_extent(conn: Connection, actor: Actor) -> list[list[float]] | None:
     """The bounds of a supervisor's open cells, or None (other roles, no duty grid)."""
     if actor.role != "supervisor" or actor.person_id is None:
         return None
-    return _bounds(conn.execute(text(_extent_sql(
-        f"grid_cells WHERE valid_to IS NULL AND id IN ({SUPERVISOR_CELLS})")),
-        {"scope_person": actor.person_id}).first())
+    return _bounds(
+        conn.execute(
+            text(_extent_sql(f"grid_cells WHERE valid_to IS NULL AND id IN ({SUPERVISOR_CELLS})")),
+            {"scope_person": actor.person_id},
+        ).first()
+    )
 
 
 def district_view(conn: Connection) -> list[list[float]]:
     """Where the map opens for all but supervisors: the districts, else the open cells, else Dongcheng."""
-    return (_bounds(conn.execute(text(_extent_sql("regions WHERE level = 'district'"))).first())
-            or _bounds(conn.execute(text(_extent_sql("grid_cells WHERE valid_to IS NULL"))).first())
-            or [list(DEFAULT_VIEW[0]), list(DEFAULT_VIEW[1])])
+    return (
+        _bounds(conn.execute(text(_extent_sql("regions WHERE level = 'district'"))).first())
+        or _bounds(conn.execute(text(_extent_sql("grid_cells WHERE valid_to IS NULL"))).first())
+        or [list(DEFAULT_VIEW[0]), list(DEFAULT_VIEW[1])]
+    )
 
 
 # ------------------------------------------------------------------------------------------- layers
+
 
 def _kind(layer: registry.Layer) -> str:
     """point, line or polygon; mixed for a layer of several (parking spaces: points or polygons)."""
@@ -154,15 +164,20 @@ def map_layers() -> list[dict]:
         if layer.name not in served:
             continue
         flags = ["overdue"] if layer.name == tiles.CASES else list(layer.derived)
-        out.append({
-            "name": layer.name, "title": t(layer.title_zh, layer.title_en), "kind": _kind(layer),
-            "style": {k: v for k, v in layer.style.items() if k != "by_status"},
-            "byStatus": [{"key": k, "label": label(k), "color": c}
-                         for k, c in layer.style.get("by_status", {}).items()],
-            "flags": [{"key": f, "label": _flag(f)} for f in flags],
-            "show": bool(layer.style.get("show", True)),
-            "minZoom": 0 if layer.is_point else tiles.LAYER_MIN_ZOOM,
-        })
+        out.append(
+            {
+                "name": layer.name,
+                "title": t(layer.title_zh, layer.title_en),
+                "kind": _kind(layer),
+                "style": {k: v for k, v in layer.style.items() if k != "by_status"},
+                "byStatus": [
+                    {"key": k, "label": label(k), "color": c} for k, c in layer.style.get("by_status", {}).items()
+                ],
+                "flags": [{"key": f, "label": _flag(f)} for f in flags],
+                "show": bool(layer.style.get("show", True)),
+                "minZoom": 0 if layer.is_point else tiles.LAYER_MIN_ZOOM,
+            }
+        )
     out.sort(key=lambda la: (la["name"] == tiles.CASES, DRAW_ORDER[la["kind"]]))
     return out
 
@@ -175,23 +190,43 @@ def _flag(key: str) -> str:
 def page_text() -> dict[str, str]:
     """The map scripts' own words (map-core.js, map-supervisor.js, map-cell.js: `G.t(key)`) in the page's language."""
     return {
-        "legend": t("图例", "Legend"), "cells": label("cell"), "myCells": t("我的网格", "my cells"),
-        "otherStates": t("其他状态", "other states"), "colour": t("着色", "colour"),
-        "caseWindow": t("案件：近 {days} 天；缩放 {zoom} 级以下为数量", "cases: last {days} days; counts below zoom {zoom}"),
-        "here": t("此处 {n} 个", "{n} here"), "zoomIn": t("放大查看", "Zoom in"), "loading": t("加载中…", "Loading…"),
-        "casePage": t("案件详情 →", "Case page →"), "itsCell": t("所在网格 →", "Its cell →"),
+        "legend": t("图例", "Legend"),
+        "cells": label("cell"),
+        "myCells": t("我的网格", "my cells"),
+        "otherStates": t("其他状态", "other states"),
+        "colour": t("着色", "colour"),
+        "caseWindow": t(
+            "案件：近 {days} 天；缩放 {zoom} 级以下为数量", "cases: last {days} days; counts below zoom {zoom}"
+        ),
+        "here": t("此处 {n} 个", "{n} here"),
+        "zoomIn": t("放大查看", "Zoom in"),
+        "loading": t("加载中…", "Loading…"),
+        "casePage": t("案件详情 →", "Case page →"),
+        "itsCell": t("所在网格 →", "Its cell →"),
         "colouringFailed": t("着色失败：", "Colouring failed: "),
-        "cell": label("cell"), "units": label("unit"), "people": t("人员", "People"),
-        "noneAssigned": t("未指定", "none assigned"), "dutyGrids": label("duty_grid") + t("：", ": "),
-        "inventory": t("清单", "Inventory"), "openCases": t("未结案件（{n}）", "Open cases ({n})"),
-        "overdue": t("超期", "overdue"), "noneYouCanSee": t("无", "none you can see"),
-        "cellPage": t("网格详情 →", "Cell page →"), "noCellHere": t("此处不在任何网格内。", "No cell here."),
-        "mineCount": t("我的网格：{n}", "my cells: {n}"), "noDutyGrid": t("您没有责任网格。", "You have no duty grid."),
+        "cell": label("cell"),
+        "units": label("unit"),
+        "people": t("人员", "People"),
+        "noneAssigned": t("未指定", "none assigned"),
+        "dutyGrids": label("duty_grid") + t("：", ": "),
+        "inventory": t("清单", "Inventory"),
+        "openCases": t("未结案件（{n}）", "Open cases ({n})"),
+        "overdue": t("超期", "overdue"),
+        "noneYouCanSee": t("无", "none you can see"),
+        "cellPage": t("网格详情 →", "Cell page →"),
+        "noCellHere": t("此处不在任何网格内。", "No cell here."),
+        "mineCount": t("我的网格：{n}", "my cells: {n}"),
+        "noDutyGrid": t("您没有责任网格。", "You have no duty grid."),
         "searchPlaceholder": t("网格编码 / 案件编号 / 坐标", "cell code, case no., lon,lat"),
-        "search": t("搜索", "Search"), "myCellsButton": t("我的网格", "My cells"),
-        "allCases": t("近 {days} 天全部", "all, last {days} days"), "open": t("未结", "open"),
-        "thisMonth": t("本月", "this month"), "thisYear": t("本年", "this year"),
-        "casesFilter": t("案件", "Cases"), "colourCells": t("网格着色", "Colour cells"), "none": t("无", "none"),
+        "search": t("搜索", "Search"),
+        "myCellsButton": t("我的网格", "My cells"),
+        "allCases": t("近 {days} 天全部", "all, last {days} days"),
+        "open": t("未结", "open"),
+        "thisMonth": t("本月", "this month"),
+        "thisYear": t("本年", "this year"),
+        "casesFilter": t("案件", "Cases"),
+        "colourCells": t("网格着色", "Colour cells"),
+        "none": t("无", "none"),
         "indicatorsFailed": t("指标暂不可用：", "Indicators unavailable: "),
     }
 
@@ -206,18 +241,30 @@ def _page_config(**extra: Any) -> dict:
     root = request.script_root
     return {
         "tileUrl": f"{root}/tiles/{{layer}}/{{z}}/{{x}}/{{y}}.pbf",
-        "cellLayer": tiles.CELLS, "caseLayer": tiles.CASES,
-        "cellZoom": tiles.CELL_ZOOM, "communityZoom": tiles.COMMUNITY_ZOOM, "casePointZoom": tiles.CASE_POINT_ZOOM,
-        "labelZoom": LABEL_ZOOM, "fullLabelZoom": FULL_LABEL_ZOOM, "maxZoom": MAX_ZOOM,
+        "cellLayer": tiles.CELLS,
+        "caseLayer": tiles.CASES,
+        "cellZoom": tiles.CELL_ZOOM,
+        "communityZoom": tiles.COMMUNITY_ZOOM,
+        "casePointZoom": tiles.CASE_POINT_ZOOM,
+        "labelZoom": LABEL_ZOOM,
+        "fullLabelZoom": FULL_LABEL_ZOOM,
+        "maxZoom": MAX_ZOOM,
         "caseWindowDays": tiles.DEFAULT_WINDOW.days,
         "openStates": list(_open_states()),
         "layers": map_layers(),
         "api": {  # the last four are prefixes: the script appends layer/id, metric, code, case number
-            "cell": url_for("maps.cell_panel"), "labels": url_for("maps.labels"), "search": url_for("maps.search"),
-            "mine": url_for("maps.mine"), "feature": f"{root}/map/features/", "values": f"{root}/map/values/",
-            "cellPage": f"{root}/cells/", "casePage": f"{root}/cases/",
+            "cell": url_for("maps.cell_panel"),
+            "labels": url_for("maps.labels"),
+            "search": url_for("maps.search"),
+            "mine": url_for("maps.mine"),
+            "feature": f"{root}/map/features/",
+            "values": f"{root}/map/values/",
+            "cellPage": f"{root}/cells/",
+            "casePage": f"{root}/cases/",
         },
-        "metrics": [{"name": m.name, "label": t(m.label_zh, m.label_en)} for _, m in accountability.inventory_metrics()],
+        "metrics": [
+            {"name": m.name, "label": t(m.label_zh, m.label_en)} for _, m in accountability.inventory_metrics()
+        ],
         "text": page_text(),
         **extra,
     }
@@ -231,21 +278,27 @@ def build_map(bounds: list[list[float]], *, layer_control: bool = True) -> tuple
     """
     centre = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
     # with tiles=None folium drops max_zoom: give Leaflet's maxZoom directly
-    m = folium.Map(location=centre, zoom_start=14, tiles=None, prefer_canvas=True, maxZoom=MAX_ZOOM,
-                   control_scale=True)
+    m = folium.Map(location=centre, zoom_start=14, tiles=None, prefer_canvas=True, maxZoom=MAX_ZOOM, control_scale=True)
     # jQuery is only for folium's own popups, which these pages do not use (their popups are DOM built)
     m.default_js = [(name, url) for name, url in m.default_js if name != "jquery"]
     basemap = current_app.config["GRIDMGR"].get("GRIDMGR_TILE_URL")
     if basemap:
-        folium.TileLayer(basemap, attr=t("底图", "basemap"), name=t("底图", "basemap"), max_zoom=MAX_ZOOM,
-                         overlay=False, control=layer_control).add_to(m)
+        folium.TileLayer(
+            basemap,
+            attr=t("底图", "basemap"),
+            name=t("底图", "basemap"),
+            max_zoom=MAX_ZOOM,
+            overlay=False,
+            control=layer_control,
+        ).add_to(m)
     names = {}
     grid = plugins.VectorGridProtobuf(tile_url(tiles.CELLS), label("cell"), f"gridmgr.tileOptions({tiles.CELLS!r})")
     grid.add_to(m)
     names[tiles.CELLS] = grid.get_name()
     for layer in map_layers():
-        vg = plugins.VectorGridProtobuf(tile_url(layer["name"]), layer["title"],
-                                        f"gridmgr.tileOptions({layer['name']!r})", show=layer["show"])
+        vg = plugins.VectorGridProtobuf(
+            tile_url(layer["name"]), layer["title"], f"gridmgr.tileOptions({layer['name']!r})", show=layer["show"]
+        )
         vg.add_to(m)
         names[layer["name"]] = vg.get_name()
     if layer_control:
@@ -258,11 +311,16 @@ def map_parts(m: folium.Map) -> dict[str, Markup]:
     """The folium map's head, body and script, for a Jinja page (PITFALLS.md: no nested document)."""
     root = m.get_root()
     root.render()
-    return {"header": Markup(root.header.render()), "html": Markup(root.html.render()),
-            "script": Markup(root.script.render()), "name": m.get_name()}
+    return {
+        "header": Markup(root.header.render()),
+        "html": Markup(root.html.render()),
+        "script": Markup(root.script.render()),
+        "name": m.get_name(),
+    }
 
 
 # ------------------------------------------------------------------------------------------- the map
+
 
 @bp.get("/map")
 @login_required
@@ -274,12 +332,18 @@ def supervisor_map():
         view = mine or district_view(conn)
     m, names = build_map(view)
     config = _page_config(
-        mode="supervisor", mapName=m.get_name(), layerNames=names, hasMine=mine is not None,
-        style=_local_path(request.args.get("style")), query=(request.args.get("q") or "").strip()[:100])
+        mode="supervisor",
+        mapName=m.get_name(),
+        layerNames=names,
+        hasMine=mine is not None,
+        style=_local_path(request.args.get("style")),
+        query=(request.args.get("q") or "").strip()[:100],
+    )
     return render_template("maps/map.html", map=map_parts(m), config=Markup(queries.to_json(config)))
 
 
 # ------------------------------------------------------------------------------------------- JSON calls
+
 
 def _float(name: str) -> float:
     raw = (request.args.get(name) or "").strip()
@@ -297,27 +361,42 @@ def inventory(conn: Connection, cell_id: int) -> list[dict]:
     metrics = accountability.inventory_metrics()
     if not metrics:
         return []
-    cols = ", ".join(f'(SELECT {m.sql} FROM {layer.table.name} f WHERE f.cell_id = :cell) AS "{m.name}"'
-                     for layer, m in metrics)
+    cols = ", ".join(
+        f'(SELECT {m.sql} FROM {layer.table.name} f WHERE f.cell_id = :cell) AS "{m.name}"' for layer, m in metrics
+    )
     sql = f"SELECT {cols}"
     row = conn.execute(text(sql), _params(sql, cell=cell_id)).mappings().one()
-    return [{"name": m.name, "label": t(m.label_zh, m.label_en), "layer": layer.name,
-             "value": int(row[m.name] or 0)} for layer, m in metrics]
+    return [
+        {"name": m.name, "label": t(m.label_zh, m.label_en), "layer": layer.name, "value": int(row[m.name] or 0)}
+        for layer, m in metrics
+    ]
 
 
 def open_cases(conn: Connection, actor: Actor, code: str, limit: int) -> tuple[list[dict], int]:
     """The newest open cases of a cell the actor may see (at most `limit`), and how many there are."""
-    page = queries.list_cases(conn, actor, filters.CaseFilter(cells=(code,), statuses=_open_states()),
-                                now=request_now(), calendar=calendar(), page_size=limit, sort="-reported_at")
+    page = queries.list_cases(
+        conn,
+        actor,
+        filters.CaseFilter(cells=(code,), statuses=_open_states()),
+        now=request_now(),
+        calendar=calendar(),
+        page_size=limit,
+        sort="-reported_at",
+    )
     return page.items, page.total
 
 
 def _case_brief(case: dict) -> dict:
-    return {"id": case["id"], "case_no": case["case_no"], "status": case["status"],
-            "status_label": label(case["status"]),
-            "category": name(case["category"]["name"], case["category"]["name_en"]),
-            "overdue": case.get("overdue", False), "reported_at": case["reported_at"],
-            "description": (case.get("description") or "")[:80]}
+    return {
+        "id": case["id"],
+        "case_no": case["case_no"],
+        "status": case["status"],
+        "status_label": label(case["status"]),
+        "category": name(case["category"]["name"], case["category"]["name_en"]),
+        "overdue": case.get("overdue", False),
+        "reported_at": case["reported_at"],
+        "description": (case.get("description") or "")[:80],
+    }
 
 
 def panel(conn: Connection, actor: Actor, info) -> dict:
@@ -351,8 +430,9 @@ def cell_panel():
                 info = queries.cell_at_point(conn, lon, lat, at=request_now())
             except (NotFound, CoordinateError) as exc:
                 # the core's reason is written in English: Chinese pages keep to the short answer
-                return json_response({"code": None, "message": t("此处不在任何网格内。",
-                                                                 f"No cell here: {one_language(exc.message)}")})
+                return json_response(
+                    {"code": None, "message": t("此处不在任何网格内。", f"No cell here: {one_language(exc.message)}")}
+                )
         return json_response(panel(conn, actor, info))
 
 
@@ -362,14 +442,21 @@ def labels():
     """Codes and label points of the open cells in `?bbox=w,s,e,n`; `truncated` past LABEL_LIMIT."""
     box = filters.parse_bbox(request.args.get("bbox") or "")
     with engine().connect() as conn:
-        rows = conn.execute(text("""
+        rows = conn.execute(
+            text("""
             SELECT code, ST_X(p) AS lon, ST_Y(p) AS lat FROM (
               SELECT code, ST_PointOnSurface(geom) AS p FROM grid_cells
               WHERE valid_to IS NULL AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)
               ORDER BY code LIMIT :lim) s
-        """), {"x0": box[0], "y0": box[1], "x1": box[2], "y1": box[3], "lim": LABEL_LIMIT + 1}).all()
-    return json_response({"cells": [[r.code, round(r.lat, 6), round(r.lon, 6)] for r in rows[:LABEL_LIMIT]],
-                          "truncated": len(rows) > LABEL_LIMIT})
+        """),
+            {"x0": box[0], "y0": box[1], "x1": box[2], "y1": box[3], "lim": LABEL_LIMIT + 1},
+        ).all()
+    return json_response(
+        {
+            "cells": [[r.code, round(r.lat, 6), round(r.lon, 6)] for r in rows[:LABEL_LIMIT]],
+            "truncated": len(rows) > LABEL_LIMIT,
+        }
+    )
 
 
 @bp.get("/map/mine")
@@ -380,8 +467,16 @@ def mine():
     if actor.role != "supervisor" or actor.person_id is None:
         return json_response({"codes": [], "bounds": None})
     with engine().connect() as conn:
-        codes = conn.execute(text(f"SELECT code FROM grid_cells WHERE valid_to IS NULL AND id IN ({SUPERVISOR_CELLS}) "
-                                  "ORDER BY code"), {"scope_person": actor.person_id}).scalars().all()
+        codes = (
+            conn.execute(
+                text(
+                    f"SELECT code FROM grid_cells WHERE valid_to IS NULL AND id IN ({SUPERVISOR_CELLS}) ORDER BY code"
+                ),
+                {"scope_person": actor.person_id},
+            )
+            .scalars()
+            .all()
+        )
         bounds = supervisor_extent(conn, actor)
     return json_response({"codes": codes, "bounds": bounds})
 
@@ -398,38 +493,60 @@ def _cell(conn: Connection, code: str):
 
 
 def _region(conn: Connection, where: str, params: dict) -> dict | None:
-    row = conn.execute(text(f"""
+    row = conn.execute(
+        text(f"""
         SELECT level, code, name, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom)
         FROM regions WHERE {where} ORDER BY (name = :q) DESC, array_position(
             ARRAY['district', 'street', 'community']::text[], level::text), code LIMIT 1
-    """), params).first()
+    """),
+        params,
+    ).first()
     if row is None:
         return None
-    return {"kind": "region", "label": f"{label(row.level)} {row.name} {row.code}", "code": row.code,
-            "bounds": _bounds(row[3:])}
+    return {
+        "kind": "region",
+        "label": f"{label(row.level)} {row.name} {row.code}",
+        "code": row.code,
+        "bounds": _bounds(row[3:]),
+    }
 
 
 def search_place(conn: Connection, actor: Actor, q: str) -> dict:
     """Where a search box entry is: a case number, a cell or region code, coordinates, or a region name."""
     q = q.strip()
     if not q:
-        raise InputError(t("请输入网格编码、案件编号或坐标。", "Type a cell code, case number or coordinates."), field="q")
+        raise InputError(
+            t("请输入网格编码、案件编号或坐标。", "Type a cell code, case number or coordinates."), field="q"
+        )
     case_id = queries.case_id_for_number(conn, q)
     if case_id is not None:
         try:
-            case = queries.get_case(conn, actor, case_id, now=request_now(), calendar=calendar(),
-                                      events=False, actions=False)
+            case = queries.get_case(
+                conn, actor, case_id, now=request_now(), calendar=calendar(), events=False, actions=False
+            )
         except NotFound:
             case = None  # out of scope: the same answer as no case
         if case is not None:
-            return {"kind": "case", "label": t("案件 ", "Case ") + case["case_no"], "case": _case_brief(case),
-                    "point": [case["lat"], case["lon"]], "url": case_url(case["case_no"])}
+            return {
+                "kind": "case",
+                "label": t("案件 ", "Case ") + case["case_no"],
+                "case": _case_brief(case),
+                "point": [case["lat"], case["lon"]],
+                "url": case_url(case["case_no"]),
+            }
     if CELL_CODE.fullmatch(q):
         info = _cell(conn, q)
-        box = conn.execute(text("SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) "
-                                "FROM grid_cells WHERE id = :id"), {"id": info.id}).first()
-        return {"kind": "cell", "label": f"{label('cell')} {info.code}", "code": info.code, "bounds": _bounds(box),
-                "url": url_for("maps.cell_page", code=info.code)}
+        box = conn.execute(
+            text("SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM grid_cells WHERE id = :id"),
+            {"id": info.id},
+        ).first()
+        return {
+            "kind": "cell",
+            "label": f"{label('cell')} {info.code}",
+            "code": info.code,
+            "bounds": _bounds(box),
+            "url": url_for("maps.cell_page", code=info.code),
+        }
     if re.fullmatch(r"[0-9]{6}|[0-9]{9}|[0-9]{12}", q):
         found = _region(conn, "code = :q", {"q": q})
         if found:
@@ -442,9 +559,13 @@ def search_place(conn: Connection, actor: Actor, q: str) -> dict:
         found = _region(conn, "name = :q OR name LIKE :like", {"q": q, "like": f"%{like}%"})
         if found:
             return found
-    raise NotFound(t(f"没有找到“{q}”：请输入15位网格编码、案件编号、社区或街道名称，或坐标（如 116.41,39.91）。",
-                     f"Nothing found for {q!r}: try a 15-digit cell code, a case number, a community or street "
-                     "name, or coordinates such as 116.41,39.91."))
+    raise NotFound(
+        t(
+            f"没有找到“{q}”：请输入15位网格编码、案件编号、社区或街道名称，或坐标（如 116.41,39.91）。",
+            f"Nothing found for {q!r}: try a 15-digit cell code, a case number, a community or street "
+            "name, or coordinates such as 116.41,39.91.",
+        )
+    )
 
 
 def _coordinates(conn: Connection, a: float, b: float, crs: str) -> dict:
@@ -454,8 +575,9 @@ def _coordinates(conn: Connection, a: float, b: float, crs: str) -> dict:
         xs, ys = crsmod.to_wgs84([lon], [lat], crs)
         crsmod.check_points(xs, ys, city_extent(conn), records=["the point"])
     except (CoordinateError, InputError, ValueError) as exc:
-        raise InputError(f"{t('坐标无效', 'Invalid coordinates')} — {one_language(getattr(exc, 'message', str(exc)))}",
-                         field="q") from None
+        raise InputError(
+            f"{t('坐标无效', 'Invalid coordinates')} — {one_language(getattr(exc, 'message', str(exc)))}", field="q"
+        ) from None
     x, y = float(xs[0]), float(ys[0])
     out = {"kind": "point", "label": f"{y:.6f}, {x:.6f}", "point": [y, x]}
     try:
@@ -511,50 +633,82 @@ def _show(f: registry.Field, value: Any) -> str | None:
     return str(value)
 
 
-def layer_features(conn: Connection, layer: registry.Layer, where: str, params: dict,
-                   limit: int) -> list[dict]:
+def layer_features(conn: Connection, layer: registry.Layer, where: str, params: dict, limit: int) -> list[dict]:
     """Features of a layer as {id, cell, fields: [{label, value}], flags}: its popup fields, derived flags."""
     cols = [f'{sql} AS "{f.name}"' for f, sql in _popup_columns(layer)]
     cols += [f'({sql}) AS "{name}"' for name, sql in layer.derived.items()]
-    sql = (f"SELECT f.id, g.code AS cell_code, ST_Y(ST_PointOnSurface(f.geom)) AS lat, "
-           f"ST_X(ST_PointOnSurface(f.geom)) AS lon{''.join(', ' + c for c in cols)} "
-           f"FROM {layer.table.name} f LEFT JOIN grid_cells g ON g.id = f.cell_id WHERE {where} "
-           f"ORDER BY f.id LIMIT :limit")
+    sql = (
+        f"SELECT f.id, g.code AS cell_code, ST_Y(ST_PointOnSurface(f.geom)) AS lat, "
+        f"ST_X(ST_PointOnSurface(f.geom)) AS lon{''.join(', ' + c for c in cols)} "
+        f"FROM {layer.table.name} f LEFT JOIN grid_cells g ON g.id = f.cell_id WHERE {where} "
+        f"ORDER BY f.id LIMIT :limit"
+    )
     out = []
     for row in conn.execute(text(sql), _params(sql, **params, limit=limit)).mappings():
-        fields = [{"label": name(f.label_zh, f.label_en), "value": _show(f, row[f.name])}
-                  for f, _ in _popup_columns(layer)]
+        fields = [
+            {"label": name(f.label_zh, f.label_en), "value": _show(f, row[f.name])} for f, _ in _popup_columns(layer)
+        ]
         flags = [_flag(n) for n in layer.derived if row[n] is True]
-        out.append({"id": row["id"], "cell": row["cell_code"], "lat": row["lat"], "lon": row["lon"],
-                    "fields": [x for x in fields if x["value"] is not None], "flags": flags,
-                    "values": [x["value"] for x in fields]})
+        out.append(
+            {
+                "id": row["id"],
+                "cell": row["cell_code"],
+                "lat": row["lat"],
+                "lon": row["lon"],
+                "fields": [x for x in fields if x["value"] is not None],
+                "flags": flags,
+                "values": [x["value"] for x in fields],
+            }
+        )
     return out
 
 
 def case_popup(conn: Connection, actor: Actor, case_id: int) -> dict:
     """A case's popup: the case as its page shows it when in scope, else only what the tiles carry."""
     try:
-        case = queries.get_case(conn, actor, case_id, now=request_now(), calendar=calendar(),
-                                  events=False, actions=False)
+        case = queries.get_case(
+            conn, actor, case_id, now=request_now(), calendar=calendar(), events=False, actions=False
+        )
     except NotFound:
-        row = conn.execute(text("SELECT f.status, c.name, c.name_en FROM cases f LEFT JOIN categories c "
-                                "ON c.code = f.category_code WHERE f.id = :id"), {"id": case_id}).first()
+        row = conn.execute(
+            text(
+                "SELECT f.status, c.name, c.name_en FROM cases f LEFT JOIN categories c "
+                "ON c.code = f.category_code WHERE f.id = :id"
+            ),
+            {"id": case_id},
+        ).first()
         if row is None:
             raise
-        return {"layer": tiles.CASES, "title": t("案件", "Case"), "id": case_id,
-                "fields": [{"label": t("类别", "Category"), "value": name(row.name, row.name_en) if row.name else None},
-                           {"label": t("状态", "Status"), "value": label(row.status)}],
-                "flags": [], "note": t("不在您的责任范围内", "Not in your cells or unit"), "url": None}
+        return {
+            "layer": tiles.CASES,
+            "title": t("案件", "Case"),
+            "id": case_id,
+            "fields": [
+                {"label": t("类别", "Category"), "value": name(row.name, row.name_en) if row.name else None},
+                {"label": t("状态", "Status"), "value": label(row.status)},
+            ],
+            "flags": [],
+            "note": t("不在您的责任范围内", "Not in your cells or unit"),
+            "url": None,
+        }
     category = name(case["category"]["name"], case["category"]["name_en"])
-    fields = [(t("案件编号", "Case number"), case["case_no"]), (t("类别", "Category"), category),
-              (t("状态", "Status"), label(case["status"])),
-              (t("上报时间", "Reported"), local_time(case["reported_at"])),
-              (t("地址", "Address"), case["address"]), (t("问题描述", "Description"), case["description"]),
-              (label("cell"), case["cell"]["code"] if case["cell"] else None)]
-    return {"layer": tiles.CASES, "title": t("案件 ", "Case ") + case["case_no"], "id": case_id,
-            "fields": [{"label": k, "value": v} for k, v in fields if v],
-            "flags": [_flag("overdue")] if case.get("overdue") else [],
-            "url": case_url(case["case_no"])}
+    fields = [
+        (t("案件编号", "Case number"), case["case_no"]),
+        (t("类别", "Category"), category),
+        (t("状态", "Status"), label(case["status"])),
+        (t("上报时间", "Reported"), local_time(case["reported_at"])),
+        (t("地址", "Address"), case["address"]),
+        (t("问题描述", "Description"), case["description"]),
+        (label("cell"), case["cell"]["code"] if case["cell"] else None),
+    ]
+    return {
+        "layer": tiles.CASES,
+        "title": t("案件 ", "Case ") + case["case_no"],
+        "id": case_id,
+        "fields": [{"label": k, "value": v} for k, v in fields if v],
+        "flags": [_flag("overdue")] if case.get("overdue") else [],
+        "url": case_url(case["case_no"]),
+    }
 
 
 @bp.get("/map/features/<layer>/<int:fid>")
@@ -574,8 +728,17 @@ def feature(layer: str, fid: int):
     item = found[0]
     title = f"{t(spec.title_zh, spec.title_en)} {item['fields'][0]['value'] if item['fields'] else fid}"
     url = url_for("maps.cell_page", code=item["cell"], _anchor=f"layer-{layer}") if item["cell"] else None
-    return json_response({"layer": layer, "title": title, "id": fid, "fields": item["fields"],
-                          "flags": item["flags"], "cell": item["cell"], "url": url})
+    return json_response(
+        {
+            "layer": layer,
+            "title": title,
+            "id": fid,
+            "fields": item["fields"],
+            "flags": item["flags"],
+            "cell": item["cell"],
+            "url": url,
+        }
+    )
 
 
 @bp.get("/map/values/<metric>")
@@ -584,32 +747,48 @@ def values(metric: str):
     """{title, values: {cell code: value}} of one layer metric over the open cells (cells with 0 left out)."""
     found = [(layer, m) for layer, m in accountability.inventory_metrics() if m.name == metric]
     if not found:
-        raise NotFound(f"unknown metric {metric!r}; known: {', '.join(m.name for _, m in accountability.inventory_metrics())}")
+        raise NotFound(
+            f"unknown metric {metric!r}; known: {', '.join(m.name for _, m in accountability.inventory_metrics())}"
+        )
     layer, m = found[0]
-    sql = (f"SELECT g.code, {m.sql} AS v FROM {layer.table.name} f JOIN grid_cells g ON g.id = f.cell_id "
-           f"WHERE g.valid_to IS NULL GROUP BY g.code")
+    sql = (
+        f"SELECT g.code, {m.sql} AS v FROM {layer.table.name} f JOIN grid_cells g ON g.id = f.cell_id "
+        f"WHERE g.valid_to IS NULL GROUP BY g.code"
+    )
     with engine().connect() as conn:
         rows = conn.execute(text(sql), _params(sql)).all()
-    resp = json_response({"title": t(m.label_zh, m.label_en),
-                          "values": {code: float(v) if v % 1 else int(v) for code, v in rows if v}})
+    resp = json_response(
+        {"title": t(m.label_zh, m.label_en), "values": {code: float(v) if v % 1 else int(v) for code, v in rows if v}}
+    )
     resp.headers["Cache-Control"] = "private, max-age=60"
     return resp
 
 
 # ------------------------------------------------------------------------------------------- the cell page
 
+
 def neighbours(conn: Connection, cell_id: int) -> list[str]:
     """The codes of the open cells touching this one (edge or corner)."""
-    return conn.execute(text("""
+    return (
+        conn.execute(
+            text("""
         SELECT n.code FROM grid_cells c JOIN grid_cells n ON n.geom && c.geom AND ST_Intersects(n.geom, c.geom)
         WHERE c.id = :id AND n.id <> c.id AND n.valid_to IS NULL ORDER BY n.code
-    """), {"id": cell_id}).scalars().all()
+    """),
+            {"id": cell_id},
+        )
+        .scalars()
+        .all()
+    )
 
 
 def recently_closed(conn: Connection, actor: Actor, cell_id: int, since: datetime, limit: int) -> list[dict]:
     """Cases of the cell closed since `since` that the actor may see, the latest first."""
     cond, params = scope_filter(actor, "f")
-    return [dict(r) for r in conn.execute(text(f"""
+    return [
+        dict(r)
+        for r in conn.execute(
+            text(f"""
         SELECT f.id, f.case_no, c.name AS category, c.name_en AS category_en, f.reported_at, f.description,
                e.closed_at
         FROM cases f
@@ -618,7 +797,10 @@ def recently_closed(conn: Connection, actor: Actor, cell_id: int, since: datetim
         LEFT JOIN categories c ON c.code = f.category_code
         WHERE f.cell_id = :cell AND f.status = 'closed' AND ({cond})
         ORDER BY e.closed_at DESC, f.id DESC LIMIT :limit
-    """), {**params, "cell": cell_id, "since": since, "limit": limit}).mappings()]
+    """),
+            {**params, "cell": cell_id, "since": since, "limit": limit},
+        ).mappings()
+    ]
 
 
 @bp.get("/cells/<code>")
@@ -629,18 +811,31 @@ def cell_page(code: str):
     now = request_now()
     with engine().connect() as conn:
         info = _cell(conn, code)
-        box = _bounds(conn.execute(text("SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) "
-                                        "FROM grid_cells WHERE id = :id"), {"id": info.id}).first())
+        box = _bounds(
+            conn.execute(
+                text(
+                    "SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM grid_cells WHERE id = :id"
+                ),
+                {"id": info.id},
+            ).first()
+        )
         near = neighbours(conn, info.id)
         features = []
         for layer in registry.layers(spatial=True):
             if layer.name == tiles.CASES:
                 continue
-            total = conn.execute(text(f"SELECT count(*) FROM {layer.table.name} WHERE cell_id = :c"),
-                                 {"c": info.id}).scalar()
+            total = conn.execute(
+                text(f"SELECT count(*) FROM {layer.table.name} WHERE cell_id = :c"), {"c": info.id}
+            ).scalar()
             rows = layer_features(conn, layer, "f.cell_id = :cell", {"cell": info.id}, CELL_PAGE_ROWS) if total else []
-            features.append({"layer": layer, "total": total, "rows": rows,
-                             "columns": [name(f.label_zh, f.label_en) for f, _ in _popup_columns(layer)]})
+            features.append(
+                {
+                    "layer": layer,
+                    "total": total,
+                    "rows": rows,
+                    "columns": [name(f.label_zh, f.label_en) for f, _ in _popup_columns(layer)],
+                }
+            )
         cases, open_total = open_cases(conn, actor, info.code, CELL_PAGE_ROWS)
         closed = recently_closed(conn, actor, info.id, now - timedelta(days=RECENT_DAYS), CELL_PAGE_ROWS)
         stock = inventory(conn, info.id)
@@ -649,10 +844,22 @@ def cell_page(code: str):
     view = [[box[0][0] - pad_y, box[0][1] - pad_x], [box[1][0] + pad_y, box[1][1] + pad_x]]
     m, names = build_map(view, layer_control=False)
     config = _page_config(mode="cell", mapName=m.get_name(), layerNames=names, selected=info.code, legendOpen=False)
-    return render_template("maps/cell.html", cell=queries.cell_dict(info), info=info, neighbours=near,
-                           features=features, cases=cases, open_total=open_total, closed=closed,
-                           recent_days=RECENT_DAYS, inventory=stock, map=map_parts(m),
-                           config=Markup(queries.to_json(config)), case_url=case_url, local=local_time)
+    return render_template(
+        "maps/cell.html",
+        cell=queries.cell_dict(info),
+        info=info,
+        neighbours=near,
+        features=features,
+        cases=cases,
+        open_total=open_total,
+        closed=closed,
+        recent_days=RECENT_DAYS,
+        inventory=stock,
+        map=map_parts(m),
+        config=Markup(queries.to_json(config)),
+        case_url=case_url,
+        local=local_time,
+    )
 
 
 def _format(value: Any, kind: str) -> str:
@@ -679,6 +886,14 @@ def cell_indicators(code: str):
         row = report.row(info.code)
     except KeyError:
         abort(404)
-    items = [{"key": d.key, "label": t(d.zh, d.en), "kind": d.kind, "value": _format(row.get(d.key), d.kind),
-              "formula": getattr(d, "formula", "")} for d in report.definitions]
+    items = [
+        {
+            "key": d.key,
+            "label": t(d.zh, d.en),
+            "kind": d.kind,
+            "value": _format(row.get(d.key), d.kind),
+            "formula": getattr(d, "formula", ""),
+        }
+        for d in report.definitions
+    ]
     return render_template("maps/_indicators.html", period=period, items=items, cutoff=report.cutoff)

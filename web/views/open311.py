@@ -13,6 +13,7 @@ are `closed`, every other state `open`, with the state in status_notes as "中�
 agency_responsible = the unit the case is dispatched to; expected_datetime = the current deadline.
 The public sees only the fields below (`public_request`); no actor, note, photo path or account.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,17 +27,16 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from gridmgr.people import accounts
-from gridmgr.cases import filters
-from gridmgr.cases import queries
+from gridmgr.cases import filters, queries
+from gridmgr.cases.intake import MAX_DESCRIPTION, NewCase, report
+from gridmgr.cases.workflow import TERMINAL, Actor
 from gridmgr.codes import CASE_STATES
 from gridmgr.errors import DatabaseUnavailable, Forbidden, GridmgrError, InputError, NotFound
 from gridmgr.glossary import zh
-from gridmgr.cases.intake import MAX_DESCRIPTION, NewCase, report
-from gridmgr.web.views.api import calendar, request_now
+from gridmgr.people import accounts
 from gridmgr.web.database import engine
 from gridmgr.web.errors import DB_DOWN, both
-from gridmgr.cases.workflow import TERMINAL, Actor
+from gridmgr.web.views.api import calendar, request_now
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 
@@ -56,12 +56,20 @@ MAX_ADDRESS, MAX_URL = 300, 1000
 # instructions may name or quote the people who called or assigned them
 PUBLIC_TEXT_SOURCES = ("public", "supervisor", "video", "rule")
 # the XML element of each item of a list (JSON arrays follow the Spark convention)
-ITEM = {"services": "service", "service_requests": "request", "errors": "error", "endpoints": "endpoint",
-        "formats": "format", "attributes": "attribute", "values": "value"}
+ITEM = {
+    "services": "service",
+    "service_requests": "request",
+    "errors": "error",
+    "endpoints": "endpoint",
+    "formats": "format",
+    "attributes": "attribute",
+    "values": "value",
+}
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not allowed in XML 1.0
 
 
 # ---------------------------------------------------------------- responses
+
 
 def _fill(el: ET.Element, value) -> None:
     if isinstance(value, dict):
@@ -138,21 +146,42 @@ def _w3(moment: datetime | None) -> str | None:
 
 # ---------------------------------------------------------------- discovery and services
 
+
 @bp.get(f"/discovery.{FMT}")
 def discovery(fmt: str):
     """Service discovery: where this GeoReport v2 endpoint is and which formats it speaks."""
     root = request.url_root.rstrip("/") + bp.url_prefix
-    return respond(fmt, "discovery", {
-        "changeset": CHANGESET, "contact": CONTACT, "key_service": KEY_SERVICE,
-        "endpoints": [{"specification": SPEC, "url": root, "changeset": CHANGESET, "type": "production",
-                       "formats": ["text/xml", "application/json"]}],
-    })
+    return respond(
+        fmt,
+        "discovery",
+        {
+            "changeset": CHANGESET,
+            "contact": CONTACT,
+            "key_service": KEY_SERVICE,
+            "endpoints": [
+                {
+                    "specification": SPEC,
+                    "url": root,
+                    "changeset": CHANGESET,
+                    "type": "production",
+                    "formats": ["text/xml", "application/json"],
+                }
+            ],
+        },
+    )
 
 
 def _service(c: queries.CategoryInfo) -> dict:
     keywords = [k for k in (c.name_en, c.major_name, zh(c.kind)) if k]
-    return {"service_code": c.code, "service_name": c.name, "description": c.register_condition or c.name,
-            "metadata": False, "type": "realtime", "keywords": ", ".join(keywords), "group": c.major_name}
+    return {
+        "service_code": c.code,
+        "service_name": c.name,
+        "description": c.register_condition or c.name,
+        "metadata": False,
+        "type": "realtime",
+        "keywords": ", ".join(keywords),
+        "group": c.major_name,
+    }
 
 
 @bp.get(f"/services.{FMT}")
@@ -171,6 +200,7 @@ def service_definition(code: str, fmt: str):
 
 
 # ---------------------------------------------------------------- requests
+
 
 def public_request(case: dict) -> dict:
     """A case as the public sees it: only these non-personal fields."""
@@ -236,22 +266,31 @@ def requests_list(fmt: str):
             states = OPEN_STATES
         elif set(statuses) == {"closed"}:
             states = TERMINAL
-        flt = filters.CaseFilter(statuses=states, categories=_list("service_code"),
-                                    period=_window(request_now()))
+        flt = filters.CaseFilter(statuses=states, categories=_list("service_code"), period=_window(request_now()))
     with engine().connect() as conn:
-        result = queries.list_cases(conn, PUBLIC, flt, now=request_now(), calendar=calendar(), page=page,
-                                      page_size=size)
-    return respond(fmt, "service_requests", [public_request(c) for c in result.items],
-                   headers={"X-Total-Count": str(result.total), "X-Page": str(result.page),
-                            "X-Page-Size": str(result.page_size)})
+        result = queries.list_cases(
+            conn, PUBLIC, flt, now=request_now(), calendar=calendar(), page=page, page_size=size
+        )
+    return respond(
+        fmt,
+        "service_requests",
+        [public_request(c) for c in result.items],
+        headers={"X-Total-Count": str(result.total), "X-Page": str(result.page), "X-Page-Size": str(result.page_size)},
+    )
 
 
 @bp.get(f"/requests/<request_id>.{FMT}")
 def request_one(request_id: str, fmt: str):
     """One service request by its id (the case number)."""
     with engine().connect() as conn:
-        result = queries.list_cases(conn, PUBLIC, filters.CaseFilter(case_nos=(request_id,)),
-                                      now=request_now(), calendar=calendar(), page_size=1)
+        result = queries.list_cases(
+            conn,
+            PUBLIC,
+            filters.CaseFilter(case_nos=(request_id,)),
+            now=request_now(),
+            calendar=calendar(),
+            page_size=1,
+        )
     if not result.items:
         raise NotFound(f"no service request {request_id}")
     return respond(fmt, "service_requests", [public_request(result.items[0])])
@@ -265,16 +304,16 @@ def _client(conn) -> str:
     if not accounts.api_key_valid(conn, key):
         raise Forbidden("api_key 无效或已撤销。Invalid or revoked api_key.")
     # the client's name goes into the audit row (who reported); accounts has no reader for it yet
-    name = conn.execute(text("SELECT name FROM api_keys WHERE key_hash = :h"),
-                        {"h": accounts.token_digest(key)}).scalar()
+    name = conn.execute(
+        text("SELECT name FROM api_keys WHERE key_hash = :h"), {"h": accounts.token_digest(key)}
+    ).scalar()
     return name or "?"
 
 
 def _coordinate(name: str, low: float, high: float) -> float:
     raw = (request.form.get(name) or "").strip()
     if not raw:
-        raise InputError("is required (this endpoint needs lat and long; an address alone is not enough)",
-                         field=name)
+        raise InputError("is required (this endpoint needs lat and long; an address alone is not enough)", field=name)
     try:
         value = float(raw)
     except ValueError:
@@ -305,15 +344,25 @@ def request_create(fmt: str):
         media = _text("media_url", MAX_URL)
         if media and (urlsplit(media).scheme not in ("http", "https") or not urlsplit(media).netloc):
             raise InputError("must be an http(s) URL", field="media_url")
-        new = NewCase(category=code, lon=lon, lat=lat, source="public",
-                      description=_text("description", MAX_DESCRIPTION), address=_text("address_string", MAX_ADDRESS),
-                      photos=(media,) if media else ())
+        new = NewCase(
+            category=code,
+            lon=lon,
+            lat=lat,
+            source="public",
+            description=_text("description", MAX_DESCRIPTION),
+            address=_text("address_string", MAX_ADDRESS),
+            photos=(media,) if media else (),
+        )
         actor = Actor(None, f"Open311 {client}", "public")
         case_id = report(conn, actor, new, now=now, calendar=calendar())
         case_no = queries.case_number(conn, case_id)
     notice = "已受理，网格监督员将现场核实。Received; a grid supervisor will verify it on site."
-    return respond(fmt, "service_requests", [{"service_request_id": case_no, "service_notice": notice,
-                                              "account_id": None}], status=201)
+    return respond(
+        fmt,
+        "service_requests",
+        [{"service_request_id": case_no, "service_notice": notice, "account_id": None}],
+        status=201,
+    )
 
 
 @bp.route("/", defaults={"rest": ""}, methods=["GET", "POST"])

@@ -10,6 +10,7 @@ Views only adapt: request → gridmgr.layers.parking.zones → JSON. Session wri
 (web/auth.py checks it); bearer-token calls are exempt. A refused zone answers
 {"error": {status, message, rule, rules, conflicts[, needs_confirmation]}}.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -19,18 +20,14 @@ from flask_login import current_user
 from sqlalchemy import text
 
 from gridmgr.cases import filters
-from gridmgr.layers.parking import cds
-from gridmgr.layers.parking import demand
-from gridmgr.layers.parking import zones as planner
-from gridmgr.layers.parking import checks
-from gridmgr.layers.parking import zone_input
-from gridmgr.errors import Forbidden, InputError
-from gridmgr.layers.parking import MARGIN, KERB_PER_STALL, LOT_M2_PER_STALL, ZONES
 from gridmgr.db.models import CELL_DUTIES
-from gridmgr.web.views.api import json_response, request_now
+from gridmgr.errors import Forbidden, InputError
+from gridmgr.layers.parking import KERB_PER_STALL, LOT_M2_PER_STALL, MARGIN, ZONES, cds, checks, demand, zone_input
+from gridmgr.layers.parking import zones as planner
 from gridmgr.web.auth import current_actor, roles_required
 from gridmgr.web.database import engine
 from gridmgr.web.i18n import label, t
+from gridmgr.web.views.api import json_response, request_now
 
 bp = Blueprint("planner", __name__)
 
@@ -59,8 +56,12 @@ def _reader():
     actor = current_actor()
     if actor.role not in planner.READ_ROLES:
         roles = ", ".join(planner.READ_ROLES)
-        raise Forbidden(t(f"停车区仅限 {roles} 查看；已发布的停车区见 /api/v1/curbs/zones。",
-                          f"Parking zones are for {roles}; published zones are in /api/v1/curbs/zones."))
+        raise Forbidden(
+            t(
+                f"停车区仅限 {roles} 查看；已发布的停车区见 /api/v1/curbs/zones。",
+                f"Parking zones are for {roles}; published zones are in /api/v1/curbs/zones.",
+            )
+        )
     return actor
 
 
@@ -79,11 +80,14 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 # ---------------------------------------------------------------- pages
 
+
 def _bounds(conn) -> list[float] | None:
-    row = conn.execute(text("""
+    row = conn.execute(
+        text("""
         SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
         FROM (SELECT ST_Extent(geom)::geometry AS e FROM regions WHERE level = 'district') s
-    """)).first()
+    """)
+    ).first()
     return list(row) if row and row[0] is not None else None
 
 
@@ -95,28 +99,44 @@ def page_text() -> dict[str, str]:
     """planner-map.js's own words in the page's language ({name}s are filled in by the script)."""
     return {
         "noAssets": t("地图资源未安装。", "The map assets are not installed."),
-        "spaces": t("{n} 个泊位", "{n} spaces"), "lotArea": t("停车场面积 {m} m²", "Lot area {m} m²"),
+        "spaces": t("{n} 个泊位", "{n} spaces"),
+        "lotArea": t("停车场面积 {m} m²", "Lot area {m} m²"),
         "kerbLength": t("路缘长度 {m} m · {angle}", "Kerb length {m} m · {angle}"),
-        "drawing": t("（绘制中）", " (drawing)"), "estimate": t("（估算）", " (estimate)"),
-        "retire": t("撤销停车区 {zone}？", "Retire zone {zone}?"), "newZone": t("新停车区", "New zone"),
+        "drawing": t("（绘制中）", " (drawing)"),
+        "estimate": t("（估算）", " (estimate)"),
+        "retire": t("撤销停车区 {zone}？", "Retire zone {zone}?"),
+        "newZone": t("新停车区", "New zone"),
         "checkFailed": t("检查失败", "Check failed"),
         "measured": t("实测：{m} → {n} 个泊位", "Measured on the ground: {m} → {n} spaces"),
-        "estimateN": t("估算 {n}", "estimate {n}"), "rulesPass": t("规则检查通过。", "Every rule passes."),
-        "crossesSite": t("穿过在建工地 {permit} {project}（{m2} m²）：保存前请确认。",
-                         "Crosses the active construction site {permit} {project} ({m2} m²): confirm before saving."),
-        "evidenceCases": t("{d} m 内近 {days} 天机动车乱停放（0505）案件：{n}",
-                           "Illegal-parking (0505) cases within {d} m, last {days} days: {n}"),
-        "nearby": t("附近停车区：{zones} · 在用泊位：{capacity} · 已施划泊位点：{spaces}",
-                    "Zones nearby: {zones} · spaces in force: {capacity} · painted spaces: {spaces}"),
-        "colNo": t("编号", "No."), "colName": t("名称", "Name"), "colStatus": t("状态", "Status"),
-        "colSpaces": t("泊位", "Spaces"), "colDistance": t("距离 m", "Distance m"),
+        "estimateN": t("估算 {n}", "estimate {n}"),
+        "rulesPass": t("规则检查通过。", "Every rule passes."),
+        "crossesSite": t(
+            "穿过在建工地 {permit} {project}（{m2} m²）：保存前请确认。",
+            "Crosses the active construction site {permit} {project} ({m2} m²): confirm before saving.",
+        ),
+        "evidenceCases": t(
+            "{d} m 内近 {days} 天机动车乱停放（0505）案件：{n}",
+            "Illegal-parking (0505) cases within {d} m, last {days} days: {n}",
+        ),
+        "nearby": t(
+            "附近停车区：{zones} · 在用泊位：{capacity} · 已施划泊位点：{spaces}",
+            "Zones nearby: {zones} · spaces in force: {capacity} · painted spaces: {spaces}",
+        ),
+        "colNo": t("编号", "No."),
+        "colName": t("名称", "Name"),
+        "colStatus": t("状态", "Status"),
+        "colSpaces": t("泊位", "Spaces"),
+        "colDistance": t("距离 m", "Distance m"),
         "cellsTouched": t("所涉网格：{n}", "Cells touched: {n}"),
-        "savedVersion": t("已保存为新版本 ", "Saved as a new version "), "saved": t("已保存 ", "Saved "),
+        "savedVersion": t("已保存为新版本 ", "Saved as a new version "),
+        "saved": t("已保存 ", "Saved "),
         "notSaved": t("保存失败（HTTP {status}）", "Not saved (HTTP {status})"),
-        "editZone": t("修改停车区 ", "Edit zone "), "zone": t("停车区 ", "Zone "),
+        "editZone": t("修改停车区 ", "Edit zone "),
+        "zone": t("停车区 ", "Zone "),
         "facts": t("估算 {estimate} · 泊位 {capacity}", "estimate {estimate} · capacity {capacity}"),
         "previous": t(" · 前一版本 {id}", " · previous version {id}"),
-        "listSep": t("；", "; "), "colon": t("：", ": "),
+        "listSep": t("；", "; "),
+        "colon": t("：", ": "),
     }
 
 
@@ -130,18 +150,22 @@ def page_config(actor, bounds) -> dict:
         "depth_m": checks.DEPTH_M,
         "angles": _labelled(checks.ANGLE_DEGREES),
         "sides": _labelled(ZONES.field("street_side").choices),
-        "statuses": [dict(s, colour=by_status.get(s["key"], "#2563eb"))
-                     for s in _labelled(ZONES.field("status").choices)],
+        "statuses": [
+            dict(s, colour=by_status.get(s["key"], "#2563eb")) for s in _labelled(ZONES.field("status").choices)
+        ],
         "weekdays": [{"key": d, "label": t("一二三四五六日"[i], d.title())} for i, d in enumerate(zone_input.WEEKDAYS)],
         # a zone's cells show each unit's duty (the core labels it in Chinese only)
         "duties": {k: label(k) for k in CELL_DUTIES},
         "actions": actions,
         "events": {**actions, **{k: t(*pair) for k, pair in planner.EVENT_LABELS.items()}},
         "text": page_text(),
-        "distances": list(demand.DISTANCE_CHOICES), "distance": demand.DEFAULT_DISTANCE_M,
+        "distances": list(demand.DISTANCE_CHOICES),
+        "distance": demand.DEFAULT_DISTANCE_M,
         "evidence_days": demand.EVIDENCE_DAYS,
-        "bounds": bounds, "tiles": current_app.config["GRIDMGR"].get("GRIDMGR_TILE_URL") or "",
-        "role": actor.role, "can_draw": actor.role in planner.DRAW_ROLES,
+        "bounds": bounds,
+        "tiles": current_app.config["GRIDMGR"].get("GRIDMGR_TILE_URL") or "",
+        "role": actor.role,
+        "can_draw": actor.role in planner.DRAW_ROLES,
         "can_approve": actor.role in planner.APPROVE_ROLES,
         "today": planner.today(request_now()).isoformat(),
     }
@@ -177,6 +201,7 @@ def preview():
 
 # ---------------------------------------------------------------- the API
 
+
 @bp.get("/api/v1/parking/zones")
 def zones():
     """Zones in force now or later (`history=true`: every version), by bbox and status."""
@@ -186,8 +211,15 @@ def zones():
     history = filters.parse_bool(args.get("history"), "history") or False
     limit = _int_arg("limit", 2000, 1, MAX_LIST)
     with engine().connect() as conn:
-        result = planner.list_zones(conn, now=request_now(), bbox=bbox, statuses=filters.split_values(args, "status"),
-                                    history=history, limit=limit, actor=actor)
+        result = planner.list_zones(
+            conn,
+            now=request_now(),
+            bbox=bbox,
+            statuses=filters.split_values(args, "status"),
+            history=history,
+            limit=limit,
+            actor=actor,
+        )
     return json_response(result, headers={"X-Total-Count": str(result["total"])})
 
 
@@ -214,8 +246,9 @@ def edit_zone(zone_id: int):
     """Edit a zone (planners): 200 with it, or 201 with the new version a geometry change of a published zone makes."""
     actor = current_actor()
     with engine().begin() as conn:
-        holder, new_version = planner.update_zone(conn, actor, zone_id, request.get_json(silent=True),
-                                                  now=request_now())
+        holder, new_version = planner.update_zone(
+            conn, actor, zone_id, request.get_json(silent=True), now=request_now()
+        )
         out = planner.get_zone(conn, holder, actor)
     if new_version:
         return json_response(out, 201, headers={"Location": url_for(".zone", zone_id=holder)})
@@ -228,13 +261,14 @@ def zone_action(zone_id: int, action: str):
     actor = current_actor()
     body = request.get_json(silent=True) if request.get_data() else {}
     if not isinstance(body, dict) or set(body) - {"note"}:
-        raise InputError("the body is {\"note\": …} or empty", field="body")
+        raise InputError('the body is {"note": …} or empty', field="body")
     note = body.get("note")
     if note is not None and not isinstance(note, str):
         raise InputError("must be text", field="note")
     with engine().begin() as conn:
-        outcome = planner.apply_action(conn, actor, zone_id, action, now=request_now(),
-                                       note=(note or "").strip() or None)
+        outcome = planner.apply_action(
+            conn, actor, zone_id, action, now=request_now(), note=(note or "").strip() or None
+        )
         out = planner.get_zone(conn, zone_id, actor)
     return json_response({"outcome": outcome, "zone": out})
 
@@ -245,7 +279,7 @@ def curb_zones():
     args = request.args
     at = None
     if (args.get("time") or "").strip():
-        ms = _int_arg("time", 0, 0, 10 ** 14)
+        ms = _int_arg("time", 0, 0, 10**14)
         at = datetime.fromtimestamp(ms / 1000, timezone.utc)
     box = [args.get(k, "").strip() for k in ("min_lng", "min_lat", "max_lng", "max_lat")]
     bbox = None

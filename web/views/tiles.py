@@ -20,6 +20,7 @@ tiles at a time, each a few milliseconds of SQL, so what a request costs besides
 with a tile or a 304 (a bad address, a refused login, a remember-cookie login, an error) it leaves to
 the app, which answers as for any other page.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -27,19 +28,19 @@ from typing import NamedTuple
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from flask_login import current_user
 from sqlalchemy.exc import DBAPIError
-from werkzeug.http import quote_etag
 from werkzeug.exceptions import Unauthorized
+from werkzeug.http import quote_etag
 from werkzeug.wrappers import Request
 
 from gridmgr.cases import queries
-from gridmgr.maps import tiles
 from gridmgr.errors import GridmgrError
+from gridmgr.maps import tiles
 from gridmgr.web import auth
 from gridmgr.web.database import read_engine
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
 
-DEFAULT_CACHE_BYTES = 64 * 2 ** 20
+DEFAULT_CACHE_BYTES = 64 * 2**20
 CACHE_CONTROL = "private, no-cache"
 LOGIN_FIRST = "请先登录 Please log in."
 FAILED = "gridmgr.tile_failed"  # environ key: the error the fast path hands to the view
@@ -74,8 +75,7 @@ def tile(layer: str, z: str, x: str, y: str):
         if not current_user.is_authenticated:  # the loader's own check: a stale login hears 401 first
             abort(401, description=LOGIN_FIRST)
         raise
-    resp = (Response(found.body, mimetype=tiles.MEDIA_TYPE) if found.body is not None
-            else Response(status=found.status))
+    resp = Response(found.body, mimetype=tiles.MEDIA_TYPE) if found.body is not None else Response(status=found.status)
     resp.headers["Cache-Control"] = CACHE_CONTROL
     if found.etag:
         resp.set_etag(found.etag)
@@ -103,8 +103,11 @@ def answer(app: Flask, req: Request, address: tuple[str, str, str, str], access:
     cache = tile_cache(app)
     cached = cache.get(key) if cache.max_bytes else None
     # a weak tag names the same bytes here (If-None-Match compares weakly)
-    client = (tiles.etag_versions(key, req.if_none_match.as_set(include_weak=True))
-              if "HTTP_IF_NONE_MATCH" in req.environ else [])
+    client = (
+        tiles.etag_versions(key, req.if_none_match.as_set(include_weak=True))
+        if "HTTP_IF_NONE_MATCH" in req.environ
+        else []
+    )
     found = _fetch(app, spec, [*client, *([cached[0]] if cached else [])], access)
     if not found.allowed:
         raise Unauthorized(LOGIN_FIRST)
@@ -143,8 +146,9 @@ def _fetch(app: Flask, spec: tiles.Tile, known: list[int], access: tiles.Access)
                 pooled.invalidate(exc)
                 eng.pool.dispose()  # the idle ones: connections checked out elsewhere are not touched
             if not lost or attempt == 2:
-                raise DBAPIError.instance(None, None, exc, dbapi_error, connection_invalidated=lost,
-                                          dialect=eng.dialect) from exc
+                raise DBAPIError.instance(
+                    None, None, exc, dbapi_error, connection_invalidated=lost, dialect=eng.dialect
+                ) from exc
         finally:
             pooled.close()
     raise AssertionError("unreachable")
@@ -177,13 +181,14 @@ class TileFastPath:
                 if found.status == 304:
                     start_response("304 Not Modified", headers)
                     return []
-                start_response("200 OK", [("Content-Type", tiles.MEDIA_TYPE),
-                                          ("Content-Length", str(len(found.body))), *headers])
+                start_response(
+                    "200 OK", [("Content-Type", tiles.MEDIA_TYPE), ("Content-Length", str(len(found.body))), *headers]
+                )
                 return [found.body]
         return self.downstream(environ, start_response)
 
     def _serve(self, environ) -> Answer | None:
-        layer, _, rest = environ["PATH_INFO"][len(self.PREFIX):].partition("/")
+        layer, _, rest = environ["PATH_INFO"][len(self.PREFIX) :].partition("/")
         address = (layer, *rest.removesuffix(".pbf").split("/"))
         if len(address) != 4 or not rest.endswith(".pbf") or not all(address):
             return None
