@@ -133,6 +133,8 @@ def live_app_fixture(fresh_db, request):
     """The app on this test's fresh database, passed to the module's `setup_live_app(app)` if it has one."""
     url, _ = fresh_db
     app = make_app(url)
+    if "app_now" in request.fixturenames:  # the module's fixed "now": pages and tiles never read the wall clock
+        app.config["GRIDMGR_NOW"] = request.getfixturevalue("app_now")
     hook = getattr(request.module, "setup_live_app", None)
     if hook is not None:
         hook(app)

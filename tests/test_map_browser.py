@@ -1,8 +1,11 @@
 """The supervisor map and the cell page in headless Chromium: offline, tiles drawn, clicks, popups, the styling hook.
 
 The seed is tests/test_maps.py's (`seed_map_site`: the 2 × 2 test grid, people, duty grids, four cases,
-a billboard), committed in the live server's fresh database, on the real clock (the case tiles show
-the last 30 days). `sup` answers for the west column (001 north, 003 south): the map opens on it.
+a billboard), committed in the live server's fresh database. The app's "now" is a fixed instant
+(`app_now`, GRIDMGR_NOW for the pages and the tiles), never the wall clock: the tests whose answer
+depends on the time of day (overdue marks, the case tiles' 30-day window) run at a working-day morning,
+a working-day evening and a public holiday. `sup` answers for the west column (001 north, 003 south):
+the map opens on it.
 """
 
 from datetime import datetime
@@ -38,9 +41,24 @@ def setup_live_app(app):
         )
 
 
+# instants of the working calendar (data/calendar/CN-2026.csv) the clock-sensitive tests run at
+INSTANTS = {
+    "workday-morning": datetime(2026, 10, 13, 10, 37, tzinfo=TZ),  # a Tuesday, in working hours
+    "workday-evening": datetime(2026, 10, 13, 19, 30, tzinfo=TZ),  # the same day, after hours
+    "holiday": datetime(2026, 10, 2, 10, 37, tzinfo=TZ),  # 国庆节, a public holiday
+}
+at_every_instant = pytest.mark.parametrize("app_now", INSTANTS.values(), ids=INSTANTS.keys(), indirect=True)
+
+
 @pytest.fixture
-def seeded(fresh_db):
-    return seed_map_site(fresh_db[1], datetime.now(TZ))
+def app_now(request):
+    """The app's "now" (the live app reads this fixture): a working-day morning unless parametrised."""
+    return getattr(request, "param", INSTANTS["workday-morning"])
+
+
+@pytest.fixture
+def seeded(fresh_db, app_now):
+    return seed_map_site(fresh_db[1], app_now)
 
 
 def open_map(page, path="/map", user="sup"):
@@ -113,6 +131,7 @@ def test_map_loads_offline_and_draws_the_cells(page, seeded, tmp_path):
     w.assert_clean()
 
 
+@at_every_instant
 def test_click_on_a_cell_opens_its_panel(page, seeded, tmp_path):
     open_map(page)
     x, y = CENTRE["110101001001001"]
@@ -135,6 +154,7 @@ def test_click_on_a_cell_opens_its_panel(page, seeded, tmp_path):
     watch(page).assert_clean()
 
 
+@at_every_instant
 def test_case_popup_shows_html_as_text(page, seeded, tmp_path):
     open_map(page)
     x, y = CENTRE["110101001001003"]

@@ -101,7 +101,9 @@ def seed_map_site(eng, now: datetime) -> dict:
                 c,
                 sup,
                 NewCase(category, x + dx, y, "supervisor", description, "东华门大街1号"),
-                now=now - timedelta(hours=2),
+                # a few minutes before `now`: only the case given a past deadline below is overdue,
+                # whatever the time of day (a working-day report is due within the hour)
+                now=now - timedelta(minutes=5),
                 calendar=calendar,
             )
             out["cases"][key] = (
@@ -122,7 +124,7 @@ def seed_map_site(eng, now: datetime) -> dict:
         c.execute(
             text("""INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role)
                           VALUES (:i, :at, 'self_handle', 'reported', 'closed', '张监督', 'supervisor')"""),
-            {"i": closed, "at": now - timedelta(hours=1)},
+            {"i": closed, "at": now - timedelta(minutes=1)},
         )
         x, y = CENTRE["110101001001004"]
         out["billboard"] = c.execute(
