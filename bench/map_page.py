@@ -1,6 +1,6 @@
 """Benchmark: the supervisor map's page weight does not grow with the data; the grid as GeoJSON would.
 
-    .venv/bin/python bench/map_page.py [--cases 1000000 | --quick] [--out bench/MAP.md]
+    .venv/bin/python bench/map_page.py [--cases 1000000 | --quick] [--out var/bench/MAP.md]
 
 On a bench database of its own (bench/common.py's `bench_engine`, under the name gridmgr_bench_map:
 this benchmark empties and refills `cases`, which the others must not see), with the demo grid:
@@ -14,7 +14,8 @@ this benchmark empties and refills `cases`, which the others must not see), with
    1/50 of it. Built here only, by wrapping web/views/maps.py's `build_map` for one request.
 
 The small JSON calls the page makes (the cell panel, the labels of a z17 view) are timed at both
-sizes too: they are bounded by a cell or a view, not by the data. Results go to bench/MAP.md.
+sizes too: they are bounded by a cell or a view, not by the data.
+Results go to var/bench/MAP.md (generated, never in the source tree).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from gridmgr.demo import accounts  # noqa: E402  (common puts the checkout on sys.path)
+from gridmgr.paths import var_dir  # noqa: E402
 
 import common
 from common import load_note, machine
@@ -165,7 +167,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=1_000_000)
     ap.add_argument("--quick", action="store_true", help="100,000 cases instead of 1,000,000")
-    ap.add_argument("--out", type=Path, default=HERE / "MAP.md")
+    ap.add_argument("--out", type=Path, default=var_dir() / "bench" / "MAP.md")
     args = ap.parse_args()
     big = 100_000 if args.quick else args.cases
     print(f"load before: {load_note()}", flush=True)
@@ -217,6 +219,7 @@ def main() -> None:
         f"{loads[SMALL]:.1f} s, {big:,} in {loads[big]:.1f} s.",
         "",
     ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {args.out}")
     ok = no_growth and ratio >= 50

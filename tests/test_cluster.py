@@ -19,8 +19,13 @@ def test_embedded_lifecycle(tmp_path, monkeypatch):
         r = runner.invoke(main, ["db", "up"])
         assert r.exit_code == 0, r.output
         assert "embedded PostGIS running" in r.output
+        from gridmgr.db import migrate
+
+        # up migrates a fresh cluster at once: PostGIS is there before any other command runs
+        assert f"schema at revision {migrate.head()}" in r.output
         r = runner.invoke(main, ["db", "status"])
         assert "embedded, running" in r.output
+        assert f"revision: {migrate.head()}" in r.output
         url = runner.invoke(main, ["db", "url"]).output.strip()
         assert url.startswith("postgresql+psycopg2://gridmgr@/gridmgr?host=/tmp/")
         # the socket path stays far below the 107-byte limit
@@ -31,8 +36,6 @@ def test_embedded_lifecycle(tmp_path, monkeypatch):
         r = runner.invoke(main, ["locate", "116.4", "39.9"])
         assert "in no cell" in r.output
         r = runner.invoke(main, ["db", "status"])
-        from gridmgr.db import migrate
-
         assert f"revision: {migrate.head()}" in r.output
     finally:
         Cluster(var / "pg").destroy()

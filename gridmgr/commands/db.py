@@ -6,7 +6,7 @@ import click
 
 from gridmgr.config import Config
 from gridmgr.db import migrate
-from gridmgr.db.engine import database_url, embedded_cluster, engine_for
+from gridmgr.db.engine import connect, database_url, embedded_cluster, engine_for
 
 
 @click.group("db")
@@ -16,13 +16,17 @@ def db_group() -> None:
 
 @db_group.command("up")
 def up() -> None:
-    """Start the embedded PostGIS cluster (initialising it the first time)."""
-    if Config.from_env().database_url:
+    """Start the embedded PostGIS cluster (initialising it the first time) and migrate it to the code's schema."""
+    config = Config.from_env()
+    if config.database_url:
         click.echo("GRIDMGR_DATABASE_URL is set: using that server; nothing to start.")
         return
     cluster = embedded_cluster()
     cluster.start()
     click.echo(f"embedded PostGIS running: {cluster.data} (socket {cluster.socket_dir}, port {cluster.port})")
+    # a fresh cluster has no PostGIS until migrated: do it here, as every other command would
+    engine = connect(config)
+    click.echo(f"schema at revision {migrate.current(engine)} (PostGIS and every table in place)")
 
 
 @db_group.command("down")
