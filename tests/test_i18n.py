@@ -58,7 +58,7 @@ def _pairs() -> list[tuple[str, str]]:
     found = []
     for path in WEB.glob("templates/**/*.html"):
         found += [(m[2], m[4]) for m in call.finditer(path.read_text(encoding="utf-8"))]
-    for path in WEB.glob("*.py"):
+    for path in WEB.glob("**/*.py"):
         found += [(m[1], m[2]) for m in adjacent.finditer(path.read_text(encoding="utf-8"))]
     return found + list(GLOSSARY.values())
 

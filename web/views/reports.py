@@ -355,7 +355,7 @@ def _row_link(level: str, code: str | None, form: dict) -> str | None:
         return f"{request.script_root}/cells/{code}"
     if level in CHILD:
         return url_for(
-            "accountability.reports",
+            "reports.reports",
             period=form["period"].label,
             level=CHILD[level],
             scheme=form["scheme"],
@@ -382,7 +382,7 @@ def reports_page():
     level = form["level"]
     query = {"period": form["period"].label, "level": level, "scheme": form["scheme"], "area": form["area"] or ""}
     map_config = {
-        "valuesUrl": url_for("accountability.report_values", indicator=form["indicator"], **query),
+        "valuesUrl": url_for("reports.report_values", indicator=form["indicator"], **query),
         "legend": "report-legend",
         "palette": PALETTE,
         "link": _link_pattern(level, form),
@@ -394,7 +394,7 @@ def reports_page():
     )
     rows = [(row, _row_link(level, row[_col(tbl, "code")], form)) for row in tbl.rows[:-1]]
     return render_template(
-        "reports/accountability.html",
+        "reports/reports.html",
         form=form,
         errors=errors,
         table=tbl,
@@ -431,7 +431,7 @@ def _link_pattern(level: str, form: dict) -> str | None:
     if level in CHILD:
         return (
             url_for(
-                "accountability.reports",
+                "reports.reports",
                 period=form["period"].label,
                 level=CHILD[level],
                 scheme=form["scheme"],
@@ -623,7 +623,7 @@ def hotspots_page():
         bounds = _bounds(conn, form["area"])
     query = {"period": form["period"].label, "category": form["category"] or "", "area": form["area"] or ""}
     config = {
-        "valuesUrl": url_for("accountability.hotspot_values", show=form["show"], **query),
+        "valuesUrl": url_for("reports.hotspot_values", show=form["show"], **query),
         "legend": "hot-legend",
         "palette": PALETTE,
         "colours": {**SPOT_COLOURS, **CHANGE_COLOURS},
@@ -671,7 +671,7 @@ def hotspots_page():
         query=query,
         total=int(sum(result.counts.values())),
         cases_url=_cases_url,
-        big_map=_on_supervisor_map(url_for("accountability.hotspot_values", show=form["show"], colours=1, **query)),
+        big_map=_on_supervisor_map(url_for("reports.hotspot_values", show=form["show"], colours=1, **query)),
     )
 
 
