@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.gridmgr-installed
 
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: setup system venv node demo test serve clean-db bench
+.PHONY: setup system venv node demo lint test test-fast serve clean-db bench
 
 setup: system venv node
 
@@ -31,8 +31,19 @@ $(NODE_STAMP): $(wildcard package.json package-lock.json)
 demo: setup
 	$(BIN)/gridmgr demo
 
-test: setup
+# the machine keeps the style: ruff (lint and format) and mypy on the core, before the tests
+SOURCES := gridmgr layers web tests bench migrations tools
+lint: setup
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
+
+# everything but the headless-browser tests (CI runs them all)
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not browser and not slow"
 
 serve: setup
 	$(BIN)/gridmgr serve

@@ -144,3 +144,10 @@ def cli(fresh_db, monkeypatch, tmp_path):
 def small_grid(conn):
     """The 2 × 2 test grid inside the test's transaction: code → cell id."""
     return insert_small_grid(conn)
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that drives Chromium (it asks for the `page` or `browser` fixture) as `browser`."""
+    for item in items:
+        if {"page", "browser"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)

@@ -39,3 +39,18 @@ def test_quick_start_is_the_two_commands():
     quick = README.split("## Quick start", 1)[1].split("```", 2)[1]
     lines = [ln.split("#")[0].strip() for ln in quick.strip().splitlines()[1:]]
     assert lines == ["make demo", "make test"]
+
+
+def test_the_layout_names_every_subpackage():
+    """The README's layout names each subpackage of the core, and docs/architecture.md every module."""
+    layout = README.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    packages = sorted(p.parent.name for p in (ROOT / "gridmgr").glob("*/__init__.py"))
+    assert [p for p in packages if f"{p}/" not in layout] == []
+    architecture = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = [
+        p.relative_to(ROOT)
+        for folder in ("gridmgr", "layers", "web")
+        for p in (ROOT / folder).rglob("*.py")
+        if p.name != "__init__.py" and "commands" not in p.parts
+    ]
+    assert [str(m) for m in modules if m.name not in architecture] == []
