@@ -121,3 +121,14 @@ def test_unreachable_database_gives_a_clear_error(monkeypatch):
     monkeypatch.setenv("GRIDMGR_DATABASE_URL", "postgresql+psycopg2://nobody@/none?host=/nonexistent&port=1")
     r = CliRunner().invoke(main, ["locate", "116.4", "39.9"])
     assert r.exit_code == 1 and "cannot reach the database" in r.output and "Traceback" not in r.output
+
+
+def test_demo_command_loads_and_prints_the_logins(cli):
+    """`gridmgr demo --no-serve` end to end: loads once, prints one login per role, a second run loads nothing."""
+    out = cli("demo", "--size", "test", "--no-serve").output
+    assert "demo (test) loaded" in out and "0 rejected" in out
+    logins = out.split("demo logins", 1)[1]
+    for username in ("supervisor", "receiver", "dispatcher", "shift-leader", "unit-handler", "planner", "leader"):
+        assert f"  {username} " in logins, username
+    again = cli("demo", "--size", "test", "--no-serve").output
+    assert "already loaded" in again and "nothing changed" in again
