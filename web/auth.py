@@ -13,7 +13,6 @@ from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, rend
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import BadSignature
-from sqlalchemy import text
 
 from gridmgr.cases.workflow import Actor
 from gridmgr.errors import Forbidden
@@ -49,14 +48,7 @@ class WebUser(UserMixin):
 def _load(user_id: int, epoch: int | None = None) -> WebUser | None:
     """The active account by id; with an epoch, only while its session epoch is still that one."""
     with engine().connect() as conn:
-        row = conn.execute(
-            text("""
-            SELECT u.id, u.username, u.role, u.session_epoch, p.name, p.id AS person_id, p.unit_id
-            FROM users u JOIN people p ON p.id = u.person_id
-            WHERE u.id = :id AND u.active AND (CAST(:epoch AS integer) IS NULL OR u.session_epoch = :epoch)
-        """),
-            {"id": user_id, "epoch": epoch},
-        ).first()
+        row = accounts.active_account(conn, user_id, epoch)
     return WebUser(row) if row else None
 
 

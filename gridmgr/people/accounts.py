@@ -6,9 +6,10 @@ import hashlib
 import re
 import secrets
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, func, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -80,7 +81,7 @@ def add_user(conn: Connection, username: str, person_code: str, role: str, passw
         INSERT INTO users (username, person_id, role, password_hash) VALUES (:u, :p, :r, :h) RETURNING id
     """),
         {"u": username, "p": person, "r": role, "h": generate_password_hash(password)},
-    ).scalar()
+    ).scalar_one()
 
 
 def set_password(conn: Connection, username: str, password: str) -> None:
@@ -155,6 +156,26 @@ def api_key_valid(conn: Connection, key: str) -> bool:
             text("SELECT 1 FROM api_keys WHERE key_hash = :h AND revoked_at IS NULL"), {"h": token_digest(key)}
         ).scalar()
     )
+
+
+def api_key_name(conn: Connection, key: str) -> str | None:
+    """The client name an API key was issued to (revoked or not), None for an unknown key."""
+    name: str | None = conn.execute(
+        text("SELECT name FROM api_keys WHERE key_hash = :h"), {"h": token_digest(key)}
+    ).scalar()
+    return name
+
+
+ACTIVE_ACCOUNT = """
+    SELECT u.id, u.username, u.role, u.session_epoch, p.name, p.id AS person_id, p.unit_id
+    FROM users u JOIN people p ON p.id = u.person_id
+    WHERE u.id = :id AND u.active AND (CAST(:epoch AS integer) IS NULL OR u.session_epoch = :epoch)
+"""
+
+
+def active_account(conn: Connection, user_id: int, epoch: int | None = None) -> Row[Any] | None:
+    """The active account by id with its person; with an epoch, only while its session epoch is that one."""
+    return conn.execute(text(ACTIVE_ACCOUNT), {"id": user_id, "epoch": epoch}).first()
 
 
 def revoke_api_key(conn: Connection, name: str) -> None:

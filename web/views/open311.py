@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -303,11 +302,8 @@ def _client(conn) -> str:
         raise Forbidden("缺少 api_key。Missing api_key.")
     if not accounts.api_key_valid(conn, key):
         raise Forbidden("api_key 无效或已撤销。Invalid or revoked api_key.")
-    # the client's name goes into the audit row (who reported); accounts has no reader for it yet
-    name = conn.execute(
-        text("SELECT name FROM api_keys WHERE key_hash = :h"), {"h": accounts.token_digest(key)}
-    ).scalar()
-    return name or "?"
+    # the client's name goes into the audit row (who reported)
+    return accounts.api_key_name(conn, key) or "?"
 
 
 def _coordinate(name: str, low: float, high: float) -> float:
