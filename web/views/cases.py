@@ -22,7 +22,6 @@ from gridmgr.cases.intake import NewCase, report
 from gridmgr.cases.workcalendar import WorkCalendar
 from gridmgr.cases.workflow import (
     NEEDS_VERIFY,
-    SUPERVISOR_CELLS,
     TRANSITIONS,
     Actor,
     apply,
@@ -36,6 +35,7 @@ from gridmgr.codes import CASE_SOURCES, CASE_STATES, TZ, URGENCIES, sql_in
 from gridmgr.errors import CoordinateError, GridmgrError, InputError, NotFound
 from gridmgr.geo import crs as crsmod
 from gridmgr.layers.cases import LAYER
+from gridmgr.maps import queries as map_queries
 from gridmgr.web import uploads
 from gridmgr.web.auth import current_actor, login_required, roles_required
 from gridmgr.web.database import engine
@@ -353,14 +353,10 @@ def _preview(conn: Connection, actor: Actor, form) -> dict:
 def _map_bounds(conn: Connection, actor: Actor) -> list[float] | None:
     """[lon_min, lat_min, lon_max, lat_max] to open the map on: a supervisor's cells, else the districts."""
     if actor.role == "supervisor":
-        sql = f"SELECT ST_Extent(geom)::geometry FROM grid_cells WHERE id IN ({SUPERVISOR_CELLS})"
+        box = map_queries.supervisor_extent(conn, actor.person_id) if actor.person_id is not None else None
     else:
-        sql = "SELECT ST_Extent(geom)::geometry FROM regions WHERE level = 'district'"
-    row = conn.execute(
-        text(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ({sql}) AS s(e)"),
-        {"scope_person": actor.person_id},
-    ).first()
-    return list(row) if row and row[0] is not None else None
+        box = map_queries.district_extent(conn)
+    return box.box() if box else None
 
 
 def _leaflet() -> dict | None:

@@ -46,6 +46,7 @@ from gridmgr.codes import CASE_STATES, TZ
 from gridmgr.errors import CoordinateError, InputError, NotFound
 from gridmgr.geo import crs as crsmod
 from gridmgr.grid.regions import city_extent
+from gridmgr.maps import queries as map_queries
 from gridmgr.maps import tiles
 from gridmgr.plugins import registry
 from gridmgr.web import assets
@@ -111,32 +112,18 @@ def _bounds(row) -> list[list[float]] | None:
     return [[y0, x0], [y1, x1]]
 
 
-def _extent_sql(where: str) -> str:
-    return (
-        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
-        f"FROM (SELECT ST_Extent(geom)::geometry AS e FROM {where}) s"
-    )
-
-
 def supervisor_extent(conn: Connection, actor: Actor) -> list[list[float]] | None:
     """The bounds of a supervisor's open cells, or None (other roles, no duty grid)."""
     if actor.role != "supervisor" or actor.person_id is None:
         return None
-    return _bounds(
-        conn.execute(
-            text(_extent_sql(f"grid_cells WHERE valid_to IS NULL AND id IN ({SUPERVISOR_CELLS})")),
-            {"scope_person": actor.person_id},
-        ).first()
-    )
+    box = map_queries.supervisor_extent(conn, actor.person_id)
+    return box.corners() if box else None
 
 
 def district_view(conn: Connection) -> list[list[float]]:
     """Where the map opens for all but supervisors: the districts, else the open cells, else Dongcheng."""
-    return (
-        _bounds(conn.execute(text(_extent_sql("regions WHERE level = 'district'"))).first())
-        or _bounds(conn.execute(text(_extent_sql("grid_cells WHERE valid_to IS NULL"))).first())
-        or [list(DEFAULT_VIEW[0]), list(DEFAULT_VIEW[1])]
-    )
+    box = map_queries.district_extent(conn) or map_queries.cell_extent(conn)
+    return box.corners() if box else [list(DEFAULT_VIEW[0]), list(DEFAULT_VIEW[1])]
 
 
 # ------------------------------------------------------------------------------------------- layers

@@ -17,13 +17,13 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, abort, current_app, g, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import text
 
 from gridmgr.cases import filters
 from gridmgr.db.models import CELL_DUTIES
 from gridmgr.errors import Forbidden, InputError
 from gridmgr.layers.parking import KERB_PER_STALL, LOT_M2_PER_STALL, MARGIN, ZONES, cds, checks, demand, zone_input
 from gridmgr.layers.parking import zones as planner
+from gridmgr.maps import queries as map_queries
 from gridmgr.web.auth import current_actor, roles_required
 from gridmgr.web.database import engine
 from gridmgr.web.i18n import label, t
@@ -82,13 +82,8 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def _bounds(conn) -> list[float] | None:
-    row = conn.execute(
-        text("""
-        SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
-        FROM (SELECT ST_Extent(geom)::geometry AS e FROM regions WHERE level = 'district') s
-    """)
-    ).first()
-    return list(row) if row and row[0] is not None else None
+    box = map_queries.district_extent(conn)
+    return box.box() if box else None
 
 
 def _labelled(keys) -> list[dict]:

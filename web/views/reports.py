@@ -36,6 +36,7 @@ from gridmgr.analytics import accountability, hotspots, indicators, report_files
 from gridmgr.analytics.accountability import Period
 from gridmgr.cases import queries
 from gridmgr.errors import InputError
+from gridmgr.maps import queries as map_queries
 from gridmgr.web.auth import roles_required
 from gridmgr.web.database import engine
 from gridmgr.web.i18n import label, t
@@ -194,15 +195,8 @@ def _areas(conn: Connection) -> list[dict]:
 
 def _bounds(conn: Connection, area: str | None) -> list[list[float]] | None:
     """[[south, west], [north, east]] of the open cells (within `area`), or None for an empty grid."""
-    row = conn.execute(
-        text("""
-        SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e)
-        FROM (SELECT ST_Extent(geom)::geometry AS e FROM grid_cells
-              WHERE valid_to IS NULL AND (CAST(:area AS text) IS NULL OR code LIKE CAST(:area AS text) || '%')) s
-    """),
-        {"area": area},
-    ).first()
-    return [[row[0], row[1]], [row[2], row[3]]] if row and row[0] is not None else None
+    box = map_queries.cell_extent(conn, area)
+    return box.corners() if box else None
 
 
 def _area_arg(value: str | None) -> str | None:
