@@ -61,3 +61,24 @@ def supervisor_extent(conn: Connection, person_id: int) -> Extent | None:
     return _extent(
         conn, f"grid_cells WHERE valid_to IS NULL AND id IN ({SUPERVISOR_CELLS})", {"scope_person": person_id}
     )
+
+
+def areas(conn: Connection) -> list[dict[str, Any]]:
+    """Districts and streets (level, code, name), for an area filter."""
+    rows = conn.execute(
+        text("SELECT level, code, name FROM regions WHERE level IN ('district', 'street') ORDER BY code")
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def duty_grid_cells(conn: Connection, by: str) -> list[tuple[str, str]]:
+    """(open cell code, its duty grid's code or, by "supervisor", its supervisor's code); a cell in two grids: the
+    first by code."""
+    key = {"supervisor": "p.code", "duty_grid": "g.code"}[by]
+    rows = conn.execute(
+        text(f"""
+        SELECT c.code, min({key}) FROM duty_grid_cells dc JOIN duty_grids g ON g.id = dc.duty_grid_id
+        JOIN people p ON p.id = g.supervisor_id JOIN grid_cells c ON c.id = dc.cell_id AND c.valid_to IS NULL
+        GROUP BY c.code""")
+    ).all()
+    return [(cell, obj) for cell, obj in rows]

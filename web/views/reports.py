@@ -29,7 +29,6 @@ from flask import (
     url_for,
 )
 from markupsafe import Markup
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmgr.analytics import accountability, hotspots, indicators, report_files, scoring
@@ -185,12 +184,7 @@ def _period_choices(today: date) -> list[tuple[str, str]]:
 
 def _areas(conn: Connection) -> list[dict]:
     """Districts and streets for the area filter."""
-    return [
-        dict(r)
-        for r in conn.execute(
-            text("SELECT level, code, name FROM regions WHERE level IN ('district', 'street') ORDER BY code")
-        ).mappings()
-    ]
+    return map_queries.areas(conn)
 
 
 def _bounds(conn: Connection, area: str | None) -> list[list[float]] | None:
@@ -503,14 +497,8 @@ def report_values():
 
 def _per_cell(conn: Connection, level: str, values: dict) -> dict:
     """Supervisor and duty-grid values spread onto their open cells (a cell in two grids: the first by code)."""
-    key = "p.code" if level == "supervisor" else "g.code"
-    rows = conn.execute(
-        text(f"""
-        SELECT c.code, min({key}) FROM duty_grid_cells dc JOIN duty_grids g ON g.id = dc.duty_grid_id
-        JOIN people p ON p.id = g.supervisor_id JOIN grid_cells c ON c.id = dc.cell_id AND c.valid_to IS NULL
-        GROUP BY c.code""")
-    ).all()
-    return {cell: values.get(obj) for cell, obj in rows if obj in values}
+    by = "supervisor" if level == "supervisor" else "duty_grid"
+    return {cell: values.get(obj) for cell, obj in map_queries.duty_grid_cells(conn, by) if obj in values}
 
 
 @bp.get("/reports/download.<fmt>")
