@@ -13,10 +13,9 @@ from datetime import datetime
 from itertools import groupby
 
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmgr.cases import filters, queries
+from gridmgr.cases import desk, filters, queries
 from gridmgr.cases.dispatch import resolve
 from gridmgr.cases.intake import NewCase, report
 from gridmgr.cases.workcalendar import WorkCalendar
@@ -27,7 +26,6 @@ from gridmgr.cases.workflow import (
     apply,
     check,
     first_step,
-    scope_filter,
     step_limit,
     visible,
 )
@@ -270,10 +268,7 @@ def _location(conn: Connection, form) -> tuple[float, float, str]:
             info = queries.cell_by_code(conn, cell, _now())
         except NotFound:
             raise InputError(t(f"没有现行网格 {cell}。", f"No current cell {cell}."), field="cell") from None
-        x, y = conn.execute(
-            text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM grid_cells WHERE id = :id) s"),
-            {"id": info.id},
-        ).one()
+        x, y = desk.cell_point(conn, info.id)
         return x, y, "wgs84"
     crs = form.get("crs") or "wgs84"
     if crs not in INPUT_CRS:
@@ -292,7 +287,7 @@ def _location(conn: Connection, form) -> tuple[float, float, str]:
 
 def _cell_geojson(conn: Connection, cell_id: int) -> str:
     """One cell's outline as GeoJSON text, for the small maps."""
-    return conn.execute(text("SELECT ST_AsGeoJSON(geom, 7) FROM grid_cells WHERE id = :id"), {"id": cell_id}).scalar()
+    return desk.cell_geojson(conn, cell_id)
 
 
 def _rule_text(conn: Connection, why: str) -> str:
@@ -300,7 +295,7 @@ def _rule_text(conn: Connection, why: str) -> str:
     m = re.fullmatch(r"rule (\d+)", why)
     if m is None:
         return t("属地兜底（没有匹配的派遣规则）", "territorial owner (no rule matched)")
-    note = conn.execute(text("SELECT note FROM dispatch_rules WHERE id = :id"), {"id": int(m[1])}).scalar()
+    note = desk.dispatch_rule_note(conn, int(m[1]))
     return t("派遣规则", "dispatch rule") + f" #{m[1]}" + (f"{t('：', ': ')}{note}" if note else "")
 
 
@@ -489,22 +484,14 @@ def _possible(actor: Actor, case: dict, action: str) -> bool:
 
 def _count(conn: Connection, actor: Actor, tab: Tab) -> tuple[int, str, dict]:
     """How many cases a tab holds for the actor, with its condition (scope included) and parameters."""
-    cond, params = scope_filter(actor, "f")
-    where, params = f"({tab.where}) AND ({cond})", {**params, "me": actor.user_id}
-    return conn.execute(text(f"SELECT count(*) FROM cases f WHERE {where}"), params).scalar(), where, params
+    where, params = desk.queue_condition(actor, tab.where)
+    return desk.queue_count(conn, where, params), where, params
 
 
 def _work_list(conn: Connection, actor: Actor, tab: Tab) -> tuple[list[dict], int]:
     """The cases of a work tab (within the actor's scope), at most QUEUE_LIMIT, and how many there are."""
     total, where, params = _count(conn, actor, tab)
-    nos = (
-        conn.execute(
-            text(f"SELECT f.case_no FROM cases f WHERE {where} ORDER BY {_WORK_ORDER[tab.sort]} LIMIT :limit"),
-            {**params, "limit": QUEUE_LIMIT},
-        )
-        .scalars()
-        .all()
-    )
+    nos = desk.queue_case_nos(conn, where, params, _WORK_ORDER[tab.sort], QUEUE_LIMIT)
     if not nos:
         return [], total
     page = queries.list_cases(
@@ -522,7 +509,7 @@ def _work_list(conn: Connection, actor: Actor, tab: Tab) -> tuple[list[dict], in
 def _dispatch_targets(conn: Connection, items: list[dict]) -> dict:
     """For the dispatch desk: each case's unit by the rules, and every unit for an override."""
     chosen = {c["case_no"]: resolve(conn, c["category"]["code"], (c["cell"] or {}).get("id")) for c in items}
-    units = conn.execute(text("SELECT id, code, name, kind FROM units ORDER BY kind, code")).mappings().all()
+    units = desk.all_units(conn)
     by_id = {u["id"]: u for u in units}
     return {"rule": {no: (by_id.get(uid), _rule_text(conn, why)) for no, (uid, why) in chosen.items()}, "units": units}
 
@@ -631,9 +618,7 @@ def _action_data(conn: Connection, case_id: int, action: str, note: str | None, 
         raise InputError(t("请选择单位。", "Choose a unit."), field="unit_id") from None
     if queries.unit(conn, unit_id=unit_id) is None:
         raise InputError(t("没有这个单位。", "No such unit."), field="unit_id")
-    category, cell_id = conn.execute(
-        text("SELECT category_code, cell_id FROM cases WHERE id = :id"), {"id": case_id}
-    ).one()
+    category, cell_id = desk.category_and_cell(conn, case_id)
     ruled, why = resolve(conn, category, cell_id)
     if unit_id == ruled:
         return {"unit_id": unit_id, "dispatch_rule": why}
@@ -703,13 +688,7 @@ def photo(case_no: str, name: str):
     actor = current_actor()
     with engine().connect() as conn:
         case_id = _case_id(conn, actor, case_no)
-        owned = conn.execute(
-            text("""
-            SELECT 1 FROM cases f WHERE f.id = :id AND (:name = ANY(f.photos)
-               OR EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = f.id AND :name = ANY(e.photos)))
-        """),
-            {"id": case_id, "name": name},
-        ).scalar()
+        owned = desk.has_photo(conn, case_id, name)
     if not owned:
         raise NotFound(t("没有这张照片。", "No such photo."))
     return uploads.send(name)
