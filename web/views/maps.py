@@ -36,12 +36,11 @@ import folium
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 from folium import plugins
 from markupsafe import Markup
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmgr.analytics import accountability
 from gridmgr.cases import filters, queries
-from gridmgr.cases.workflow import SUPERVISOR_CELLS, TERMINAL, Actor, scope_filter
+from gridmgr.cases.workflow import TERMINAL, Actor
 from gridmgr.codes import CASE_STATES, TZ
 from gridmgr.errors import CoordinateError, InputError, NotFound
 from gridmgr.geo import crs as crsmod
@@ -91,11 +90,6 @@ def local_time(moment: datetime | None) -> str:
 
 def _today() -> date:
     return request_now().astimezone(TZ).date()
-
-
-def _params(sql: str, **params: Any) -> dict:
-    """`params` plus :today when the SQL asks for it (derived values such as a billboard's `expired`)."""
-    return {**params, "today": _today()} if ":today" in sql else params
 
 
 def _local_path(value: str | None) -> str | None:
@@ -351,8 +345,7 @@ def inventory(conn: Connection, cell_id: int) -> list[dict]:
     cols = ", ".join(
         f'(SELECT {m.sql} FROM {layer.table.name} f WHERE f.cell_id = :cell) AS "{m.name}"' for layer, m in metrics
     )
-    sql = f"SELECT {cols}"
-    row = conn.execute(text(sql), _params(sql, cell=cell_id)).mappings().one()
+    row = map_queries.rows(conn, f"SELECT {cols}", {"cell": cell_id}, _today())[0]
     return [
         {"name": m.name, "label": t(m.label_zh, m.label_en), "layer": layer.name, "value": int(row[m.name] or 0)}
         for layer, m in metrics
@@ -429,15 +422,7 @@ def labels():
     """Codes and label points of the open cells in `?bbox=w,s,e,n`; `truncated` past LABEL_LIMIT."""
     box = filters.parse_bbox(request.args.get("bbox") or "")
     with engine().connect() as conn:
-        rows = conn.execute(
-            text("""
-            SELECT code, ST_X(p) AS lon, ST_Y(p) AS lat FROM (
-              SELECT code, ST_PointOnSurface(geom) AS p FROM grid_cells
-              WHERE valid_to IS NULL AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)
-              ORDER BY code LIMIT :lim) s
-        """),
-            {"x0": box[0], "y0": box[1], "x1": box[2], "y1": box[3], "lim": LABEL_LIMIT + 1},
-        ).all()
+        rows = map_queries.cell_labels(conn, box, LABEL_LIMIT + 1)
     return json_response(
         {
             "cells": [[r.code, round(r.lat, 6), round(r.lon, 6)] for r in rows[:LABEL_LIMIT]],
@@ -454,16 +439,7 @@ def mine():
     if actor.role != "supervisor" or actor.person_id is None:
         return json_response({"codes": [], "bounds": None})
     with engine().connect() as conn:
-        codes = (
-            conn.execute(
-                text(
-                    f"SELECT code FROM grid_cells WHERE valid_to IS NULL AND id IN ({SUPERVISOR_CELLS}) ORDER BY code"
-                ),
-                {"scope_person": actor.person_id},
-            )
-            .scalars()
-            .all()
-        )
+        codes = map_queries.supervisor_cell_codes(conn, actor.person_id)
         bounds = supervisor_extent(conn, actor)
     return json_response({"codes": codes, "bounds": bounds})
 
@@ -480,14 +456,7 @@ def _cell(conn: Connection, code: str):
 
 
 def _region(conn: Connection, where: str, params: dict) -> dict | None:
-    row = conn.execute(
-        text(f"""
-        SELECT level, code, name, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom)
-        FROM regions WHERE {where} ORDER BY (name = :q) DESC, array_position(
-            ARRAY['district', 'street', 'community']::text[], level::text), code LIMIT 1
-    """),
-        params,
-    ).first()
+    row = map_queries.find_region(conn, where, params)
     if row is None:
         return None
     return {
@@ -523,15 +492,12 @@ def search_place(conn: Connection, actor: Actor, q: str) -> dict:
             }
     if CELL_CODE.fullmatch(q):
         info = _cell(conn, q)
-        box = conn.execute(
-            text("SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM grid_cells WHERE id = :id"),
-            {"id": info.id},
-        ).first()
+        box = map_queries.cell_box(conn, info.id)
         return {
             "kind": "cell",
             "label": f"{label('cell')} {info.code}",
             "code": info.code,
-            "bounds": _bounds(box),
+            "bounds": box.corners() if box else None,
             "url": url_for("maps.cell_page", code=info.code),
         }
     if re.fullmatch(r"[0-9]{6}|[0-9]{9}|[0-9]{12}", q):
@@ -631,7 +597,7 @@ def layer_features(conn: Connection, layer: registry.Layer, where: str, params: 
         f"ORDER BY f.id LIMIT :limit"
     )
     out = []
-    for row in conn.execute(text(sql), _params(sql, **params, limit=limit)).mappings():
+    for row in map_queries.rows(conn, sql, {**params, "limit": limit}, _today()):
         fields = [
             {"label": name(f.label_zh, f.label_en), "value": _show(f, row[f.name])} for f, _ in _popup_columns(layer)
         ]
@@ -657,13 +623,7 @@ def case_popup(conn: Connection, actor: Actor, case_id: int) -> dict:
             conn, actor, case_id, now=request_now(), calendar=calendar(), events=False, actions=False
         )
     except NotFound:
-        row = conn.execute(
-            text(
-                "SELECT f.status, c.name, c.name_en FROM cases f LEFT JOIN categories c "
-                "ON c.code = f.category_code WHERE f.id = :id"
-            ),
-            {"id": case_id},
-        ).first()
+        row = map_queries.case_summary(conn, case_id)
         if row is None:
             raise
         return {
@@ -743,7 +703,7 @@ def values(metric: str):
         f"WHERE g.valid_to IS NULL GROUP BY g.code"
     )
     with engine().connect() as conn:
-        rows = conn.execute(text(sql), _params(sql)).all()
+        rows = [(r["code"], r["v"]) for r in map_queries.rows(conn, sql, {}, _today())]
     resp = json_response(
         {"title": t(m.label_zh, m.label_en), "values": {code: float(v) if v % 1 else int(v) for code, v in rows if v}}
     )
@@ -754,42 +714,6 @@ def values(metric: str):
 # ------------------------------------------------------------------------------------------- the cell page
 
 
-def neighbours(conn: Connection, cell_id: int) -> list[str]:
-    """The codes of the open cells touching this one (edge or corner)."""
-    return (
-        conn.execute(
-            text("""
-        SELECT n.code FROM grid_cells c JOIN grid_cells n ON n.geom && c.geom AND ST_Intersects(n.geom, c.geom)
-        WHERE c.id = :id AND n.id <> c.id AND n.valid_to IS NULL ORDER BY n.code
-    """),
-            {"id": cell_id},
-        )
-        .scalars()
-        .all()
-    )
-
-
-def recently_closed(conn: Connection, actor: Actor, cell_id: int, since: datetime, limit: int) -> list[dict]:
-    """Cases of the cell closed since `since` that the actor may see, the latest first."""
-    cond, params = scope_filter(actor, "f")
-    return [
-        dict(r)
-        for r in conn.execute(
-            text(f"""
-        SELECT f.id, f.case_no, c.name AS category, c.name_en AS category_en, f.reported_at, f.description,
-               e.closed_at
-        FROM cases f
-        JOIN LATERAL (SELECT max(at) AS closed_at FROM case_events WHERE case_id = f.id AND to_state = 'closed') e
-          ON e.closed_at >= :since
-        LEFT JOIN categories c ON c.code = f.category_code
-        WHERE f.cell_id = :cell AND f.status = 'closed' AND ({cond})
-        ORDER BY e.closed_at DESC, f.id DESC LIMIT :limit
-    """),
-            {**params, "cell": cell_id, "since": since, "limit": limit},
-        ).mappings()
-    ]
-
-
 @bp.get("/cells/<code>")
 @login_required
 def cell_page(code: str):
@@ -798,22 +722,14 @@ def cell_page(code: str):
     now = request_now()
     with engine().connect() as conn:
         info = _cell(conn, code)
-        box = _bounds(
-            conn.execute(
-                text(
-                    "SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM grid_cells WHERE id = :id"
-                ),
-                {"id": info.id},
-            ).first()
-        )
-        near = neighbours(conn, info.id)
+        cell_box = map_queries.cell_box(conn, info.id)
+        box = cell_box.corners() if cell_box else None
+        near = map_queries.neighbours(conn, info.id)
         features = []
         for layer in registry.layers(spatial=True):
             if layer.name == tiles.CASES:
                 continue
-            total = conn.execute(
-                text(f"SELECT count(*) FROM {layer.table.name} WHERE cell_id = :c"), {"c": info.id}
-            ).scalar()
+            total = map_queries.features_in_cell(conn, layer, info.id)
             rows = layer_features(conn, layer, "f.cell_id = :cell", {"cell": info.id}, CELL_PAGE_ROWS) if total else []
             features.append(
                 {
@@ -824,7 +740,7 @@ def cell_page(code: str):
                 }
             )
         cases, open_total = open_cases(conn, actor, info.code, CELL_PAGE_ROWS)
-        closed = recently_closed(conn, actor, info.id, now - timedelta(days=RECENT_DAYS), CELL_PAGE_ROWS)
+        closed = map_queries.recently_closed(conn, actor, info.id, now - timedelta(days=RECENT_DAYS), CELL_PAGE_ROWS)
         stock = inventory(conn, info.id)
     # the view: the cell and a strip of its neighbours around it (wider on a wide map)
     pad_y, pad_x = (box[1][0] - box[0][0]) * 0.4, (box[1][1] - box[0][1]) * 0.4
