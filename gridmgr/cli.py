@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from sqlalchemy.exc import DBAPIError
@@ -13,7 +14,7 @@ from gridmgr.errors import GridmgrError, TopologyError
 class ErrorsAsMessages(click.Group):
     """A group that prints a GridmgrError as one clear message (never a traceback) and exits 1."""
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except TopologyError as exc:

@@ -160,12 +160,12 @@ def cell_counts(
         GROUP BY gc.code"""),
         params,
     ).all()
-    by_code = dict(rows)
+    by_code: dict[str, int] = dict(rows)
     counts = np.array([by_code.pop(c, 0) for c in codes], dtype=np.int64)
     return CellCounts(list(codes), counts, int(sum(by_code.values())), at)
 
 
-def adjacency(conn: Connection, *, at: datetime, area: str | None = None, codes: Sequence[str] | None = None):
+def adjacency(conn: Connection, *, at: datetime, area: str | None = None, codes: Sequence[str] | None = None) -> Any:
     """Queen contiguity of the cells valid at `at` (within `area`), as a libpysal W keyed by cell code."""
     from libpysal.weights import W
 
@@ -198,7 +198,7 @@ def adjacency(conn: Connection, *, at: datetime, area: str | None = None, codes:
 # ------------------------------------------------------------------------------------------- Gi* core
 
 
-def fdr_bh(pvalues: Sequence[float]) -> np.ndarray:
+def fdr_bh(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     """Benjamini–Hochberg adjusted p-values: q_(i) = min over j ≥ i of n·p_(j)/j, capped at 1."""
     p = np.asarray(pvalues, dtype=float)
     n = len(p)
@@ -244,7 +244,12 @@ def _exact_tails(y: np.ndarray, k: np.ndarray, t: np.ndarray) -> tuple[np.ndarra
 
 
 def gi_star(
-    counts: Sequence[int], w, *, method: str = "exact", permutations: int = 999, seed: int = DEFAULT_SEED
+    counts: Sequence[int] | np.ndarray,
+    w: Any,
+    *,
+    method: str = "exact",
+    permutations: int = 999,
+    seed: int = DEFAULT_SEED,
 ) -> GiStar:
     """Gi* of integer counts aligned with `w.id_order`, p-values by randomisation, BH-corrected, classified."""
     import esda
@@ -392,6 +397,7 @@ class HotSpots:
 
     def values(self, name: str, omit: Any = _KEEP_ALL) -> dict[str, Any]:
         """code → one value (count, spot, z, p, q, class, change), JSON-ready; `omit` drops one value (e.g. "ns")."""
+        out: dict[str, Any]
         if name == "count":
             out = dict(self.counts)
         elif name == "class":
@@ -429,7 +435,7 @@ def analyse(
 ) -> HotSpots:
     """Counts, Gi* hot and cold cells, choropleth classes and (optionally) the change on the previous period."""
     period = Period.parse(period) if isinstance(period, str) else period
-    options = {
+    options: dict[str, Any] = {
         "category": category,
         "area": area,
         "today": today,
@@ -456,9 +462,20 @@ def analyse(
 
 
 def _analyse(
-    conn: Connection, period: Period, *, category, area, today, method, permutations, seed, k, classification, w=None
+    conn: Connection,
+    period: Period,
+    *,
+    category: str | Iterable[str] | None,
+    area: str | None,
+    today: date | None,
+    method: str,
+    permutations: int,
+    seed: int,
+    k: int,
+    classification: str,
+    w: Any = None,
 ) -> HotSpots:
-    timings = {}
+    timings: dict[str, float] = {}
     t = time.perf_counter()
     counts = cell_counts(conn, period=period, category=category, area=area, today=today)
     timings["counts"] = time.perf_counter() - t

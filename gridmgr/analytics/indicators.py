@@ -37,7 +37,9 @@ A rate whose denominator is zero is None (shown "—"), never an error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from gridmgr.errors import InputError
 
@@ -76,7 +78,7 @@ class Rate:
     def is_rate(self) -> bool:
         return True
 
-    def of(self, values: dict, minus: tuple[str, ...] = ()) -> float | None:
+    def of(self, values: Mapping[str, Any], minus: tuple[str, ...] = ()) -> float | None:
         """The rate from a row's figures (None for a zero or negative denominator), less `minus` below."""
         den = 0
         for term in self.denominator:  # a plain loop: a cell report takes ~80,000 rates
@@ -87,11 +89,11 @@ class Rate:
         return num / den if den > 0 else None
 
 
-def _count(key, zh, en, formula, rule, where, kind="count"):
+def _count(key: str, zh: str, en: str, formula: str, rule: str, where: str, kind: str = "count") -> Indicator:
     return Indicator(key, zh, en, formula, rule, f"count(*) FILTER (WHERE {where})", kind)
 
 
-def _sum(key, zh, en, formula, rule, column, where="true"):
+def _sum(key: str, zh: str, en: str, formula: str, rule: str, column: str, where: str = "true") -> Indicator:
     return Indicator(key, zh, en, formula, rule, f"coalesce(sum({column}) FILTER (WHERE {where}), 0)")
 
 
@@ -442,7 +444,8 @@ RATES: tuple[Rate, ...] = (
     ),
 )
 
-BY_KEY: dict[str, Indicator | Rate] = {d.key: d for d in (*COUNTS, *RATES)}
+_ALL: tuple[Indicator | Rate, ...] = (*COUNTS, *RATES)
+BY_KEY: dict[str, Indicator | Rate] = {d.key: d for d in _ALL}
 assert len(BY_KEY) == len(COUNTS) + len(RATES), "indicator keys must be unique"
 for _r in RATES:  # a rate names only figures defined above
     assert all(t.lstrip("-") in BY_KEY for t in (_r.numerator, *_r.denominator)), _r.key

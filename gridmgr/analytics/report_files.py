@@ -148,7 +148,7 @@ def table(
     # ranked rows by group, then the cases of no object (out of grid, never dispatched) before the total
     ranked = sorted(scoring.rank(scoring.score(report, scheme), group_by), key=lambda r: r.code is None)
     total = scoring.score([report.total], scheme)[0]
-    changes = [None] * len(ranked)
+    changes: Sequence[scoring.Change | None] = [None] * len(ranked)
     total_change = None
     if previous is not None:
         changes = scoring.compare(ranked, scoring.rank(scoring.score(previous, scheme), group_by))
@@ -332,7 +332,7 @@ def write_xlsx(bk: Book, path: str | Path) -> None:
     wrap = Alignment(wrap_text=True, vertical="top")
     used: set[str] = set()
 
-    def cell(ws, value, fmt=None, header=False):
+    def cell(ws: Any, value: Any, fmt: str | None = None, header: bool = False) -> Any:
         c = WriteOnlyCell(ws, value=value)
         if isinstance(value, str):
             c.data_type = "s"  # never a formula, whatever a name starts with
@@ -369,8 +369,8 @@ def write_xlsx(bk: Book, path: str | Path) -> None:
     for d in bk.definitions:
         ws.append([cell(ws, v) for v in d])
     ws.append([])
-    for k, v in _about(bk):
-        ws.append([cell(ws, k, header=True), cell(ws, v)])
+    for about_key, about_value in _about(bk):
+        ws.append([cell(ws, about_key, header=True), cell(ws, about_value)])
     wb.save(path)
 
 

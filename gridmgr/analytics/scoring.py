@@ -34,7 +34,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -67,11 +67,16 @@ class Item:
     @property
     def maximum(self) -> float:
         """The most points this item gives."""
-        return self.weight if self.weight is not None else self.points
+        if self.weight is not None:
+            return self.weight
+        assert self.points is not None  # a threshold item has points (Scheme reading requires them)
+        return self.points
 
     def rate_of(self, values: Mapping[str, Any]) -> float | None:
         """The rate this item scores, with its denominator adjustment."""
-        return indicators.BY_KEY[self.rate].of(values, self.minus)
+        rate = indicators.BY_KEY[self.rate]
+        assert isinstance(rate, indicators.Rate)  # an item's rate is one of RATES (key_of checks it)
+        return rate.of(values, self.minus)
 
     def points_for(self, rate: float | None) -> float:
         """The points of a rate (None: full or zero, as the scheme says)."""
@@ -79,6 +84,8 @@ class Item:
             return self.maximum if self.if_none == "full" else 0.0
         if self.weight is not None:
             return self.weight * ((1 - rate) if self.inverse else rate)
+        # a threshold item has all three (Scheme reading requires them)
+        assert self.threshold is not None and self.points is not None and self.per_point is not None
         if rate >= self.threshold:
             return self.points
         return max(0.0, self.points - self.per_point * (self.threshold - rate) * 100)
@@ -176,7 +183,7 @@ class _Validator:
     def __init__(self, origin: str):
         self.origin = origin
 
-    def fail(self, key: str, problem: str):
+    def fail(self, key: str, problem: str) -> NoReturn:
         raise SchemeError(f"{self.origin}: {key or 'top level'}: {problem}")
 
     def mapping(self, raw: Any, key: str, allowed: set[str], required: set[str]) -> dict:
@@ -332,7 +339,7 @@ def score(report: Any, scheme: Scheme | str) -> list[Scored]:
     return out
 
 
-GroupBy = str | Callable[[Scored], Any] | Mapping[str, Any] | None
+GroupBy = str | Callable[[Scored], Any] | Mapping[str | None, Any] | None  # a row's code may be None
 
 
 def _grouper(group_by: GroupBy) -> Callable[[Scored], Any]:
@@ -364,7 +371,7 @@ def rank(rows: Iterable[Scored], group_by: GroupBy = None) -> list[Scored]:
         last, last_rank = None, 0
         for i, r in enumerate(members, start=1):
             ranked = r.score is not None and r.code is not None
-            if ranked and round(r.score, 6) != last:
+            if r.score is not None and r.code is not None and round(r.score, 6) != last:  # i.e. ranked
                 last, last_rank = round(r.score, 6), i
             out.append(dataclasses.replace(r, group=g, rank=last_rank if ranked else None))
     return out

@@ -41,25 +41,29 @@ def read(path: Path = DEFAULT_FILE) -> list[dict]:
         missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
         if missing:
             raise InputError(f"{path.name}: missing columns {', '.join(missing)}")
-        rows, seen = [], set()
+        rows: list[dict] = []
+        seen: set[str | None] = set()
         for line, raw in enumerate(reader, start=2):
             rec = f"{path.name} line {line}"
             row = {c: (raw.get(c) or "").strip() or None for c in COLUMNS}
             for c in REQUIRED:
                 if not row[c]:
                     raise InputError("is empty", record=rec, field=c)
-            if not CODE.match(row["code"]):
+            code = row["code"]
+            assert code is not None  # a REQUIRED column, checked just above
+            if not CODE.match(code):
                 raise InputError(
                     f"{row['code']!r} is not a 4-digit event code or C + 4 digits", record=rec, field="code"
                 )
-            if row["kind"] not in ("event", "component") or row["code"].startswith("C") != (row["kind"] == "component"):
+            if row["kind"] not in ("event", "component") or code.startswith("C") != (row["kind"] == "component"):
                 raise InputError(f"kind {row['kind']!r} does not fit code {row['code']}", record=rec, field="kind")
-            if row["code"].lstrip("C")[:2] != row["major_code"]:
+            if code.lstrip("C")[:2] != row["major_code"]:
                 raise InputError(
                     f"major code {row['major_code']} does not fit code {row['code']}", record=rec, field="major_code"
                 )
             for c in COLUMNS:
-                if c.endswith(("_limit", "_urgent")) and row[c] and not LIMIT.match(row[c]):
+                value = row[c]
+                if c.endswith(("_limit", "_urgent")) and value and not LIMIT.match(value):
                     raise InputError(
                         f"{row[c]!r} is not <n>h (working hours) or <n>d (working days)", record=rec, field=c
                     )
@@ -70,7 +74,7 @@ def read(path: Path = DEFAULT_FILE) -> list[dict]:
     return rows
 
 
-def load(conn: Connection, path: Path = DEFAULT_FILE) -> int:
+def load(conn: Connection, path: str | Path = DEFAULT_FILE) -> int:
     """Insert or update every category of the file by code; returns how many rows it holds."""
     rows = read(Path(path))
     cols = ", ".join(COLUMNS)

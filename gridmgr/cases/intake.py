@@ -77,7 +77,7 @@ def report(conn: Connection, actor: Actor, new: NewCase, *, now: datetime, calen
             "step": step,
             "reporter": actor.user_id,
         },
-    ).scalar()
+    ).scalar_one()  # INSERT ... SELECT from one row ... RETURNING: one row
     record(
         conn,
         case_id,

@@ -109,7 +109,7 @@ def _local(moment: datetime | None) -> datetime | None:
     return moment.astimezone(TZ) if moment is not None else None
 
 
-def case_dict(row: Mapping[str, Any], *, now: datetime, calendar: WorkCalendar) -> dict:
+def case_dict(row: Mapping[Any, Any], *, now: datetime, calendar: WorkCalendar) -> dict:
     """One case row (as selected by this module) as plain data; datetimes stay aware datetimes in Asia/Shanghai."""
     overdue, ratio = timing(row["status"], row["deadline"], row["step_started_at"], now=now, calendar=calendar)
     return {
@@ -148,7 +148,7 @@ def case_dict(row: Mapping[str, Any], *, now: datetime, calendar: WorkCalendar) 
     }
 
 
-def event_dict(row: Mapping[str, Any]) -> dict:
+def event_dict(row: Mapping[Any, Any]) -> dict:
     """One `case_events` row as plain data."""
     return {
         "id": row["id"],
@@ -263,7 +263,7 @@ def list_cases(
     if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InputError(f"page {page} / page_size {page_size}: page ≥ 1, page_size 1…{MAX_PAGE_SIZE}", field="page")
     where, params = _where(actor, flt, now)
-    total = conn.execute(text(f"SELECT count(*) {_FROM} WHERE {where}"), params).scalar()
+    total = conn.execute(text(f"SELECT count(*) {_FROM} WHERE {where}"), params).scalar_one()  # count(*): one row
     rows = (
         conn.execute(
             text(f"{_SELECT} {_FROM} WHERE {where} ORDER BY {SORTS[sort]} LIMIT :limit OFFSET :offset"),
@@ -354,7 +354,7 @@ class CategoryInfo:
     limits: dict = field(default_factory=dict)
 
 
-def _category(row: Mapping[str, Any]) -> CategoryInfo:
+def _category(row: Mapping[Any, Any]) -> CategoryInfo:
     limits = {
         k: row[k]
         for k in (
@@ -420,7 +420,7 @@ def cell_at_point(
 def cell_dict(info: CellInfo) -> dict:
     """A cell with its hierarchy, units, people and duty grids as plain data."""
 
-    def pair(p):
+    def pair(p: tuple[str, str] | None) -> dict | None:
         return {"code": p[0], "name": p[1]} if p else None
 
     return {

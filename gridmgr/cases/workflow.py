@@ -394,7 +394,8 @@ def apply(
 def _update_case(conn: Connection, case_id: int, updates: dict[str, Any]) -> None:
     import json
 
-    sets, params = [], {"id": case_id}
+    sets: list[str] = []
+    params: dict[str, Any] = {"id": case_id}
     for k, v in updates.items():
         if k == "extension_request":
             sets.append(f"{k} = CAST(:{k} AS jsonb)")
@@ -447,7 +448,7 @@ def record(
             "photos": photos or [],
             "data": json.dumps(data or {}, ensure_ascii=False, default=str),
         },
-    ).scalar()
+    ).scalar_one()  # INSERT ... VALUES ... RETURNING: one row
 
 
 def first_step(source: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy.engine import Engine
@@ -10,13 +12,15 @@ from sqlalchemy.engine import Engine
 from gridmgr.config import Config
 from gridmgr.db.engine import connect
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 def engine() -> Engine:
     """The database for a command: embedded (started and migrated when needed) or GRIDMGR_DATABASE_URL."""
     return connect(Config.from_env())
 
 
-def crs_option(f):
+def crs_option(f: F) -> F:
     """--crs, shared by every command that reads coordinates."""
     return click.option(
         "--crs",
@@ -28,7 +32,7 @@ def crs_option(f):
 class Timer:
     """Measures a command for its one-line summary."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.start = time.perf_counter()
 
     @property

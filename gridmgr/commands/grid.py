@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,6 +11,9 @@ from gridmgr.commands import Timer, crs_option, engine, summary
 from gridmgr.errors import TopologyError
 from gridmgr.geo.gisfile import read_features
 from gridmgr.grid import cells as grid
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
 
 
 def _when(value: str | None) -> datetime | None:
@@ -28,7 +32,7 @@ class _Bar:
 
     def __init__(self, label: str):
         self.label = label
-        self.bar = None
+        self.bar: ProgressBar[int] | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
@@ -71,7 +75,14 @@ def grid_group() -> None:
     show_default=True,
     help="A clipped piece smaller than this share of a full cell joins its neighbour.",
 )
-def generate_cmd(district_code, cell_size, boundary, crs, valid_from, sliver_ratio) -> None:
+def generate_cmd(
+    district_code: str,
+    cell_size: float,
+    boundary: str | None,
+    crs: str | None,
+    valid_from: str | None,
+    sliver_ratio: float,
+) -> None:
     """Lay square cells over every community of a district (or the district itself when it has none)."""
     timer = Timer()
     moment = _when(valid_from)
@@ -104,7 +115,7 @@ def generate_cmd(district_code, cell_size, boundary, crs, valid_from, sliver_rat
     show_default=True,
     help="Overlaps and gaps up to this many m² are fixed and reported; larger ones are refused.",
 )
-def import_cmd(file, crs, code_field, valid_from, tolerance) -> None:
+def import_cmd(file: str, crs: str | None, code_field: str | None, valid_from: str | None, tolerance: float) -> None:
     """Import cells drawn in a GIS file; every topology problem is reported; all or nothing."""
     timer = Timer()
     moment = _when(valid_from)
@@ -125,7 +136,7 @@ def import_cmd(file, crs, code_field, valid_from, tolerance) -> None:
     show_default=True,
     help="Gaps and parts outside a community up to this many m² are not reported.",
 )
-def check_cmd(district_code, tolerance) -> None:
+def check_cmd(district_code: str | None, tolerance: float) -> None:
     """Check the cells valid now: validity, communities, codes, overlaps, gaps; exit 1 on any problem."""
     with engine().begin() as conn:
         problems = grid.check(conn, district_code, tolerance_m2=tolerance)

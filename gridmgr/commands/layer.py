@@ -35,7 +35,9 @@ def list_cmd() -> None:
 @click.option("--map", "maps", multiple=True, metavar="SRC=DST", help="Read column SRC as field DST (repeatable).")
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows; write the rejected ones to --rejects.")
 @click.option("--rejects", type=click.Path(dir_okay=False), help="Where rejected rows go (default FILE.rejects.csv).")
-def import_cmd(layer_name, file, crs, maps, skip_invalid, rejects) -> None:
+def import_cmd(
+    layer_name: str, file: str, crs: str | None, maps: tuple[str, ...], skip_invalid: bool, rejects: str | None
+) -> None:
     """Import a CSV, XLSX, GeoJSON, GeoPackage or Shapefile into a layer (all or nothing by default)."""
     from gridmgr.io.importer import import_file
     from gridmgr.io.tabular import parse_mapping
@@ -70,7 +72,15 @@ def import_cmd(layer_name, file, crs, maps, skip_invalid, rejects) -> None:
 @click.option("--street", help="Only features in this street (9-digit code).")
 @click.option("--community", help="Only features in this community (12-digit code).")
 @click.option("--cell", help="Only features in this cell (15-digit code).")
-def export_cmd(layer_name, fmt, out, district, street, community, cell) -> None:
+def export_cmd(
+    layer_name: str,
+    fmt: str,
+    out: str,
+    district: str | None,
+    street: str | None,
+    community: str | None,
+    cell: str | None,
+) -> None:
     """Export a layer in its import template (re-importable), with each feature's cell code."""
     from gridmgr.io.exporter import export_layer
 

@@ -21,7 +21,9 @@ def regions_group() -> None:
 @click.option("--code-field", default="code", show_default=True)
 @click.option("--name-field", default="name", show_default=True)
 @click.option("--parent-field", default=None, help="Field with the parent's code (default: the code's prefix).")
-def import_cmd(file, level, crs, code_field, name_field, parent_field) -> None:
+def import_cmd(
+    file: str, level: str, crs: str | None, code_field: str, name_field: str, parent_field: str | None
+) -> None:
     """Import regions of one level; all or nothing; a re-import updates by code."""
     timer = Timer()
     rows = regions.prepare(read_features(file, crs), level, code_field, name_field, parent_field)

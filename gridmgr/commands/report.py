@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -34,7 +35,16 @@ LEVEL_HELP = "cell, community, street, district, unit, supervisor or duty-grid (
     help="Output format (default: from the file name).",
 )
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False), required=True)
-def report_cmd(period, levels, scheme, group_by, area, today, fmt, out) -> None:
+def report_cmd(
+    period: str,
+    levels: tuple[str, ...],
+    scheme: str,
+    group_by: str | None,
+    area: str | None,
+    today: datetime | None,
+    fmt: str | None,
+    out: str,
+) -> None:
     """Write the report of a period (every indicator, score, rank, change on the previous period)."""
     from gridmgr.analytics import report_files, scoring
     from gridmgr.analytics.accountability import Period, compute, level_key
@@ -44,17 +54,17 @@ def report_cmd(period, levels, scheme, group_by, area, today, fmt, out) -> None:
     fmt = fmt or Path(out).suffix.lstrip(".").lower()
     if fmt not in report_files.FORMATS:
         raise click.UsageError("give -f csv, xlsx or html (or an output file name ending so)")
-    levels = list(dict.fromkeys(level_key(lv) for lv in levels))
-    if fmt == "csv" and len(levels) > 1:
+    keys = list(dict.fromkeys(level_key(lv) for lv in levels))
+    if fmt == "csv" and len(keys) > 1:
         raise click.UsageError("a CSV file holds one level: give one --level, or use -f xlsx or -f html")
-    period = Period.parse(period)
+    span = Period.parse(period)
     plan = scoring.load(scheme)
     day = today.date() if today else None
     current, previous = [], []
     with engine().connect() as conn:
-        for level in levels:
-            current.append(compute(conn, period=period, level=level, today=day, area=area))
-            previous.append(compute(conn, period=period.previous(), level=level, today=day, area=area))
+        for level in keys:
+            current.append(compute(conn, period=span, level=level, today=day, area=area))
+            previous.append(compute(conn, period=span.previous(), level=level, today=day, area=area))
     if group_by:
         for rep in current:
             if not any(group_by in r.attrs or group_by in r.values for r in rep.rows):
@@ -68,8 +78,8 @@ def report_cmd(period, levels, scheme, group_by, area, today, fmt, out) -> None:
     report_files.write(book, fmt, out)
     rows = sum(len(t.rows) - 1 for t in book.tables)
     summary(
-        f"report {period.label} ({', '.join(levels)}; {rows:,} rows; scheme {plan.name}; "
-        f"compared with {period.previous().label}) written to {out}",
+        f"report {span.label} ({', '.join(keys)}; {rows:,} rows; scheme {plan.name}; "
+        f"compared with {span.previous().label}) written to {out}",
         timer,
     )
 

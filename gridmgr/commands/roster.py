@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from gridmgr.commands import Timer, engine, summary
@@ -23,7 +25,7 @@ def roster_group() -> None:
 @roster_group.command("import")
 @click.argument("file", type=click.Path(exists=True))
 @at_option
-def import_cmd(file, at) -> None:
+def import_cmd(file: str, at: datetime | None) -> None:
     """Load FILE (.xlsx, or a folder of CSVs): the whole roster, all or nothing."""
     timer = Timer()
     with engine().begin() as conn:
@@ -38,7 +40,7 @@ def import_cmd(file, at) -> None:
 @roster_group.command("export")
 @click.argument("file", type=click.Path())
 @at_option
-def export_cmd(file, at) -> None:
+def export_cmd(file: str, at: datetime | None) -> None:
     """Write the roster to FILE (.xlsx, else a folder of CSVs) in the import template."""
     timer = Timer()
     with engine().connect() as conn:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,6 +77,7 @@ class Cluster:
         return fallback
 
     def _postgres_can_enter(self, path: Path) -> bool:
+        assert self.os_user is not None  # only called when as_root, which sets os_user
         probe = path
         while not probe.exists():
             probe = probe.parent
@@ -104,7 +106,7 @@ class Cluster:
         return f"postgresql+psycopg2://{SUPERUSER}@/{dbname}?host={self.socket_dir}&port={self.port}"
 
     # -- process helpers ---------------------------------------------------------------------------
-    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def _run(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [str(a) for a in args]
         if self.as_root:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
@@ -112,17 +114,17 @@ class Cluster:
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if check and res.returncode != 0:
             raise DatabaseUnavailable(
-                f"{' '.join(args[:2])} failed ({res.returncode}): {res.stderr.strip() or res.stdout.strip()}"
+                f"{' '.join(map(str, args[:2]))} failed ({res.returncode}): {res.stderr.strip() or res.stdout.strip()}"
                 f" — see {self.log}"
             )
         return res
 
     def _chown(self, path: Path) -> None:
-        if self.as_root:
+        if self.os_user is not None:  # set exactly when as_root
             os.chown(path, self.os_user.pw_uid, self.os_user.pw_gid)
 
     @contextmanager
-    def locked(self):
+    def locked(self) -> Iterator[None]:
         """Hold the cluster's lock so two commands never init or start it at once."""
         self.base.mkdir(parents=True, exist_ok=True)
         with open(self.lock_file, "w") as fh:

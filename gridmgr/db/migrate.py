@@ -22,7 +22,7 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
     return cfg
 
 
-def head() -> str:
+def head() -> str | None:
     """The newest revision the code knows."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 

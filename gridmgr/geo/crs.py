@@ -7,13 +7,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 import pyproj
 import shapely
 from pyproj.exceptions import CRSError
+from shapely.geometry.base import BaseGeometry
 
 from gridmgr.errors import CoordinateError
+
+G = TypeVar("G", bound=BaseGeometry)
 
 ArrayLike = float | list[float] | np.ndarray
 Pair = tuple[np.ndarray, np.ndarray]
@@ -82,12 +86,12 @@ def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str) -> Pair:
     return _arrays(*_transformer("EPSG:4326", key).transform(x, y))
 
 
-def geometry_to_wgs84(geom: shapely.Geometry, crs: str) -> shapely.Geometry:
+def geometry_to_wgs84(geom: G, crs: str) -> G:
     """Return a shapely geometry given in `crs` converted to WGS84."""
     return _transform_geometry(geom, crs, to_wgs84)
 
 
-def geometry_from_wgs84(geom: shapely.Geometry, crs: str) -> shapely.Geometry:
+def geometry_from_wgs84(geom: G, crs: str) -> G:
     """Return a WGS84 shapely geometry converted to `crs`."""
     return _transform_geometry(geom, crs, from_wgs84)
 
@@ -170,9 +174,7 @@ def _transformer(source: str, target: str) -> pyproj.Transformer:
     return pyproj.Transformer.from_crs(source, target, always_xy=True)
 
 
-def _transform_geometry(
-    geom: shapely.Geometry, crs: str, convert: Callable[[ArrayLike, ArrayLike, str], Pair]
-) -> shapely.Geometry:
+def _transform_geometry(geom: G, crs: str, convert: Callable[[ArrayLike, ArrayLike, str], Pair]) -> G:
     key = parse_crs(crs)
 
     def coords(xy: np.ndarray) -> np.ndarray:

@@ -49,16 +49,16 @@ def read_features(path: str | Path, crs: str | None = None) -> list[Feature]:
     return out
 
 
-def _is_missing(value) -> bool:
+def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def check_polygon(feature: Feature, extent: crsmod.Extent = crsmod.CHINA) -> shapely.MultiPolygon:
     """The feature's geometry as a valid MultiPolygon inside the extent, or an InputError naming it."""
     geom = feature.geom
-    if geom.geom_type == "Polygon":
+    if isinstance(geom, shapely.Polygon):  # same test as geom_type == "Polygon"
         geom = shapely.MultiPolygon([geom])
-    if geom.geom_type != "MultiPolygon":
+    if not isinstance(geom, shapely.MultiPolygon):
         raise InputError(f"is a {geom.geom_type}, a polygon is needed", record=feature.record, field="geometry")
     if not geom.is_valid:
         raise InputError(f"invalid geometry: {shapely.is_valid_reason(geom)}", record=feature.record, field="geometry")

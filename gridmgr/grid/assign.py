@@ -221,7 +221,7 @@ def pending(conn: Connection, at: datetime | None = None) -> list[Pending]:
             FROM {t} f WHERE {STALE}
         """),
             {"at": at or datetime.now().astimezone()},
-        ).first()
+        ).one()  # an aggregate without GROUP BY: always one row
         out.append(Pending(layer.name, row[0], row[1]))
     return out
 

@@ -18,10 +18,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
 import numpy as np
 import pyproj
 import shapely
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -89,11 +91,11 @@ class SquareLattice:
         self._to_utm = pyproj.Transformer.from_crs(4326, epsg, always_xy=True)
         self._to_wgs = pyproj.Transformer.from_crs(epsg, 4326, always_xy=True)
 
-    def to_utm(self, geom: shapely.Geometry) -> shapely.Geometry:
+    def to_utm(self, geom: BaseGeometry) -> BaseGeometry:
         """A WGS84 geometry in the lattice's UTM zone (metres)."""
         return shapely.transform(geom, lambda xy: np.column_stack(self._to_utm.transform(xy[:, 0], xy[:, 1])))
 
-    def squares(self, area: shapely.Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def squares(self, area: BaseGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The squares covering an area's bounds: WGS84 polygons, row (northing) and column indexes."""
         s = self.size
         x, y = self._to_utm.transform(*shapely.get_coordinates(area).T)
@@ -104,16 +106,17 @@ class SquareLattice:
         sw, se, ne, nw = pts[:-1, :-1], pts[:-1, 1:], pts[1:, 1:], pts[1:, :-1]
         rings = np.stack([sw, se, ne, nw, sw], axis=-2).reshape(-1, 5, 2)
         cols, rows = np.meshgrid(ii[:-1], jj[:-1])
-        return shapely.polygons(rings), rows.ravel(), cols.ravel()
+        # a (n, 5, 2) array of rings gives an array of polygons; the stub's overloads cannot tell
+        return cast(np.ndarray, shapely.polygons(rings)), rows.ravel(), cols.ravel()
 
 
-def _shared_length(a: shapely.Geometry, b: shapely.Geometry, lattice: SquareLattice) -> float:
+def _shared_length(a: BaseGeometry, b: BaseGeometry, lattice: SquareLattice) -> float:
     """Length in metres of the edge two cells share."""
     common = shapely.intersection(a.boundary, b.boundary)
     return 0.0 if common.is_empty else lattice.to_utm(common).length
 
 
-def _cells_of(area: shapely.Geometry, lattice: SquareLattice, sliver_ratio: float) -> tuple[list, int]:
+def _cells_of(area: BaseGeometry, lattice: SquareLattice, sliver_ratio: float) -> tuple[list, int]:
     """An area's cells in code order (rows from the north, columns from the west) and slivers merged.
 
     Each square is clipped to the area; every polygon of the result is a piece. A piece smaller than
@@ -221,7 +224,10 @@ def generate(
     if whole:
         areas = [district]
     lattice = SquareLattice(utm_epsg(district.lon, district.lat), cell_size)
-    ns, codes, area_ids, wkbs = [], [], [], []
+    ns: list[int] = []
+    codes: list[str | None] = []
+    area_ids: list[int | None] = []
+    wkbs: list[str] = []
     merged = 0
     for done, a in enumerate(areas, start=1):
         cells, m = _cells_of(shapely.from_wkb(bytes(a.wkb)), lattice, sliver_ratio)
@@ -269,7 +275,10 @@ def import_cells(
         raise InputError(f"the tolerance must not be negative, not {tolerance_m2}", field="tolerance")
     _lock(conn)
     probs = topo.Problems()
-    ns, records, codes, wkbs = [], [], [], []
+    ns: list[int] = []
+    records: list[str] = []
+    codes: list[str | None] = []
+    wkbs: list[str] = []
     for n, f in enumerate(features, start=1):
         code = _code_of(f.props.get(code_field)) if code_field else None
         if f.geom.geom_type not in ("Polygon", "MultiPolygon"):
@@ -298,7 +307,7 @@ def import_cells(
         raise TopologyError(
             f"grid import refused, nothing stored: {len(probs.refused)} problem(s)", problems=probs.refused
         )
-    communities = conn.execute(text("SELECT count(DISTINCT area_id) FROM grid_stage")).scalar()
+    communities = conn.execute(text("SELECT count(DISTINCT area_id) FROM grid_stage")).scalar_one()
     closed, inherited, vfs = _open_version(conn, "imported", valid_from)
     return GridSummary(len(ns), communities, 0, closed, inherited, probs.fixed, vfs, source="imported")
 
@@ -345,7 +354,7 @@ def counts(conn: Connection, district_code: str | None = None, at: datetime | No
           AND (CAST(:d AS text) IS NULL OR left(r.code, 6) = :d)
     """),
         {"at": at, "d": district_code},
-    ).first()
+    ).one()  # an aggregate without GROUP BY: always one row
     return int(row[0]), int(row[1])
 
 
@@ -373,7 +382,7 @@ def store_boundary(conn: Connection, features: list[Feature], district_code: str
     regions.store(conn, rows, "district")
 
 
-def _code_of(raw) -> str | None:
+def _code_of(raw: Any) -> str | None:
     """A code read from a file as text: numbers lose a '.0', blanks are None."""
     if raw is None or str(raw).strip() == "":
         return None
@@ -521,4 +530,4 @@ def _inherit(conn: Connection, new_ids: list[int], old_ids: list[int]) -> int:
             OR EXISTS (SELECT 1 FROM cell_people WHERE cell_id = h.old_id)
             OR EXISTS (SELECT 1 FROM duty_grid_cells WHERE cell_id = h.old_id)
     """)
-    ).scalar()
+    ).scalar_one()  # count(*): always one row

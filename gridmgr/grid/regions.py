@@ -39,7 +39,8 @@ def prepare(
     if level not in REGION_LEVELS:
         raise InputError(f"unknown level {level!r}; use one of {', '.join(REGION_LEVELS)}")
     want = CODE_LENGTH[level]
-    rows, seen = [], {}
+    rows: list[RegionRow] = []
+    seen: dict[str, str] = {}
     for f in features:
         raw = f.props.get(code_field)
         if raw is None or str(raw).strip() == "":

@@ -25,6 +25,7 @@ def select_sql(layer: Layer, area: tuple[str, str] | None = None) -> str:
     cols, joins = [], []
     for f in layer.fields:
         if f.type == "ref" and f.column.endswith("_id"):
+            assert f.ref is not None  # Field.__post_init__ requires ref exactly for type ref
             table, key, stored = f.ref
             joins.append(f"LEFT JOIN {table} r_{f.name} ON r_{f.name}.id = f.{stored}")
             cols.append(f"r_{f.name}.{key} AS {f.name}")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -139,7 +140,8 @@ def import_file(
     finally:
         if (
             not conn.invalidated
-            and conn.connection.dbapi_connection.info.transaction_status == TRANSACTION_STATUS_INTRANS
+            # psycopg2's own connection (untyped), with its .info
+            and cast(Any, conn.connection.dbapi_connection).info.transaction_status == TRANSACTION_STATUS_INTRANS
         ):
             conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": work_mem})
 
@@ -224,11 +226,13 @@ def _stage(
         if "POINT" not in layer.geometry_types:
             raise InputError(f"{layer.name} takes {' or '.join(layer.geometry_types)}: give a wkt column, not lon/lat")
         return stage_frame(conn, raw, lonlat=_lonlat(raw, key))
+    assert extent is not None  # a spatial layer: _import passes the city extent
     return stage_frame(conn, raw, wkb=_geometry(layer, raw, key, problems, extent))
 
 
 def _lonlat(raw: RawTable, key: str) -> tuple[np.ndarray, np.ndarray]:
     """lon/lat text in WGS84: as given in WGS84/CGCS2000, else converted where both are numbers."""
+    assert raw.lon is not None and raw.lat is not None  # the caller checked raw.lon; read sets both together
     lon, lat = raw.lon.to_numpy(dtype=object), raw.lat.to_numpy(dtype=object)
     if key in IDENTITY_CRS:
         return lon, lat
@@ -245,6 +249,7 @@ def _lonlat(raw: RawTable, key: str) -> tuple[np.ndarray, np.ndarray]:
 def _geometry(layer: Layer, raw: RawTable, key: str, problems: Problems, extent: crsmod.Extent) -> np.ndarray:
     """WGS84 WKB (hex) per row of a GIS file or WKT column; None and a recorded problem where bad."""
     geoms = raw.geometry
+    assert geoms is not None  # read gives a spatial layer's table lon/lat (handled before) or a geometry
     allowed = {ST_NAMES[t][3:].upper() for t in layer.geometry_types}
     wkb = np.empty(len(geoms), dtype=object)
     for i, g in enumerate(geoms):
@@ -282,7 +287,8 @@ def _defer_indexes(conn: Connection, layer: Layer, rows: int) -> list[str]:
     cap = rows // DEFER_RATIO
     if (
         rows < DEFER_MIN_ROWS
-        or conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT :cap) s"), {"cap": cap}).scalar() >= cap
+        or conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT :cap) s"), {"cap": cap}).scalar_one()
+        >= cap
     ):
         return []
     wait = conn.execute(text("SELECT current_setting('lock_timeout')")).scalar()
@@ -327,9 +333,9 @@ def _insert(conn: Connection, layer: Layer, staged: Staged, rows: int) -> tuple[
               INSERT INTO {t.name} ({", ".join(target)}) SELECT {", ".join(select)} FROM stage s {order}
               ON CONFLICT ({layer.natural_key}) DO NOTHING RETURNING 1
             ) SELECT count(*) FROM ins"""
-        return conn.execute(text(sql)).scalar(), 0
+        return conn.execute(text(sql)).scalar_one(), 0  # count(*): one row
     geom = "ST_SetSRID(ST_MakePoint(st.lon, st.lat), 4326)" if staged.lon else "st.geom"
-    if t.c.geom.type.geometry_type == "MULTIPOLYGON":
+    if t.c.geom.type.geometry_type == "MULTIPOLYGON":  # type: ignore[attr-defined]  # geoalchemy2 Geometry (untyped)
         geom = f"ST_Multi({geom})"
     timed = layer.time_column in cols
     at = f"COALESCE(s.{layer.time_column}, now())" if timed else "now()"
@@ -358,11 +364,11 @@ def _insert(conn: Connection, layer: Layer, staged: Staged, rows: int) -> tuple[
     if layer.on_insert:
         sql += f", hook AS ({layer.on_insert} RETURNING 1)"
     sql += " SELECT count(*), count(*) FILTER (WHERE cell_id IS NULL) FROM ins"
-    imported, out = conn.execute(text(sql)).first()
+    imported, out = conn.execute(text(sql)).one()  # count(*) without GROUP BY: one row
     return imported, out
 
 
-def _write_rejects(conn: Connection, path: Path, staged: Staged, problems: Problems) -> None:
+def _write_rejects(conn: Connection, path: str | Path, staged: Staged, problems: Problems) -> None:
     """Every rejected row with its reasons and its values as the input gave them."""
     cols = [c for c, _ in staged.headers]
     rows = conn.execute(

@@ -13,6 +13,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any, overload
 
 import geopandas as gpd
 import numpy as np
@@ -72,7 +73,7 @@ def column_names(layer: Layer, mapping: dict[str, str]) -> dict[str, str]:
     return names
 
 
-class RowRecords(Sequence):
+class RowRecords(Sequence[str]):
     """The record names of a table file's data rows, "row 2", "row 3", … (row 1 is the header), made when asked."""
 
     def __init__(self, n: int):
@@ -80,6 +81,12 @@ class RowRecords(Sequence):
 
     def __len__(self) -> int:
         return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
 
     def __getitem__(self, i: int | slice) -> str | list[str]:
         if isinstance(i, slice):
@@ -110,7 +117,8 @@ def plan_columns(columns: list[str], layer: Layer, mapping: dict[str, str]) -> C
         wkt = None  # points from a table: lon/lat win
     if wkt is not None or not (lon and lat):
         lon = lat = None
-    renamed, ignored = {}, []
+    renamed: dict[str, str] = {}
+    ignored: list[str] = []
     for c in columns:
         if c in (lon, lat, wkt):
             continue
@@ -195,10 +203,12 @@ def _create_stage(conn: Connection, columns: list[str], geom: bool = False) -> N
     conn.execute(text(f"CREATE TEMP TABLE stage_raw ({', '.join(defs)}) ON COMMIT DROP"))
 
 
-def _copy(conn: Connection, sql: str, source, name: str) -> int:
+def _copy(conn: Connection, sql: str, source: IO[Any], name: str) -> int:
     """Run one COPY … FROM STDIN of `source`; returns the rows copied."""
     try:
-        with conn.connection.dbapi_connection.cursor() as cur:
+        # psycopg2's own connection (untyped): its cursor is a context manager with copy_expert
+        dbapi: Any = conn.connection.dbapi_connection
+        with dbapi.cursor() as cur:
             cur.copy_expert(sql, source, size=COPY_CHUNK)
             return cur.rowcount
     except psycopg2.errors.QueryCanceled as exc:
@@ -258,8 +268,8 @@ def stage_csv(conn: Connection, path: Path, layer: Layer, mapping: dict[str, str
         fields,
         list(zip(cols, header)),
         RowRecords(rows),
-        lon=by_name.get(plan.lon),
-        lat=by_name.get(plan.lat),
+        lon=by_name.get(plan.lon) if plan.lon is not None else None,
+        lat=by_name.get(plan.lat) if plan.lat is not None else None,
         ignored=plan.ignored,
     )
 

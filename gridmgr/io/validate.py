@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
@@ -59,7 +61,7 @@ class Problems:
     def __len__(self) -> int:
         return len(self.by_row)
 
-    def lines(self, records: Sequence[str], limit: int | None = None) -> list[str]:
+    def lines(self, records: Sequence[str] | np.ndarray, limit: int | None = None) -> list[str]:
         """Human lines: `row 17, field 'reported_at': reason`, in row order."""
         out = []
         for i in sorted(self.by_row)[:limit]:
@@ -75,7 +77,7 @@ class Staged:
     rows: int
     fields: dict[str, str]  # field name → stage_raw text column
     headers: list[tuple[str, str]]  # (stage_raw column, the input's column name), for the rejects file
-    records: Sequence[str]  # "row 17" / "feature 3", by row_no
+    records: Sequence[str] | np.ndarray  # "row 17" / "feature 3", by row_no
     lon: str | None = None  # text columns of WGS84 lon/lat (points from tables)
     lat: str | None = None
     geom: bool = False  # a `geom` geometry column, filled and checked in Python
@@ -117,7 +119,7 @@ def _valid_iso(v: str, o: str) -> str:
     """SQL: `v` (its offset `o` characters long) has the ISO shape and names a real date and time."""
 
     # digits compared as text (the shape guarantees two digits): no cast, no function that can fail
-    def c(x):
+    def c(x: str) -> str:
         return f'{x} COLLATE "C"'
 
     local = f"(length({v}) - {o})"
@@ -177,15 +179,18 @@ def _field_checks(f: Field, v: str | None) -> list[_Check]:
         # any_ctl: one test of all text values of the row together (most rows have none)
         checks.append(_Check(f.name, f"any_ctl AND {v} ~ :ctl", lambda _: "contains a control character (e.g. NUL)"))
     if f.type == "text" and f.max_length:
+        longest = f.max_length
         checks.append(
             _Check(
                 f.name,
                 f"char_length({v}) > {int(f.max_length)}",
-                lambda _, n=f.max_length: f"is longer than {n} characters",
+                lambda _: f"is longer than {longest} characters",
             )
         )
     if f.type in ("int", "float"):
         num = number(v)
+        lo: float  # ints for int fields, printed into the SQL as such
+        hi: float
         checks.append(_Check(f.name, f"NOT {e} AND NOT {num}", lambda x: f"{x!r} is not a number"))
         if f.type == "int":
             checks.append(
@@ -206,11 +211,12 @@ def _field_checks(f: Field, v: str | None) -> list[_Check]:
             )
         )
         if f.minimum is not None:
+            least = f.minimum
             checks.append(
                 _Check(
                     f.name,
                     f"NOT {e} AND CASE WHEN {num} THEN {v}::numeric < {float(f.minimum)!r} END",
-                    lambda x, m=f.minimum: f"{x} is below {m:g}",
+                    lambda x: f"{x} is below {least:g}",
                 )
             )
     elif f.type == "bool":
@@ -232,12 +238,13 @@ def _field_checks(f: Field, v: str | None) -> list[_Check]:
             )
         )
     elif f.type == "choice":
+        choices = f.choices
         checks.append(
-            _Check(f.name, f"NOT {e} AND out_{v} IS NULL", lambda x, c=f.choices: f"{x!r} is not one of {', '.join(c)}")
+            _Check(f.name, f"NOT {e} AND out_{v} IS NULL", lambda x: f"{x!r} is not one of {', '.join(choices)}")
         )
     elif f.type == "ref":
         what = f.label_en or f.name
-        checks.append(_Check(f.name, f"NOT {e} AND out_{v} IS NULL", lambda x, w=what: f"unknown {w} {x!r}"))
+        checks.append(_Check(f.name, f"NOT {e} AND out_{v} IS NULL", lambda x: f"unknown {what} {x!r}"))
     return checks
 
 
@@ -325,6 +332,7 @@ def build_maps(conn: Connection, layer: Layer, values: dict[str, list]) -> None:
         f = layer.field(name)
         given = [v for v in given if v is not None]
         if f.type == "ref":  # the input names a row of another table by its key; stored: the key or the id
+            assert f.ref is not None  # Field.__post_init__ requires ref exactly for type ref
             table, key, stored = f.ref
             target = "id" if stored.endswith("_id") else key
             conn.execute(
@@ -351,7 +359,7 @@ def check(conn: Connection, layer: Layer, staged: Staged, problems: Problems, ex
     """Check and type every staged value in one pass into `stage`; record each bad value with its reason."""
     values, repeated = _distinct(conn, layer, staged)
     build_maps(conn, layer, values)
-    params = dict(PARAMS)
+    params: dict[str, Any] = dict(PARAMS)
     # one statement, four levels, each computed once a row (OFFSET 0 keeps the planner from merging them
     # and repeating an expression wherever its name is used): 1 the trimmed values; 2 ISO offsets and
     # the choice/ref lookups; 3 every check's flag; 4 the typed values and the bitmask of failed checks
@@ -359,6 +367,7 @@ def check(conn: Connection, layer: Layer, staged: Staged, problems: Problems, ex
     level1 = ["row_no"] + [f"{trim(col)} AS {value[name]}" for name, col in staged.fields.items()]
     carried = list(value.values())
     if staged.lon:
+        assert staged.lat is not None  # lon and lat are staged together
         level1 += [f"{trim(staged.lon)} AS lon", f"{trim(staged.lat)} AS lat"]
         carried += ["lon", "lat"]
     if staged.geom:
@@ -390,6 +399,7 @@ def check(conn: Connection, layer: Layer, staged: Staged, problems: Problems, ex
                 "AND lat::float8 BETWEEN :y0 AND :y1) ELSE false END"
             ),
         ]
+        assert extent is not None  # lon/lat are staged for spatial layers only, and those get the city extent
         params.update(x0=extent.lon_min, x1=extent.lon_max, y0=extent.lat_min, y1=extent.lat_max)
     masks = [
         " | ".join(
@@ -453,7 +463,10 @@ def _messages(
     if not bad:
         return
     names = list(staged.fields) + (["lon", "lat"] if staged.lon else [])
-    cols = [trim(c) for c in staged.fields.values()] + ([trim(staged.lon), trim(staged.lat)] if staged.lon else [])
+    cols = [trim(c) for c in staged.fields.values()]
+    if staged.lon:
+        assert staged.lat is not None  # lon and lat are staged together
+        cols += [trim(staged.lon), trim(staged.lat)]
     shown = {
         r[0]: dict(zip(names, r[1:]))
         for r in conn.execute(
@@ -471,6 +484,7 @@ def _messages(
         if staged.lon and flag[len(checks)]:
             problems.add_row(row_no, "lon/lat", "is missing or not a number")
         elif staged.lon and flag[len(checks) + 1]:
+            assert extent is not None  # lon/lat are staged for spatial layers only, and those get the city extent
             for _, reason in crsmod.bad_points([float(given["lon"])], [float(given["lat"])], extent):
                 problems.add_row(row_no, "lon/lat", reason)
 

@@ -12,10 +12,12 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import column, insert, literal_column, or_, table, text
+from sqlalchemy import Table, column, insert, literal_column, or_, table, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import ReturningInsert
 
 from gridmgr.db.models import CELL_DUTIES, PERSON_ROLES, POSTS, UNIT_KINDS, DutyGrid, Person, Unit
 from gridmgr.errors import InputError
@@ -162,7 +164,8 @@ def _check_row(sheet: str, number: int, values: dict, problems: list[Problem]) -
 
 
 def _check_sheet(sheet: Sheet, problems: list[Problem]) -> list[tuple[int, dict]]:
-    rows, first = [], {}
+    rows: list[tuple[int, dict]] = []
+    first: dict[tuple, int] = {}
     keys = KEYS[sheet.name]
     for number, values in sheet.rows:
         row = _check_row(sheet.name, number, values, problems)
@@ -280,15 +283,16 @@ def _upsert(conn: Connection, sheet: Sheet, rows: list[dict], ids: dict) -> tupl
     """Insert or update by code; a column absent from the sheet is left as it is. Returns (added, changed)."""
     if not rows:
         return 0, 0
-    t = {s: m for s, _, m in ENTITIES}[sheet.name].__table__
+    # a declarative model's __table__ is a Table (SQLAlchemy types it as FromClause)
+    t = cast(Table, {s: m for s, _, m in ENTITIES}[sheet.name].__table__)
     stmt = pg_insert(t)
     update = [ID_COLUMN.get(c, c) for c in sheet.columns if c != "code"]
-    stmt = stmt.on_conflict_do_update(
+    upsert: ReturningInsert[Any] = stmt.on_conflict_do_update(
         index_elements=[t.c.code],
         set_={c: stmt.excluded[c] for c in update},
         where=or_(*(t.c[c].is_distinct_from(stmt.excluded[c]) for c in update)),
     ).returning(literal_column("xmax = 0"))  # xmax = 0: the row was inserted, not updated
-    flags = conn.execute(stmt, [_db_row(sheet.name, r, ids) for r in rows]).scalars().all()
+    flags = conn.execute(upsert, [_db_row(sheet.name, r, ids) for r in rows]).scalars().all()
     return sum(flags), len(flags) - sum(flags)
 
 
@@ -332,7 +336,9 @@ def _store(
     for name, kind, model in ENTITIES:
         if name in rows:
             c = counts[name]
-            c.added, c.changed = _upsert(conn, sheets[name], rows[name], ids)
+            sheet = sheets[name]
+            assert sheet is not None  # rows holds only the sheets that were read (_check)
+            c.added, c.changed = _upsert(conn, sheet, rows[name], ids)
         if name in rows and name == "duty_grids":  # duty grids are part of the roster: replaced
             c.removed = conn.execute(
                 text("DELETE FROM duty_grids WHERE NOT (code = ANY(:codes))"),

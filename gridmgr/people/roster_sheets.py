@@ -9,9 +9,11 @@ import csv
 import io
 import unicodedata
 import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from gridmgr.errors import InputError
 
@@ -74,7 +76,7 @@ class Sheet:
 # ---------------------------------------------------------------- reading
 
 
-def as_text(value) -> str | None:
+def as_text(value: object) -> str | None:
     """A cell as the text it means: codes typed as numbers keep all their digits; blank is None."""
     if value is None:
         return None
@@ -93,7 +95,7 @@ def as_text(value) -> str | None:
     return s or None
 
 
-def _sheet(name: str, table_rows, problems: list[Problem]) -> Sheet | None:
+def _sheet(name: str, table_rows: Iterable[Sequence[Any]], problems: list[Problem]) -> Sheet | None:
     """A sheet from its rows of raw values; the first row is the header."""
     it = iter(table_rows)
     header = next(it, None)
@@ -130,7 +132,7 @@ def _sheet(name: str, table_rows, problems: list[Problem]) -> Sheet | None:
     return Sheet(name, tuple(c for c in known if c in index), rows)
 
 
-def _read_xlsx(path: Path, problems: list[Problem]) -> tuple[dict[str, Sheet], list[str]]:
+def _read_xlsx(path: Path, problems: list[Problem]) -> tuple[dict[str, Sheet | None], list[str]]:
     import openpyxl
 
     try:
@@ -138,7 +140,8 @@ def _read_xlsx(path: Path, problems: list[Problem]) -> tuple[dict[str, Sheet], l
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise InputError(f"not a readable .xlsx workbook ({exc})", record=str(path)) from exc
     try:
-        sheets, ignored = {}, []
+        sheets: dict[str, Sheet | None] = {}
+        ignored: list[str] = []
         for ws in wb.worksheets:
             name = ws.title.strip().lower()
             if name not in SHEETS:
@@ -154,8 +157,8 @@ def _read_xlsx(path: Path, problems: list[Problem]) -> tuple[dict[str, Sheet], l
         wb.close()
 
 
-def _read_csv_dir(path: Path, problems: list[Problem]) -> tuple[dict[str, Sheet], list[str]]:
-    sheets = {}
+def _read_csv_dir(path: Path, problems: list[Problem]) -> tuple[dict[str, Sheet | None], list[str]]:
+    sheets: dict[str, Sheet | None] = {}
     for name in SHEETS:
         f = path / f"{name}.csv"
         if not f.is_file():

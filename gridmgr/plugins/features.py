@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
@@ -22,12 +25,19 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.schema import SchemaItem
 
 from gridmgr.codes import sql_in
 from gridmgr.db.models import Base
 from gridmgr.plugins.registry import Field
 
-_SIMPLE = {"int": Integer, "float": Float, "bool": Boolean, "date": Date, "datetime": lambda: DateTime(timezone=True)}
+_SIMPLE: dict[str, Callable[[], Any]] = {
+    "int": Integer,
+    "float": Float,
+    "bool": Boolean,
+    "date": Date,
+    "datetime": lambda: DateTime(timezone=True),
+}
 
 
 def field_columns(fields: tuple[Field, ...]) -> list:
@@ -36,6 +46,7 @@ def field_columns(fields: tuple[Field, ...]) -> list:
     for f in fields:
         nullable = not (f.required or f.generated or f.default is not None)
         if f.type == "ref":
+            assert f.ref is not None  # Field.__post_init__ requires ref exactly for type ref
             table, key, stored = f.ref
             if stored.endswith("_id"):
                 out.append(Column(stored, BigInteger, ForeignKey(f"{table}.id"), nullable=nullable, index=True))
@@ -69,7 +80,7 @@ ST_NAMES = {
 
 
 def feature_table(
-    name: str, geometry_type: str, fields: tuple[Field, ...], *columns, allowed: tuple[str, ...] = ()
+    name: str, geometry_type: str, fields: tuple[Field, ...], *columns: SchemaItem, allowed: tuple[str, ...] = ()
 ) -> Table:
     """A layer's feature table: the shared columns, the declared fields' columns, and any others.
 

@@ -44,7 +44,7 @@ class Field:
     popup: bool = False  # shown in the map popup
     tile: bool = False  # carried in vector tiles (keep these few)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.type not in FIELD_TYPES:
             raise ValueError(f"field {self.name}: unknown type {self.type!r}")
         if (self.type == "ref") != (self.ref is not None):
