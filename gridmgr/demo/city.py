@@ -256,6 +256,7 @@ def _num(code: str) -> str:
 
 # ----------------------------------------------------------------------------------------------- roster
 
+SANITATION_UNIT = "HW01"  # the district's sanitation office (环卫所): it cleans every demo road
 MAX_SQUADS = 8  # the seed reports rank 8 enforcement squads (执法中队)
 CELLS_PER_OFFICER = 8  # a grid officer (网格员) walks ~6–10 cells
 CELLS_PER_DUTY_GRID = 30  # a supervisor's duty grid (责任网格) holds ~20–40 cells
@@ -302,7 +303,7 @@ def demo_roster(
     for i, group in enumerate(_squad_groups(streets, by_street, where)):
         code = unit(f"ZF{i + 1:02d}", f"{short}执法第{CN_NUMERALS[i]}中队", "enforcement_squad", district)
         squad.update(dict.fromkeys(group, code))
-    sanitation = unit("HW01", f"{district_name}环卫所", "sanitation", district)
+    sanitation = unit(SANITATION_UNIT, f"{district_name}环卫所", "sanitation", district)
     for i, name in enumerate(DEPARTMENTS, 1):
         unit(f"BM{i:02d}", f"{district_name}{name}", "department", district)
     centre_code, centre_name, centre_staff = COMMAND_CENTRE

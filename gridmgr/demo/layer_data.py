@@ -1,4 +1,4 @@
-"""Synthetic layer data for the demo city: cases, parking, construction sites and billboards as import files.
+"""Synthetic layer data for the demo city: cases, roads, parking, construction sites and billboards as import files.
 
 Nothing here touches the database: it writes CSV files in each layer's own import template, which the demo
 loader feeds through `gridmgr.io.importer.import_file`, the path a bureau's files take. Deterministic for
@@ -18,10 +18,11 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import shapely
+import shapely.ops
 
 from gridmgr.cases import categories
 from gridmgr.codes import DUST_ITEMS
-from gridmgr.demo.city import METRIC_CRS, _names
+from gridmgr.demo.city import METRIC_CRS, SANITATION_UNIT, _names
 from gridmgr.geo import crs as crsmod
 from gridmgr.plugins import registry
 
@@ -170,6 +171,13 @@ ROADS_NS = ("东四北大街", "东单北大街", "交道口南大街", "安定�
 ROADS_EW = ("朝阳门内大街", "东四西大街", "地安门东大街", "建国门内大街", "鼓楼东大街", "东直门内大街", "广渠门内大街")
 FEES = ("按北京市路侧停车收费标准", "居民认证车辆夜间免费", "首小时免费，之后按标准收费")
 TIMES = ("7:00-21:00 限时停车", "全天开放", "19:00-次日7:00 居民停车")
+# the road network: one arterial per name above, evenly spaced across the district, and branch roads
+# (hutongs) between them; the roads are cut at the street seams, so each piece lies in one street
+BRANCHES_BETWEEN = (2, 4)  # branch roads between two neighbouring arterials: 2 or 3
+ROAD_TILT_DEG = 0.6  # the old city's grid is nearly, not exactly, north–south and east–west
+MIN_ROAD_M = 60.0  # shorter pieces (a corner of a street) are left out
+KERB_OFFSET_M = (4.0, 7.0)  # a kerb zone runs this far from the road's centre line (half a carriageway)
+KERB_CLEAR_M = 10.0  # and stays this far from any other road (no zone across a junction)
 CAPACITY_REASONS = ("避让消防栓", "路口转弯半径内不设泊位", "避让单位出入口")
 
 SITE_STATUSES = {"active": 0.7, "planned": 0.1, "suspended": 0.1, "finished": 0.1}
@@ -253,12 +261,15 @@ def write_demo_layers(
     )
     shapely.prepare([city.inner, *city.streets_m])
     # one generator per layer: a change in one layer's count leaves the others' data as it was
-    r_cases, r_sites, r_zones, r_boards = np.random.default_rng(seed).spawn(4)
+    # (spawn(5) gives the same first four as spawn(4): the roads were added without changing the others' seeds)
+    r_cases, r_sites, r_zones, r_boards, r_roads = np.random.default_rng(seed).spawn(5)
     names = _names(random.Random(f"{seed}-layers"))  # not the roster's seed: its people keep their own names
     sites, site_rows, inspections = _construction(r_sites, city, n.sites, anchor, names)
-    zones, spaces = _parking(r_zones, city, n.zones, anchor, sites)
-    tables = {
+    roads = _roads(r_roads, city)
+    zones, spaces = _parking(r_zones, city, n.zones, anchor, sites, roads)
+    tables: dict[str, tuple[list[dict], tuple[str, ...]]] = {
         "cases": (_cases(r_cases, city, n.cases, anchor), ("lon", "lat")),
+        "roads": ([r.row for r in roads], ("wkt",)),
         "parking_zones": (zones, ("wkt",)),
         "parking_spaces": (spaces, ("wkt",)),
         "construction": (site_rows, ("wkt",)),
@@ -361,6 +372,67 @@ def _lanes(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.char.add(np.char.add(*parts[:2]), parts[2]).astype(object)
 
 
+# ----------------------------------------------------------------------------------------------- roads
+
+
+@dataclass(frozen=True)
+class _Road:
+    """One road piece: its import row, its line in metres and the whole road it was cut from."""
+
+    row: dict
+    line: shapely.LineString
+    road: int  # pieces of one road share this (a kerb zone may lie by no other road)
+
+
+def _roads(rng: np.random.Generator, city: _City) -> list[_Road]:
+    """A grid of arterials named from ROADS_NS/ROADS_EW with branch roads between, cut into pieces per street."""
+    x0, y0, x1, y1 = shapely.union_all(city.streets_m).bounds
+    lines: list[tuple[str, str, shapely.LineString]] = []
+    for names, lo, hi, north_south in ((ROADS_NS, x0, x1, True), (ROADS_EW, y0, y1, False)):
+        step = (hi - lo) / len(names)
+        at = lo + step * (np.arange(len(names)) + 0.5) + rng.uniform(-0.15, 0.15, len(names)) * step
+        for k, (name, pos) in enumerate(zip(names, at)):
+            lines.append((name, "arterial" if k % 2 == 0 else "secondary", _line(rng, pos, north_south, city)))
+            if k + 1 < len(names):
+                n_branch = int(rng.integers(*BRANCHES_BETWEEN))
+                gaps = (np.arange(n_branch) + 1) / (n_branch + 1) + rng.uniform(-0.05, 0.05, n_branch)
+                for lane, g in zip(_lanes(rng, n_branch), gaps):
+                    lines.append((str(lane), "branch", _line(rng, pos + g * (at[k + 1] - pos), north_south, city)))
+    roads: list[_Road] = []
+    for road, (name, grade, line) in enumerate(lines):
+        for street in city.streets_m:
+            for piece in _lines(shapely.intersection(line, street)):
+                if piece.length >= MIN_ROAD_M:
+                    row = {
+                        "road_no": f"RD-{len(roads) + 1:04d}",
+                        "name": name,
+                        "grade": grade,
+                        "cleaning_unit": SANITATION_UNIT,
+                        "wkt": _wkt(piece),
+                    }
+                    roads.append(_Road(row, piece, road))
+    return roads
+
+
+def _line(rng: np.random.Generator, pos: float, north_south: bool, city: _City) -> shapely.LineString:
+    """A straight road at `pos` (x for north–south, y for east–west) across the district, slightly tilted."""
+    x0, y0, x1, y1 = city.inner.bounds
+    half = max(x1 - x0, y1 - y0)
+    centre = np.array([pos, (y0 + y1) / 2]) if north_south else np.array([(x0 + x1) / 2, pos])
+    bearing = (0.0 if north_south else 90.0) + rng.normal(0, ROAD_TILT_DEG)
+    u = np.array([math.sin(math.radians(bearing)), math.cos(math.radians(bearing))])
+    return shapely.LineString([centre - u * half, centre + u * half])
+
+
+def _lines(geom: shapely.Geometry) -> list[shapely.LineString]:
+    """The line parts of an intersection (points where a road only touches a street are dropped)."""
+    if isinstance(geom, shapely.LineString):
+        return [] if geom.is_empty else [geom]
+    if isinstance(geom, (shapely.MultiLineString, shapely.GeometryCollection)):
+        return [p for g in geom.geoms for p in _lines(g)]
+    return []
+
+
 # -------------------------------------------------------------------------------------- parking and sites
 
 
@@ -430,35 +502,59 @@ def _construction(
 
 
 def _parking(
-    rng: np.random.Generator, city: _City, n: int, anchor: date, sites: list[shapely.Geometry]
+    rng: np.random.Generator,
+    city: _City,
+    n: int,
+    anchor: date,
+    sites: list[shapely.Geometry],
+    roads: list[_Road],
 ) -> tuple[list[dict], list[dict]]:
-    """n non-overlapping kerb lines and lots clear of the sites, and the spaces of the painted ones."""
+    """n non-overlapping kerb lines along the roads and lots off them, clear of the sites; the painted spaces."""
     placed: list[shapely.Geometry] = list(sites)
+    lines = [r.line for r in roads]
+    tree = shapely.STRtree(lines)
+    weights = np.array([g.length for g in lines])
     zones, spaces, used = [], [], {}
     for i, status in enumerate(_quota(rng, n, ZONE_STATUSES), 1):
         lot = rng.random() < LOT_SHARE
         while True:
-            centre = np.concatenate(_uniform(rng, city.inner, 1))
             if lot:
+                centre = np.concatenate(_uniform(rng, city.inner, 1))
                 w, h = LOT_STALL_M * rng.integers(6, 13), LOT_STALL_M * rng.integers(8, 17)  # 30–60 × 40–80 m
                 bearing, angle, stalls = rng.normal(0, 3), "perpendicular", int(w * h // 25)
                 g = _rectangle(centre, w, h, bearing)
+                clear = _free(g, lines, KERB_CLEAR_M)  # a lot lies off the roads
             else:
-                axis = rng.random() < 0.85  # the old city's streets run north–south and east–west
-                bearing = (90.0 * rng.integers(2) + rng.normal(0, 1.5)) if axis else rng.uniform(0, 180)
-                angle = rng.choice(list(ANGLES), p=list(ANGLES.values()))
+                angle = str(rng.choice(list(ANGLES), p=list(ANGLES.values())))
                 stalls = int(rng.integers(math.ceil(40 / KERB_M[angle]), int(198 // KERB_M[angle]) + 1))
                 # a margin well inside one stall: the importer's geodesic length gives exactly `stalls`
                 length = stalls * KERB_M[angle] + rng.uniform(0.5, min(2.0, KERB_M[angle] - 0.5))
-                u = np.array([math.sin(math.radians(bearing)), math.cos(math.radians(bearing))])
-                g = shapely.LineString([centre - u * length / 2, centre + u * length / 2])
+                by = int(rng.choice(len(roads), p=weights / weights.sum()))  # a road, by its length
+                along = roads[by].line
+                if along.length < length + 2 * KERB_CLEAR_M:
+                    continue
+                start = rng.uniform(KERB_CLEAR_M, along.length - length - KERB_CLEAR_M)
+                offset = float(rng.uniform(*KERB_OFFSET_M)) * (1 if rng.random() < 0.5 else -1)  # > 0: left
+                kerb = shapely.ops.substring(along, start, start + length).offset_curve(offset)
+                c = np.array(kerb.coords)
+                g = shapely.LineString([c[0], c[-1]])  # one straight kerb: the road piece is straight
+                near = tree.query(g, predicate="dwithin", distance=KERB_CLEAR_M)
+                clear = all(roads[j].road == roads[by].road for j in near)
             street = next((k for k, s in enumerate(city.streets_m) if s.contains(g)), None)
-            if street is not None and _free(g, placed, ZONE_GAP_M):
+            if clear and street is not None and _free(g, placed, ZONE_GAP_M):
                 break
         placed.append(g)
-        north_south = (bearing + 45) % 180 < 90
-        side = "" if lot else str(rng.choice(("east", "west") if north_south else ("north", "south")))
-        road = _lanes(rng, 1)[0] if lot else str(rng.choice(ROADS_NS if north_south else ROADS_EW))
+        side = ""
+        if not lot:
+            c = np.array(g.coords)
+            u = (c[-1] - c[0]) / np.linalg.norm(c[-1] - c[0])
+            d = np.array(along.coords[-1]) - np.array(along.coords[0])
+            normal = np.array([-d[1], d[0]]) * math.copysign(1, offset)  # from the road towards the kerb
+            if abs(d[1]) > abs(d[0]):  # a north–south road
+                side = "east" if normal[0] > 0 else "west"
+            else:
+                side = "north" if normal[1] > 0 else "south"
+        road = _lanes(rng, 1)[0] if lot else roads[by].row["name"]
         key = (city.streets["name"].iloc[street], road, "公共停车场" if lot else SIDE_ZH[side] + "停车区")
         used[key] = used.get(key, 0) + 1  # a second zone by the same road and side: 2号停车区
         name = f"{key[0]} {road}{key[2][:-3]}{f'{used[key]}号' if used[key] > 1 else ''}{key[2][-3:]}"
