@@ -10,19 +10,21 @@ from __future__ import annotations
 import csv
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
 import shapely
 import shapely.ops
+from shapely.geometry.base import BaseGeometry
 
 from gridmgr.cases import categories
 from gridmgr.codes import DUST_ITEMS
-from gridmgr.demo.city import METRIC_CRS, SANITATION_UNIT, _names
+from gridmgr.demo.city import METRIC_CRS, SANITATION_UNIT, _as_base, _names
 from gridmgr.geo import crs as crsmod
 from gridmgr.plugins import registry
 
@@ -225,18 +227,18 @@ USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 class _City:
     """The district and its streets and communities, in WGS84 and in metres."""
 
-    district: shapely.Geometry
-    inner: shapely.Geometry  # the district in metres, less EDGE_M: sites and lots stay clear of its edge
+    district: BaseGeometry
+    inner: BaseGeometry  # the district in metres, less EDGE_M: sites and lots stay clear of its edge
     code: str
     streets: gpd.GeoDataFrame
     communities: gpd.GeoDataFrame
-    streets_m: list[shapely.Geometry]
+    streets_m: list[BaseGeometry]
 
 
 def write_demo_layers(
     folder: Path,
     *,
-    district: shapely.Geometry,
+    district: BaseGeometry,
     streets: gpd.GeoDataFrame,
     communities: gpd.GeoDataFrame,
     anchor: date,
@@ -253,11 +255,11 @@ def write_demo_layers(
     # streets less EDGE_M: a kerb zone stays on one street's side of a seam (CDS: one block face)
     city = _City(
         district,
-        crsmod.geometry_from_wgs84(district, METRIC_CRS).buffer(-EDGE_M),
+        _as_base(crsmod.geometry_from_wgs84(district, METRIC_CRS)).buffer(-EDGE_M),
         streets.code.iloc[0][:6],
         streets,
         communities,
-        [crsmod.geometry_from_wgs84(g, METRIC_CRS).buffer(-EDGE_M) for g in streets.geometry],
+        [_as_base(crsmod.geometry_from_wgs84(g, METRIC_CRS)).buffer(-EDGE_M) for g in streets.geometry],
     )
     shapely.prepare([city.inner, *city.streets_m])
     # one generator per layer: a change in one layer's count leaves the others' data as it was
@@ -323,7 +325,7 @@ def _cases(rng: np.random.Generator, city: _City, n: int, anchor: date) -> list[
         _region_names(city.streets, lon, lat),
         lane.tolist(),
         place.tolist(),
-        category.tolist(),
+        category.tolist(),  # type: ignore[assignment]  # the arrays become lists here
         source.tolist(),
     )
     pick, volume, number = (
@@ -331,7 +333,7 @@ def _cases(rng: np.random.Generator, city: _City, n: int, anchor: date) -> list[
         rng.integers(2, 20, n).tolist(),
         rng.integers(1, 120, n).tolist(),
     )
-    stamp, urgent, lon, lat = stamp.tolist(), urgent.tolist(), lon.tolist(), lat.tolist()
+    stamp, urgent, lon, lat = stamp.tolist(), urgent.tolist(), lon.tolist(), lat.tolist()  # type: ignore[assignment]
     rows, year, seq = [], "", 0
     for i in range(n):
         seq = seq + 1 if stamp[i][:4] == year else 1  # numbers restart each year, in order of report
@@ -424,7 +426,7 @@ def _line(rng: np.random.Generator, pos: float, north_south: bool, city: _City) 
     return shapely.LineString([centre - u * half, centre + u * half])
 
 
-def _lines(geom: shapely.Geometry) -> list[shapely.LineString]:
+def _lines(geom: BaseGeometry) -> list[shapely.LineString]:
     """The line parts of an intersection (points where a road only touches a street are dropped)."""
     if isinstance(geom, shapely.LineString):
         return [] if geom.is_empty else [geom]
@@ -438,9 +440,10 @@ def _lines(geom: shapely.Geometry) -> list[shapely.LineString]:
 
 def _construction(
     rng: np.random.Generator, city: _City, n: int, anchor: date, names: Iterator[str]
-) -> tuple[list[shapely.Geometry], list[dict], list[dict]]:
+) -> tuple[list[BaseGeometry], list[dict], list[dict]]:
     """n non-overlapping sites of 0.3–3 ha (metric polygons), their rows, and the active sites' inspections."""
-    sites: list[shapely.Geometry] = []
+    g: BaseGeometry
+    sites: list[BaseGeometry] = []
     while len(sites) < n:
         area = math.exp(rng.uniform(math.log(3_000), math.log(30_000)))
         aspect = rng.uniform(1.0, 2.2)
@@ -450,7 +453,9 @@ def _construction(
             sites.append(g)
     inspectors = [next(names) for _ in range(max(3, n // 6))]
     workdays = [d for d in (anchor - timedelta(days=k) for k in range(1, 183)) if d.weekday() < 5]  # last 6 months
-    centres = np.array([crsmod.to_wgs84(*g.centroid.xy, METRIC_CRS) for g in sites]).reshape(n, 2)
+    centres = np.array([crsmod.to_wgs84(*cast(tuple[Any, Any], g.centroid.xy), METRIC_CRS) for g in sites]).reshape(
+        n, 2
+    )
     community = _region_names(city.communities, centres[:, 0], centres[:, 1])
     rows, inspections = [], []
     for i, (g, status) in enumerate(zip(sites, _quota(rng, n, SITE_STATUSES)), 1):
@@ -465,10 +470,13 @@ def _construction(
             else max(start, anchor) + timedelta(days=int(rng.integers(180, 900)))
         )
         permit = f"{city.code}-{start.year}-{i:04d}"
-        checks = {item: (None if status == "planned" else True) for item in DUST_ITEMS}
+        checks: dict[str, Any] = {item: (None if status == "planned" else True) for item in DUST_ITEMS}
         if status == "active":
-            visits, open_days = [], [d for d in workdays if d >= start]  # ≥ 40 days: active sites began ≥ 60 ago
-            for day in sorted(rng.choice(open_days, int(rng.integers(3, 11)), replace=False)):  # one visit a day
+            visits: list[dict[str, Any]] = []
+            open_days = [d for d in workdays if d >= start]  # ≥ 40 days: active sites began ≥ 60 ago
+            for day in sorted(
+                rng.choice(cast(Any, open_days), int(rng.integers(3, 11)), replace=False)
+            ):  # one visit a day
                 failed = DUST_ITEMS[rng.integers(len(DUST_ITEMS))] if rng.random() < FAILED_SHARE else None
                 visits.append(
                     {
@@ -506,15 +514,18 @@ def _parking(
     city: _City,
     n: int,
     anchor: date,
-    sites: list[shapely.Geometry],
+    sites: list[BaseGeometry],
     roads: list[_Road],
 ) -> tuple[list[dict], list[dict]]:
     """n non-overlapping kerb lines along the roads and lots off them, clear of the sites; the painted spaces."""
-    placed: list[shapely.Geometry] = list(sites)
-    lines = [r.line for r in roads]
+    g: BaseGeometry
+    placed: list[BaseGeometry] = list(sites)
+    lines: list[BaseGeometry] = [r.line for r in roads]
     tree = shapely.STRtree(lines)
     weights = np.array([g.length for g in lines])
-    zones, spaces, used = [], [], {}
+    zones: list[dict] = []
+    spaces: list[dict] = []
+    used: dict[tuple[str, str, str], int] = {}
     for i, status in enumerate(_quota(rng, n, ZONE_STATUSES), 1):
         lot = rng.random() < LOT_SHARE
         while True:
@@ -535,7 +546,9 @@ def _parking(
                     continue
                 start = rng.uniform(KERB_CLEAR_M, along.length - length - KERB_CLEAR_M)
                 offset = float(rng.uniform(*KERB_OFFSET_M)) * (1 if rng.random() < 0.5 else -1)  # > 0: left
-                kerb = shapely.ops.substring(along, start, start + length).offset_curve(offset)
+                kerb = cast(shapely.LineString, shapely.ops.substring(along, start, start + length)).offset_curve(
+                    offset
+                )
                 c = np.array(kerb.coords)
                 g = shapely.LineString([c[0], c[-1]])  # one straight kerb: the road piece is straight
                 near = tree.query(g, predicate="dwithin", distance=KERB_CLEAR_M)
@@ -614,23 +627,22 @@ def _turn(xy: np.ndarray, degrees: float) -> np.ndarray:
     return xy @ np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
 
 
-def _free(g: shapely.Geometry, placed: list[shapely.Geometry], gap: float) -> bool:
+def _free(g: BaseGeometry, placed: list[BaseGeometry], gap: float) -> bool:
     """Whether g keeps at least `gap` metres from everything placed."""
     return not placed or float(shapely.distance(g, np.array(placed, dtype=object)).min()) >= gap
 
 
-def _wkt(metric: shapely.Geometry) -> str:
+def _wkt(metric: BaseGeometry) -> str:
     """WKT in WGS84 with 7 decimals (~1 cm)."""
-    return shapely.to_wkt(crsmod.geometry_to_wgs84(metric, METRIC_CRS), rounding_precision=7)
+    return shapely.to_wkt(_as_base(crsmod.geometry_to_wgs84(metric, METRIC_CRS)), rounding_precision=7)
 
 
 # ------------------------------------------------------------------------------------------ billboards
 
 
-def _billboards(
-    rng: np.random.Generator, city: _City, n: int, anchor: date, sites: list[shapely.Geometry]
-) -> list[dict]:
+def _billboards(rng: np.random.Generator, city: _City, n: int, anchor: date, sites: list[BaseGeometry]) -> list[dict]:
     """n billboards: mostly permitted, some expired, unpermitted or removed; hoardings on the sites."""
+    i: int | np.integer[Any]
     owners = [
         (f"模拟{BRANDS[k % len(BRANDS)]}{TRADES[k // len(BRANDS)]}有限公司", _credit_code(rng, city.code))
         for k in rng.permutation(len(BRANDS) * len(TRADES))[: max(5, n // 6)]
@@ -643,8 +655,8 @@ def _billboards(
         idx = np.flatnonzero(spot == i)
         lon[idx], lat[idx] = _around(rng, city.district, h, 3 * h.sigma_m, len(idx))
     for i in np.flatnonzero(types == "hoarding") if sites else ():  # advertising on a site's hoarding
-        edge = sites[rng.integers(len(sites))].exterior
-        p = crsmod.geometry_to_wgs84(edge.interpolate(rng.uniform(0, edge.length)), METRIC_CRS)
+        edge = cast(shapely.Polygon, sites[rng.integers(len(sites))]).exterior
+        p = cast(shapely.Point, crsmod.geometry_to_wgs84(edge.interpolate(rng.uniform(0, edge.length)), METRIC_CRS))
         lon[i], lat[i] = round(p.x, 7), round(p.y, 7)
     street, lane = _region_names(city.streets, lon, lat), _lanes(rng, n)
     status = _quota(rng, n, BILLBOARD_STATUSES)
@@ -707,7 +719,7 @@ def _quota(rng: np.random.Generator, n: int, shares: dict) -> list:
     return [labels[i] for i in rng.permutation(n)]
 
 
-def _sample(area: shapely.Geometry, n: int, draw) -> tuple[np.ndarray, np.ndarray]:
+def _sample(area: BaseGeometry, n: int, draw: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """n points from `draw(k)` (k × 2), rounded to 7 decimals (~1 cm in degrees) and kept only inside the area."""
     xy = np.empty((0, 2))
     while len(xy) < n:
@@ -717,13 +729,13 @@ def _sample(area: shapely.Geometry, n: int, draw) -> tuple[np.ndarray, np.ndarra
 
 
 def _around(
-    rng: np.random.Generator, area: shapely.Geometry, spot: HotSpot, sigma_m: float, n: int
+    rng: np.random.Generator, area: BaseGeometry, spot: HotSpot, sigma_m: float, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """n points around a hot spot with a gaussian spread of sigma_m metres, inside the WGS84 area."""
     return _sample(area, n, lambda k: (spot.lon, spot.lat) + rng.normal(0, sigma_m, (k, 2)) / _m_per_degree(spot.lat))
 
 
-def _uniform(rng: np.random.Generator, area: shapely.Geometry, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _uniform(rng: np.random.Generator, area: BaseGeometry, n: int) -> tuple[np.ndarray, np.ndarray]:
     """n uniform random points inside a polygon (rejection sampling in its bounding box)."""
     # in degrees this is uniform in area too: cos(latitude) changes by 0.1 % across the district
     x0, y0, x1, y1 = area.bounds
@@ -732,7 +744,7 @@ def _uniform(rng: np.random.Generator, area: shapely.Geometry, n: int) -> tuple[
 
 def _region_names(regions: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> list[str]:
     """The name of the region each WGS84 point lies in (the nearest one for a point on a seam)."""
-    tree, points = shapely.STRtree(regions.geometry.values), shapely.points(lon, lat)
+    tree, points = shapely.STRtree(regions.geometry.values), cast(np.ndarray, shapely.points(lon, lat))
     at = np.full(len(points), -1)
     inside = tree.query(points, predicate="within")
     at[inside[0]] = inside[1]
