@@ -156,7 +156,14 @@ def _partition(parent: BaseGeometry, n: int, rng: np.random.Generator) -> list[B
         seeds = shapely.get_coordinates(centroids)
     # Voronoi cells are built in metres, then clipped in WGS84 against the parent itself, so the pieces
     # tile the very polygon that was passed in rather than its round trip through the projection.
-    cells = [_as_base(crsmod.geometry_to_wgs84(_densify(c, EDGE_M), METRIC_CRS)) for c in _voronoi(seeds, frame)]
+    cells = [
+        _as_base(
+            crsmod.geometry_to_wgs84(  # type: ignore[assignment]  # a list in WGS84 from here
+                _densify(c, EDGE_M), METRIC_CRS
+            )
+        )
+        for c in _voronoi(seeds, frame)
+    ]
     pieces = shapely.intersection(cells, parent, grid_size=GRID_DEG)
     return _absorb_fragments(list(pieces))
 
@@ -216,7 +223,7 @@ def _absorb_fragments(pieces: list[BaseGeometry]) -> list[BaseGeometry]:
             if length > 0:  # else an exclave of the parent itself: nobody else can take it
                 pieces[j] = _multi(shapely.union(pieces[j], part, grid_size=GRID_DEG))
                 pieces[i] = _multi(shapely.difference(pieces[i], part, grid_size=GRID_DEG))
-    return [p.geoms[0] if len(p.geoms) == 1 else p for p in pieces]
+    return [p.geoms[0] if len(p.geoms) == 1 else p for p in cast(list[shapely.MultiPolygon], pieces)]
 
 
 def _polygons(geom: BaseGeometry) -> list[shapely.Polygon]:
@@ -232,7 +239,7 @@ def _multi(geom: BaseGeometry) -> shapely.MultiPolygon:
 
 def _order(geoms: list[BaseGeometry]) -> list[BaseGeometry]:
     """Geometries in code order: north→south bands of about one piece's height, west→east in a band."""
-    points = [_as_base(crsmod.geometry_from_wgs84(shapely.point_on_surface(g), METRIC_CRS)) for g in geoms]
+    points = [cast(shapely.Point, crsmod.geometry_from_wgs84(shapely.point_on_surface(g), METRIC_CRS)) for g in geoms]
     # raw (−y, x) order would zig-zag on tiny latitude differences; bands read like cell rows
     band = math.sqrt(sum(_area_m2(g) for g in geoms) / len(geoms))
     top = max(p.y for p in points)
@@ -341,7 +348,8 @@ def demo_roster(
             officer = person("grid_officer", office[community[:9]])
             cell_people += [{"cell_code": c, "person_code": officer, "post": "grid_officer"} for c in group]
 
-    duty_grids, duty_grid_cells = [], []
+    duty_grids: list[dict] = []
+    duty_grid_cells: list[dict] = []
     for s in streets:
         for j, group in enumerate(_groups(by_street[s], where, CELLS_PER_DUTY_GRID), 1):
             supervisor = person("supervisor", squad[s])

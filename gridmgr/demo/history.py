@@ -188,7 +188,8 @@ def drive_histories(
     progress(
         f"案件流转 case histories: {len(cases):,} imported cases through the workflow, up to {horizon:%Y-%m-%d %H:%M}"
     )
-    updates, events = [], []
+    updates: list[dict] = []
+    events: list[tuple[int, dict, Actor]] = []
     for i, case in enumerate(cases, 1):
         final, story = world.drive(case)
         updates.append(final)
