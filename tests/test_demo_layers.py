@@ -27,6 +27,7 @@ ANCHOR = date(2026, 11, 22)
 METRIC = "EPSG:32650"
 GEOMETRY = {
     "cases": ["lon", "lat"],
+    "roads": ["wkt"],
     "parking_zones": ["wkt"],
     "parking_spaces": ["wkt"],
     "construction": ["wkt"],
@@ -97,7 +98,15 @@ def test_same_seed_same_bytes(tmp_path, district, city):
 def test_files_follow_the_templates_in_import_order(layers):
     size, files, frames = layers
     # zones before their spaces, sites before their inspections
-    assert list(files) == ["cases", "parking_zones", "parking_spaces", "construction", "site_inspections", "billboards"]
+    assert list(files) == [
+        "cases",
+        "roads",
+        "parking_zones",
+        "parking_spaces",
+        "construction",
+        "site_inspections",
+        "billboards",
+    ]
     for name, df in frames.items():
         layer = registry.get(name)
         assert list(df.columns) == [f.name for f in layer.fields] + GEOMETRY[name], name
@@ -322,6 +331,8 @@ def test_files_import_through_the_normal_path(conn, build):
     """Every file goes in through import_file, in the returned order, with nothing refused."""
     district = read_features(BOUNDARY, "wgs84")
     regions.store(conn, regions.prepare(district, "district"), "district")  # the extent points are checked against
+    # the roads name the roster's sanitation office as their cleaning unit
+    conn.execute(text("INSERT INTO units (code, name, kind) VALUES ('HW01', '东城区环卫所', 'sanitation')"))
     files, frames = build("test")
     for name, path in files.items():
         result = import_file(conn, registry.get(name), path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -52,6 +54,6 @@ def create(conn: Connection) -> list[tuple[str, str, str, str]]:
         username = role.replace("_", "-")
         exists = conn.execute(text("SELECT 1 FROM users WHERE username = :u"), {"u": username}).scalar()
         if not exists:
-            add_user(conn, username, person.code, role, password_for(role))
-        out.append((username, role, person.name, password_for(role)))
+            add_user(conn, username, cast(Any, person).code, role, password_for(role))
+        out.append((username, role, cast(Any, person).name, password_for(role)))
     return out

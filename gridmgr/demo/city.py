@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -23,6 +24,7 @@ import openpyxl
 import shapely
 from openpyxl.cell import WriteOnlyCell
 from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
 
 from gridmgr.geo import crs as crsmod
 from gridmgr.people.roster_sheets import SHEETS
@@ -56,7 +58,7 @@ SIZES = {
 
 
 def synthetic_regions(
-    district: shapely.Geometry,
+    district: BaseGeometry,
     district_code: str,
     *,
     n_streets: int = 17,
@@ -133,11 +135,16 @@ def write_regions(streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, fold
     return paths[0], paths[1]
 
 
-def _partition(parent: shapely.Geometry, n: int, rng: np.random.Generator) -> list[shapely.Geometry]:
+def _as_base(geom: shapely.Geometry) -> BaseGeometry:
+    """A geometry from gridmgr.geo.crs as what it is at run time (the stubs type it as the bare lib class)."""
+    return cast(BaseGeometry, geom)
+
+
+def _partition(parent: BaseGeometry, n: int, rng: np.random.Generator) -> list[BaseGeometry]:
     """Split a WGS84 polygon into n pieces that tile it: Voronoi cells of relaxed seeds, clipped."""
     if n == 1:
         return [parent]
-    metric = crsmod.geometry_from_wgs84(parent, METRIC_CRS)
+    metric = _as_base(crsmod.geometry_from_wgs84(parent, METRIC_CRS))
     seeds = _sample_points(metric, n, rng)
     frame = _frame(metric)
     for _ in range(LLOYD_STEPS):
@@ -149,7 +156,14 @@ def _partition(parent: shapely.Geometry, n: int, rng: np.random.Generator) -> li
         seeds = shapely.get_coordinates(centroids)
     # Voronoi cells are built in metres, then clipped in WGS84 against the parent itself, so the pieces
     # tile the very polygon that was passed in rather than its round trip through the projection.
-    cells = [crsmod.geometry_to_wgs84(_densify(c, EDGE_M), METRIC_CRS) for c in _voronoi(seeds, frame)]
+    cells = [
+        _as_base(
+            crsmod.geometry_to_wgs84(  # type: ignore[assignment]  # a list in WGS84 from here
+                _densify(c, EDGE_M), METRIC_CRS
+            )
+        )
+        for c in _voronoi(seeds, frame)
+    ]
     pieces = shapely.intersection(cells, parent, grid_size=GRID_DEG)
     return _absorb_fragments(list(pieces))
 
@@ -176,14 +190,14 @@ def _densify(cell: shapely.Polygon, max_len: float) -> shapely.Polygon:
     return shapely.Polygon(np.vstack(out))
 
 
-def _frame(metric: shapely.Geometry) -> shapely.Polygon:
+def _frame(metric: BaseGeometry) -> shapely.Polygon:
     """A box well beyond the parent, so the Voronoi cells cover it entirely."""
     x0, y0, x1, y1 = metric.bounds
     pad = max(x1 - x0, y1 - y0)
     return shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
 
 
-def _sample_points(polygon: shapely.Geometry, n: int, rng: np.random.Generator) -> np.ndarray:
+def _sample_points(polygon: BaseGeometry, n: int, rng: np.random.Generator) -> np.ndarray:
     """n uniform random points inside the polygon (rejection sampling in its bounding box)."""
     x0, y0, x1, y1 = polygon.bounds
     shapely.prepare(polygon)
@@ -194,7 +208,7 @@ def _sample_points(polygon: shapely.Geometry, n: int, rng: np.random.Generator) 
     return found[:n]
 
 
-def _absorb_fragments(pieces: list[shapely.Geometry]) -> list[shapely.Geometry]:
+def _absorb_fragments(pieces: list[BaseGeometry]) -> list[BaseGeometry]:
     """Hand each detached part of a piece to the neighbour sharing the longest border with it."""
     # a concave parent cuts some Voronoi cells in two; single polygons read better on a map
     pieces = [_multi(p) for p in pieces]  # drops the lines and points where cells only touch
@@ -209,23 +223,23 @@ def _absorb_fragments(pieces: list[shapely.Geometry]) -> list[shapely.Geometry]:
             if length > 0:  # else an exclave of the parent itself: nobody else can take it
                 pieces[j] = _multi(shapely.union(pieces[j], part, grid_size=GRID_DEG))
                 pieces[i] = _multi(shapely.difference(pieces[i], part, grid_size=GRID_DEG))
-    return [p.geoms[0] if len(p.geoms) == 1 else p for p in pieces]
+    return [p.geoms[0] if len(p.geoms) == 1 else p for p in cast(list[shapely.MultiPolygon], pieces)]
 
 
-def _polygons(geom: shapely.Geometry) -> list[shapely.Polygon]:
+def _polygons(geom: BaseGeometry) -> list[shapely.Polygon]:
     """The non-empty polygon parts of a geometry (overlay results may mix in lines and points)."""
     parts = shapely.get_parts(shapely.get_parts(geom))
     return [g for g in parts if g.geom_type == "Polygon" and not g.is_empty]
 
 
-def _multi(geom: shapely.Geometry) -> shapely.MultiPolygon:
+def _multi(geom: BaseGeometry) -> shapely.MultiPolygon:
     """The polygon parts of a geometry as one MultiPolygon."""
     return shapely.MultiPolygon(_polygons(geom))
 
 
-def _order(geoms: list[shapely.Geometry]) -> list[shapely.Geometry]:
+def _order(geoms: list[BaseGeometry]) -> list[BaseGeometry]:
     """Geometries in code order: north→south bands of about one piece's height, west→east in a band."""
-    points = [crsmod.geometry_from_wgs84(shapely.point_on_surface(g), METRIC_CRS) for g in geoms]
+    points = [cast(shapely.Point, crsmod.geometry_from_wgs84(shapely.point_on_surface(g), METRIC_CRS)) for g in geoms]
     # raw (−y, x) order would zig-zag on tiny latitude differences; bands read like cell rows
     band = math.sqrt(sum(_area_m2(g) for g in geoms) / len(geoms))
     top = max(p.y for p in points)
@@ -243,10 +257,10 @@ def _apportion(areas: np.ndarray, total: int, minimum: int) -> np.ndarray:
     return counts
 
 
-def _area_m2(geom: shapely.Geometry) -> float:
+def _area_m2(geom: BaseGeometry) -> float:
     """Area of a WGS84 geometry in square metres, measured in the local UTM zone."""
     # ~10 m vertices first: projecting a 1 km boundary edge by its ends alone is off by ~1e-6
-    return crsmod.geometry_from_wgs84(shapely.segmentize(geom, 1e-4), METRIC_CRS).area
+    return _as_base(crsmod.geometry_from_wgs84(shapely.segmentize(geom, 1e-4), METRIC_CRS)).area
 
 
 def _num(code: str) -> str:
@@ -256,6 +270,7 @@ def _num(code: str) -> str:
 
 # ----------------------------------------------------------------------------------------------- roster
 
+SANITATION_UNIT = "HW01"  # the district's sanitation office (环卫所): it cleans every demo road
 MAX_SQUADS = 8  # the seed reports rank 8 enforcement squads (执法中队)
 CELLS_PER_OFFICER = 8  # a grid officer (网格员) walks ~6–10 cells
 CELLS_PER_DUTY_GRID = 30  # a supervisor's duty grid (责任网格) holds ~20–40 cells
@@ -302,7 +317,7 @@ def demo_roster(
     for i, group in enumerate(_squad_groups(streets, by_street, where)):
         code = unit(f"ZF{i + 1:02d}", f"{short}执法第{CN_NUMERALS[i]}中队", "enforcement_squad", district)
         squad.update(dict.fromkeys(group, code))
-    sanitation = unit("HW01", f"{district_name}环卫所", "sanitation", district)
+    sanitation = unit(SANITATION_UNIT, f"{district_name}环卫所", "sanitation", district)
     for i, name in enumerate(DEPARTMENTS, 1):
         unit(f"BM{i:02d}", f"{district_name}{name}", "department", district)
     centre_code, centre_name, centre_staff = COMMAND_CENTRE
@@ -333,7 +348,8 @@ def demo_roster(
             officer = person("grid_officer", office[community[:9]])
             cell_people += [{"cell_code": c, "person_code": officer, "post": "grid_officer"} for c in group]
 
-    duty_grids, duty_grid_cells = [], []
+    duty_grids: list[dict] = []
+    duty_grid_cells: list[dict] = []
     for s in streets:
         for j, group in enumerate(_groups(by_street[s], where, CELLS_PER_DUTY_GRID), 1):
             supervisor = person("supervisor", squad[s])

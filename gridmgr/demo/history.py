@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -188,7 +188,8 @@ def drive_histories(
     progress(
         f"案件流转 case histories: {len(cases):,} imported cases through the workflow, up to {horizon:%Y-%m-%d %H:%M}"
     )
-    updates, events = [], []
+    updates: list[dict] = []
+    events: list[tuple[int, dict, Actor]] = []
     for i, case in enumerate(cases, 1):
         final, story = world.drive(case)
         updates.append(final)
@@ -364,9 +365,9 @@ class _Story:
             self.extension()
             self.act("handle", self.handler(), self.pace(), note=f"已处置：{done}")
             while rng.random() < REWORK and case["rework_count"] < 2:
-                self.act("check_fail", self.sup, self.pace(), note=f"现场核查未达结案条件：{done}")
+                self.act("check_fail", cast(Actor, self.sup), self.pace(), note=f"现场核查未达结案条件：{done}")
                 self.act("handle", self.handler(), self.pace(), note=f"返工完成：{done}")
-            self.act("check_pass", self.sup, self.pace())
+            self.act("check_pass", cast(Actor, self.sup), self.pace())
             self.act("close", self.desk["shift_leader"], self.pace())
 
     def registered(self, condition: str | None) -> bool:
@@ -565,7 +566,7 @@ _COPY_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
 def _copy(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor = cast(Any, conn.connection.dbapi_connection).cursor()
     for start in range(0, len(rows), 50_000):
         buffer = io.StringIO()
         for row in rows[start : start + 50_000]:

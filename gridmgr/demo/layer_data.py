@@ -1,4 +1,4 @@
-"""Synthetic layer data for the demo city: cases, parking, construction sites and billboards as import files.
+"""Synthetic layer data for the demo city: cases, roads, parking, construction sites and billboards as import files.
 
 Nothing here touches the database: it writes CSV files in each layer's own import template, which the demo
 loader feeds through `gridmgr.io.importer.import_file`, the path a bureau's files take. Deterministic for
@@ -10,18 +10,21 @@ from __future__ import annotations
 import csv
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
 import shapely
+import shapely.ops
+from shapely.geometry.base import BaseGeometry
 
 from gridmgr.cases import categories
 from gridmgr.codes import DUST_ITEMS
-from gridmgr.demo.city import METRIC_CRS, _names
+from gridmgr.demo.city import METRIC_CRS, SANITATION_UNIT, _as_base, _names
 from gridmgr.geo import crs as crsmod
 from gridmgr.plugins import registry
 
@@ -170,6 +173,13 @@ ROADS_NS = ("东四北大街", "东单北大街", "交道口南大街", "安定�
 ROADS_EW = ("朝阳门内大街", "东四西大街", "地安门东大街", "建国门内大街", "鼓楼东大街", "东直门内大街", "广渠门内大街")
 FEES = ("按北京市路侧停车收费标准", "居民认证车辆夜间免费", "首小时免费，之后按标准收费")
 TIMES = ("7:00-21:00 限时停车", "全天开放", "19:00-次日7:00 居民停车")
+# the road network: one arterial per name above, evenly spaced across the district, and branch roads
+# (hutongs) between them; the roads are cut at the street seams, so each piece lies in one street
+BRANCHES_BETWEEN = (2, 4)  # branch roads between two neighbouring arterials: 2 or 3
+ROAD_TILT_DEG = 0.6  # the old city's grid is nearly, not exactly, north–south and east–west
+MIN_ROAD_M = 60.0  # shorter pieces (a corner of a street) are left out
+KERB_OFFSET_M = (4.0, 7.0)  # a kerb zone runs this far from the road's centre line (half a carriageway)
+KERB_CLEAR_M = 10.0  # and stays this far from any other road (no zone across a junction)
 CAPACITY_REASONS = ("避让消防栓", "路口转弯半径内不设泊位", "避让单位出入口")
 
 SITE_STATUSES = {"active": 0.7, "planned": 0.1, "suspended": 0.1, "finished": 0.1}
@@ -217,18 +227,18 @@ USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 class _City:
     """The district and its streets and communities, in WGS84 and in metres."""
 
-    district: shapely.Geometry
-    inner: shapely.Geometry  # the district in metres, less EDGE_M: sites and lots stay clear of its edge
+    district: BaseGeometry
+    inner: BaseGeometry  # the district in metres, less EDGE_M: sites and lots stay clear of its edge
     code: str
     streets: gpd.GeoDataFrame
     communities: gpd.GeoDataFrame
-    streets_m: list[shapely.Geometry]
+    streets_m: list[BaseGeometry]
 
 
 def write_demo_layers(
     folder: Path,
     *,
-    district: shapely.Geometry,
+    district: BaseGeometry,
     streets: gpd.GeoDataFrame,
     communities: gpd.GeoDataFrame,
     anchor: date,
@@ -245,20 +255,23 @@ def write_demo_layers(
     # streets less EDGE_M: a kerb zone stays on one street's side of a seam (CDS: one block face)
     city = _City(
         district,
-        crsmod.geometry_from_wgs84(district, METRIC_CRS).buffer(-EDGE_M),
+        _as_base(crsmod.geometry_from_wgs84(district, METRIC_CRS)).buffer(-EDGE_M),
         streets.code.iloc[0][:6],
         streets,
         communities,
-        [crsmod.geometry_from_wgs84(g, METRIC_CRS).buffer(-EDGE_M) for g in streets.geometry],
+        [_as_base(crsmod.geometry_from_wgs84(g, METRIC_CRS)).buffer(-EDGE_M) for g in streets.geometry],
     )
     shapely.prepare([city.inner, *city.streets_m])
     # one generator per layer: a change in one layer's count leaves the others' data as it was
-    r_cases, r_sites, r_zones, r_boards = np.random.default_rng(seed).spawn(4)
+    # (spawn(5) gives the same first four as spawn(4): the roads were added without changing the others' seeds)
+    r_cases, r_sites, r_zones, r_boards, r_roads = np.random.default_rng(seed).spawn(5)
     names = _names(random.Random(f"{seed}-layers"))  # not the roster's seed: its people keep their own names
     sites, site_rows, inspections = _construction(r_sites, city, n.sites, anchor, names)
-    zones, spaces = _parking(r_zones, city, n.zones, anchor, sites)
-    tables = {
+    roads = _roads(r_roads, city)
+    zones, spaces = _parking(r_zones, city, n.zones, anchor, sites, roads)
+    tables: dict[str, tuple[list[dict], tuple[str, ...]]] = {
         "cases": (_cases(r_cases, city, n.cases, anchor), ("lon", "lat")),
+        "roads": ([r.row for r in roads], ("wkt",)),
         "parking_zones": (zones, ("wkt",)),
         "parking_spaces": (spaces, ("wkt",)),
         "construction": (site_rows, ("wkt",)),
@@ -312,7 +325,7 @@ def _cases(rng: np.random.Generator, city: _City, n: int, anchor: date) -> list[
         _region_names(city.streets, lon, lat),
         lane.tolist(),
         place.tolist(),
-        category.tolist(),
+        category.tolist(),  # type: ignore[assignment]  # the arrays become lists here
         source.tolist(),
     )
     pick, volume, number = (
@@ -320,7 +333,7 @@ def _cases(rng: np.random.Generator, city: _City, n: int, anchor: date) -> list[
         rng.integers(2, 20, n).tolist(),
         rng.integers(1, 120, n).tolist(),
     )
-    stamp, urgent, lon, lat = stamp.tolist(), urgent.tolist(), lon.tolist(), lat.tolist()
+    stamp, urgent, lon, lat = stamp.tolist(), urgent.tolist(), lon.tolist(), lat.tolist()  # type: ignore[assignment]
     rows, year, seq = [], "", 0
     for i in range(n):
         seq = seq + 1 if stamp[i][:4] == year else 1  # numbers restart each year, in order of report
@@ -361,14 +374,76 @@ def _lanes(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.char.add(np.char.add(*parts[:2]), parts[2]).astype(object)
 
 
+# ----------------------------------------------------------------------------------------------- roads
+
+
+@dataclass(frozen=True)
+class _Road:
+    """One road piece: its import row, its line in metres and the whole road it was cut from."""
+
+    row: dict
+    line: shapely.LineString
+    road: int  # pieces of one road share this (a kerb zone may lie by no other road)
+
+
+def _roads(rng: np.random.Generator, city: _City) -> list[_Road]:
+    """A grid of arterials named from ROADS_NS/ROADS_EW with branch roads between, cut into pieces per street."""
+    x0, y0, x1, y1 = shapely.union_all(city.streets_m).bounds
+    lines: list[tuple[str, str, shapely.LineString]] = []
+    for names, lo, hi, north_south in ((ROADS_NS, x0, x1, True), (ROADS_EW, y0, y1, False)):
+        step = (hi - lo) / len(names)
+        at = lo + step * (np.arange(len(names)) + 0.5) + rng.uniform(-0.15, 0.15, len(names)) * step
+        for k, (name, pos) in enumerate(zip(names, at)):
+            lines.append((name, "arterial" if k % 2 == 0 else "secondary", _line(rng, pos, north_south, city)))
+            if k + 1 < len(names):
+                n_branch = int(rng.integers(*BRANCHES_BETWEEN))
+                gaps = (np.arange(n_branch) + 1) / (n_branch + 1) + rng.uniform(-0.05, 0.05, n_branch)
+                for lane, g in zip(_lanes(rng, n_branch), gaps):
+                    lines.append((str(lane), "branch", _line(rng, pos + g * (at[k + 1] - pos), north_south, city)))
+    roads: list[_Road] = []
+    for road, (name, grade, line) in enumerate(lines):
+        for street in city.streets_m:
+            for piece in _lines(shapely.intersection(line, street)):
+                if piece.length >= MIN_ROAD_M:
+                    row = {
+                        "road_no": f"RD-{len(roads) + 1:04d}",
+                        "name": name,
+                        "grade": grade,
+                        "cleaning_unit": SANITATION_UNIT,
+                        "wkt": _wkt(piece),
+                    }
+                    roads.append(_Road(row, piece, road))
+    return roads
+
+
+def _line(rng: np.random.Generator, pos: float, north_south: bool, city: _City) -> shapely.LineString:
+    """A straight road at `pos` (x for north–south, y for east–west) across the district, slightly tilted."""
+    x0, y0, x1, y1 = city.inner.bounds
+    half = max(x1 - x0, y1 - y0)
+    centre = np.array([pos, (y0 + y1) / 2]) if north_south else np.array([(x0 + x1) / 2, pos])
+    bearing = (0.0 if north_south else 90.0) + rng.normal(0, ROAD_TILT_DEG)
+    u = np.array([math.sin(math.radians(bearing)), math.cos(math.radians(bearing))])
+    return shapely.LineString([centre - u * half, centre + u * half])
+
+
+def _lines(geom: BaseGeometry) -> list[shapely.LineString]:
+    """The line parts of an intersection (points where a road only touches a street are dropped)."""
+    if isinstance(geom, shapely.LineString):
+        return [] if geom.is_empty else [geom]
+    if isinstance(geom, (shapely.MultiLineString, shapely.GeometryCollection)):
+        return [p for g in geom.geoms for p in _lines(g)]
+    return []
+
+
 # -------------------------------------------------------------------------------------- parking and sites
 
 
 def _construction(
     rng: np.random.Generator, city: _City, n: int, anchor: date, names: Iterator[str]
-) -> tuple[list[shapely.Geometry], list[dict], list[dict]]:
+) -> tuple[list[BaseGeometry], list[dict], list[dict]]:
     """n non-overlapping sites of 0.3–3 ha (metric polygons), their rows, and the active sites' inspections."""
-    sites: list[shapely.Geometry] = []
+    g: BaseGeometry
+    sites: list[BaseGeometry] = []
     while len(sites) < n:
         area = math.exp(rng.uniform(math.log(3_000), math.log(30_000)))
         aspect = rng.uniform(1.0, 2.2)
@@ -378,7 +453,9 @@ def _construction(
             sites.append(g)
     inspectors = [next(names) for _ in range(max(3, n // 6))]
     workdays = [d for d in (anchor - timedelta(days=k) for k in range(1, 183)) if d.weekday() < 5]  # last 6 months
-    centres = np.array([crsmod.to_wgs84(*g.centroid.xy, METRIC_CRS) for g in sites]).reshape(n, 2)
+    centres = np.array([crsmod.to_wgs84(*cast(tuple[Any, Any], g.centroid.xy), METRIC_CRS) for g in sites]).reshape(
+        n, 2
+    )
     community = _region_names(city.communities, centres[:, 0], centres[:, 1])
     rows, inspections = [], []
     for i, (g, status) in enumerate(zip(sites, _quota(rng, n, SITE_STATUSES)), 1):
@@ -393,10 +470,13 @@ def _construction(
             else max(start, anchor) + timedelta(days=int(rng.integers(180, 900)))
         )
         permit = f"{city.code}-{start.year}-{i:04d}"
-        checks = {item: (None if status == "planned" else True) for item in DUST_ITEMS}
+        checks: dict[str, Any] = {item: (None if status == "planned" else True) for item in DUST_ITEMS}
         if status == "active":
-            visits, open_days = [], [d for d in workdays if d >= start]  # ≥ 40 days: active sites began ≥ 60 ago
-            for day in sorted(rng.choice(open_days, int(rng.integers(3, 11)), replace=False)):  # one visit a day
+            visits: list[dict[str, Any]] = []
+            open_days = [d for d in workdays if d >= start]  # ≥ 40 days: active sites began ≥ 60 ago
+            for day in sorted(
+                rng.choice(cast(Any, open_days), int(rng.integers(3, 11)), replace=False)
+            ):  # one visit a day
                 failed = DUST_ITEMS[rng.integers(len(DUST_ITEMS))] if rng.random() < FAILED_SHARE else None
                 visits.append(
                     {
@@ -430,35 +510,64 @@ def _construction(
 
 
 def _parking(
-    rng: np.random.Generator, city: _City, n: int, anchor: date, sites: list[shapely.Geometry]
+    rng: np.random.Generator,
+    city: _City,
+    n: int,
+    anchor: date,
+    sites: list[BaseGeometry],
+    roads: list[_Road],
 ) -> tuple[list[dict], list[dict]]:
-    """n non-overlapping kerb lines and lots clear of the sites, and the spaces of the painted ones."""
-    placed: list[shapely.Geometry] = list(sites)
-    zones, spaces, used = [], [], {}
+    """n non-overlapping kerb lines along the roads and lots off them, clear of the sites; the painted spaces."""
+    g: BaseGeometry
+    placed: list[BaseGeometry] = list(sites)
+    lines: list[BaseGeometry] = [r.line for r in roads]
+    tree = shapely.STRtree(lines)
+    weights = np.array([g.length for g in lines])
+    zones: list[dict] = []
+    spaces: list[dict] = []
+    used: dict[tuple[str, str, str], int] = {}
     for i, status in enumerate(_quota(rng, n, ZONE_STATUSES), 1):
         lot = rng.random() < LOT_SHARE
         while True:
-            centre = np.concatenate(_uniform(rng, city.inner, 1))
             if lot:
+                centre = np.concatenate(_uniform(rng, city.inner, 1))
                 w, h = LOT_STALL_M * rng.integers(6, 13), LOT_STALL_M * rng.integers(8, 17)  # 30–60 × 40–80 m
                 bearing, angle, stalls = rng.normal(0, 3), "perpendicular", int(w * h // 25)
                 g = _rectangle(centre, w, h, bearing)
+                clear = _free(g, lines, KERB_CLEAR_M)  # a lot lies off the roads
             else:
-                axis = rng.random() < 0.85  # the old city's streets run north–south and east–west
-                bearing = (90.0 * rng.integers(2) + rng.normal(0, 1.5)) if axis else rng.uniform(0, 180)
-                angle = rng.choice(list(ANGLES), p=list(ANGLES.values()))
+                angle = str(rng.choice(list(ANGLES), p=list(ANGLES.values())))
                 stalls = int(rng.integers(math.ceil(40 / KERB_M[angle]), int(198 // KERB_M[angle]) + 1))
                 # a margin well inside one stall: the importer's geodesic length gives exactly `stalls`
                 length = stalls * KERB_M[angle] + rng.uniform(0.5, min(2.0, KERB_M[angle] - 0.5))
-                u = np.array([math.sin(math.radians(bearing)), math.cos(math.radians(bearing))])
-                g = shapely.LineString([centre - u * length / 2, centre + u * length / 2])
+                by = int(rng.choice(len(roads), p=weights / weights.sum()))  # a road, by its length
+                along = roads[by].line
+                if along.length < length + 2 * KERB_CLEAR_M:
+                    continue
+                start = rng.uniform(KERB_CLEAR_M, along.length - length - KERB_CLEAR_M)
+                offset = float(rng.uniform(*KERB_OFFSET_M)) * (1 if rng.random() < 0.5 else -1)  # > 0: left
+                kerb = cast(shapely.LineString, shapely.ops.substring(along, start, start + length)).offset_curve(
+                    offset
+                )
+                c = np.array(kerb.coords)
+                g = shapely.LineString([c[0], c[-1]])  # one straight kerb: the road piece is straight
+                near = tree.query(g, predicate="dwithin", distance=KERB_CLEAR_M)
+                clear = all(roads[j].road == roads[by].road for j in near)
             street = next((k for k, s in enumerate(city.streets_m) if s.contains(g)), None)
-            if street is not None and _free(g, placed, ZONE_GAP_M):
+            if clear and street is not None and _free(g, placed, ZONE_GAP_M):
                 break
         placed.append(g)
-        north_south = (bearing + 45) % 180 < 90
-        side = "" if lot else str(rng.choice(("east", "west") if north_south else ("north", "south")))
-        road = _lanes(rng, 1)[0] if lot else str(rng.choice(ROADS_NS if north_south else ROADS_EW))
+        side = ""
+        if not lot:
+            c = np.array(g.coords)
+            u = (c[-1] - c[0]) / np.linalg.norm(c[-1] - c[0])
+            d = np.array(along.coords[-1]) - np.array(along.coords[0])
+            normal = np.array([-d[1], d[0]]) * math.copysign(1, offset)  # from the road towards the kerb
+            if abs(d[1]) > abs(d[0]):  # a north–south road
+                side = "east" if normal[0] > 0 else "west"
+            else:
+                side = "north" if normal[1] > 0 else "south"
+        road = _lanes(rng, 1)[0] if lot else roads[by].row["name"]
         key = (city.streets["name"].iloc[street], road, "公共停车场" if lot else SIDE_ZH[side] + "停车区")
         used[key] = used.get(key, 0) + 1  # a second zone by the same road and side: 2号停车区
         name = f"{key[0]} {road}{key[2][:-3]}{f'{used[key]}号' if used[key] > 1 else ''}{key[2][-3:]}"
@@ -518,23 +627,22 @@ def _turn(xy: np.ndarray, degrees: float) -> np.ndarray:
     return xy @ np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
 
 
-def _free(g: shapely.Geometry, placed: list[shapely.Geometry], gap: float) -> bool:
+def _free(g: BaseGeometry, placed: list[BaseGeometry], gap: float) -> bool:
     """Whether g keeps at least `gap` metres from everything placed."""
     return not placed or float(shapely.distance(g, np.array(placed, dtype=object)).min()) >= gap
 
 
-def _wkt(metric: shapely.Geometry) -> str:
+def _wkt(metric: BaseGeometry) -> str:
     """WKT in WGS84 with 7 decimals (~1 cm)."""
-    return shapely.to_wkt(crsmod.geometry_to_wgs84(metric, METRIC_CRS), rounding_precision=7)
+    return shapely.to_wkt(_as_base(crsmod.geometry_to_wgs84(metric, METRIC_CRS)), rounding_precision=7)
 
 
 # ------------------------------------------------------------------------------------------ billboards
 
 
-def _billboards(
-    rng: np.random.Generator, city: _City, n: int, anchor: date, sites: list[shapely.Geometry]
-) -> list[dict]:
+def _billboards(rng: np.random.Generator, city: _City, n: int, anchor: date, sites: list[BaseGeometry]) -> list[dict]:
     """n billboards: mostly permitted, some expired, unpermitted or removed; hoardings on the sites."""
+    i: int | np.integer[Any]
     owners = [
         (f"模拟{BRANDS[k % len(BRANDS)]}{TRADES[k // len(BRANDS)]}有限公司", _credit_code(rng, city.code))
         for k in rng.permutation(len(BRANDS) * len(TRADES))[: max(5, n // 6)]
@@ -547,8 +655,8 @@ def _billboards(
         idx = np.flatnonzero(spot == i)
         lon[idx], lat[idx] = _around(rng, city.district, h, 3 * h.sigma_m, len(idx))
     for i in np.flatnonzero(types == "hoarding") if sites else ():  # advertising on a site's hoarding
-        edge = sites[rng.integers(len(sites))].exterior
-        p = crsmod.geometry_to_wgs84(edge.interpolate(rng.uniform(0, edge.length)), METRIC_CRS)
+        edge = cast(shapely.Polygon, sites[rng.integers(len(sites))]).exterior
+        p = cast(shapely.Point, crsmod.geometry_to_wgs84(edge.interpolate(rng.uniform(0, edge.length)), METRIC_CRS))
         lon[i], lat[i] = round(p.x, 7), round(p.y, 7)
     street, lane = _region_names(city.streets, lon, lat), _lanes(rng, n)
     status = _quota(rng, n, BILLBOARD_STATUSES)
@@ -611,7 +719,7 @@ def _quota(rng: np.random.Generator, n: int, shares: dict) -> list:
     return [labels[i] for i in rng.permutation(n)]
 
 
-def _sample(area: shapely.Geometry, n: int, draw) -> tuple[np.ndarray, np.ndarray]:
+def _sample(area: BaseGeometry, n: int, draw: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """n points from `draw(k)` (k × 2), rounded to 7 decimals (~1 cm in degrees) and kept only inside the area."""
     xy = np.empty((0, 2))
     while len(xy) < n:
@@ -621,13 +729,13 @@ def _sample(area: shapely.Geometry, n: int, draw) -> tuple[np.ndarray, np.ndarra
 
 
 def _around(
-    rng: np.random.Generator, area: shapely.Geometry, spot: HotSpot, sigma_m: float, n: int
+    rng: np.random.Generator, area: BaseGeometry, spot: HotSpot, sigma_m: float, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """n points around a hot spot with a gaussian spread of sigma_m metres, inside the WGS84 area."""
     return _sample(area, n, lambda k: (spot.lon, spot.lat) + rng.normal(0, sigma_m, (k, 2)) / _m_per_degree(spot.lat))
 
 
-def _uniform(rng: np.random.Generator, area: shapely.Geometry, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _uniform(rng: np.random.Generator, area: BaseGeometry, n: int) -> tuple[np.ndarray, np.ndarray]:
     """n uniform random points inside a polygon (rejection sampling in its bounding box)."""
     # in degrees this is uniform in area too: cos(latitude) changes by 0.1 % across the district
     x0, y0, x1, y1 = area.bounds
@@ -636,7 +744,7 @@ def _uniform(rng: np.random.Generator, area: shapely.Geometry, n: int) -> tuple[
 
 def _region_names(regions: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> list[str]:
     """The name of the region each WGS84 point lies in (the nearest one for a point on a seam)."""
-    tree, points = shapely.STRtree(regions.geometry.values), shapely.points(lon, lat)
+    tree, points = shapely.STRtree(regions.geometry.values), cast(np.ndarray, shapely.points(lon, lat))
     at = np.full(len(points), -1)
     inside = tree.query(points, predicate="within")
     at[inside[0]] = inside[1]

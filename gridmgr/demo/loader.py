@@ -46,7 +46,7 @@ def stored_demo(conn: Connection) -> dict | None:
 
 def counts(conn: Connection) -> dict[str, int]:
     """Rows per core table, for the summary line."""
-    return dict(
+    return dict(  # type: ignore[return-value]  # count(*) is never NULL
         conn.execute(
             text("""
         SELECT 'streets', count(*) FROM regions WHERE level = 'street'
@@ -118,8 +118,10 @@ def load(
         SELECT c.code, cm.code AS community, ST_X(p) AS x, ST_Y(p) AS y
         FROM grid_cells c JOIN regions cm ON cm.id = c.community_id,
              LATERAL ST_PointOnSurface(c.geom) p
-        WHERE c.valid_to IS NULL ORDER BY c.code
-    """)
+        WHERE c.valid_to IS NULL AND c.code LIKE :district ORDER BY c.code
+    """),
+            # only this district's cells: the database may hold other districts beside the demo
+            {"district": DISTRICT_CODE + "%"},
         )
     ]
     tables = city.demo_roster(cells, list(streets["code"]), seed=params.seed)
@@ -131,7 +133,7 @@ def load(
     categories.ensure_loaded(conn)
     dispatch.load(conn)
 
-    step("专题图层 layers: a year of cases, parking, construction sites, billboards")
+    step("专题图层 layers: a year of cases, roads, parking, construction sites, billboards")
     files = layer_data.write_demo_layers(
         workdir / "layers",
         district=district[0].geom,
