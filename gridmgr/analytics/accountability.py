@@ -499,7 +499,7 @@ def compute(
     inv_sql = _inventory_sql(level, metrics)
     inventory = {(r["total"], r["key"]): r for r in conn.execute(text(inv_sql), params).mappings()} if inv_sql else {}
 
-    nothing = {d.key: None if d.kind == "hours" else 0 for d in indicators.COUNTS}
+    nothing: dict[str, float | None] = {d.key: None if d.kind == "hours" else 0 for d in indicators.COUNTS}
     nothing.update(indicators.rates(nothing))
 
     def figures(key_: tuple) -> dict[str, Any]:

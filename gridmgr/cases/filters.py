@@ -160,7 +160,7 @@ def parse_bbox(value: str, name: str = "bbox") -> tuple[float, float, float, flo
         raise InputError(f"{value!r}: the minimum comes before the maximum", field=name)
     if not (-180 <= box[0] <= 180 and -180 <= box[2] <= 180 and -90 <= box[1] <= 90 and -90 <= box[3] <= 90):
         raise InputError(f"{value!r} is outside WGS84 longitude/latitude", field=name)
-    return box  # type: ignore[return-value]
+    return box
 
 
 def parse_filter(args: Mapping[str, Any]) -> CaseFilter:
@@ -171,7 +171,7 @@ def parse_filter(args: Mapping[str, Any]) -> CaseFilter:
         raise InputError(
             f"unknown state {', '.join(map(repr, unknown))}; known: {', '.join(CASE_STATES)}", field="status"
         )
-    period = (None, None)
+    period: tuple[datetime | None, datetime | None] = (None, None)
     if (args.get("period") or "").strip():
         period = parse_period(args["period"])
     bbox = parse_bbox(args["bbox"]) if (args.get("bbox") or "").strip() else None

@@ -239,7 +239,7 @@ def _multi(geom: BaseGeometry) -> shapely.MultiPolygon:
 
 def _order(geoms: list[BaseGeometry]) -> list[BaseGeometry]:
     """Geometries in code order: north→south bands of about one piece's height, west→east in a band."""
-    points = [cast(shapely.Point, crsmod.geometry_from_wgs84(shapely.point_on_surface(g), METRIC_CRS)) for g in geoms]
+    points = [crsmod.geometry_from_wgs84(shapely.point_on_surface(g), METRIC_CRS) for g in geoms]
     # raw (−y, x) order would zig-zag on tiny latitude differences; bands read like cell rows
     band = math.sqrt(sum(_area_m2(g) for g in geoms) / len(geoms))
     top = max(p.y for p in points)

@@ -656,7 +656,7 @@ def _billboards(rng: np.random.Generator, city: _City, n: int, anchor: date, sit
         lon[idx], lat[idx] = _around(rng, city.district, h, 3 * h.sigma_m, len(idx))
     for i in np.flatnonzero(types == "hoarding") if sites else ():  # advertising on a site's hoarding
         edge = cast(shapely.Polygon, sites[rng.integers(len(sites))]).exterior
-        p = cast(shapely.Point, crsmod.geometry_to_wgs84(edge.interpolate(rng.uniform(0, edge.length)), METRIC_CRS))
+        p = crsmod.geometry_to_wgs84(edge.interpolate(rng.uniform(0, edge.length)), METRIC_CRS)
         lon[i], lat[i] = round(p.x, 7), round(p.y, 7)
     street, lane = _region_names(city.streets, lon, lat), _lanes(rng, n)
     status = _quota(rng, n, BILLBOARD_STATUSES)

@@ -240,7 +240,8 @@ def _features_or_counts(
 
 def _case_sql(tile: Tile) -> tuple[str, dict]:
     flt = tile.filters or CaseTileFilter()
-    where, params = [], {"now": tile.now}
+    where: list[str] = []
+    params: dict[str, Any] = {"now": tile.now}
     if flt.statuses:
         where.append("f.status = ANY(:statuses)")
         params["statuses"] = list(flt.statuses)
