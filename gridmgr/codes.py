@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-# the bureau's local time: dates, periods and the working calendar are Beijing time (DOMAIN.md)
+# the bureau's local time: dates, periods and the working calendar are Beijing time (docs/domain.md §5)
 TZ = ZoneInfo("Asia/Shanghai")
 
 # These keys appear in CHECK constraints written by migrations, so they change only with a migration.

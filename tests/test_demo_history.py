@@ -185,7 +185,7 @@ def test_a_year_of_histories_replays_through_the_workflow(fresh_db, tmp_path, mo
     n = len(cases)
     assert summary.cases == n > 300 and summary.events == sum(len(e) - 1 for e in events.values())
 
-    # the year's outcomes (DOMAIN.md §4, §9), loosely for 600 cases
+    # the year's outcomes (docs/domain.md §6, §11), loosely for 600 cases
     states = {s: sum(1 for c in cases.values() if c["status"] == s) for s in {c["status"] for c in cases.values()}}
     assert states == summary.states
     assert 0.84 <= states["closed"] / n <= 0.94, states

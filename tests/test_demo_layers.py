@@ -246,7 +246,7 @@ def test_spaces_fill_the_painted_zones(layers):
     per_zone = spaces.zone_no.value_counts()
     for z in painted.itertuples():
         g = shapely.from_wkt(z.wkt)
-        # the estimate the importer makes: geodesic length or area (DOMAIN.md §5)
+        # the estimate the importer makes: geodesic length or area (docs/domain.md §7)
         estimate = (
             math.floor(GEOD.geometry_length(g) / KERB_PER_STALL[z.parking_angle])
             if g.geom_type == "LineString"

@@ -277,7 +277,7 @@ def oct_report(conn, level="district", **kw):
 
 # ---------------------------------------------------------------------------------------------- Tianmen
 
-# Tianmen, Dec 2016 [DOMAIN.md §2]: 1,054 received, 996 registered, 972 due, 911 closed, 737 on time.
+# Tianmen, Dec 2016 [docs/domain.md §6.4]: 1,054 received, 996 registered, 972 due, 911 closed, 737 on time.
 _BASE = [
     ("report", None, "reported", 0, 1),
     ("register", "reported", "registered", 0.5, 2),

@@ -1,4 +1,4 @@
-"""The case indicators (考核指标) of DOMAIN.md §4, written once: key, labels, formula in words, counting rule.
+"""The case indicators (考核指标) of docs/domain.md §6, written once: key, labels, formula in words, counting rule.
 
 `gridmgr.analytics.accountability` computes them; pages, exports and `gridmgr.analytics.scoring` read these definitions and
 never restate a formula.

@@ -37,7 +37,7 @@ from gridmgr.errors import InputError
 from gridmgr.glossary import zh
 from gridmgr.plugins import registry
 
-DEFAULT_INSPECTION_DAYS = 365  # billboard safety inspection: at least once a year (DOMAIN.md §6)
+DEFAULT_INSPECTION_DAYS = 365  # billboard safety inspection: at least once a year (docs/domain.md §8)
 # pg_advisory_xact_lock key: one rule run at a time per database
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('gridmgr.rules'))"
 

@@ -35,7 +35,7 @@ LLOYD_STEPS = 20  # Lloyd steps even out the sizes: Dongcheng's 17 streets end w
 # Voronoi edges get a vertex every EDGE_M metres: a straight line in UTM is not straight in lon/lat
 # (a 3 km edge bows by ~0.15 m), and without vertices areas measured either way would disagree.
 EDGE_M = 25.0
-MAX_STREETS = 99  # DOMAIN.md §1: street part 001–099 means 街道 (100–199 towns, 200–399 townships)
+MAX_STREETS = 99  # docs/domain.md §2: street part 001–099 means 街道 (100–199 towns, 200–399 townships)
 
 
 @dataclass(frozen=True)

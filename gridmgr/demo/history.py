@@ -42,7 +42,7 @@ from gridmgr.cases.workflow import (
 from gridmgr.errors import InputError
 
 DESK_ROLES = ("receiver", "dispatcher", "shift_leader")
-# Shares (of the cases that reach the point where they apply), set so the year lands in DOMAIN.md §4 and
+# Shares (of the cases that reach the point where they apply), set so the year lands in docs/domain.md §6 and
 # §9: closure 85–92 %, on time ~80 %, rework < 1 %, ~20 % of supervisor reports self-handled.
 SELF_HANDLE = 0.24  # of supervisor reports of simple problems (Zhanjiang: up to half)
 NOT_SIMPLE = ("0101", "0116")  # illegal construction and cooking fumes need enforcement, not a supervisor

@@ -31,7 +31,7 @@ from gridmgr.plugins import registry
 
 @dataclass(frozen=True)
 class LayerCounts:
-    """Features per layer for one demo size (DOMAIN.md §9: Dongcheng sees ~3–4 k cases a month)."""
+    """Features per layer for one demo size (docs/domain.md §11: Dongcheng sees ~3–4 k cases a month)."""
 
     cases: int
     zones: int
@@ -70,7 +70,7 @@ HOT_SPOTS = (
 )
 HOT_SHARE = 0.35  # cases in hot spots; the rest uniform over the district
 HOT_BIAS = 0.6  # a hot-spot case takes its spot's bias this often, else the district-wide mix
-EVENT_SHARE = 0.875  # Zhanjiang 2023 (DOMAIN.md §2): events 87.5 %, components 12.5 %
+EVENT_SHARE = 0.875  # Zhanjiang 2023 (docs/domain.md §3): events 87.5 %, components 12.5 %
 EVENTS = {
     "0102": 36,
     "0104": 12,
@@ -162,7 +162,7 @@ LANE_A, LANE_B, LANE_KIND = "柳槐杏枣榆椿桑松竹梅兰菊", "树井花�
 LANE_POS = ("口", "内", "东段", "西段", "中段")
 SIDE_ZH = {"north": "北侧", "south": "南侧", "east": "东侧", "west": "西侧"}
 
-# Parking (DOMAIN.md §5; tests check these against gridmgr.layers.parking, the core must not import a layer)
+# Parking (docs/domain.md §7; tests check these against gridmgr.layers.parking, the core must not import a layer)
 KERB_M = {"parallel": 6.0, "perpendicular": 2.5, "angled_45": 3.54, "angled_60": 2.89}
 ANGLES = {"parallel": 0.7, "perpendicular": 0.15, "angled_45": 0.08, "angled_60": 0.07}
 LOT_SHARE, LOT_STALL_M = 0.15, 5.0  # a 5 × 5 m grid is 25 m² a stall: the estimate's own lot norm

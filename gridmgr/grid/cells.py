@@ -1,7 +1,7 @@
 """The unit grid (单元网格): generate square cells, import drawn cells, grid versions, topology checks.
 
 Cells belong to a community and are coded 12-digit community + 3-digit sequence, numbered
-west→east, north→south (DOMAIN.md §1). A district with no community loaded yet is gridded as a
+west→east, north→south (docs/domain.md §1). A district with no community loaded yet is gridded as a
 whole: its cells belong to the district's own region row and are coded 6-digit district + 9-digit
 sequence; generating or importing over its communities later closes that district-wide grid.
 

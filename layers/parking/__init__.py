@@ -8,7 +8,7 @@ from gridmgr.codes import PARKING_ANGLES, PARKING_STATUSES, SPACE_TYPES, STREET_
 from gridmgr.plugins.features import feature_table
 from gridmgr.plugins.registry import Field, Layer, Metric, register
 
-# metres of kerb per stall by parking angle (DOMAIN.md §5): 6.0 m parallel; 2.5 m perpendicular;
+# metres of kerb per stall by parking angle (docs/domain.md §7): 6.0 m parallel; 2.5 m perpendicular;
 # angled stalls keep 2.5 m perpendicular spacing, so 2.5 / sin(angle) along the kerb
 KERB_PER_STALL = {"parallel": 6.0, "perpendicular": 2.5, "angled_30": 5.0, "angled_45": 3.54, "angled_60": 2.89}
 LOT_M2_PER_STALL = 25.0  # a surface lot, aisles included
@@ -18,7 +18,7 @@ MARGIN = 1e-5
 
 
 def estimate_capacity(angle: str, length_m: float = 0.0, area_m2: float = 0.0) -> int:
-    """Stalls in a kerb line of usable length (by angle) or in a lot of some area (DOMAIN.md §5)."""
+    """Stalls in a kerb line of usable length (by angle) or in a lot of some area (docs/domain.md §7)."""
     if area_m2:
         return int(area_m2 * (1 + MARGIN) // LOT_M2_PER_STALL)
     return int(length_m * (1 + MARGIN) // KERB_PER_STALL[angle])

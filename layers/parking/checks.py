@@ -2,7 +2,7 @@
 
 Framework-free, like gridmgr.layers.parking.zones, which runs these on every write (gridmgr.layers.parking.demand runs them
 for the drawing preview). The parking layer is reached through the registry (the core never imports a
-layer): its `computed` SQL measures a zone on the ground and estimates its capacity (DOMAIN.md §5,
+layer): its `computed` SQL measures a zone on the ground and estimates its capacity (docs/domain.md §7,
 `capacity_sql` of gridmgr.layers.parking), so the numbers live in one place.
 
 Rules a zone must pass (each refusal names its rule and, where there is one, the conflicting feature):
@@ -29,7 +29,7 @@ from gridmgr.errors import InputError, NotFound
 from gridmgr.layers.parking.zone_input import LAYER, NeedsConfirmation, Problem, Refusal, refuse
 from gridmgr.plugins import registry
 
-# stall sizes of a small car (DOMAIN.md §5): 2.5 m wide, 5.3 m long; parallel stalls lie along the kerb
+# stall sizes of a small car (docs/domain.md §7): 2.5 m wide, 5.3 m long; parallel stalls lie along the kerb
 STALL_WIDTH_M, STALL_LENGTH_M = 2.5, 5.3
 ANGLE_DEGREES = {"parallel": 0, "perpendicular": 90, "angled_30": 30, "angled_45": 45, "angled_60": 60}
 LOT_ANGLE = "perpendicular"  # a lot's stalls are counted by area; its angle is only descriptive

@@ -1,6 +1,6 @@
 /* gridmgr: the planner's live capacity estimate while drawing. The constants are not here: they come
    from the page config (gridmgr.layers.parking's KERB_PER_STALL, LOT_M2_PER_STALL, MARGIN), so the
-   browser and the server count stalls the same way (DOMAIN.md §5). Lengths and areas are on a sphere
+   browser and the server count stalls the same way (docs/domain.md §7). Lengths and areas are on a sphere
    here; the server measures on the ellipsoid, and its figure replaces this one once the shape is checked. */
 (function (root) {
   "use strict";
