@@ -109,6 +109,20 @@ def parse_bool(value: Any, name: str) -> bool | None:
     raise InputError(f"{value!r} is neither true nor false", field=name)
 
 
+def parse_float(value: str, name: str) -> float:
+    """A finite number from a request value; InputError naming the parameter when empty or not a number."""
+    raw = (value or "").strip()
+    if not raw:
+        raise InputError("is required", field=name)
+    try:
+        number = float(raw)
+    except ValueError:
+        raise InputError(f"{raw!r} is not a number", field=name) from None
+    if not math.isfinite(number):
+        raise InputError(f"{raw!r} is not a number", field=name)
+    return number
+
+
 def parse_datetime(value: str, name: str, tz: ZoneInfo = TZ) -> datetime:
     """An ISO 8601 date or datetime (local time `tz` when it names no offset; a trailing Z is UTC)."""
     v = value.strip()

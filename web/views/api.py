@@ -12,13 +12,14 @@ GRIDMGR_NOW setting (see gridmgr.cases.queries.resolve_now) for deterministic te
 from __future__ import annotations
 
 import json
-import math
+from datetime import date
 from importlib import resources
 
 from flask import Blueprint, Response, abort, current_app, g, request
 from flask_login import current_user
 
 from gridmgr.cases import filters, queries, workflow
+from gridmgr.codes import TZ
 from gridmgr.errors import Forbidden, InputError, NotFound
 from gridmgr.web.auth import current_actor
 from gridmgr.web.database import engine
@@ -47,6 +48,16 @@ def request_now():
     if "gridmgr_now" not in g:
         g.gridmgr_now = queries.resolve_now(current_app.config.get("GRIDMGR_NOW"))
     return g.gridmgr_now
+
+
+def query_float(name: str) -> float:
+    """A finite number from the query string, named in the error when it is missing or not one."""
+    return filters.parse_float(request.args.get(name, ""), name)
+
+
+def request_today() -> date:
+    """Today in the bureau's time zone, at this request's "now"."""
+    return request_now().astimezone(TZ).date()
 
 
 def calendar():
@@ -210,19 +221,6 @@ def case_action(case_id: int, action: str):
     )
 
 
-def _float(name: str) -> float:
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        raise InputError("is required", field=name)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InputError(f"{raw!r} is not a number", field=name) from None
-    if not math.isfinite(value):
-        raise InputError(f"{raw!r} is not a number", field=name)
-    return value
-
-
 def _at():
     raw = request.args.get("at", "").strip()
     return filters.parse_datetime(raw, "at") if raw else request_now()
@@ -231,7 +229,7 @@ def _at():
 @bp.get("/cells")
 def cell_at_point():
     """The cell covering a point `?lon=&lat=` (optional crs, at), with its people and units."""
-    lon, lat = _float("lon"), _float("lat")
+    lon, lat = query_float("lon"), query_float("lat")
     crs = request.args.get("crs", "wgs84").strip() or "wgs84"
     with engine().connect() as conn:
         info = queries.cell_at_point(conn, lon, lat, crs=crs, at=_at())

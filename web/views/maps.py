@@ -26,7 +26,6 @@ Every reply escapes user text (queries.to_json); every read of a case applies th
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -52,7 +51,7 @@ from gridmgr.web import assets
 from gridmgr.web.auth import current_actor, login_required
 from gridmgr.web.database import engine
 from gridmgr.web.i18n import label, name, one_language, t
-from gridmgr.web.views.api import calendar, json_response, request_now
+from gridmgr.web.views.api import calendar, json_response, query_float, request_now, request_today
 
 bp = Blueprint("maps", __name__)
 
@@ -86,10 +85,6 @@ def case_url(case_no: str) -> str:
 def local_time(moment: datetime | None) -> str:
     """A moment as local time YYYY-MM-DD HH:MM (— for none)."""
     return moment.astimezone(TZ).strftime("%Y-%m-%d %H:%M") if moment else "—"
-
-
-def _today() -> date:
-    return request_now().astimezone(TZ).date()
 
 
 def _local_path(value: str | None) -> str | None:
@@ -326,17 +321,6 @@ def supervisor_map():
 # ------------------------------------------------------------------------------------------- JSON calls
 
 
-def _float(name: str) -> float:
-    raw = (request.args.get(name) or "").strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InputError(f"{raw!r} is not a number", field=name) from None
-    if not math.isfinite(value):
-        raise InputError(f"{raw!r} is not a number", field=name)
-    return value
-
-
 def inventory(conn: Connection, cell_id: int) -> list[dict]:
     """The layers' per-cell metrics (gridmgr.plugins.registry.Metric) for one cell, as reports count them."""
     metrics = accountability.inventory_metrics()
@@ -345,7 +329,7 @@ def inventory(conn: Connection, cell_id: int) -> list[dict]:
     cols = ", ".join(
         f'(SELECT {m.sql} FROM {layer.table.name} f WHERE f.cell_id = :cell) AS "{m.name}"' for layer, m in metrics
     )
-    row = map_queries.rows(conn, f"SELECT {cols}", {"cell": cell_id}, _today())[0]
+    row = map_queries.rows(conn, f"SELECT {cols}", {"cell": cell_id}, request_today())[0]
     return [
         {"name": m.name, "label": t(m.label_zh, m.label_en), "layer": layer.name, "value": int(row[m.name] or 0)}
         for layer, m in metrics
@@ -405,7 +389,7 @@ def cell_panel():
         if request.args.get("code"):
             info = _cell(conn, request.args["code"])
         else:
-            lon, lat = _float("lon"), _float("lat")
+            lon, lat = query_float("lon"), query_float("lat")
             try:
                 info = queries.cell_at_point(conn, lon, lat, at=request_now())
             except (NotFound, CoordinateError) as exc:
@@ -597,7 +581,7 @@ def layer_features(conn: Connection, layer: registry.Layer, where: str, params: 
         f"ORDER BY f.id LIMIT :limit"
     )
     out = []
-    for row in map_queries.rows(conn, sql, {**params, "limit": limit}, _today()):
+    for row in map_queries.rows(conn, sql, {**params, "limit": limit}, request_today()):
         fields = [
             {"label": name(f.label_zh, f.label_en), "value": _show(f, row[f.name])} for f, _ in _popup_columns(layer)
         ]
@@ -703,7 +687,7 @@ def values(metric: str):
         f"WHERE g.valid_to IS NULL GROUP BY g.code"
     )
     with engine().connect() as conn:
-        rows = [(r["code"], r["v"]) for r in map_queries.rows(conn, sql, {}, _today())]
+        rows = [(r["code"], r["v"]) for r in map_queries.rows(conn, sql, {}, request_today())]
     resp = json_response(
         {"title": t(m.label_zh, m.label_en), "values": {code: float(v) if v % 1 else int(v) for code, v in rows if v}}
     )

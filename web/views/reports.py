@@ -39,6 +39,7 @@ from gridmgr.maps import queries as map_queries
 from gridmgr.web.auth import roles_required
 from gridmgr.web.database import engine
 from gridmgr.web.i18n import label, t
+from gridmgr.web.views.api import request_today
 
 bp = Blueprint("reports", __name__)
 
@@ -111,11 +112,6 @@ HOT_MAPS = {
 
 
 # ------------------------------------------------------------------------------------------- helpers
-
-
-def _today() -> date:
-    """Today in Asia/Shanghai (GRIDMGR_NOW in tests)."""
-    return queries.resolve_now(current_app.config.get("GRIDMGR_NOW")).date()
 
 
 def last_full_month(today: date) -> Period:
@@ -357,7 +353,7 @@ def _row_link(level: str, code: str | None, form: dict) -> str | None:
 @roles_required(*ROLES)
 def reports_page():
     """The accountability report: filters, the sortable table, a choropleth, downloads, definitions."""
-    today = _today()
+    today = request_today()
     form, errors = _report_args(today)
     with engine().connect() as conn:
         tbl, current, _ = _table(conn, form["period"], form["level"], form["scheme"], today, form["area"])
@@ -455,7 +451,7 @@ def _counting_rules() -> list[str]:
 @roles_required(*ROLES)
 def report_values():
     """code → value of one indicator for the choropleth (keyed as the cell tiles can look it up), with classes."""
-    today = _today()
+    today = request_today()
     form, errors = _report_args(today)
     if errors:
         return jsonify({"error": {"status": 400, "message": " ".join(errors)}}), 400
@@ -507,7 +503,7 @@ def download(fmt: str):
     """The report as CSV or XLSX (gridmgr.analytics.report_files), the same figures as the page."""
     if fmt not in ("csv", "xlsx"):
         raise InputError(t("只提供 CSV 或 XLSX。", "Download as csv or xlsx."), field="format")
-    today = _today()
+    today = request_today()
     form, errors = _report_args(today)
     if errors:
         raise InputError(" ".join(errors))
@@ -590,7 +586,7 @@ def _category_groups(conn: Connection) -> list[tuple[str, str, list]]:
 @roles_required(*ROLES)
 def hotspots_page():
     """Hot spots: density heat map, per-cell classes, Gi* hot and cold cells, change on the period before."""
-    today = _today()
+    today = request_today()
     form, errors = _hot_args(today)
     with engine().connect() as conn:
         result = _hot(conn, form, today)
@@ -670,7 +666,7 @@ def _cases_url(code: str, period: Period) -> str:
 @roles_required(*ROLES)
 def hotspot_values():
     """cell code → hot/cold class, choropleth class or change, for styling the cell tiles."""
-    today = _today()
+    today = request_today()
     form, errors = _hot_args(today)
     if errors:
         return jsonify({"error": {"status": 400, "message": " ".join(errors)}}), 400
@@ -765,7 +761,7 @@ def _best_worst(tbl: report_files.Table, n: int = 5) -> tuple[list[dict], list[d
 @roles_required(*ROLES)
 def dashboard():
     """This month's headline figures against last month, a 12-month trend, best and worst units and streets."""
-    today = _today()
+    today = request_today()
     month = Period.month(today.year, today.month)
     last = month.previous()
     months = [month]
