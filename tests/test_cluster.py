@@ -61,6 +61,7 @@ def test_missing_binaries_say_what_to_do(tmp_path, monkeypatch):
 
     monkeypatch.setenv("GRIDMGR_PG_BINDIR", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("gridmgr.db.cluster.Path.is_dir", lambda self: False)
+    # patched narrowly: a patched Path.is_dir also broke mkdir(exist_ok=True) once the folder existed
+    monkeypatch.setattr("gridmgr.db.cluster.INSTALL_ROOT", tmp_path / "no-postgresql")
     with pytest.raises(ConfigError, match="make setup.*GRIDMGR_DATABASE_URL"):
         Cluster(tmp_path / "pg").start()

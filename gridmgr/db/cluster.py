@@ -19,6 +19,7 @@ from pathlib import Path
 from gridmgr.errors import ConfigError, DatabaseUnavailable
 
 SUPERUSER = "gridmgr"
+INSTALL_ROOT = Path("/usr/lib/postgresql")  # Debian's server packages: one folder per major version
 NO_BINARIES = (
     "PostgreSQL server binaries (initdb, pg_ctl) were not found. Run `make setup` to install "
     "PostgreSQL and PostGIS, or set GRIDMGR_DATABASE_URL to an existing PostGIS server."
@@ -29,7 +30,7 @@ def find_bindir() -> Path:
     """The newest installed PostgreSQL server bin directory (initdb and pg_ctl live there)."""
     env = os.environ.get("GRIDMGR_PG_BINDIR")
     candidates = [Path(env)] if env else []
-    base = Path("/usr/lib/postgresql")
+    base = INSTALL_ROOT
     if base.is_dir():
         versions = sorted((p for p in base.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
         candidates += [v / "bin" for v in reversed(versions)]
