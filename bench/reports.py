@@ -214,7 +214,9 @@ def pandas_facts(t: dict[str, pd.DataFrame], period: Period, cutoff, days: int) 
     k["state"] = state_p.fillna("reported")
     k["rep"] = rep
     k["rejected"] = rejected
+    k["self_handled"] = anyof(act == "self_handle")
     k["self_in_p"] = anyof((act == "self_handle") & in_p)
+    k["registered"] = anyof(act == "register")
     k["ver_in_p"] = anyof((act == "verify") & in_p)
     k["ver_on_time"] = anyof((act == "verify") & in_p & in_time)
     k["reg_in_p"] = anyof((act == "register") & in_p)
@@ -259,6 +261,10 @@ def pandas_counts(k: pd.DataFrame) -> pd.DataFrame:
     cols = {
         "reported": k["rep"],
         "valid_reported": k["rep"] & ~k["rejected"],
+        "reported_rejected": k["rep"] & k["rejected"],
+        "to_register": k["rep"] & ~k["self_handled"],
+        "reports_registered": k["rep"] & k["registered"],
+        "reports_undecided": k["rep"] & ~(k["registered"] | k["rejected"] | k["self_handled"]),
         "self_handled": k["self_in_p"],
         "verified": k["ver_in_p"],
         "verified_on_time": k["ver_on_time"],
@@ -272,6 +278,7 @@ def pandas_counts(k: pd.DataFrame) -> pd.DataFrame:
         "handled": due & handled,
         "handled_on_time": due & handled & on_time,
         "overdue_open": due & k["open_work"],
+        "due_paused": due & k["state"].isin(["suspended", "deferred"]),
         "due_close": due,
         "closed": due & k["closed"],
         "closed_on_time": due & k["closed"] & on_time,
@@ -337,7 +344,7 @@ def pandas_level(k: pd.DataFrame, per_case: pd.DataFrame, key: pd.Series, univer
         values["mean_close_hours"] = _mean_hours(total_us, n) if n else None
         values["median_close_hours"] = _hours(median) if n else None
         for r in indicators.RATES:
-            den = sum(-values[t[1:]] if t.startswith("-") else values[t] for t in r.denominator)
+            den = values[r.denominator]
             values[r.key] = values[r.numerator] / den if den > 0 else None
         return values
 

@@ -146,6 +146,36 @@ def small_grid(conn):
     return insert_small_grid(conn)
 
 
+@pytest.fixture
+def org(conn, small_grid):
+    """Units U1 (sanitation) and U2–U4 (squads), two supervisors with a duty grid of two cells each."""
+    cells = [small_grid[f"110101001001{i:03d}"] for i in range(1, 5)]
+    units = {}
+    for code, kind in (
+        ("HW01", "sanitation"),
+        ("ZF01", "enforcement_squad"),
+        ("ZF02", "enforcement_squad"),
+        ("ZF03", "enforcement_squad"),
+    ):
+        units[code] = conn.execute(
+            text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
+            {"c": code, "n": f"单位{code}", "k": kind},
+        ).scalar()
+    for i, (grid, mine) in enumerate((("DG1", cells[:2]), ("DG2", cells[2:])), start=1):
+        person = conn.execute(
+            text("INSERT INTO people (code, name, role) VALUES (:c, :n, 'supervisor') RETURNING id"),
+            {"c": f"S{i}", "n": f"监督员{i}"},
+        ).scalar()
+        g = conn.execute(
+            text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES (:c, :n, :p) RETURNING id"),
+            {"c": grid, "n": f"责任网格{i}", "p": person},
+        ).scalar()
+        for cell in mine:
+            conn.execute(text("INSERT INTO duty_grid_cells VALUES (:g, :c)"), {"g": g, "c": cell})
+    cats = conn.execute(text("SELECT code FROM categories ORDER BY code LIMIT 20")).scalars().all()
+    return {"cells": cells, "units": units, "cats": cats}
+
+
 def pytest_collection_modifyitems(items):
     """Mark every test that drives Chromium (it asks for the `page` or `browser` fixture) as `browser`."""
     for item in items:

@@ -1,6 +1,8 @@
 """The CLI through click's runner: db, regions import, locate, external databases never auto-migrated."""
 
 import json
+import re
+from datetime import date
 
 from click.testing import CliRunner
 from sqlalchemy import text
@@ -132,3 +134,8 @@ def test_demo_command_loads_and_prints_the_logins(cli):
         assert f"  {username} " in logins, username
     again = cli("demo", "--size", "test", "--no-serve").output
     assert "already loaded" in again and "nothing changed" in again
+    # every month of the demo year, at every level: no rate outside [0, 100 %], each a share of one population
+    anchor = date.fromisoformat(re.search(r"anchor date (\d{4}-\d{2}-\d{2})", out)[1])
+    year = f"{anchor.replace(year=anchor.year - 1, day=1)}..{anchor}"
+    checked = cli("check-figures", "--period", year).output
+    assert ", 0 problems in " in checked and "14 periods" in checked, checked

@@ -28,36 +28,6 @@ def t(month: int, day: int, hour: int = 9, minute: int = 0, year: int = 2026) ->
 # ------------------------------------------------------------------------------------------- builders
 
 
-@pytest.fixture
-def org(conn, small_grid):
-    """Units U1 (sanitation) and U2–U4 (squads), two supervisors with a duty grid of two cells each."""
-    cells = [small_grid[f"110101001001{i:03d}"] for i in range(1, 5)]
-    units = {}
-    for code, kind in (
-        ("HW01", "sanitation"),
-        ("ZF01", "enforcement_squad"),
-        ("ZF02", "enforcement_squad"),
-        ("ZF03", "enforcement_squad"),
-    ):
-        units[code] = conn.execute(
-            text("INSERT INTO units (code, name, kind) VALUES (:c, :n, :k) RETURNING id"),
-            {"c": code, "n": f"单位{code}", "k": kind},
-        ).scalar()
-    for i, (grid, mine) in enumerate((("DG1", cells[:2]), ("DG2", cells[2:])), start=1):
-        person = conn.execute(
-            text("INSERT INTO people (code, name, role) VALUES (:c, :n, 'supervisor') RETURNING id"),
-            {"c": f"S{i}", "n": f"监督员{i}"},
-        ).scalar()
-        g = conn.execute(
-            text("INSERT INTO duty_grids (code, name, supervisor_id) VALUES (:c, :n, :p) RETURNING id"),
-            {"c": grid, "n": f"责任网格{i}", "p": person},
-        ).scalar()
-        for cell in mine:
-            conn.execute(text("INSERT INTO duty_grid_cells VALUES (:g, :c)"), {"g": g, "c": cell})
-    cats = conn.execute(text("SELECT code FROM categories ORDER BY code LIMIT 20")).scalars().all()
-    return {"cells": cells, "units": units, "cats": cats}
-
-
 _case_no = iter(range(1, 10**6))
 
 
@@ -377,6 +347,10 @@ OCTOBER_TOTAL = {
     "self_handled": 1,
     "verified": 1,
     "verified_on_time": 1,
+    "reported_rejected": 1,
+    "to_register": 15,
+    "reports_registered": 13,
+    "reports_undecided": 1,
     "registered": 13,
     "registered_on_time": 12,
     "dispatched": 13,
@@ -387,6 +361,7 @@ OCTOBER_TOTAL = {
     "handled": 8,
     "handled_on_time": 5,
     "overdue_open": 1,
+    "due_paused": 1,
     "due_close": 10,
     "closed": 7,
     "closed_on_time": 5,
@@ -445,6 +420,19 @@ def test_october_total(conn, october):
     v = oct_report(conn).total.values
     assert {k: v[k] for k in OCTOBER_TOTAL} == OCTOBER_TOTAL
     assert {k: round(v[k], 6) for k in OCTOBER_RATES} == {k: round(x, 6) for k, x in OCTOBER_RATES.items()}
+
+
+def test_registration_rate_is_a_share_of_its_periods_reports(conn, org):
+    """A report of 31 October registered on 2 November: October's undecided report, never November's 200 %."""
+    cell, cat = org["cells"][0], org["cats"][0]
+    add_case(conn, cell, cat, [("report", t(10, 31, 23, 30)), ("register", t(11, 2, 9))])
+    add_case(conn, cell, cat, [("report", t(11, 3, 9)), ("register", t(11, 3, 10))])
+    october = compute(conn, period=Period.parse("2026-10"), level="district", today=AFTER).total
+    assert (october["to_register"], october["reports_registered"], october["reports_undecided"]) == (1, 0, 1)
+    assert october["register_rate"] == 0.0
+    november = compute(conn, period=Period.parse("2026-11"), level="district", today=AFTER).total
+    assert (november["reported"], november["registered"], november["reports_registered"]) == (1, 2, 1)
+    assert november["register_rate"] == 1.0
 
 
 def test_period_boundaries(conn, october):
@@ -510,7 +498,7 @@ def test_zero_denominators_are_none(conn, org):
         assert all(row[r.key] is None for r in indicators.RATES)
         assert row["reported"] == 0 and row["mean_close_hours"] is None
     assert indicators.get("close_rate").of({"closed": 3, "due_close": 0}) is None
-    assert indicators.get("register_rate").of({"registered": 1, "reported": 2, "self_handled": 2}) is None
+    assert indicators.get("register_rate").of({"reports_registered": 1, "to_register": 0}) is None
 
 
 def test_inventory_metrics_rolled_up(conn, org):

@@ -7,7 +7,7 @@ import csv
 import openpyxl
 import pytest
 from sqlalchemy import text
-from test_indicators import AFTER, add_case, october, org, std, t  # noqa: F401  (fixtures)
+from test_indicators import AFTER, add_case, october, std, t  # noqa: F401  (fixtures)
 
 from gridmgr.analytics import indicators, report_files
 from gridmgr.analytics.accountability import Period, compute
@@ -137,7 +137,9 @@ def test_xlsx_matches_csv_cell_for_cell(conn, tmp_path):
     assert defs[0] == ("键 key", "中文", "English", "公式 formula", "统计口径 counting rule")
     listed = {r[0]: r for r in defs[1:] if r[0]}
     for d in (*indicators.COUNTS, *indicators.RATES):
-        assert listed[d.key][3] == d.formula and listed[d.key][4], d.key
+        assert listed[d.key][3].startswith(d.formula) and listed[d.key][4], d.key
+    for r in indicators.RATES:  # each rate names its population, in each language's column
+        assert r.cohort_zh in listed[r.key][3] and r.cohort_en in listed[r.key][4], r.key
     assert {"score", "rank", "expired_billboards"} <= set(listed)
     assert "50" in listed["score"][3] and "0.2 × 返工数" in listed["score"][3]
     assert listed["期间 period"][1].startswith("2026-10")

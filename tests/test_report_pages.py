@@ -197,7 +197,9 @@ def test_report_page_defaults_to_the_last_full_month(site):
     for label in ("结案率", "按期结案率", "处置率", "按期处置率", "返工率", "超期待处置率", "延期率", "排名变化"):
         assert label in html, label
     assert "—" in html and ">None<" not in html  # rates with nothing due, ranks not given
-    assert "结案数 / 应结案数" in html  # definitions on the page
+    assert "结案数 / 应结案数" in html  # definitions on the page, each rate with its population in words
+    assert "本期上报（不含自行处置）的案件中，截至期末已立案的比例" in html
+    assert "the share registered by the cutoff" not in html  # the Chinese page shows the Chinese definition
     assert "<summary>统计口径</summary>" in html  # and the counting rules
     assert "/reports/download.csv?" in html and "/reports/download.xlsx?" in html
 

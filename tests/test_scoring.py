@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from test_indicators import AFTER, october, org  # noqa: F401  (fixtures)
+from test_indicators import AFTER, october  # noqa: F401  (fixtures)
 
 from gridmgr.analytics import scoring
 from gridmgr.analytics.accountability import Period, compute

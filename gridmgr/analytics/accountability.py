@@ -283,7 +283,9 @@ per AS (
            (array_agg(in_p AND in_time ORDER BY at, id) FILTER (WHERE action = 'dispatch'))[1] AS disp_on_time,
            bool_or(action = 'return') AS returned,
            bool_or(action = 'reject') AS rejected,
+           bool_or(action = 'self_handle') AS self_handled,
            bool_or(action = 'self_handle' AND in_p) AS self_in_p,
+           bool_or(action = 'register') AS registered,
            bool_or(action = 'verify' AND in_p) AS ver_in_p,
            bool_or(action = 'verify' AND in_p AND in_time) AS ver_on_time,
            bool_or(action = 'register' AND in_p) AS reg_in_p,
@@ -303,7 +305,9 @@ k AS MATERIALIZED (
     SELECT c.id, c.cell_id, p.unit_id, COALESCE(p.state, 'reported') AS state,
            c.reported_at >= :start AND c.reported_at < :end AS rep,
            COALESCE(p.rejected, false) AS rejected,
+           COALESCE(p.self_handled, false) AS self_handled,
            COALESCE(p.self_in_p, false) AS self_in_p,
+           COALESCE(p.registered, false) AS registered,
            COALESCE(p.ver_in_p, false) AS ver_in_p,
            COALESCE(p.ver_on_time, false) AS ver_on_time,
            COALESCE(p.reg_in_p, false) AS reg_in_p,
@@ -459,8 +463,9 @@ def definitions() -> tuple:
             m.label_en,
             f"{layer.title_zh}：{m.label_zh}",
             "the layer as it stands, summed over the row's cells",
-            m.sql,
-            "inventory",
+            None,
+            kind="inventory",
+            aggregate=m.sql,
         )
         for layer, m in inventory_metrics()
     )
@@ -480,18 +485,8 @@ def compute(
     level = level_key(level)
     if isinstance(period, str):
         period = Period.parse(period)
-    if area is not None and not re.fullmatch(r"[0-9]{1,15}", area):
-        raise InputError(f"bad area {area!r}: expected a district, street, community or cell code", field="area")
-    today = today or datetime.now(TZ).date()
-    cutoff = cutoff_for(period, today)
-    params = {
-        "start": period.start,
-        "end": period.end,
-        "cutoff": cutoff,
-        "today": today,
-        "area": area,
-        "recurrence_days": int(recurrence_days),
-    }
+    params = _params(period, today, area, recurrence_days)
+    today, cutoff = params["today"], params["cutoff"]
     metrics = inventory_metrics()
     universe = conn.execute(text(_UNIVERSE[level]), params).mappings().all()
     with _without_jit(conn):
@@ -525,6 +520,51 @@ def compute(
             rows.append(Row(key, name, figures((False, key)), {}, level))
     total_row = Row(None, "合计 total", figures((True, None)), {}, level)
     return Report(period, level, today, cutoff, rows, total_row, definitions(), area)
+
+
+def _params(period: Period, today: date | None, area: str | None, recurrence_days: int) -> dict[str, Any]:
+    if area is not None and not re.fullmatch(r"[0-9]{1,15}", area):
+        raise InputError(f"bad area {area!r}: expected a district, street, community or cell code", field="area")
+    today = today or datetime.now(TZ).date()
+    return {
+        "start": period.start,
+        "end": period.end,
+        "cutoff": cutoff_for(period, today),
+        "today": today,
+        "area": area,
+        "recurrence_days": int(recurrence_days),
+    }
+
+
+def case_figures(
+    conn: Connection,
+    *,
+    period: Period,
+    today: date | None = None,
+    area: str | None = None,
+    recurrence_days: int = RECURRENCE_DAYS,
+    every_case: bool = False,
+) -> dict[int, dict[str, int]]:
+    """The cases behind the figures: what each case adds to every count of the catalogue, by case id.
+
+    The report's counts are these summed (`compute` aggregates the same per-case facts), so a figure
+    can be traced to its cases, and a rate's cases checked to lie within its denominator's.
+    Cases that add nothing to any count are left out.
+    """
+    counts = [d for d in indicators.COUNTS if d.per_case is not None]
+    if isinstance(period, str):
+        period = Period.parse(period)
+    params = _params(period, today, area, recurrence_days)
+    facts = _CASE_FACTS.replace("{cases}", _CASES_ALL if every_case else _CASES_COUNTED)
+    columns = ",\n       ".join(f'{d.per_case} AS "{d.key}"' for d in counts)
+    sql = f"WITH {facts}\nSELECT k.id, {columns}\nFROM k ORDER BY k.id"
+    out: dict[int, dict[str, int]] = {}
+    with _without_jit(conn):
+        for r in conn.execute(text(sql), params).mappings():
+            figures = {d.key: int(r[d.key]) for d in counts}
+            if any(figures.values()):
+                out[r["id"]] = figures
+    return out
 
 
 def _number(value: Any, kind: str = "count") -> Any:

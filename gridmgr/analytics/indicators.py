@@ -46,31 +46,63 @@ from gridmgr.errors import InputError
 
 @dataclass(frozen=True)
 class Indicator:
-    """A figure computed in SQL: an aggregate over the per-case facts of `gridmgr.analytics.accountability` (alias `k`)."""
+    """A figure computed in SQL over the per-case facts `k` of `gridmgr.analytics.accountability`.
+
+    A count is `sum(weight) FILTER (WHERE where)`: each case adds `weight` (1, or a per-case number such
+    as its checks) when `where` holds, so the cases behind a figure are known, not only its value.
+    `parts` names counts that add up to this one, case by case (the property tests check it).
+    An indicator with `where` None (hours) is an aggregate `sql` of its own and belongs to no rate.
+    """
 
     key: str
     zh: str
     en: str
     formula: str  # the definition in words (中文)
     rule: str  # how a case counts in a period (English)
-    sql: str  # aggregate over the per-case rows `k`
+    where: str | None  # the per-case condition over `k`
+    weight: str = "1"  # what each such case adds
     kind: str = "count"  # count (件 or 次) or hours
+    aggregate: str | None = None  # the SQL of a figure that is not a filtered sum (hours)
+    parts: tuple[str, ...] = ()
 
     @property
     def is_rate(self) -> bool:
         return False
 
+    @property
+    def sql(self) -> str:
+        """The aggregate over the per-case rows `k`."""
+        if self.aggregate is not None:
+            return self.aggregate
+        if self.weight == "1":
+            return f"count(*) FILTER (WHERE {self.where})"
+        return f"coalesce(sum({self.weight}) FILTER (WHERE {self.where}), 0)"
+
+    @property
+    def per_case(self) -> str | None:
+        """What one case adds to the figure (0 when it does not count), or None for an aggregate."""
+        if self.where is None:
+            return None
+        return f"CASE WHEN {self.where} THEN {self.weight} ELSE 0 END"
+
 
 @dataclass(frozen=True)
 class Rate:
-    """A ratio of two figures; the denominator may be a sum of figures with signs ("-x" subtracts)."""
+    """A share of one population: `numerator` counts cases within the cases `denominator` counts.
+
+    Both are counts of the same catalogue, and every case the numerator counts is counted by the
+    denominator too (case by case, and never with more weight), so a rate lies in [0, 100 %] by
+    construction; `cohort_zh` / `cohort_en` say in words which cases the rate is a share of.
+    """
 
     key: str
     zh: str
     en: str
-    formula: str
+    formula: str  # numerator / denominator, by their Chinese names
     numerator: str
-    denominator: tuple[str, ...]
+    denominator: str
+    cohort_zh: str  # the population, in words
+    cohort_en: str
     better: str = "higher"  # "lower" for rates whose rise is bad (返工率, 超期待处置率, 延期率)
     kind: str = field(default="rate", init=False)
 
@@ -79,26 +111,38 @@ class Rate:
         return True
 
     def of(self, values: Mapping[str, Any], minus: tuple[str, ...] = ()) -> float | None:
-        """The rate from a row's figures (None for a zero or negative denominator), less `minus` below."""
-        den = 0
-        for term in self.denominator:  # a plain loop: a cell report takes ~80,000 rates
-            den += -(values.get(term[1:]) or 0) if term[0] == "-" else (values.get(term) or 0)
+        """The rate from a row's figures (None for a zero denominator), the denominator less `minus`.
+
+        `minus` names counts of cases inside the denominator and outside the numerator (a scheme's
+        应结案数 − 缓办数), so the result stays a share of one population.
+        """
+        den = values.get(self.denominator) or 0
         for term in minus:
             den -= values.get(term) or 0
         num = values.get(self.numerator) or 0
         return num / den if den > 0 else None
 
 
-def _count(key: str, zh: str, en: str, formula: str, rule: str, where: str, kind: str = "count") -> Indicator:
-    return Indicator(key, zh, en, formula, rule, f"count(*) FILTER (WHERE {where})", kind)
+def _count(
+    key: str, zh: str, en: str, formula: str, rule: str, where: str, kind: str = "count", parts: tuple[str, ...] = ()
+) -> Indicator:
+    return Indicator(key, zh, en, formula, rule, where, kind=kind, parts=parts)
 
 
 def _sum(key: str, zh: str, en: str, formula: str, rule: str, column: str, where: str = "true") -> Indicator:
-    return Indicator(key, zh, en, formula, rule, f"coalesce(sum({column}) FILTER (WHERE {where}), 0)")
+    return Indicator(key, zh, en, formula, rule, where, weight=column)
 
 
-COUNTS: tuple[Indicator, ...] = (
-    _count("reported", "上报数", "reported", "本期上报的案件数", "reported in the period", "k.rep"),
+_COUNTS: tuple[Indicator, ...] = (
+    _count(
+        "reported",
+        "上报数",
+        "reported",
+        "本期上报的案件数",
+        "reported in the period",
+        "k.rep",
+        parts=("valid_reported", "reported_rejected"),
+    ),
     _count(
         "valid_reported",
         "有效上报数",
@@ -106,6 +150,39 @@ COUNTS: tuple[Indicator, ...] = (
         "本期上报且截至期末未被不予立案的案件数",
         "reported in the period and not rejected by the cutoff",
         "k.rep AND NOT k.rejected",
+    ),
+    _count(
+        "reported_rejected",
+        "不予立案数",
+        "rejected reports",
+        "本期上报且截至期末已不予立案的案件数",
+        "reported in the period and rejected (不予立案) by the cutoff",
+        "k.rep AND k.rejected",
+    ),
+    _count(
+        "to_register",
+        "应立案数",
+        "reports to register",
+        "本期上报且截至期末未由监督员自行处置的案件数（上报数 − 其中自行处置的）",
+        "reported in the period and not self-handled (自行处置) by the cutoff: the reports a registration decides",
+        "k.rep AND NOT k.self_handled",
+        parts=("reports_registered", "reported_rejected", "reports_undecided"),
+    ),
+    _count(
+        "reports_registered",
+        "上报已立案数",
+        "reports registered",
+        "本期上报的案件中截至期末已立案的案件数（立案可在下期）",
+        "reported in the period and registered by the cutoff, in the period or after it",
+        "k.rep AND k.registered",
+    ),
+    _count(
+        "reports_undecided",
+        "待立案数",
+        "reports undecided",
+        "本期上报的案件中截至期末尚未立案、未不予立案、未自行处置的案件数",
+        "reported in the period and at the cutoff neither registered, rejected nor self-handled",
+        "k.rep AND NOT (k.registered OR k.rejected OR k.self_handled)",
     ),
     _count(
         "self_handled",
@@ -162,6 +239,7 @@ COUNTS: tuple[Indicator, ...] = (
         "处置时限在本期内到期的案件数（与应结案数同一批案件）",
         "handling deadline reached in the period (the due cohort)",
         "k.due",
+        parts=("handled", "overdue_open", "due_paused"),
     ),
     _count(
         "handled",
@@ -188,12 +266,21 @@ COUNTS: tuple[Indicator, ...] = (
         "k.due AND k.open_work",
     ),
     _count(
+        "due_paused",
+        "应处置中挂账缓办数",
+        "due but paused",
+        "应处置案件中截至期末处于挂账或缓办状态的案件数",
+        "due, and suspended (挂账) or deferred (缓办) at the cutoff",
+        "k.due AND k.state IN ('suspended', 'deferred')",
+    ),
+    _count(
         "due_close",
         "应结案数",
         "due for closing",
         "处置时限在本期内到期的案件数",
         "handling deadline reached in the period (the due cohort)",
         "k.due",
+        parts=("due_handle",),
     ),
     _count(
         "closed",
@@ -308,8 +395,9 @@ COUNTS: tuple[Indicator, ...] = (
         "mean hours to close",
         "本期结案案件从上报到结案的平均小时数",
         "closings in the period: hours from report to close (calendar hours)",
-        "round(avg(k.close_hours)::numeric, 2)",
-        "hours",
+        None,
+        kind="hours",
+        aggregate="round(avg(k.close_hours)::numeric, 2)",
     ),
     Indicator(
         "median_close_hours",
@@ -317,8 +405,9 @@ COUNTS: tuple[Indicator, ...] = (
         "median hours to close",
         "本期结案案件从上报到结案小时数的中位数",
         "closings in the period: median hours from report to close",
-        "round((percentile_cont(0.5) WITHIN GROUP (ORDER BY k.close_hours))::numeric, 2)",
-        "hours",
+        None,
+        kind="hours",
+        aggregate="round((percentile_cont(0.5) WITHIN GROUP (ORDER BY k.close_hours))::numeric, 2)",
     ),
     _count(
         "recurrent",
@@ -346,15 +435,27 @@ COUNTS: tuple[Indicator, ...] = (
     ),
 )
 
-RATES: tuple[Rate, ...] = (
-    Rate("valid_rate", "有效上报率", "valid report rate", "有效上报数 / 上报数", "valid_reported", ("reported",)),
+_RATES: tuple[Rate, ...] = (
+    Rate(
+        "valid_rate",
+        "有效上报率",
+        "valid report rate",
+        "有效上报数 / 上报数",
+        "valid_reported",
+        "reported",
+        "本期上报的案件中，截至期末未被不予立案的比例",
+        "of the cases reported in the period, the share not rejected by the cutoff",
+    ),
     Rate(
         "register_rate",
         "立案率",
         "registration rate",
-        "立案数 / (上报数 − 自行处置数)",
-        "registered",
-        ("reported", "-self_handled"),
+        "上报已立案数 / 应立案数",
+        "reports_registered",
+        "to_register",
+        "本期上报（不含自行处置）的案件中，截至期末已立案的比例；下期才立案的计入其上报之期",
+        "of the cases reported in the period and not self-handled, the share registered by the cutoff"
+        " (a case registered next period counts in the period it was reported)",
     ),
     Rate(
         "registered_on_time_rate",
@@ -362,7 +463,9 @@ RATES: tuple[Rate, ...] = (
         "on-time registration rate",
         "按时立案数 / 立案数",
         "registered_on_time",
-        ("registered",),
+        "registered",
+        "本期立案的案件中，在立案时限内立案的比例",
+        "of the cases registered in the period, the share registered by the register deadline",
     ),
     Rate(
         "dispatched_on_time_rate",
@@ -370,7 +473,9 @@ RATES: tuple[Rate, ...] = (
         "on-time dispatch rate",
         "按时派遣数 / 派遣数",
         "dispatched_on_time",
-        ("dispatched",),
+        "dispatched",
+        "本期首次派遣的案件中，在派遣时限内派遣的比例",
+        "of the cases first dispatched in the period, the share dispatched by the dispatch deadline",
     ),
     Rate(
         "dispatched_correctly_rate",
@@ -378,16 +483,29 @@ RATES: tuple[Rate, ...] = (
         "correct dispatch rate",
         "准确派遣数 / 派遣数",
         "dispatched_correctly",
-        ("dispatched",),
+        "dispatched",
+        "本期首次派遣的案件中，截至期末未被回退的比例",
+        "of the cases first dispatched in the period, the share not returned by the cutoff",
     ),
-    Rate("handle_rate", "处置率", "handling rate", "处置数 / 应处置数", "handled", ("due_handle",)),
+    Rate(
+        "handle_rate",
+        "处置率",
+        "handling rate",
+        "处置数 / 应处置数",
+        "handled",
+        "due_handle",
+        "处置时限在本期到期的案件中，截至期末已处置的比例",
+        "of the cases whose handling deadline fell in the period, the share handled by the cutoff",
+    ),
     Rate(
         "handled_on_time_rate",
         "按期处置率",
         "on-time handling rate",
         "按期处置数 / 应处置数",
         "handled_on_time",
-        ("due_handle",),
+        "due_handle",
+        "处置时限在本期到期的案件中，在时限内处置的比例",
+        "of the cases whose handling deadline fell in the period, the share handled by that deadline",
     ),
     Rate(
         "overdue_open_rate",
@@ -395,27 +513,62 @@ RATES: tuple[Rate, ...] = (
         "overdue rate",
         "超期待处置数 / 应处置数",
         "overdue_open",
-        ("due_handle",),
-        "lower",
+        "due_handle",
+        "处置时限在本期到期的案件中，截至期末仍未处置（且未挂账、缓办）的比例",
+        "of the cases whose handling deadline fell in the period, the share neither handled nor paused at the cutoff",
+        better="lower",
     ),
-    Rate("close_rate", "结案率", "closing rate", "结案数 / 应结案数", "closed", ("due_close",)),
+    Rate(
+        "close_rate",
+        "结案率",
+        "closing rate",
+        "结案数 / 应结案数",
+        "closed",
+        "due_close",
+        "处置时限在本期到期的案件中，截至期末已结案的比例",
+        "of the cases whose handling deadline fell in the period, the share closed by the cutoff",
+    ),
     Rate(
         "closed_on_time_rate",
         "按期结案率",
         "on-time closing rate",
         "按期结案数 / 应结案数",
         "closed_on_time",
-        ("due_close",),
+        "due_close",
+        "处置时限在本期到期的案件中，已结案且在时限内处置的比例",
+        "of the cases whose handling deadline fell in the period, the share closed and handled by that deadline",
     ),
-    Rate("rework_rate", "返工率", "rework rate", "返工数 / 应结案数", "rework", ("due_close",), "lower"),
-    Rate("extension_rate", "延期率", "extension rate", "延期数 / 应处置数", "extended", ("due_handle",), "lower"),
+    Rate(
+        "rework_rate",
+        "返工率",
+        "rework rate",
+        "返工数 / 应结案数",
+        "rework",
+        "due_close",
+        "处置时限在本期到期的案件中，截至期末返工过的比例",
+        "of the cases whose handling deadline fell in the period, the share with a failed check by the cutoff",
+        better="lower",
+    ),
+    Rate(
+        "extension_rate",
+        "延期率",
+        "extension rate",
+        "延期数 / 应处置数",
+        "extended",
+        "due_handle",
+        "处置时限在本期到期的案件中，经批准延期的比例",
+        "of the cases whose handling deadline fell in the period, the share with an approved extension",
+        better="lower",
+    ),
     Rate(
         "verified_on_time_rate",
         "按时核实率",
         "on-time verification rate",
         "按时核实数 / 核实数",
         "verified_on_time",
-        ("verified",),
+        "verified",
+        "本期核实的案件中，在核实时限内核实的比例",
+        "of the cases verified in the period, the share verified by the verify deadline",
     ),
     Rate(
         "checked_on_time_rate",
@@ -423,7 +576,9 @@ RATES: tuple[Rate, ...] = (
         "on-time check rate",
         "按时核查数 / 核查数",
         "checked_on_time",
-        ("checked",),
+        "checked",
+        "本期完成的核查（通过与不通过）中，在核查时限内完成的比例",
+        "of the checks (pass or fail) made in the period, the share made by the check deadline",
     ),
     Rate(
         "urgent_on_time_rate",
@@ -431,7 +586,9 @@ RATES: tuple[Rate, ...] = (
         "urgent on-time rate",
         "紧急按期处置数 / 紧急应处置数",
         "urgent_on_time",
-        ("urgent_due",),
+        "urgent_due",
+        "处置时限在本期到期的紧急案件中，在时限内处置的比例",
+        "of the urgent cases whose handling deadline fell in the period, the share handled by that deadline",
     ),
     Rate(
         "recurrence_rate",
@@ -439,16 +596,45 @@ RATES: tuple[Rate, ...] = (
         "recurrence rate",
         "反复回潮数 / 有效上报数",
         "recurrent",
-        ("valid_reported",),
-        "lower",
+        "valid_reported",
+        "本期有效上报的案件中，同一网格同一类别前30天内已有案件的比例",
+        "of the valid reports of the period, the share with an earlier case of the same category in the same cell within 30 days",
+        better="lower",
     ),
 )
 
-_ALL: tuple[Indicator | Rate, ...] = (*COUNTS, *RATES)
-BY_KEY: dict[str, Indicator | Rate] = {d.key: d for d in _ALL}
-assert len(BY_KEY) == len(COUNTS) + len(RATES), "indicator keys must be unique"
-for _r in RATES:  # a rate names only figures defined above
-    assert all(t.lstrip("-") in BY_KEY for t in (_r.numerator, *_r.denominator)), _r.key
+# The catalogue. Every figure, built in or added later (a layer, a new indicator), comes in through
+# `register`, so reports, exports, scoring and the property tests of tests/test_report_properties.py
+# see it without being edited.
+COUNTS: list[Indicator] = []
+RATES: list[Rate] = []
+BY_KEY: dict[str, Indicator | Rate] = {}
+
+
+def register(*definitions: Indicator | Rate) -> None:
+    """Add figures to the catalogue, checking that each is well formed (ValueError otherwise)."""
+    for d in definitions:
+        if d.key in BY_KEY:
+            raise ValueError(f"indicator {d.key!r} is defined twice")
+        if isinstance(d, Rate):
+            for role, key in (("numerator", d.numerator), ("denominator", d.denominator)):
+                other = BY_KEY.get(key)
+                if not isinstance(other, Indicator) or other.where is None:
+                    raise ValueError(f"rate {d.key}: its {role} {key!r} is not a count of the catalogue")
+            if d.numerator == d.denominator:
+                raise ValueError(f"rate {d.key}: numerator and denominator are the same count")
+            RATES.append(d)
+        else:
+            if (d.where is None) == (d.aggregate is None):
+                raise ValueError(f"indicator {d.key}: give either a per-case condition or an aggregate")
+            unknown = [p for p in d.parts if p not in BY_KEY and p not in {c.key for c in definitions}]
+            if unknown:
+                raise ValueError(f"indicator {d.key}: its parts {unknown} are not counts of the catalogue")
+            COUNTS.append(d)
+        BY_KEY[d.key] = d
+
+
+register(*_COUNTS, *_RATES)
 
 
 def get(key: str) -> Indicator | Rate:

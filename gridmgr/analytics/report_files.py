@@ -247,10 +247,10 @@ def definitions(report: Report, scheme: scoring.Scheme) -> list[tuple[str, str, 
         if d.is_rate:
             better = "lower is better" if d.better == "lower" else "higher is better"
             rule = (
-                f"ratio of the counts above; — when the denominator is 0; {better}; "
+                f"{d.cohort_en}; — when the denominator is 0; {better}; "
                 "change against the previous period in percentage points"
             )
-            out.append((d.key, d.zh, d.en, d.formula, rule))
+            out.append((d.key, d.zh, d.en, f"{d.formula}：{d.cohort_zh}", rule))
         else:
             out.append((d.key, d.zh, d.en, d.formula, d.rule))
     return out

@@ -84,4 +84,38 @@ def report_cmd(
     )
 
 
-COMMANDS = [report_cmd]
+@click.command("check-figures")
+@click.option(
+    "--period",
+    required=True,
+    help="A period as for `gridmgr report`; a quarter, a year or a range also checks each month it touches.",
+)
+@click.option("--area", help="Only this district, street or community (code prefix).")
+@click.option(
+    "--today", type=click.DateTime(["%Y-%m-%d"]), help="Judge a running period as of this day (default: today)."
+)
+def check_figures_cmd(period: str, area: str | None, today: datetime | None) -> None:
+    """Check the figures' own rules on the data: every rate a share of one population, at every level."""
+    from gridmgr.analytics import consistency
+    from gridmgr.analytics.accountability import Period
+
+    timer = Timer()
+    periods = consistency.months_of(Period.parse(period))
+    with engine().connect() as conn:
+        result = consistency.check(
+            conn, periods, today=today.date() if today else None, area=area, progress=lambda m: click.echo(f"· {m}")
+        )
+    for problem in result.problems[:50]:
+        click.echo(f"✗ {problem}", err=True)
+    if len(result.problems) > 50:
+        click.echo(f"✗ … and {len(result.problems) - 50:,} more", err=True)
+    summary(
+        f"figures checked: {result.periods} periods, {result.reports} reports, {result.cases:,} case-periods, "
+        f"{len(result.problems):,} problems",
+        timer,
+    )
+    if not result.ok:
+        raise SystemExit(1)
+
+
+COMMANDS = [report_cmd, check_figures_cmd]
