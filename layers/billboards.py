@@ -6,7 +6,8 @@ from sqlalchemy import UniqueConstraint
 
 from gridmgr.codes import BILLBOARD_CARRIERS, BILLBOARD_STATUSES, BILLBOARD_TYPES
 from gridmgr.plugins.features import feature_table
-from gridmgr.plugins.registry import Field, Layer, Metric, register
+from gridmgr.plugins.hooks import hookimpl
+from gridmgr.plugins.registry import Field, Layer, Metric
 
 # a permitted billboard whose permit ended before `:today` (tests and reports pass today explicitly)
 EXPIRED_SQL = "(f.status = 'permitted' AND f.valid_to IS NOT NULL AND f.valid_to < CAST(:today AS date))"
@@ -70,30 +71,34 @@ FIELDS = (
 
 table = feature_table("billboards", "POINT", FIELDS, UniqueConstraint("ad_no"))
 
-LAYER = register(
-    Layer(
-        name="billboards",
-        title_zh="户外广告",
-        title_en="billboards",
-        table=table,
-        geometry_types=("POINT",),
-        fields=FIELDS,
-        natural_key="ad_no",
-        derived={"expired": EXPIRED_SQL},
-        style={"radius": 4, "color": "#7c3aed", "by_status": {"unpermitted": "#dc2626", "removed": "#6b7280"}},
-        metrics=(
-            Metric(
-                "expired_billboards",
-                "许可过期广告",
-                "expired billboard permits",
-                f"count(*) FILTER (WHERE {EXPIRED_SQL})",
-            ),
-            Metric(
-                "unpermitted_billboards",
-                "未许可广告",
-                "unpermitted billboards",
-                "count(*) FILTER (WHERE f.status = 'unpermitted')",
-            ),
+LAYER = Layer(
+    name="billboards",
+    title_zh="户外广告",
+    title_en="billboards",
+    table=table,
+    geometry_types=("POINT",),
+    fields=FIELDS,
+    natural_key="ad_no",
+    derived={"expired": EXPIRED_SQL},
+    style={"radius": 4, "color": "#7c3aed", "by_status": {"unpermitted": "#dc2626", "removed": "#6b7280"}},
+    metrics=(
+        Metric(
+            "expired_billboards",
+            "许可过期广告",
+            "expired billboard permits",
+            f"count(*) FILTER (WHERE {EXPIRED_SQL})",
         ),
-    )
+        Metric(
+            "unpermitted_billboards",
+            "未许可广告",
+            "unpermitted billboards",
+            "count(*) FILTER (WHERE f.status = 'unpermitted')",
+        ),
+    ),
 )
+
+
+@hookimpl
+def gridmgr_layers() -> list[Layer]:
+    """This module's layer."""
+    return [LAYER]

@@ -21,7 +21,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from gridmgr.codes import CASE_SOURCES, CASE_STATES, URGENCIES, sql_in
 from gridmgr.db.models import Base
 from gridmgr.plugins.features import feature_table
-from gridmgr.plugins.registry import Field, Layer, Metric, register
+from gridmgr.plugins.hooks import hookimpl
+from gridmgr.plugins.registry import Field, Layer, Metric
 
 FIELDS = (
     # year + 7-digit sequence; given by the importer when the file has none
@@ -96,38 +97,42 @@ table = feature_table(
     UniqueConstraint("case_no"),
 )
 
-LAYER = register(
-    Layer(
-        name="cases",
-        title_zh="案件",
-        title_en="cases",
-        table=table,
-        geometry_types=("POINT",),
-        fields=FIELDS,
-        natural_key="case_no",
-        time_column="reported_at",
-        computed={
-            "case_no": "COALESCE(s.case_no, to_char(s.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY')"
-            " || lpad(nextval('case_no_seq')::text, 7, '0'))"
-        },
-        # each imported case starts its audit trail in the same statement (DESIGN.md "Case workflow")
-        on_insert="INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role, note) "
-        "SELECT ins.id, ins.reported_at, 'report', NULL, 'reported', 'import', 'system', 'imported from a file' "
-        "FROM ins",
-        # new case numbers continue after the highest imported one (year + 7 digits)
-        after_import=(
-            "SELECT setval('case_no_seq', GREATEST((SELECT last_value FROM case_no_seq), "
-            "(SELECT max(substr(case_no, 5)::bigint) FROM cases WHERE case_no ~ '^[0-9]{11}$')))",
+LAYER = Layer(
+    name="cases",
+    title_zh="案件",
+    title_en="cases",
+    table=table,
+    geometry_types=("POINT",),
+    fields=FIELDS,
+    natural_key="case_no",
+    time_column="reported_at",
+    computed={
+        "case_no": "COALESCE(s.case_no, to_char(s.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY')"
+        " || lpad(nextval('case_no_seq')::text, 7, '0'))"
+    },
+    # each imported case starts its audit trail in the same statement (DESIGN.md "Case workflow")
+    on_insert="INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role, note) "
+    "SELECT ins.id, ins.reported_at, 'report', NULL, 'reported', 'import', 'system', 'imported from a file' "
+    "FROM ins",
+    # new case numbers continue after the highest imported one (year + 7 digits)
+    after_import=(
+        "SELECT setval('case_no_seq', GREATEST((SELECT last_value FROM case_no_seq), "
+        "(SELECT max(substr(case_no, 5)::bigint) FROM cases WHERE case_no ~ '^[0-9]{11}$')))",
+    ),
+    style={
+        "radius": 5,
+        "color": "#dc2626",
+        "by_status": {"reported": "#f59e0b", "closed": "#16a34a", "rework": "#9333ea"},
+    },
+    metrics=(
+        Metric(
+            "open_cases", "未结案件", "open cases", "count(*) FILTER (WHERE f.status NOT IN ('closed', 'rejected'))"
         ),
-        style={
-            "radius": 5,
-            "color": "#dc2626",
-            "by_status": {"reported": "#f59e0b", "closed": "#16a34a", "rework": "#9333ea"},
-        },
-        metrics=(
-            Metric(
-                "open_cases", "未结案件", "open cases", "count(*) FILTER (WHERE f.status NOT IN ('closed', 'rejected'))"
-            ),
-        ),
-    )
+    ),
 )
+
+
+@hookimpl
+def gridmgr_layers() -> list[Layer]:
+    """This module's layer."""
+    return [LAYER]

@@ -15,7 +15,8 @@ from gridmgr.codes import DUST_ITEMS, SITE_STATUSES
 from gridmgr.db.models import Base
 from gridmgr.glossary import zh
 from gridmgr.plugins.features import feature_table, field_columns
-from gridmgr.plugins.registry import Field, Layer, Metric, register
+from gridmgr.plugins.hooks import hookimpl
+from gridmgr.plugins.registry import Field, Layer, Metric
 
 CHECKLIST = tuple(Field(item, "bool", zh(item), item.replace("_", " "), aliases=(zh(item),)) for item in DUST_ITEMS)
 
@@ -56,19 +57,17 @@ SITE_FIELDS = (
 
 sites = feature_table("construction_sites", "MULTIPOLYGON", SITE_FIELDS, UniqueConstraint("permit_no"))
 
-SITES = register(
-    Layer(
-        name="construction",
-        title_zh="在建工地",
-        title_en="construction sites",
-        table=sites,
-        geometry_types=("POLYGON", "MULTIPOLYGON"),
-        fields=SITE_FIELDS,
-        natural_key="permit_no",
-        shares=True,
-        style={"color": "#ea580c", "fill": True, "fillOpacity": 0.3},
-        metrics=(Metric("active_sites", "在建工地", "active sites", "count(*) FILTER (WHERE f.status = 'active')"),),
-    )
+SITES = Layer(
+    name="construction",
+    title_zh="在建工地",
+    title_en="construction sites",
+    table=sites,
+    geometry_types=("POLYGON", "MULTIPOLYGON"),
+    fields=SITE_FIELDS,
+    natural_key="permit_no",
+    shares=True,
+    style={"color": "#ea580c", "fill": True, "fillOpacity": 0.3},
+    metrics=(Metric("active_sites", "在建工地", "active sites", "count(*) FILTER (WHERE f.status = 'active')"),),
 )
 
 INSPECTION_FIELDS = (
@@ -99,17 +98,21 @@ inspections = Table(
     UniqueConstraint("inspection_no"),
 )
 
-INSPECTIONS = register(
-    Layer(
-        name="site_inspections",
-        title_zh="工地巡查",
-        title_en="site inspections",
-        table=inspections,
-        geometry_types=(),
-        fields=INSPECTION_FIELDS,
-        natural_key="inspection_no",
-        time_column="inspected_at",
-        # an inspection passes when no checklist item failed (NULL = not checked)
-        derived={"passed": " AND ".join(f"f.{i} IS NOT FALSE" for i in DUST_ITEMS)},
-    )
+INSPECTIONS = Layer(
+    name="site_inspections",
+    title_zh="工地巡查",
+    title_en="site inspections",
+    table=inspections,
+    geometry_types=(),
+    fields=INSPECTION_FIELDS,
+    natural_key="inspection_no",
+    time_column="inspected_at",
+    # an inspection passes when no checklist item failed (NULL = not checked)
+    derived={"passed": " AND ".join(f"f.{i} IS NOT FALSE" for i in DUST_ITEMS)},
 )
+
+
+@hookimpl
+def gridmgr_layers() -> list[Layer]:
+    """This module's layers."""
+    return [SITES, INSPECTIONS]

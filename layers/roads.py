@@ -6,7 +6,8 @@ from sqlalchemy import UniqueConstraint
 
 from gridmgr.glossary import GLOSSARY
 from gridmgr.plugins.features import feature_table
-from gridmgr.plugins.registry import Field, Layer, Metric, register
+from gridmgr.plugins.hooks import hookimpl
+from gridmgr.plugins.registry import Field, Layer, Metric
 
 # CJJ 37-2012 城市道路工程设计规范: 快速路, 主干路, 次干路, 支路
 ROAD_GRADES = ("expressway", "arterial", "secondary", "branch")
@@ -58,25 +59,29 @@ FIELDS = (
 
 table = feature_table("roads", "LINESTRING", FIELDS, UniqueConstraint("road_no"))
 
-LAYER = register(
-    Layer(
-        name="roads",
-        title_zh="道路",
-        title_en="roads",
-        table=table,
-        geometry_types=("LINESTRING",),
-        fields=FIELDS,
-        natural_key="road_no",
-        shares=True,
-        style={"color": "#64748b", "weight": 3},
-        metrics=(
-            Metric(
-                "road_length_m",
-                "道路长度(米)",
-                "road length (m)",
-                # by each road's primary cell: the report engine groups by f.cell_id, not by feature_cells shares
-                "coalesce(sum(ST_Length(f.geom::geography)), 0)",
-            ),
+LAYER = Layer(
+    name="roads",
+    title_zh="道路",
+    title_en="roads",
+    table=table,
+    geometry_types=("LINESTRING",),
+    fields=FIELDS,
+    natural_key="road_no",
+    shares=True,
+    style={"color": "#64748b", "weight": 3},
+    metrics=(
+        Metric(
+            "road_length_m",
+            "道路长度(米)",
+            "road length (m)",
+            # by each road's primary cell: the report engine groups by f.cell_id, not by feature_cells shares
+            "coalesce(sum(ST_Length(f.geom::geography)), 0)",
         ),
-    )
+    ),
 )
+
+
+@hookimpl
+def gridmgr_layers() -> list[Layer]:
+    """This module's layer."""
+    return [LAYER]

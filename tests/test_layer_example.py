@@ -2,7 +2,7 @@
 
 The python blocks under "### layers/manholes.py" and "### migrations/versions/NNNN_manholes.py" are
 taken from the document; the migration's upgrade() creates the table inside the test's transaction
-(rolled back), the module registers the layer through the registry, and the layer imports, assigns
+(rolled back), the module is added as a plug-in and its hook gives the layer, which imports, assigns
 and exports like a built-in. Afterwards the layer and its table leave the registry and the metadata.
 """
 
@@ -73,9 +73,10 @@ def manholes(conn):
     before = set(Base.metadata.tables)
     try:
         exec(compile(block_under(MODULE, "python"), "layers/manholes.py", "exec"), module.__dict__)
+        assert registry.add_plugin(module, "manholes") == [module.LAYER]  # as its entry point would
         yield module.LAYER
     finally:
-        registry.unregister("manholes")
+        registry.remove_plugin("manholes")
         for name in set(Base.metadata.tables) - before:
             Base.metadata.remove(Base.metadata.tables[name])
 

@@ -9,14 +9,15 @@ registry; none of them names a layer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from types import ModuleType
 from typing import Any
 
 from sqlalchemy import Table
 
 from gridmgr.errors import NotFound
+from gridmgr.plugins import hooks
 
-ENTRY_POINT_GROUP = "gridmgr.layers"
+ENTRY_POINT_GROUP = hooks.ENTRY_POINT_GROUP
 
 FIELD_TYPES = ("text", "int", "float", "bool", "date", "datetime", "choice", "ref", "text[]")
 
@@ -128,13 +129,32 @@ def unregister(name: str) -> None:
 
 
 def load_layers() -> None:
-    """Import every layer module named by a `gridmgr.layers` entry point (built-ins included)."""
+    """Register the layers every plug-in gives through the `gridmgr_layers` hook (built-ins included)."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        ep.load()
+    for layer in hooks.gather("gridmgr_layers"):
+        register(layer)
+
+
+def add_plugin(module: ModuleType, name: str) -> list[Layer]:
+    """Register a plug-in module at run time (as an entry point would) and its layers; returns them."""
+    load_layers()
+    hooks.manager().register(module, name)
+    added = list(getattr(module, "gridmgr_layers", lambda: [])() or [])
+    for layer in added:
+        register(layer)
+    return added
+
+
+def remove_plugin(name: str) -> None:
+    """Undo `add_plugin` (tests that add a plug-in of their own clean up with this)."""
+    plugin = hooks.manager().get_plugin(name)
+    if plugin is not None:
+        for layer in getattr(plugin, "gridmgr_layers", lambda: [])() or []:
+            unregister(layer.name)
+        hooks.manager().unregister(plugin)
 
 
 def layers(spatial: bool | None = None) -> list[Layer]:

@@ -6,7 +6,8 @@ from sqlalchemy import BigInteger, Column, Float, ForeignKey, Integer, UniqueCon
 
 from gridmgr.codes import PARKING_ANGLES, PARKING_STATUSES, SPACE_TYPES, STREET_SIDES
 from gridmgr.plugins.features import feature_table
-from gridmgr.plugins.registry import Field, Layer, Metric, register
+from gridmgr.plugins.hooks import hookimpl
+from gridmgr.plugins.registry import Field, Layer, Metric
 
 # metres of kerb per stall by parking angle (docs/domain.md §7): 6.0 m parallel; 2.5 m perpendicular;
 # angled stalls keep 2.5 m perpendicular spacing, so 2.5 / sin(angle) along the kerb
@@ -77,7 +78,7 @@ ZONE_FIELDS = (
     Field("valid_to", "date", "失效日期", "valid to", aliases=("失效日期", "end_date")),
 )
 
-zones = feature_table(
+zones_table = feature_table(
     "parking_zones",
     "GEOMETRY",
     ZONE_FIELDS,
@@ -90,48 +91,46 @@ zones = feature_table(
     allowed=("LINESTRING", "POLYGON"),
 )
 
-ZONES = register(
-    Layer(
-        name="parking_zones",
-        title_zh="停车区",
-        title_en="parking zones",
-        table=zones,
-        geometry_types=("LINESTRING", "POLYGON"),
-        fields=ZONE_FIELDS,
-        natural_key="zone_no",
-        shares=True,
-        computed={
-            "length_m": "CASE WHEN ST_Dimension(s.geom) = 1 THEN ST_Length(s.geom::geography) END",
-            "area_m2": "CASE WHEN ST_Dimension(s.geom) = 2 THEN ST_Area(s.geom::geography) END",
-            "capacity_estimated": capacity_sql("s.geom", "s.parking_angle"),
-            "capacity": f"COALESCE(s.capacity, {capacity_sql('s.geom', 's.parking_angle')})",
+ZONES = Layer(
+    name="parking_zones",
+    title_zh="停车区",
+    title_en="parking zones",
+    table=zones_table,
+    geometry_types=("LINESTRING", "POLYGON"),
+    fields=ZONE_FIELDS,
+    natural_key="zone_no",
+    shares=True,
+    computed={
+        "length_m": "CASE WHEN ST_Dimension(s.geom) = 1 THEN ST_Length(s.geom::geography) END",
+        "area_m2": "CASE WHEN ST_Dimension(s.geom) = 2 THEN ST_Area(s.geom::geography) END",
+        "capacity_estimated": capacity_sql("s.geom", "s.parking_angle"),
+        "capacity": f"COALESCE(s.capacity, {capacity_sql('s.geom', 's.parking_angle')})",
+    },
+    style={
+        "color": "#2563eb",
+        "weight": 4,
+        "by_status": {
+            "draft": "#94a3b8",
+            "submitted": "#f59e0b",
+            "approved": "#2563eb",
+            "painted": "#1d4ed8",
+            "retired": "#6b7280",
         },
-        style={
-            "color": "#2563eb",
-            "weight": 4,
-            "by_status": {
-                "draft": "#94a3b8",
-                "submitted": "#f59e0b",
-                "approved": "#2563eb",
-                "painted": "#1d4ed8",
-                "retired": "#6b7280",
-            },
-        },
-        metrics=(
-            Metric(
-                "parking_zones",
-                "停车区",
-                "parking zones",
-                "count(*) FILTER (WHERE f.status IN ('approved', 'painted'))",
-            ),
-            Metric(
-                "parking_capacity",
-                "泊位容量",
-                "parking capacity",
-                "coalesce(sum(f.capacity) FILTER (WHERE f.status IN ('approved', 'painted')), 0)",
-            ),
+    },
+    metrics=(
+        Metric(
+            "parking_zones",
+            "停车区",
+            "parking zones",
+            "count(*) FILTER (WHERE f.status IN ('approved', 'painted'))",
         ),
-    )
+        Metric(
+            "parking_capacity",
+            "泊位容量",
+            "parking capacity",
+            "coalesce(sum(f.capacity) FILTER (WHERE f.status IN ('approved', 'painted')), 0)",
+        ),
+    ),
 )
 
 SPACE_FIELDS = (
@@ -168,7 +167,7 @@ SPACE_FIELDS = (
     ),
 )
 
-spaces = feature_table(
+spaces_table = feature_table(
     "parking_spaces",
     "GEOMETRY",
     SPACE_FIELDS,
@@ -176,19 +175,25 @@ spaces = feature_table(
     allowed=("POINT", "POLYGON"),
 )
 
-SPACES = register(
-    Layer(
-        name="parking_spaces",
-        title_zh="停车泊位",
-        title_en="parking spaces",
-        table=spaces,
-        geometry_types=("POINT", "POLYGON"),
-        fields=SPACE_FIELDS,
-        natural_key="space_no",
-        style={"radius": 3, "color": "#0ea5e9"},
-        metrics=(Metric("parking_spaces", "泊位", "parking spaces", "count(*)"),),
-    )
+SPACES = Layer(
+    name="parking_spaces",
+    title_zh="停车泊位",
+    title_en="parking spaces",
+    table=spaces_table,
+    geometry_types=("POINT", "POLYGON"),
+    fields=SPACE_FIELDS,
+    natural_key="space_no",
+    style={"radius": 3, "color": "#0ea5e9"},
+    metrics=(Metric("parking_spaces", "泊位", "parking spaces", "count(*)"),),
 )
+
+
+
+@hookimpl
+def gridmgr_layers() -> list[Layer]:
+    """This module's layers."""
+    return [ZONES, SPACES]
+
 
 # the planner's modules: the zones' event log joins the shared metadata with the layer
 from gridmgr.layers.parking import zones  # noqa: E402, F401
