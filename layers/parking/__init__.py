@@ -188,7 +188,6 @@ SPACES = Layer(
 )
 
 
-
 @hookimpl
 def gridmgr_layers() -> list[Layer]:
     """This module's layers."""
