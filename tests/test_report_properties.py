@@ -145,11 +145,10 @@ class Run:
             .one()
         )
 
-    def _next(self) -> tuple[str, datetime, dict] | None:
+    def _next(self) -> tuple[str, datetime] | None:
         """The next step this history takes from the case's state, and when; None at its end."""
         if self.pending is not None:
-            action, at = self.pending
-            return action, at, {}
+            return self.pending
         case = self._case()
         allowed = [a for a in ACTIONS if case["status"] in workflow.TRANSITIONS[a].sources]
         allowed = [a for a in allowed if _possible(a, case)]
@@ -169,12 +168,12 @@ class Run:
             later = [b for b in BOUNDARIES if b > self.now]
             at = later[0] if later else self.now + timedelta(hours=1)
             event("step on a period boundary")
-        return action, at, {}
+        return action, at
 
     def advance(self, until: datetime | None) -> None:
         """Take the steps before `until` (all of them for None); the first one after waits."""
         while (step := self._next()) is not None:
-            action, at, _ = step
+            action, at = step
             if until is not None and at >= until:
                 self.pending = (action, at)
                 return
