@@ -25,16 +25,6 @@ CASE_STATES = (
 )
 URGENCIES = ("normal", "urgent")
 CATEGORY_KINDS = ("event", "component")
-PARKING_STATUSES = ("draft", "submitted", "approved", "painted", "retired")
-PARKING_ANGLES = ("parallel", "perpendicular", "angled_30", "angled_45", "angled_60")
-STREET_SIDES = ("north", "south", "east", "west", "both")
-SPACE_TYPES = ("standard", "disabled", "ev_charging", "loading", "motorcycle")
-SITE_STATUSES = ("planned", "active", "suspended", "finished")
-# 六个百分之百: the six dust-control items of a construction site
-DUST_ITEMS = ("hoarding", "covering", "washing", "hardening", "wet_work", "closed_transport")
-BILLBOARD_STATUSES = ("permitted", "unpermitted", "removed")
-BILLBOARD_TYPES = ("wall", "rooftop", "pole", "led_screen", "hoarding", "light_box", "neon", "other")
-BILLBOARD_CARRIERS = ("building", "ground", "municipal_facility", "shelter", "other")
 
 
 def sql_in(column: str, values: tuple[str, ...]) -> str:

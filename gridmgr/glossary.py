@@ -1,4 +1,9 @@
-"""The glossary: one Chinese and English label for every English key used in code, DB and UI."""
+"""The glossary: one Chinese and English label for every English key used in code, DB and UI.
+
+The core's keys are listed here; each layer brings its code lists through the `gridmgr_code_lists` hook,
+merged in on first use under "<list>:<key>" (what a field's `labels` names) and under the bare key where
+no one has taken it (a suspended case is 挂账, a suspended site 停工: "site_status:suspended").
+"""
 
 from __future__ import annotations
 
@@ -61,60 +66,36 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "urgent": ("紧急", "urgent"),
     "event": ("事件", "event"),
     "component": ("部件", "component"),
-    # layers' own lists
-    "draft": ("草稿", "draft"),
-    "submitted": ("已提交", "submitted"),
-    "approved": ("已批准", "approved"),
-    "painted": ("已施划", "painted"),
-    "retired": ("已撤销", "retired"),
-    "parallel": ("平行式", "parallel"),
-    "perpendicular": ("垂直式", "perpendicular"),
-    "angled_30": ("斜列式30°", "angled 30°"),
-    "angled_45": ("斜列式45°", "angled 45°"),
-    "angled_60": ("斜列式60°", "angled 60°"),
-    "planned": ("计划", "planned"),
-    "active": ("在建", "active"),
-    "finished": ("完工", "finished"),
-    "permitted": ("已许可", "permitted"),
-    "unpermitted": ("未许可", "unpermitted"),
-    "removed": ("已拆除", "removed"),
-    "expired": ("许可过期", "permit expired"),
-    "hoarding": ("围挡", "hoarding"),
-    "covering": ("物料覆盖", "covered materials"),
-    "washing": ("车辆冲洗", "vehicle washing"),
-    "hardening": ("地面硬化", "hardened ground"),
-    "wet_work": ("湿法作业", "wet work"),
-    "closed_transport": ("渣土密闭运输", "closed muck transport"),
-    "north": ("北侧", "north side"),
-    "south": ("南侧", "south side"),
-    "east": ("东侧", "east side"),
-    "west": ("西侧", "west side"),
-    "both": ("两侧", "both sides"),
-    "standard": ("普通泊位", "standard"),
-    "disabled": ("无障碍泊位", "accessible"),
-    "ev_charging": ("充电泊位", "EV charging"),
-    "loading": ("装卸泊位", "loading"),
-    "motorcycle": ("摩托车泊位", "motorcycle"),
-    "wall": ("墙面广告", "wall sign"),
-    "rooftop": ("楼顶广告", "rooftop sign"),
-    "pole": ("立杆广告", "pole sign"),
-    "led_screen": ("LED电子屏", "LED screen"),
-    "light_box": ("灯箱广告", "light box"),
-    "neon": ("霓虹灯广告", "neon sign"),
-    "building": ("建筑物", "building"),
-    "ground": ("地面", "ground"),
-    "municipal_facility": ("市政设施", "municipal facility"),
-    "shelter": ("候车亭", "bus shelter"),
-    # the same key in another code list: "<list>:<key>" (a suspended site is 停工, a suspended case 挂账)
-    "site_status:suspended": ("停工", "suspended"),
-    "billboard_type:hoarding": ("围挡广告", "hoarding"),
 }
 
 
+_merged = False
+
+
+def entries() -> dict[str, tuple[str, str]]:
+    """Every label, the core's and the plug-ins' code lists' (merged once per process)."""
+    global _merged
+    if not _merged:
+        _merged = True
+        from gridmgr.plugins import hooks  # the layers import this module
+
+        for code_list in hooks.gather("gridmgr_code_lists"):
+            merge(code_list.name, code_list.labels)
+    return GLOSSARY
+
+
+def merge(scope: str, labels: dict[str, tuple[str, str]]) -> None:
+    """Add a code list's labels under "<scope>:<key>", and under the bare key where that is still free."""
+    for key, label in labels.items():
+        GLOSSARY.setdefault(key, label)
+        GLOSSARY[f"{scope}:{key}"] = label
+
+
 def _entry(key: str, scope: str | None) -> tuple[str, str]:
-    if scope and f"{scope}:{key}" in GLOSSARY:
-        return GLOSSARY[f"{scope}:{key}"]
-    return GLOSSARY.get(key, (key, key))
+    table = entries()
+    if scope and f"{scope}:{key}" in table:
+        return table[f"{scope}:{key}"]
+    return table.get(key, (key, key))
 
 
 def zh(key: str, scope: str | None = None) -> str:
@@ -129,16 +110,17 @@ def en(key: str, scope: str | None = None) -> str:
 
 def bilingual(key: str) -> str:
     """`中文 English`, as the CLI prints labels."""
-    z, e = GLOSSARY.get(key, (key, key))
+    z, e = entries().get(key, (key, key))
     return f"{z} {e}" if z != e else z
 
 
 def key_for(label: str, allowed: tuple[str, ...]) -> str | None:
     """The key among `allowed` that a key or a Chinese/English label names, or None."""
     text = label.strip()
+    table = entries()
     for key in allowed:
-        entries = [GLOSSARY.get(key, (key, key))] + [v for k, v in GLOSSARY.items() if k.endswith(":" + key)]
-        for z, e in entries:
+        labels = [table.get(key, (key, key))] + [v for k, v in table.items() if k.endswith(":" + key)]
+        for z, e in labels:
             if text in (key, z, e) or text.lower() == e.lower():
                 return key
     return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -10,15 +12,41 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.engine import RowMapping
 
-from gridmgr.codes import DUST_ITEMS, SITE_STATUSES
+from gridmgr.cases.rules import Rule, not_raised
 from gridmgr.db.models import Base
-from gridmgr.glossary import zh
 from gridmgr.plugins.features import feature_table, field_columns
-from gridmgr.plugins.hooks import hookimpl
+from gridmgr.plugins.hooks import CodeList, hookimpl
 from gridmgr.plugins.registry import Field, Layer, Metric
 
-CHECKLIST = tuple(Field(item, "bool", zh(item), item.replace("_", " "), aliases=(zh(item),)) for item in DUST_ITEMS)
+# the code lists (keys as the CHECK constraints of migration 0002 hold them) and their labels
+STATUS = CodeList(
+    "site_status",
+    {
+        "planned": ("计划", "planned"),
+        "active": ("在建", "active"),
+        "suspended": ("停工", "suspended"),
+        "finished": ("完工", "finished"),
+    },
+)
+# 六个百分之百: the six dust-control items of a construction site
+DUST = CodeList(
+    "dust_item",
+    {
+        "hoarding": ("围挡", "hoarding"),
+        "covering": ("物料覆盖", "covered materials"),
+        "washing": ("车辆冲洗", "vehicle washing"),
+        "hardening": ("地面硬化", "hardened ground"),
+        "wet_work": ("湿法作业", "wet work"),
+        "closed_transport": ("渣土密闭运输", "closed muck transport"),
+    },
+)
+SITE_STATUSES, DUST_ITEMS = STATUS.keys, DUST.keys
+
+CHECKLIST = tuple(
+    Field(item, "bool", zh_, item.replace("_", " "), aliases=(zh_,)) for item, (zh_, _) in DUST.labels.items()
+)
 
 SITE_FIELDS = (
     Field(
@@ -70,6 +98,9 @@ SITES = Layer(
     metrics=(Metric("active_sites", "在建工地", "active sites", "count(*) FILTER (WHERE f.status = 'active')"),),
 )
 
+# an inspection passes when no checklist item failed (NULL = not checked)
+PASSED_SQL = " AND ".join(f"f.{i} IS NOT FALSE" for i in DUST_ITEMS)
+
 INSPECTION_FIELDS = (
     Field(
         "inspection_no", "text", "巡查编号", "inspection number", required=True, max_length=40, aliases=("巡查编号",)
@@ -107,8 +138,7 @@ INSPECTIONS = Layer(
     fields=INSPECTION_FIELDS,
     natural_key="inspection_no",
     time_column="inspected_at",
-    # an inspection passes when no checklist item failed (NULL = not checked)
-    derived={"passed": " AND ".join(f"f.{i} IS NOT FALSE" for i in DUST_ITEMS)},
+    derived={"passed": PASSED_SQL},
 )
 
 
@@ -116,3 +146,62 @@ INSPECTIONS = Layer(
 def gridmgr_layers() -> list[Layer]:
     """This module's layers."""
     return [SITES, INSPECTIONS]
+
+
+@hookimpl
+def gridmgr_code_lists() -> list[CodeList]:
+    """Its fields' code lists."""
+    return [STATUS, DUST]
+
+
+# ------------------------------------------------------------------------------------- its rules
+
+
+def _dust_sql(rule: Rule) -> str:
+    items = ", ".join(f"f.{item}" for item in DUST_ITEMS)
+    return f"""
+        SELECT f.id AS feature_id, ST_X(p.g) AS lon, ST_Y(p.g) AS lat, s.project_name AS address,
+               s.permit_no, s.project_name, s.builder, f.inspection_no, f.inspected_at, f.inspector, f.note, {items}
+        FROM site_inspections f
+        JOIN construction_sites s ON s.id = f.site_id
+        CROSS JOIN LATERAL (SELECT ST_PointOnSurface(s.geom) AS g) p
+        WHERE NOT ({PASSED_SQL}) AND f.inspected_at <= CAST(:now AS timestamptz)
+          AND {not_raised(rule, "f")}
+        ORDER BY f.inspected_at, f.id
+    """
+
+
+def failed_items(row: RowMapping | dict) -> list[str]:
+    """The dust-control items an inspection failed (False; NULL means not checked), in checklist order."""
+    return [item for item in DUST_ITEMS if row[item] is False]
+
+
+def _describe_dust(row: RowMapping, params: dict[str, Any]) -> str:
+    site = "，".join(f"{SITES.field(k).label_zh} {row[k]}" for k in ("permit_no", "project_name", "builder") if row[k])
+    at = row["inspected_at"].astimezone(params["tz"]).strftime("%Y-%m-%d %H:%M")
+    text_ = (
+        f"工地扬尘防治检查不合格：{site}；{INSPECTIONS.field('inspection_no').label_zh} {row['inspection_no']}，"
+        f"{INSPECTIONS.field('inspected_at').label_zh} {at}，{INSPECTIONS.field('inspector').label_zh} "
+        f"{row['inspector']}；不合格项：{'、'.join(DUST.labels[i][0] for i in failed_items(row))}。"
+    )
+    if row["note"]:
+        text_ += f"{INSPECTIONS.field('note').label_zh}：{row['note']}"
+    return text_
+
+
+DUST_RULE = Rule(
+    "site_dust_failed",
+    "工地扬尘检查不合格",
+    "site failed a dust-control item",
+    "site_inspections",
+    "0302",
+    _dust_sql,
+    _describe_dust,
+    once=True,
+)
+
+
+@hookimpl
+def gridmgr_rules() -> list[Rule]:
+    """A failed dust-control inspection (→ 0302, once per inspection)."""
+    return [DUST_RULE]

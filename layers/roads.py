@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from sqlalchemy import UniqueConstraint
 
-from gridmgr.glossary import GLOSSARY
 from gridmgr.plugins.features import feature_table
-from gridmgr.plugins.hooks import hookimpl
+from gridmgr.plugins.hooks import CodeList, hookimpl
 from gridmgr.plugins.registry import Field, Layer, Metric
 
-# CJJ 37-2012 城市道路工程设计规范: 快速路, 主干路, 次干路, 支路
-ROAD_GRADES = ("expressway", "arterial", "secondary", "branch")
-GRADE_LABELS = {
-    "expressway": ("快速路", "expressway"),
-    "arterial": ("主干路", "arterial road"),
-    "secondary": ("次干路", "secondary road"),
-    "branch": ("支路", "branch road"),
-}
-# the grades' labels (an import takes 主干路 for arterial; pages and exports show it); gridmgr.glossary is the
-# code lists' home, which a layer module extends without overriding any entry there
-for _key, _labels in GRADE_LABELS.items():
-    GLOSSARY.setdefault(_key, _labels)
+# CJJ 37-2012 城市道路工程设计规范: 快速路, 主干路, 次干路, 支路 (an import takes 主干路 for arterial)
+GRADE = CodeList(
+    "road_grade",
+    {
+        "expressway": ("快速路", "expressway"),
+        "arterial": ("主干路", "arterial road"),
+        "secondary": ("次干路", "secondary road"),
+        "branch": ("支路", "branch road"),
+    },
+)
+ROAD_GRADES = GRADE.keys
 
 FIELDS = (
     Field(
@@ -42,6 +40,7 @@ FIELDS = (
         "grade",
         required=True,
         choices=ROAD_GRADES,
+        labels="road_grade",
         aliases=("道路等级", "等级"),
         popup=True,
         tile=True,
@@ -85,3 +84,9 @@ LAYER = Layer(
 def gridmgr_layers() -> list[Layer]:
     """This module's layer."""
     return [LAYER]
+
+
+@hookimpl
+def gridmgr_code_lists() -> list[CodeList]:
+    """Its fields' code lists."""
+    return [GRADE]

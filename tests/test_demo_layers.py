@@ -1,4 +1,4 @@
-"""Tests of gridmgr.demo.layer_data: the demo's layer files are deterministic, realistic, and import cleanly."""
+"""Tests of gridmgr.layers.demo_city: the demo's layer files are deterministic, realistic, and import cleanly."""
 
 import math
 from datetime import date, timedelta
@@ -13,11 +13,11 @@ from sqlalchemy import text
 
 from gridmgr.cases import categories
 from gridmgr.demo import city as demo_city
-from gridmgr.demo.layer_data import COUNTS, HOT_SPOTS, KERB_M, LOT_STALL_M, USCC_CHARS, write_demo_layers
 from gridmgr.geo.crs import from_wgs84, geometry_from_wgs84
 from gridmgr.geo.gisfile import read_features
 from gridmgr.grid import regions
 from gridmgr.io.importer import import_file
+from gridmgr.layers.demo_city import COUNTS, HOT_SPOTS, KERB_M, LOT_STALL_M, USCC_CHARS, write_demo_layers
 from gridmgr.layers.parking import KERB_PER_STALL, LOT_M2_PER_STALL
 from gridmgr.paths import DATA
 from gridmgr.plugins import registry

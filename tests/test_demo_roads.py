@@ -12,6 +12,7 @@ from sqlalchemy import text
 from gridmgr.demo import loader
 from gridmgr.io.exporter import export_layer
 from gridmgr.io.importer import import_file
+from gridmgr.layers import demo_city
 from gridmgr.maps import tiles
 from gridmgr.plugins import registry
 
@@ -63,7 +64,7 @@ def test_demo_roads_have_names_grades_and_units(demo):
     assert len(rows) > 30
     assert all(r.name and r.type == "ST_LineString" and r.m >= 50 and r.cell_id for r in rows)
     assert {r.grade for r in rows} >= {"arterial", "branch"}
-    assert {r.name for r in rows if r.grade != "branch"} >= set(loader.layer_data.ROADS_NS[:3])
+    assert {r.name for r in rows if r.grade != "branch"} >= set(demo_city.ROADS_NS[:3])
     assert {(r.unit, r.kind) for r in rows} == {("HW01", "sanitation")}  # the roster's sanitation office
     assert outside == 0 and shared == len(rows)
 

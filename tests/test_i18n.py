@@ -18,7 +18,7 @@ from gridmgr.cases import dispatch
 from gridmgr.cases.intake import NewCase, report
 from gridmgr.cases.workcalendar import WorkCalendar
 from gridmgr.cases.workflow import actor_for
-from gridmgr.glossary import GLOSSARY
+from gridmgr.glossary import entries
 from gridmgr.web import create_app, i18n
 
 from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid, login_client
@@ -60,7 +60,7 @@ def _pairs() -> list[tuple[str, str]]:
         found += [(m[2], m[4]) for m in call.finditer(path.read_text(encoding="utf-8"))]
     for path in WEB.glob("**/*.py"):
         found += [(m[1], m[2]) for m in adjacent.finditer(path.read_text(encoding="utf-8"))]
-    return found + list(GLOSSARY.values())
+    return found + list(entries().values())
 
 
 def _fragments(phrase: str) -> list[str]:

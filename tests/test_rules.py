@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gridmgr.cases.intake import NewCase, report
-from gridmgr.cases.rules import RULES, run_rules
+from gridmgr.cases.rules import rules, run_rules
 from gridmgr.cases.workcalendar import WorkCalendar
 from gridmgr.cases.workflow import SYSTEM, apply
 
@@ -21,7 +21,7 @@ X0, Y0 = SMALL_ORIGIN
 D = SMALL_STEP
 CAL = WorkCalendar.load()
 RECENT = TODAY - timedelta(days=30)
-ZERO = {name: 0 for name in RULES}
+ZERO = {name: 0 for name in rules()}
 
 
 def board(
@@ -71,7 +71,7 @@ def site(conn, permit_no="110101-2026-0001"):
 
 def inspection(conn, site_id, no, *, failed=(), unchecked=(), at=NOW - timedelta(days=2), note=None):
     """One inspection of a site: the items in `failed` fail, those in `unchecked` are NULL; its id."""
-    from gridmgr.codes import DUST_ITEMS
+    from gridmgr.layers.construction import DUST_ITEMS
 
     items = {i: (False if i in failed else None if i in unchecked else True) for i in DUST_ITEMS}
     cols = ", ".join(items)
@@ -188,8 +188,8 @@ def test_overdue_inspection(conn, small_grid):
 
 def test_inspection_interval_is_configurable(conn, small_grid):
     board(conn, "AD-1", last_inspection=TODAY - timedelta(days=40))
-    assert run(conn, inspection_days=365) == ZERO
-    assert run(conn, inspection_days=30) == opened(billboard_inspection_overdue=1)
+    assert run(conn, settings={"days": 365}) == ZERO
+    assert run(conn, settings={"days": 30}) == opened(billboard_inspection_overdue=1)
 
 
 def test_failed_inspection_opens_0302_naming_the_failed_items(conn, small_grid):
@@ -266,9 +266,13 @@ def test_unknown_rule_is_refused(conn, small_grid):
     from gridmgr.errors import InputError
 
     with pytest.raises(InputError, match="unknown rule nope"):
-        run(conn, rules=["nope"])
+        run(conn, names=["nope"])
+    with pytest.raises(InputError, match="no rule run here has the setting 'dayz'"):
+        run(conn, settings={"dayz": 3})
+    with pytest.raises(InputError, match="at least 1"):
+        run(conn, settings={"days": 0})
     board(conn, "AD-1", valid_to=TODAY - timedelta(days=5), last_inspection=None, valid_from=None)
-    assert run(conn, rules=["billboard_inspection_overdue"]) == {"billboard_inspection_overdue": 1}
+    assert run(conn, names=["billboard_inspection_overdue"]) == {"billboard_inspection_overdue": 1}
 
 
 def test_cli_rules_run(cli, fresh_db):
@@ -292,5 +296,8 @@ def test_cli_rules_run(cli, fresh_db):
         ("site_dust_failed", failed, "0302", TODAY),
     ]
     assert "site_dust_failed" in cli("rules", "list").output
+    assert "--set days=365" in cli("rules", "list").output
+    bad = cli("rules", "run", "--set", "days=x", ok=False)
+    assert bad.exit_code == 2 and "NAME=N" in bad.output
     bad = cli("rules", "run", "--rule", "nope", ok=False)
     assert bad.exit_code == 1 and "unknown rule nope" in bad.output

@@ -130,7 +130,7 @@ def display(value: Any, kind: str) -> str:
 
 
 def _label(value: Any) -> Any:
-    return glossary.bilingual(value) if isinstance(value, str) and value in glossary.GLOSSARY else value
+    return glossary.bilingual(value) if isinstance(value, str) and value in glossary.entries() else value
 
 
 # --------------------------------------------------------------------------------------------- build

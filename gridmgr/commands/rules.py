@@ -11,17 +11,18 @@ from gridmgr.commands import Timer, engine, summary
 
 @click.group("rules")
 def rules_group() -> None:
-    """Layer rules: expired billboard permits, overdue inspections, failed dust checks → cases."""
+    """Layer rules that open cases from the layers' data (each layer gives its own)."""
 
 
 @rules_group.command("list")
 def list_cmd() -> None:
     """List the rules, the layer each reads and the category it raises."""
-    from gridmgr.cases.rules import RULES
+    from gridmgr.cases.rules import rules
 
-    for rule in RULES.values():
+    for rule in rules().values():
         once = "; one case per feature ever" if rule.once else ""
-        click.echo(f"{rule.name:30} {rule.layer} → {rule.category}  {rule.title_zh} {rule.title_en}{once}")
+        settings = "".join(f"; --set {k}={v}" for k, v in rule.settings.items())
+        click.echo(f"{rule.name:30} {rule.layer} → {rule.category}  {rule.title_zh} {rule.title_en}{once}{settings}")
 
 
 @rules_group.command("run")
@@ -34,16 +35,24 @@ def list_cmd() -> None:
 )
 @click.option("--rule", "names", multiple=True, help="Only this rule (repeatable; see `gridmgr rules list`).")
 @click.option(
-    "--inspection-days",
-    type=click.IntRange(min=1),
-    default=None,
-    help="A billboard's safety inspection is overdue after this many days (default 365).",
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="NAME=N",
+    help="A rule's setting, e.g. days=30 (a billboard's inspection is overdue after 30 days; see `rules list`).",
 )
-def run_cmd(today: datetime | None, names: tuple[str, ...], inspection_days: int | None) -> None:
+def run_cmd(today: datetime | None, names: tuple[str, ...], settings: tuple[str, ...]) -> None:
     """Open a case for each feature a rule flags, unless the rule already has an open case for it."""
     from gridmgr.cases import categories
-    from gridmgr.cases.rules import DEFAULT_INSPECTION_DAYS, run_rules
+    from gridmgr.cases.rules import run_rules
     from gridmgr.cases.workcalendar import WorkCalendar
+
+    values: dict[str, int] = {}
+    for item in settings:
+        key, _, value = item.partition("=")
+        if not value.strip().isdigit():
+            raise click.BadParameter(f"{item!r}: give NAME=N with a whole number", param_hint="--set")
+        values[key.strip()] = int(value)
 
     timer = Timer()
     calendar = WorkCalendar.load()
@@ -57,8 +66,8 @@ def run_cmd(today: datetime | None, names: tuple[str, ...], inspection_days: int
             today=day,
             now=now,
             calendar=calendar,
-            rules=list(names) or None,
-            inspection_days=inspection_days or DEFAULT_INSPECTION_DAYS,
+            names=list(names) or None,
+            settings=values,
         )
     for name, n in opened.items():
         click.echo(f"{name:30} {n:,} case{'s' if n != 1 else ''} opened")

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import geopandas as gpd
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmgr.cases import categories, dispatch, rules
 from gridmgr.cases.workcalendar import WorkCalendar
-from gridmgr.demo import accounts, city, layer_data
+from gridmgr.demo import accounts, city
 from gridmgr.demo import history as demo_history
 from gridmgr.errors import InputError
 from gridmgr.geo.gisfile import read_features
@@ -23,10 +26,39 @@ from gridmgr.grid import regions
 from gridmgr.io import importer
 from gridmgr.paths import DATA
 from gridmgr.people import roster
-from gridmgr.plugins import registry
+from gridmgr.plugins import hooks, registry
 
 DISTRICT_CODE = "110101"
 BOUNDARY = DATA / "boundaries" / f"{DISTRICT_CODE}.geojson"
+
+
+@dataclass
+class DemoContext:
+    """What the layers' demo data is made from: the district, its streets and communities, the day, the size."""
+
+    workdir: Path
+    district: BaseGeometry  # WGS84
+    streets: gpd.GeoDataFrame  # code, name, geometry (WGS84)
+    communities: gpd.GeoDataFrame  # code, name, parent, geometry (WGS84)
+    anchor: date  # the demo's "today"
+    size: str  # "test" or "demo"
+    seed: int
+    cache: dict[str, Any] = field(default_factory=dict)  # for data one plug-in generates together
+
+
+def demo_order(found: list[hooks.DemoData]) -> list[hooks.DemoData]:
+    """The plug-ins' demo data in import order: as given, but each after the layers it names in `after`."""
+    pending, done, out = list(found), set(), []
+    while pending:
+        ready = next(
+            (d for d in pending if all(a in done or a not in {p.layer for p in pending} for a in d.after)), None
+        )
+        if ready is None:
+            raise ValueError(f"demo data waits in a circle: {', '.join(d.layer for d in pending)}")
+        pending.remove(ready)
+        done.add(ready.layer)
+        out.append(ready)
+    return out
 
 
 @dataclass
@@ -133,20 +165,13 @@ def load(
     categories.ensure_loaded(conn)
     dispatch.load(conn)
 
-    step("专题图层 layers: a year of cases, roads, parking, construction sites, billboards")
-    files = layer_data.write_demo_layers(
-        workdir / "layers",
-        district=district[0].geom,
-        streets=streets,
-        communities=communities,
-        anchor=anchor,
-        size=size,
-        seed=params.seed,
-    )
-    for name, path in files.items():
-        result = importer.import_file(conn, registry.get(name), path, actor="demo")
+    step("专题图层 layers: a year of cases and every layer's features, through the importer")
+    ctx = DemoContext(workdir, district[0].geom, streets, communities, anchor, size, params.seed)
+    for data in demo_order(hooks.gather("gridmgr_demo_data")):
+        path = data.make(conn, ctx)
+        result = importer.import_file(conn, registry.get(data.layer), path, actor="demo")
         if result.rejected:
-            raise InputError(f"demo data for {name} had {result.rejected} rejected rows")
+            raise InputError(f"demo data for {data.layer} had {result.rejected} rejected rows")
         step(f"  {result.line()}")
 
     step("演示账号 demo accounts, one per role")
@@ -157,7 +182,7 @@ def load(
     history = demo_history.drive_histories(conn, anchor=anchor, seed=params.seed, calendar=calendar, progress=step)
     step(f"  {history.line()}")
 
-    step("图层规则 layer rules: expired permits, overdue inspections, failed dust checks")
+    step("图层规则 layer rules: the cases the layers' data raises")
     opened = rules.run_rules(
         conn,
         today=anchor,

@@ -10,17 +10,28 @@ the built-ins; it asks the hooks:
     def gridmgr_layers():
         return [LAYER]
 
-A hook returns a list (or None); the manager concatenates what the plug-ins return, in the order of
-their entry-point names. `docs/architecture.md` ("Writing a layer") walks through one.
+A list hook returns a list (or None); `gather` concatenates what the plug-ins return, in the order of
+their entry-point names. `gridmgr_features_in_area` is the one asked of each plug-in until one answers.
+`docs/architecture.md` ("Writing a layer") walks through a layer that uses them all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-if TYPE_CHECKING:  # the registry imports this module; the name is for annotations only
+if TYPE_CHECKING:  # these modules import this one; the names are for annotations only
+    from flask import Blueprint
+    from sqlalchemy.engine import Connection, RowMapping
+
+    from gridmgr.analytics.indicators import Indicator, Rate
+    from gridmgr.cases.rules import Rule
+    from gridmgr.demo.loader import DemoContext
     from gridmgr.plugins.registry import Layer
 
 PROJECT = "gridmgr"
@@ -30,12 +41,131 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+@dataclass(frozen=True)
+class CodeList:
+    """A layer's code list: stable English keys (as its CHECK constraints hold them) and their labels."""
+
+    name: str  # the scope a Field's `labels` names, e.g. "billboard_type"
+    labels: dict[str, tuple[str, str]]  # key → (中文, English), in the list's order
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self.labels)
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    """A page in the menu: its endpoint, label and the roles that see it (None: every logged-in user)."""
+
+    endpoint: str
+    zh: str
+    en: str
+    roles: tuple[str, ...] | None = None
+    after: str | None = None  # placed after this endpoint (default: before the overview)
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """One layer's demo data: `make(conn, ctx)` writes an import file, loaded after the layers named in `after`."""
+
+    layer: str
+    make: Callable[[Connection, DemoContext], Path]
+    after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchField:
+    """Text of a layer's features a place search may match (a shop's name, a road's name)."""
+
+    layer: str
+    fields: tuple[str, ...]
+    label: str | None = None  # the field shown as the match's name (default: the first)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A layer offered as an OGC API Features collection, with the fields and rows anonymous clients see."""
+
+    layer: str
+    public_fields: tuple[str, ...]
+    # SQL condition on the layer's rows `f` that an anonymous client may see (None: none of them)
+    public_where: str | None = "true"
+    # SQL condition on `f` for a logged-in user limited to some cells, given as :cell_ids (None: all rows)
+    scope_where: str | None = "f.cell_id = ANY(:cell_ids)"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A scheduled job: a name, how often it is due, and what it does in one transaction."""
+
+    name: str
+    title_zh: str
+    title_en: str
+    every: str  # "daily" or "hourly"
+    run: Callable[[Connection, datetime], str]  # returns a one-line summary
+    at: str = "02:00"  # for daily jobs, the local time it is due
+
+
 class Spec:
-    """The hook specifications (each one a list the core gathers from every plug-in)."""
+    """The hook specifications (each one a list the core gathers from every plug-in, unless it says so)."""
 
     @hookspec
     def gridmgr_layers(self) -> list[Layer] | None:
         """The layers this plug-in adds: fields, table, metrics, map style, popup and public fields."""
+
+    @hookspec
+    def gridmgr_code_lists(self) -> list[CodeList] | None:
+        """The code lists of its fields, with their glossary labels (scoped where a key means more)."""
+
+    @hookspec
+    def gridmgr_rules(self) -> list[Rule] | None:
+        """The rules that open cases from its data (`gridmgr.cases.rules.Rule`)."""
+
+    @hookspec
+    def gridmgr_blueprints(self) -> list[Blueprint] | None:
+        """Its Flask blueprints, each with its own templates and static scripts (`template_folder`, `static_folder`)."""
+
+    @hookspec
+    def gridmgr_menu(self) -> list[MenuEntry] | None:
+        """Its pages in the menu."""
+
+    @hookspec
+    def gridmgr_demo_data(self) -> list[DemoData] | None:
+        """Its demo data for `gridmgr demo`."""
+
+    @hookspec
+    def gridmgr_indicators(self) -> list[Indicator | Rate] | None:
+        """Its report indicators (counts and rates beside the case figures; per-cell metrics are on the layer)."""
+
+    @hookspec
+    def gridmgr_search_fields(self) -> list[SearchField] | None:
+        """The text of its features that a place search may match."""
+
+    @hookspec
+    def gridmgr_collections(self) -> list[Collection] | None:
+        """Its OGC API Features collections and their scope rules."""
+
+    @hookspec
+    def gridmgr_append_only_tables(self) -> list[str] | None:
+        """Its tables whose rows are never updated or deleted (audit-like; the database role gets INSERT only)."""
+
+    @hookspec
+    def gridmgr_jobs(self) -> list[Job] | None:
+        """Its scheduled jobs."""
+
+    @hookspec
+    def gridmgr_migrations(self) -> list[Path] | None:
+        """Its Alembic version directories (a branch of its own, depending on the core's revisions)."""
+
+    @hookspec(firstresult=True)
+    def gridmgr_features_in_area(
+        self, conn: Connection, layer: str, area: str, at: datetime, params: dict[str, Any]
+    ) -> list[RowMapping] | None:
+        """The features of `layer` within the area (SQL geometry expression over `params`) at a moment.
+
+        Asked of each plug-in until one answers; a layer answers only for its own names and only when
+        "at a moment" means more than its time column (gridmgr.plugins.area gives the default).
+        """
 
 
 _manager: pluggy.PluginManager | None = None

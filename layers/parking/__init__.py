@@ -4,10 +4,52 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Float, ForeignKey, Integer, UniqueConstraint
 
-from gridmgr.codes import PARKING_ANGLES, PARKING_STATUSES, SPACE_TYPES, STREET_SIDES
 from gridmgr.plugins.features import feature_table
-from gridmgr.plugins.hooks import hookimpl
+from gridmgr.plugins.hooks import CodeList, hookimpl
 from gridmgr.plugins.registry import Field, Layer, Metric
+
+# the code lists (keys as the CHECK constraints of migration 0002 hold them) and their labels
+STATUS = CodeList(
+    "parking_status",
+    {
+        "draft": ("草稿", "draft"),
+        "submitted": ("已提交", "submitted"),
+        "approved": ("已批准", "approved"),
+        "painted": ("已施划", "painted"),
+        "retired": ("已撤销", "retired"),
+    },
+)
+ANGLE = CodeList(
+    "parking_angle",
+    {
+        "parallel": ("平行式", "parallel"),
+        "perpendicular": ("垂直式", "perpendicular"),
+        "angled_30": ("斜列式30°", "angled 30°"),
+        "angled_45": ("斜列式45°", "angled 45°"),
+        "angled_60": ("斜列式60°", "angled 60°"),
+    },
+)
+SIDE = CodeList(
+    "street_side",
+    {
+        "north": ("北侧", "north side"),
+        "south": ("南侧", "south side"),
+        "east": ("东侧", "east side"),
+        "west": ("西侧", "west side"),
+        "both": ("两侧", "both sides"),
+    },
+)
+SPACE_TYPE = CodeList(
+    "space_type",
+    {
+        "standard": ("普通泊位", "standard"),
+        "disabled": ("无障碍泊位", "accessible"),
+        "ev_charging": ("充电泊位", "EV charging"),
+        "loading": ("装卸泊位", "loading"),
+        "motorcycle": ("摩托车泊位", "motorcycle"),
+    },
+)
+PARKING_STATUSES, PARKING_ANGLES, STREET_SIDES, SPACE_TYPES = STATUS.keys, ANGLE.keys, SIDE.keys, SPACE_TYPE.keys
 
 # metres of kerb per stall by parking angle (docs/domain.md §7): 6.0 m parallel; 2.5 m perpendicular;
 # angled stalls keep 2.5 m perpendicular spacing, so 2.5 / sin(angle) along the kerb
@@ -192,6 +234,12 @@ SPACES = Layer(
 def gridmgr_layers() -> list[Layer]:
     """This module's layers."""
     return [ZONES, SPACES]
+
+
+@hookimpl
+def gridmgr_code_lists() -> list[CodeList]:
+    """Its fields' code lists."""
+    return [STATUS, ANGLE, SIDE, SPACE_TYPE]
 
 
 # the planner's modules: the zones' event log joins the shared metadata with the layer

@@ -31,11 +31,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gridmgr.cases.queries import jsonable
 from gridmgr.cases.workflow import Actor
-from gridmgr.codes import PARKING_STATUSES, TZ, sql_in
+from gridmgr.codes import TZ, sql_in
 from gridmgr.db.models import Base
 from gridmgr.errors import Forbidden, InputError, NotFound
 from gridmgr.glossary import en, zh
 from gridmgr.grid.assign import cell_join, describe_cell, shares_join
+from gridmgr.layers.parking import PARKING_STATUSES
 from gridmgr.layers.parking.checks import DEPTH_M, GEOM, LOT_ANGLE, Measure, capacity, check_zone, measure, rounded
 from gridmgr.layers.parking.zone_input import EDITABLE, LAYER, ZoneInput, parse_body, refuse, time_rules_value
 

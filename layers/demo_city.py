@@ -1,5 +1,7 @@
 """Synthetic layer data for the demo city: cases, roads, parking, construction sites and billboards as import files.
 
+A plug-in of its own (the `gridmgr_demo_data` hook): these layers are generated together because they
+share the ground (kerb zones follow the roads and keep clear of the sites, hoardings stand on the sites).
 Nothing here touches the database: it writes CSV files in each layer's own import template, which the demo
 loader feeds through `gridmgr.io.importer.import_file`, the path a bureau's files take. Deterministic for
 a seed (numpy default_rng); the anchor date ("today" of the demo) is a parameter, never the clock.
@@ -23,10 +25,12 @@ import shapely.ops
 from shapely.geometry.base import BaseGeometry
 
 from gridmgr.cases import categories
-from gridmgr.codes import DUST_ITEMS
 from gridmgr.demo.city import METRIC_CRS, SANITATION_UNIT, _as_base, _names
+from gridmgr.demo.loader import DemoContext
 from gridmgr.geo import crs as crsmod
+from gridmgr.layers.construction import DUST_ITEMS
 from gridmgr.plugins import registry
+from gridmgr.plugins.hooks import DemoData, hookimpl
 
 
 @dataclass(frozen=True)
@@ -767,3 +771,31 @@ def _write(path: Path, layer: str, rows: list[dict], geometry: tuple[str, ...]) 
                 }
             )
     return path
+
+
+# -------------------------------------------------------------------------------------------- the hook
+
+LAYERS = ("cases", "roads", "parking_zones", "parking_spaces", "construction", "site_inspections", "billboards")
+
+
+def _maker(name: str) -> Callable[[Any, DemoContext], Path]:
+    def make(conn: Any, ctx: DemoContext) -> Path:
+        if __name__ not in ctx.cache:  # the first layer asked for writes them all
+            ctx.cache[__name__] = write_demo_layers(
+                ctx.workdir / "layers",
+                district=ctx.district,
+                streets=ctx.streets,
+                communities=ctx.communities,
+                anchor=ctx.anchor,
+                size=ctx.size,
+                seed=ctx.seed,
+            )
+        return ctx.cache[__name__][name]
+
+    return make
+
+
+@hookimpl
+def gridmgr_demo_data() -> list[DemoData]:
+    """The built-in layers' demo files, each imported after the one before (spaces need their zones)."""
+    return [DemoData(name, _maker(name), after=LAYERS[:i][-1:]) for i, name in enumerate(LAYERS)]
