@@ -15,7 +15,7 @@ system:
 
 # reinstall only when the package metadata changed
 venv: $(STAMP)
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg setup.py pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
 	@# the message is setuptools' note on editable installs with package_dir mappings, not a problem
