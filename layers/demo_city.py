@@ -26,11 +26,9 @@ from shapely.geometry.base import BaseGeometry
 
 from gridmgr.cases import categories
 from gridmgr.demo.city import METRIC_CRS, SANITATION_UNIT, _as_base, _names
-from gridmgr.demo.loader import DemoContext
 from gridmgr.geo import crs as crsmod
-from gridmgr.layers.construction import DUST_ITEMS
 from gridmgr.plugins import registry
-from gridmgr.plugins.hooks import DemoData, hookimpl
+from gridmgr.plugins.hooks import DemoContext, DemoData, hookimpl
 
 
 @dataclass(frozen=True)
@@ -442,6 +440,11 @@ def _lines(geom: BaseGeometry) -> list[shapely.LineString]:
 # -------------------------------------------------------------------------------------- parking and sites
 
 
+def _dust_items() -> tuple[str, ...]:
+    """The checklist of a site inspection, from the registry (a plug-in does not import another layer)."""
+    return tuple(f.name for f in registry.get("site_inspections").fields if f.type == "bool")
+
+
 def _construction(
     rng: np.random.Generator, city: _City, n: int, anchor: date, names: Iterator[str]
 ) -> tuple[list[BaseGeometry], list[dict], list[dict]]:
@@ -474,20 +477,20 @@ def _construction(
             else max(start, anchor) + timedelta(days=int(rng.integers(180, 900)))
         )
         permit = f"{city.code}-{start.year}-{i:04d}"
-        checks: dict[str, Any] = {item: (None if status == "planned" else True) for item in DUST_ITEMS}
+        checks: dict[str, Any] = {item: (None if status == "planned" else True) for item in _dust_items()}
         if status == "active":
             visits: list[dict[str, Any]] = []
             open_days = [d for d in workdays if d >= start]  # ≥ 40 days: active sites began ≥ 60 ago
             for day in sorted(
                 rng.choice(cast(Any, open_days), int(rng.integers(3, 11)), replace=False)
             ):  # one visit a day
-                failed = DUST_ITEMS[rng.integers(len(DUST_ITEMS))] if rng.random() < FAILED_SHARE else None
+                failed = _dust_items()[rng.integers(len(_dust_items()))] if rng.random() < FAILED_SHARE else None
                 visits.append(
                     {
                         "permit_no": permit,
                         "inspector": inspectors[rng.integers(len(inspectors))],
                         "inspected_at": f"{day}T{rng.integers(9, 17):02d}:{rng.integers(60):02d}:00",
-                        **{item: item != failed for item in DUST_ITEMS},
+                        **{item: item != failed for item in _dust_items()},
                         "note": FAILED_NOTE[failed] if failed else "六个百分之百落实到位",
                     }
                 )
@@ -503,7 +506,7 @@ def _construction(
                 "start_date": start.isoformat(),
                 "planned_end": end.isoformat(),
                 "status": status,
-                **{item: checks[item] for item in DUST_ITEMS},
+                **{item: checks[item] for item in _dust_items()},
                 "wkt": _wkt(g),
             }
         )

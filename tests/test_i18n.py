@@ -27,6 +27,7 @@ TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 10, 13, 9, 0, tzinfo=TZ)
 PASSWORD = "secret-pass"
 WEB = Path(__file__).resolve().parents[1] / "web"
+LAYERS = WEB.parent / "layers"
 # people, units, regions and the case's text: data, shown as they were entered whatever the language
 DATA = (
     "张监督",
@@ -56,10 +57,11 @@ def _pairs() -> list[tuple[str, str]]:
         r'f?"([^"\n\u4e00-\u9fff]*[A-Za-z][^"\n\u4e00-\u9fff]*)"'
     )
     found = []
-    for path in WEB.glob("templates/**/*.html"):
-        found += [(m[2], m[4]) for m in call.finditer(path.read_text(encoding="utf-8"))]
-    for path in WEB.glob("**/*.py"):
-        found += [(m[1], m[2]) for m in adjacent.finditer(path.read_text(encoding="utf-8"))]
+    for root in (WEB, LAYERS):  # the layers bring pages and menu entries of their own
+        for path in root.glob("**/templates/**/*.html"):
+            found += [(m[2], m[4]) for m in call.finditer(path.read_text(encoding="utf-8"))]
+        for path in root.glob("**/*.py"):
+            found += [(m[1], m[2]) for m in adjacent.finditer(path.read_text(encoding="utf-8"))]
     return found + list(entries().values())
 
 

@@ -33,7 +33,10 @@ def create_app(config: Config | dict | None = None) -> Flask:
     errors.init_app(app)
     auth.init_app(app)
     nav.init_app(app)
-    for blueprint in (home.bp, auth.bp, assets.bp, *_feature_blueprints()):
+    from gridmgr.plugins import hooks
+
+    # the core's pages, then each plug-in's (the `gridmgr_blueprints` hook: templates and scripts of their own)
+    for blueprint in (home.bp, auth.bp, assets.bp, *_feature_blueprints(), *hooks.gather("gridmgr_blueprints")):
         app.register_blueprint(blueprint)
     from gridmgr.web.views import tiles
 
@@ -48,5 +51,5 @@ def _feature_blueprints() -> list:
     return [importlib.import_module(f"gridmgr.web.views.{name}").bp for name in FEATURE_MODULES]
 
 
-# supervisor map, case pages, API, Open311, tiles, planner, reports: one module each
-FEATURE_MODULES = ("cases", "api", "open311", "maps", "tiles", "planner", "reports")
+# supervisor map, case pages, API, Open311, tiles, reports: one module each (the layers bring their own)
+FEATURE_MODULES = ("cases", "api", "open311", "maps", "tiles", "reports")

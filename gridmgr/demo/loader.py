@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import geopandas as gpd
-from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -30,20 +27,6 @@ from gridmgr.plugins import hooks, registry
 
 DISTRICT_CODE = "110101"
 BOUNDARY = DATA / "boundaries" / f"{DISTRICT_CODE}.geojson"
-
-
-@dataclass
-class DemoContext:
-    """What the layers' demo data is made from: the district, its streets and communities, the day, the size."""
-
-    workdir: Path
-    district: BaseGeometry  # WGS84
-    streets: gpd.GeoDataFrame  # code, name, geometry (WGS84)
-    communities: gpd.GeoDataFrame  # code, name, parent, geometry (WGS84)
-    anchor: date  # the demo's "today"
-    size: str  # "test" or "demo"
-    seed: int
-    cache: dict[str, Any] = field(default_factory=dict)  # for data one plug-in generates together
 
 
 def demo_order(found: list[hooks.DemoData]) -> list[hooks.DemoData]:
@@ -166,7 +149,7 @@ def load(
     dispatch.load(conn)
 
     step("专题图层 layers: a year of cases and every layer's features, through the importer")
-    ctx = DemoContext(workdir, district[0].geom, streets, communities, anchor, size, params.seed)
+    ctx = hooks.DemoContext(workdir, district[0].geom, streets, communities, anchor, size, params.seed)
     for data in demo_order(hooks.gather("gridmgr_demo_data")):
         path = data.make(conn, ctx)
         result = importer.import_file(conn, registry.get(data.layer), path, actor="demo")

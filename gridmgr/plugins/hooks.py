@@ -18,20 +18,18 @@ their entry-point names. `gridmgr_features_in_area` is the one asked of each plu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:  # these modules import this one; the names are for annotations only
-    from flask import Blueprint
     from sqlalchemy.engine import Connection, RowMapping
 
     from gridmgr.analytics.indicators import Indicator, Rate
     from gridmgr.cases.rules import Rule
-    from gridmgr.demo.loader import DemoContext
     from gridmgr.plugins.registry import Layer
 
 PROJECT = "gridmgr"
@@ -62,6 +60,20 @@ class MenuEntry:
     en: str
     roles: tuple[str, ...] | None = None
     after: str | None = None  # placed after this endpoint (default: before the overview)
+
+
+@dataclass
+class DemoContext:
+    """What the layers' demo data is made from: the district, its streets and communities, the day, the size."""
+
+    workdir: Path
+    district: Any  # shapely geometry, WGS84
+    streets: Any  # GeoDataFrame: code, name, geometry (WGS84)
+    communities: Any  # GeoDataFrame: code, name, parent, geometry (WGS84)
+    anchor: date  # the demo's "today"
+    size: str  # "test" or "demo"
+    seed: int
+    cache: dict[str, Any] = field(default_factory=dict)  # for data one plug-in generates together
 
 
 @dataclass(frozen=True)
@@ -122,8 +134,11 @@ class Spec:
         """The rules that open cases from its data (`gridmgr.cases.rules.Rule`)."""
 
     @hookspec
-    def gridmgr_blueprints(self) -> list[Blueprint] | None:
-        """Its Flask blueprints, each with its own templates and static scripts (`template_folder`, `static_folder`)."""
+    def gridmgr_blueprints(self) -> list[Any] | None:
+        """Its Flask blueprints, each with its own templates and static scripts (`template_folder`, `static_folder`).
+
+        Typed `Any`: the core does not import Flask; the web app registers what this returns.
+        """
 
     @hookspec
     def gridmgr_menu(self) -> list[MenuEntry] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Float, ForeignKey, Integer, UniqueConstraint
 
 from gridmgr.plugins.features import feature_table
-from gridmgr.plugins.hooks import CodeList, hookimpl
+from gridmgr.plugins.hooks import CodeList, MenuEntry, hookimpl
 from gridmgr.plugins.registry import Field, Layer, Metric
 
 # the code lists (keys as the CHECK constraints of migration 0002 hold them) and their labels
@@ -240,6 +240,20 @@ def gridmgr_layers() -> list[Layer]:
 def gridmgr_code_lists() -> list[CodeList]:
     """Its fields' code lists."""
     return [STATUS, ANGLE, SIDE, SPACE_TYPE]
+
+
+@hookimpl
+def gridmgr_blueprints() -> list:
+    """The planner's pages, its parking API and the CDS feed (imported late: the web app needs Flask)."""
+    from gridmgr.layers.parking.views import bp
+
+    return [bp]
+
+
+@hookimpl
+def gridmgr_menu() -> list[MenuEntry]:
+    """The planner in the menu, after the cases."""
+    return [MenuEntry("planner.index", "停车规划", "Parking", ("planner", "leader", "admin"), after="cases.queue")]
 
 
 # the planner's modules: the zones' event log joins the shared metadata with the layer

@@ -2,6 +2,7 @@
 
 Pages: `/planner` (draw, check, save, take lifecycle steps), `/planner/overview` (cells ranked by
 illegal-parking cases per space) and `/planner/preview` (the page's JSON call while drawing).
+A plug-in's blueprint (the `gridmgr_blueprints` hook) with its own templates and scripts (templates/, static/).
 API (documented in web/openapi.json like the rest of /api/v1): `/api/v1/parking/zones` (GET, POST),
 `/api/v1/parking/zones/<id>` (GET, PATCH), `/api/v1/parking/zones/<id>/actions/<action>` (POST), and
 `/api/v1/curbs/zones`, the Curb Data Specification feed of published zones (public, as CDS asks).
@@ -29,7 +30,9 @@ from gridmgr.web.database import engine
 from gridmgr.web.i18n import label, t
 from gridmgr.web.views.api import json_response, request_now
 
-bp = Blueprint("planner", __name__)
+bp = Blueprint(
+    "planner", __name__, template_folder="templates", static_folder="static", static_url_path="/static/parking"
+)
 
 PUBLIC_ENDPOINTS = ("planner.curb_zones",)
 MAX_LIST = 5000
