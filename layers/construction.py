@@ -205,3 +205,9 @@ DUST_RULE = Rule(
 def gridmgr_rules() -> list[Rule]:
     """A failed dust-control inspection (→ 0302, once per inspection)."""
     return [DUST_RULE]
+
+
+@hookimpl
+def gridmgr_features_at(layer: str) -> str | None:
+    """A site stands while its status is active (the register keeps the current status, not its history)."""
+    return "SELECT * FROM construction_sites f WHERE f.status = 'active'" if layer == SITES.name else None

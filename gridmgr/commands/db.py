@@ -62,7 +62,9 @@ def url() -> None:
 
 
 @db_group.command("migrate")
-@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.option(
+    "--revision", default="heads", show_default=True, help="Target revision (heads: the core's and every plug-in's)."
+)
 def migrate_cmd(revision: str) -> None:
     """Migrate the database (embedded or external) to the code's schema."""
     engine = engine_for(database_url(Config.from_env()))

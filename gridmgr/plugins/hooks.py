@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:  # these modules import this one; the names are for annotations only
-    from sqlalchemy.engine import Connection, RowMapping
+    from sqlalchemy.engine import Connection
 
     from gridmgr.analytics.indicators import Indicator, Rate
     from gridmgr.cases.rules import Rule
@@ -173,13 +173,12 @@ class Spec:
         """Its Alembic version directories (a branch of its own, depending on the core's revisions)."""
 
     @hookspec(firstresult=True)
-    def gridmgr_features_in_area(
-        self, conn: Connection, layer: str, area: str, at: datetime, params: dict[str, Any]
-    ) -> list[RowMapping] | None:
-        """The features of `layer` within the area (SQL geometry expression over `params`) at a moment.
+    def gridmgr_features_at(self, layer: str) -> str | None:
+        """SQL selecting the features of `layer` that stand at the moment :at (id, geom and its fields).
 
-        Asked of each plug-in until one answers; a layer answers only for its own names and only when
-        "at a moment" means more than its time column (gridmgr.plugins.area gives the default).
+        Asked of each plug-in until one answers; a layer answers only for its own names, where "standing
+        at a moment" means more than its time column (an active site). gridmgr.plugins.area gives the
+        default and `features_in_area`, which one layer's checks use to ask about another's features.
         """
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from gridmgr.errors import InputError, NotFound
 from gridmgr.layers.parking.zone_input import LAYER, NeedsConfirmation, Problem, Refusal, refuse
 from gridmgr.plugins import registry
+from gridmgr.plugins.area import features_in_area
 
 # stall sizes of a small car (docs/domain.md §7): 2.5 m wide, 5.3 m long; parallel stalls lie along the kerb
 STALL_WIDTH_M, STALL_LENGTH_M = 2.5, 5.3
@@ -143,7 +144,7 @@ def check_zone(
     problems += _overlaps(conn, wkb, angle, side, valid_from, valid_to, exclude)
     if problems:
         raise Refusal(problems)
-    warnings = construction_warnings(conn, wkb, angle, side)
+    warnings = construction_warnings(conn, wkb, angle, side, at)
     if warnings and not confirm:
         sites = "; ".join(f"{w['permit_no']} “{w['project_name']}” ({w['overlap_m2']} m²)" for w in warnings)
         raise NeedsConfirmation(
@@ -286,27 +287,25 @@ def _overlaps(
     return out
 
 
-def construction_warnings(conn: Connection, wkb: str, angle: str, side: str | None) -> list[dict]:
+def construction_warnings(
+    conn: Connection, wkb: str, angle: str, side: str | None, at: datetime | None = None
+) -> list[dict]:
     """Active construction sites the zone's footprint crosses (a warning, not a refusal)."""
     try:
-        sites = registry.get("construction").table.name
-    except NotFound:
-        return []  # no construction layer installed
-    rows = (
-        conn.execute(
-            text(f"""
-        WITH me AS (SELECT parking_footprint({GEOM}, :depth, :side) AS fp)
-        SELECT s.id, s.permit_no, s.project_name, ST_Area(ST_Intersection(s.geom, me.fp)::geography) AS overlap_m2
-        FROM {sites} s, me
-        WHERE s.status = 'active' AND s.geom && me.fp AND ST_Intersects(s.geom, me.fp) AND NOT ST_Touches(s.geom, me.fp)
-        ORDER BY s.permit_no
-    """),
+        rows = features_in_area(
+            conn,
+            "construction",
+            f"parking_footprint({GEOM}, :depth, :side)",
+            at or datetime.now(timezone.utc),
             {"wkb": wkb, "depth": DEPTH_M[angle], "side": side},
         )
-        .mappings()
-        .all()
-    )
-    return [{**r, "overlap_m2": round(r["overlap_m2"], 1)} for r in rows]
+    except NotFound:
+        return []  # no construction layer installed
+    found = [
+        {"id": r["id"], "permit_no": r["permit_no"], "project_name": r["project_name"], "overlap_m2": r["overlap_m2"]}
+        for r in rows
+    ]
+    return [{**r, "overlap_m2": round(r["overlap_m2"], 1)} for r in sorted(found, key=lambda r: r["permit_no"])]
 
 
 def capacity(given: int | None, reason: str | None, estimated: int) -> tuple[int, str | None]:
