@@ -69,16 +69,17 @@ GLOSSARY: dict[str, tuple[str, str]] = {
 }
 
 
-_merged = False
+_merged_from: object = None  # the plug-in manager whose code lists are merged
 
 
 def entries() -> dict[str, tuple[str, str]]:
-    """Every label, the core's and the plug-ins' code lists' (merged once per process)."""
-    global _merged
-    if not _merged:
-        _merged = True
-        from gridmgr.plugins import hooks  # the layers import this module
+    """Every label, the core's and the plug-ins' code lists' (merged once per plug-in manager)."""
+    global _merged_from
+    from gridmgr.plugins import hooks  # the layers import this module
 
+    # a rebuilt manager may have found new plug-ins, so their lists are merged then too
+    if _merged_from is not hooks.manager():
+        _merged_from = hooks.manager()
         for code_list in hooks.gather("gridmgr_code_lists"):
             merge(code_list.name, code_list.labels)
     return GLOSSARY
