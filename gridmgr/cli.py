@@ -37,9 +37,23 @@ def main() -> None:
 
 
 def _register() -> None:
-    from gridmgr.commands import assign, categories, db, demo, grid, layer, regions, report, roster, rules, serve, users
+    from gridmgr.commands import (
+        assign,
+        categories,
+        db,
+        demo,
+        grid,
+        jobs,
+        layer,
+        regions,
+        report,
+        roster,
+        rules,
+        serve,
+        users,
+    )
 
-    for module in (db, regions, grid, roster, categories, layer, rules, assign, report, users, demo, serve):
+    for module in (db, regions, grid, roster, categories, layer, rules, jobs, assign, report, users, demo, serve):
         for cmd in module.COMMANDS:
             main.add_command(cmd)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -17,11 +19,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
 
 from gridmgr.codes import CASE_SOURCES, CASE_STATES, URGENCIES, sql_in
 from gridmgr.db.models import Base
 from gridmgr.plugins.features import feature_table
-from gridmgr.plugins.hooks import hookimpl
+from gridmgr.plugins.hooks import Job, hookimpl
 from gridmgr.plugins.registry import Field, Layer, Metric
 
 FIELDS = (
@@ -136,3 +139,22 @@ LAYER = Layer(
 def gridmgr_layers() -> list[Layer]:
     """This module's layer."""
     return [LAYER]
+
+
+def _rules_job(conn: Connection, now: datetime) -> str:
+    """Every layer's rules, judged by today in the working calendar's time zone."""
+    from gridmgr.cases import categories
+    from gridmgr.cases.rules import run_rules
+    from gridmgr.cases.workcalendar import WorkCalendar
+
+    calendar = WorkCalendar.load()
+    categories.ensure_loaded(conn)
+    local = now.astimezone(calendar.hours.tz)
+    opened = run_rules(conn, today=local.date(), now=local, calendar=calendar)
+    return f"{sum(opened.values()):,} cases opened (" + ", ".join(f"{k} {v}" for k, v in opened.items()) + ")"
+
+
+@hookimpl
+def gridmgr_jobs() -> list[Job]:
+    """The layers' rules, once a day before the working day starts."""
+    return [Job("rules", "图层规则", "layer rules", "daily", _rules_job, at="06:00")]

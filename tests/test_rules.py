@@ -301,3 +301,17 @@ def test_cli_rules_run(cli, fresh_db):
     assert bad.exit_code == 2 and "NAME=N" in bad.output
     bad = cli("rules", "run", "--rule", "nope", ok=False)
     assert bad.exit_code == 1 and "unknown rule nope" in bad.output
+
+
+def test_cli_jobs_run_the_rules_daily(cli, fresh_db):
+    """`gridmgr jobs run rules` is the scheduled form of `rules run`: today's date, its own transaction."""
+    _, eng = fresh_db
+    with eng.begin() as conn:
+        insert_small_grid(conn)
+        board(conn, "AD-1", valid_to=date(2026, 1, 1), last_inspection=date.today())
+    assert "daily at 06:00" in cli("jobs", "list").output
+    out = cli("jobs", "run", "rules").output
+    assert "rules: 1 cases opened" in out and "1 job run" in out
+    assert "rules: 0 cases opened" in cli("jobs", "run").output
+    bad = cli("jobs", "run", "nope", ok=False)
+    assert bad.exit_code == 1 and "unknown job nope" in bad.output
