@@ -30,7 +30,7 @@ from gridmgr.errors import InputError
 from gridmgr.glossary import entries, zh
 from gridmgr.io.exporter import export_layer
 from gridmgr.io.importer import import_file
-from gridmgr.plugins import registry
+from gridmgr.plugins import hooks, registry
 from gridmgr.plugins.features import feature_table
 
 from support import SMALL_ORIGIN, SMALL_STEP
@@ -219,11 +219,25 @@ def test_documented_entry_points_match_setup_cfg():
     assert shown and shown.items() <= real.items()
 
 
+def _template_docs() -> dict[str, tuple[str, str]]:
+    """Layer name → (where, text) of its template's documentation: its package's README.md, else docs/layers.md."""
+    found = {}
+    for _, plugin in hooks.manager().list_name_plugin():
+        if not hasattr(plugin, "gridmgr_layers") or plugin.__file__ is None:
+            continue
+        readme = Path(plugin.__file__).parent / "README.md"
+        where = readme if Path(plugin.__file__).name == "__init__.py" and readme.exists() else DOC
+        for layer in plugin.gridmgr_layers():
+            found[layer.name] = (where.name, where.read_text(encoding="utf-8"))
+    return found
+
+
 def test_templates_document_every_field_of_every_layer():
-    doc = DOC.read_text(encoding="utf-8")
+    docs = _template_docs()
     for layer in registry.layers():
-        section = re.search(rf"^### `{layer.name}` (.*?)(?=^##)", doc, re.S | re.M)
-        assert section, f"docs/layers.md has no template section for {layer.name}"
+        where, doc = docs[layer.name]
+        section = re.search(rf"^### `{layer.name}` (.*?)(?=^##|\Z)", doc, re.S | re.M)
+        assert section, f"{where} has no template section for {layer.name}"
         body = section.group(1)
         for f in layer.fields:
             assert f"`{f.name}`" in body, f"{layer.name}.{f.name} is not in its template"
