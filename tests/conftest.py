@@ -16,7 +16,7 @@ from gridmgr.cases import categories
 from gridmgr.db import migrate
 from gridmgr.db.cluster import Cluster
 
-from support import insert_small_grid
+from support import DEMO_ANCHOR, insert_small_grid
 
 TEMPLATE = "gm_template"
 
@@ -99,6 +99,21 @@ def conn(engine):
             yield c
         finally:
             tx.rollback()
+
+
+@pytest.fixture(scope="session")
+def test_demo(pg_admin_url, template_url, tmp_path_factory):
+    """The test-size demo (anchor DEMO_ANCHOR), loaded once for the read-only checks of any module: (url, engine)."""
+    from gridmgr.demo import loader
+
+    name = f"gm_demo_{uuid.uuid4().hex[:8]}"
+    url = _clone(pg_admin_url, name)
+    eng = create_engine(url)
+    with eng.begin() as conn:
+        loader.load(conn, "test", tmp_path_factory.mktemp("demo"), today=DEMO_ANCHOR)
+    yield url, eng
+    eng.dispose()
+    _drop(pg_admin_url, name)
 
 
 @pytest.fixture

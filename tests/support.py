@@ -2,12 +2,14 @@
 
 import math
 import re
+from datetime import date
 
 from sqlalchemy import text
 
 # A 2 × 2 grid of 0.001° squares at (116.400, 39.900) in one community, for assignment tests.
 SMALL_ORIGIN = (116.400, 39.900)
 SMALL_STEP = 0.001
+DEMO_ANCHOR = date(2026, 11, 22)  # the "today" of the tests' shared demo (conftest.test_demo)
 
 
 def insert_small_grid(c, valid_from: str = "-infinity") -> dict[str, int]:
@@ -39,12 +41,16 @@ def insert_small_grid(c, valid_from: str = "-infinity") -> dict[str, int]:
     return ids
 
 
-def tile_path(z: int) -> str:
-    """The cells tile over the middle of the small test grid at zoom z."""
-    lon, lat = SMALL_ORIGIN[0] + SMALL_STEP, SMALL_ORIGIN[1] + SMALL_STEP
+def tile_at(layer: str, lon: float, lat: float, z: int) -> str:
+    """The path of a layer's tile holding a point at zoom z."""
     n = 2**z
     y = (1 - math.log(math.tan(math.radians(lat)) + 1 / math.cos(math.radians(lat))) / math.pi) / 2 * n
-    return f"/tiles/cells/{z}/{int((lon + 180) / 360 * n)}/{int(y)}.pbf"
+    return f"/tiles/{layer}/{z}/{int((lon + 180) / 360 * n)}/{int(y)}.pbf"
+
+
+def tile_path(z: int) -> str:
+    """The cells tile over the middle of the small test grid at zoom z."""
+    return tile_at("cells", SMALL_ORIGIN[0] + SMALL_STEP, SMALL_ORIGIN[1] + SMALL_STEP, z)
 
 
 CSRF = re.compile(r'name="csrf[-_]token" (?:value|content)="([^"]+)"')

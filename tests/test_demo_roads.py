@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 import pytest
 from shapely.geometry import LineString
@@ -16,29 +16,19 @@ from gridmgr.layers import demo_city
 from gridmgr.maps import tiles
 from gridmgr.plugins import registry
 
-from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
+from support import DEMO_ANCHOR, SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
-ANCHOR = date(2026, 11, 22)
+ANCHOR = DEMO_ANCHOR
 KERB_NEAR_M = 10.0  # a kerb zone lies within a carriageway's half width of a road's centre line
 
 
 @pytest.fixture(scope="module")
-def demo(pg_admin_url, template_url, tmp_path_factory):
-    """The test demo loaded once for this module's read-only checks: the engine."""
-    import uuid
-
-    from conftest import _admin, _clone
-    from sqlalchemy import create_engine
-
-    name = f"gm_roads_{uuid.uuid4().hex[:8]}"
-    eng = create_engine(_clone(pg_admin_url, name))
-    with eng.begin() as conn:
-        result = loader.load(conn, "test", tmp_path_factory.mktemp("demo"), today=ANCHOR)
-    assert result.counts["roads"] > 0
-    yield eng
-    eng.dispose()
-    with _admin(pg_admin_url).connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def demo(test_demo):
+    """The tests' shared demo: its engine."""
+    url, eng = test_demo
+    with eng.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM roads")).scalar() > 0
+    return eng
 
 
 def test_roads_layer_is_registered_with_tiles():
