@@ -365,6 +365,33 @@ BILLBOARDS = [
     ),
 ]
 
+FRONTAGE_INSPECTIONS = [
+    dict(
+        inspection_no="MQJC-0001",
+        contract_no="MQSB-0001",
+        inspected_at="2026-10-05T10:20:30",
+        inspector="赵磊",
+        tidy="是",
+        clean="true",
+        orderly="否",
+        green="",
+        photo="MQJC-0001.jpg",
+        note="店外摆放商品",
+    ),
+    dict(
+        inspection_no="MQJC-0002",
+        contract_no="MQSB-0002",
+        inspected_at="2026-05-06T16:45:00+08:00",
+        inspector="孙丽",
+        tidy="true",
+        clean="true",
+        orderly="true",
+        green="true",
+        photo="",
+        note="",
+    ),
+]
+
 INSPECTIONS = [
     dict(
         inspection_no="XC-0001",
@@ -394,15 +421,56 @@ INSPECTIONS = [
     ),
 ]
 
+# 门前三包 (layers/frontage): frontage lines; the second runs from the NW cell into the NE one (its cell)
+FRONTAGE = [
+    (
+        dict(
+            contract_no="MQSB-0001",
+            shop_name="福来便利店",
+            licence_no="92110101MA0000001X",
+            owner="王伟",
+            owner_phone="13800000001",
+            address="东华门大街1号",
+            road="东华门大街",
+            package="门前三包",
+            signed_on="2025-03-01",
+            valid_until="2028-02-29",
+            status="",
+        ),
+        line((0.2, 0.3), (0.8, 0.3)),
+        SW,
+    ),
+    (
+        dict(
+            contract_no="MQSB-0002",
+            shop_name="四季水果店",
+            licence_no="",
+            owner="",
+            owner_phone="",
+            address="",
+            road="南池子大街",
+            package="four",
+            signed_on="",
+            valid_until="2026-06-30",
+            status="已终止",
+        ),
+        line((0.7, 1.2), (1.4, 1.2)),
+        NE,
+    ),
+]
+
 LAYERS = {
     "cases": CASES,
     "parking_zones": ZONES,
     "parking_spaces": SPACES,
     "construction": SITES,
     "billboards": BILLBOARDS,
+    "frontage": FRONTAGE,
 }
 # a layer whose features name another layer's: that one is imported first, in both databases
-DEPENDS = {"parking_spaces": "parking_zones", "site_inspections": "construction"}
+# the attribute-only layers' inputs (tables without geometry)
+TABLES = {"site_inspections": INSPECTIONS, "frontage_inspections": FRONTAGE_INSPECTIONS}
+DEPENDS = {"parking_spaces": "parking_zones", "site_inspections": "construction", "frontage_inspections": "frontage"}
 
 
 def shp_safe(features):
@@ -498,9 +566,9 @@ def load(c, tmp_path, name: str, fmt: str = "csv", subdir: str = "in"):
     layer = registry.get(name)
     folder = tmp_path / subdir
     folder.mkdir(exist_ok=True)
-    if name == "site_inspections":
+    if name in TABLES:
         path = folder / f"{name}.{fmt}"
-        write_table(path, fmt, pd.DataFrame(INSPECTIONS))
+        write_table(path, fmt, pd.DataFrame(TABLES[name]))
     else:
         features = shp_safe(LAYERS[name]) if fmt == "shp" else LAYERS[name]
         path = write_input(folder / f"{name}.{fmt}", fmt, features, layer.is_point)
@@ -549,6 +617,14 @@ def test_site_inspections_roundtrip(conn, small_grid, fresh_db, tmp_path, fmt):
     assert before["XC-0001"]["inspected_at"] == datetime(2026, 10, 5, 2, 20, 30, tzinfo=UTC)
     assert before["XC-0001"]["permit_no"] == "110101202600001"
     assert (before["XC-0001"]["washing"], before["XC-0001"]["wet_work"]) == (False, None)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_frontage_inspections_roundtrip(conn, small_grid, fresh_db, tmp_path, fmt):
+    before = roundtrip(conn, fresh_db, tmp_path, "frontage_inspections", fmt)
+    assert before["MQJC-0001"]["inspected_at"] == datetime(2026, 10, 5, 2, 20, 30, tzinfo=UTC)
+    assert (before["MQJC-0001"]["orderly"], before["MQJC-0001"]["green"]) == (False, None)
+    assert before["MQJC-0002"]["contract_no"] == "MQSB-0002"
 
 
 def test_attribute_only_layer_exports_only_tables(conn, small_grid, tmp_path):

@@ -1,4 +1,4 @@
-"""Layer rules: expired permits (0202), overdue inspections (0205), failed dust checks (0302); idempotent runs."""
+"""Layer rules: expired permits (0202), overdue inspections (0205), failed dust (0302) and 门前三包 checks; idempotent."""
 
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -315,3 +315,74 @@ def test_cli_jobs_run_the_rules_daily(cli, fresh_db):
     assert "rules: 0 cases opened" in cli("jobs", "run").output
     bad = cli("jobs", "run", "nope", ok=False)
     assert bad.exit_code == 1 and "unknown job nope" in bad.output
+
+
+# ---------------------------------------------------------------------------- 门前三包 (layers/frontage)
+
+
+def contract(conn, no, *, valid_until=TODAY + timedelta(days=300), status="active"):
+    """A shop's frontage along the south edge of the SW cell; its id."""
+    y = Y0 + 0.1 * D
+    line = f"ST_GeomFromText('LINESTRING({X0 + 0.2 * D} {y}, {X0 + 0.6 * D} {y})', 4326)"
+    return conn.execute(
+        text(f"""
+        INSERT INTO frontage_contracts (geom, cell_id, contract_no, shop_name, road, address, valid_until, status)
+        SELECT g, (SELECT cell_id FROM cell_for(g)), :no, '福来便利店', '东华门大街', '东华门大街1号', :vu, :st
+        FROM (SELECT {line} AS g) s RETURNING id
+    """),
+        {"no": no, "vu": valid_until, "st": status},
+    ).scalar()
+
+
+def frontage_check(conn, contract_id, no, *, neglected=(), at=NOW - timedelta(days=1)):
+    """One inspection of a contract: the duties in `neglected` were not kept (greenery not checked)."""
+    conn.execute(
+        text("""
+        INSERT INTO frontage_inspections (inspection_no, contract_id, inspected_at, inspector, tidy, clean, orderly, note)
+        VALUES (:no, :c, :at, '网格监督员 赵磊', :tidy, :clean, :orderly, :note)
+    """),
+        {
+            "no": no,
+            "c": contract_id,
+            "at": at,
+            **{d: d not in neglected for d in ("tidy", "clean", "orderly")},
+            "note": "店外摆放商品" if neglected else None,
+        },
+    )
+
+
+def test_failed_frontage_inspection_opens_one_0504_case_per_contract(conn, small_grid):
+    unit = conn.execute(
+        text("INSERT INTO units (code, name, kind) VALUES ('ZF01', '第一执法中队', 'enforcement_squad') RETURNING id")
+    ).scalar()
+    shop = contract(conn, "MQSB-1")
+    frontage_check(conn, shop, "MQJC-1", neglected=("orderly",), at=NOW - timedelta(days=3))
+    frontage_check(conn, shop, "MQJC-2", neglected=("orderly", "clean"))
+    assert run(conn) == opened(frontage_inspection_failed=1)
+    case = case_of(conn, "frontage_inspection_failed", shop)
+    assert case["category_code"] == "0504" and case["cell_id"] == small_grid["110101001001003"]
+    assert "MQJC-2" in case["description"] and "环境卫生、秩序规范" in case["description"]
+    assert "福来便利店" in case["description"] and case["address"] == "东华门大街1号"
+    frontage_check(conn, shop, "MQJC-3", neglected=("tidy",), at=NOW - timedelta(hours=2))
+    assert run(conn) == ZERO  # still open: one case per contract and rule, however many failures
+    close(conn, case["id"], unit)
+    assert run(conn) == ZERO  # closed, and no inspection since has failed
+    later = NOW + timedelta(days=1)
+    frontage_check(conn, shop, "MQJC-4", at=later - timedelta(hours=3))
+    assert run(conn, now=later) == ZERO  # the shop kept its duties when inspected again
+    frontage_check(conn, shop, "MQJC-5", neglected=("orderly",), at=later - timedelta(hours=1))
+    assert run(conn, now=later) == opened(frontage_inspection_failed=1)
+    assert [(r.open, r.category_code) for r in origins(conn, "frontage_inspection_failed")] == [
+        (False, "0504"),
+        (True, "0504"),
+    ]
+
+
+def test_expired_frontage_contract_opens_one_case(conn, small_grid):
+    ran_out = contract(conn, "MQSB-1", valid_until=TODAY - timedelta(days=10))
+    contract(conn, "MQSB-2", valid_until=TODAY)  # its last day: still in force
+    contract(conn, "MQSB-3", valid_until=TODAY - timedelta(days=400), status="terminated")
+    assert run(conn) == opened(frontage_contract_expired=1)
+    case = case_of(conn, "frontage_contract_expired", ran_out)
+    assert case["category_code"] == "0599" and "已过期 10 天" in case["description"]
+    assert run(conn) == ZERO
