@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from dataclasses import dataclass, field
+
+from gridmgr.paths import var_dir
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,14 @@ SETTINGS: tuple[Setting, ...] = (
         "PostgreSQL+PostGIS URL of an existing server; unset: the embedded cluster under var/pg/.",
     ),
     Setting("GRIDMGR_VAR", None, "Working folder for the embedded cluster and demo files (default ./var)."),
-    Setting("GRIDMGR_SECRET_KEY", None, "Flask secret key for sessions; a random one per start when unset."),
+    Setting(
+        "GRIDMGR_SECRET_KEY",
+        None,
+        "Secret key that signs session cookies; unset: one made once and kept in var/secret_key (mode 600), "
+        "so every worker and every restart agree.",
+    ),
+    Setting("GRIDMGR_WORKERS", "2", "Server worker processes of `gridmgr serve` (gunicorn)."),
+    Setting("GRIDMGR_THREADS", "4", "Threads per server worker (each serves one request at a time)."),
     Setting(
         "GRIDMGR_EXTENT",
         None,
@@ -65,3 +76,32 @@ class Config:
     @property
     def database_url(self) -> str | None:
         return self.get("GRIDMGR_DATABASE_URL") or None
+
+    def number(self, name: str, low: int = 1, high: int = 256) -> int:
+        """A whole-number setting within [low, high]; anything else is a ValueError naming it."""
+        raw = (self.get(name) or "").strip()
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise ValueError(f"{name} must be a whole number from {low} to {high}, not {self.get(name)!r}")
+        return int(raw)
+
+    def secret_key(self) -> str:
+        """GRIDMGR_SECRET_KEY, else the key kept in var/secret_key (made on first use, readable by its owner only)."""
+        given = self.get("GRIDMGR_SECRET_KEY")
+        if given:
+            return given
+        path = var_dir() / "secret_key"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # O_EXCL: of several workers starting at once, one writes the key and the others read it
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            for _ in range(50):  # the writer may not have written yet
+                key = path.read_text(encoding="ascii").strip()
+                if key:
+                    return key
+                time.sleep(0.02)
+            raise RuntimeError(f"{path} is empty: remove it and start again") from None
+        key = secrets.token_hex(32)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(key + "\n")
+        return key

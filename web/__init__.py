@@ -5,8 +5,6 @@ from __future__ import annotations
 if __name__ != "gridmgr.web":  # pragma: no cover - `web.x` beside `gridmgr.web.x` loads modules twice
     raise ImportError("import this package as gridmgr.web, not " + __name__)
 
-import secrets
-
 from flask import Flask
 
 from gridmgr.config import Config
@@ -20,7 +18,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config["GRIDMGR"] = config
     config.flag("GRIDMGR_CLOSE_ON_CHECK")  # a bad value stops the start, not the first passed check
-    app.config["SECRET_KEY"] = config.get("GRIDMGR_SECRET_KEY") or secrets.token_hex(32)
+    app.config["SECRET_KEY"] = config.secret_key()
     app.config["JSON_AS_ASCII"] = False
     # a report carries at most 4 photos of 5 MB: refuse larger bodies before CSRF reads the whole form
     app.config["MAX_CONTENT_LENGTH"] = 25 * 1024 * 1024

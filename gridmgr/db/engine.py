@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
@@ -38,10 +39,29 @@ def database_url(config: Config, *, start: bool = True) -> str:
 CONNECT_ARGS = {"options": "-c client_connection_check_interval=2000"}
 
 
+# connections per engine: a server worker's threads each hold at most one of each pool at a time
+POOL_SIZE, POOL_OVERFLOW = 5, 5
+_made: list[Engine] = []
+
+
+def _engine(url: str, **kw: Any) -> Engine:
+    engine = create_engine(
+        url, future=True, connect_args=CONNECT_ARGS, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, **kw
+    )
+    _made.append(engine)
+    return engine
+
+
+def dispose_all() -> None:
+    """Close every pooled connection of this process (before a server forks its workers, which open their own)."""
+    for engine in _made:
+        engine.dispose()
+
+
 @functools.lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     """One pooled engine per URL for the life of the process."""
-    return create_engine(url, pool_pre_ping=True, future=True, connect_args=CONNECT_ARGS)
+    return _engine(url, pool_pre_ping=True)
 
 
 @functools.lru_cache(maxsize=8)
@@ -52,7 +72,7 @@ def read_engine_for(url: str) -> Engine:
     and the pre-ping's round trip costs as much as a small tile's overhead, so its callers instead
     retry once on a connection found lost (`is_disconnect`), which is what the ping would have caught.
     """
-    return create_engine(url, pool_pre_ping=False, future=True, isolation_level="AUTOCOMMIT", connect_args=CONNECT_ARGS)
+    return _engine(url, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
 
 
 def connect(config: Config, *, migrate_if_needed: bool = True) -> Engine:
