@@ -83,3 +83,46 @@ def test_session_ids_round_trip_and_nothing_else_parses():
     assert accounts.parse_session_id(accounts.session_id(12, 3)) == (12, 3)
     for bad in ("12", "12.", ".3", "12.x", "-1.0", "12.3.4", None, ""):
         assert accounts.parse_session_id(bad) is None
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\t/evil.example/phish",  # what ?next=/%09/evil.example/phish decodes to
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "/a\r\nSet-Cookie: x=1",
+    ],
+)
+def test_login_never_redirects_off_the_app(site, target):
+    client = site["app"].test_client()
+    token = csrf(client.get("/login").get_data(as_text=True))
+    r = client.post(
+        "/login", query_string={"next": target}, data={"username": "viewer", "password": OLD, "csrf_token": token}
+    )
+    assert r.status_code == 302
+    assert r.headers["Location"] == "/"  # home, not the target: whatever it decodes to, it is not a local path
+    assert "SameSite=Lax" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"]
+
+
+def test_login_keeps_a_local_next(site):
+    client = site["app"].test_client()
+    token = csrf(client.get("/login").get_data(as_text=True))
+    r = client.post(
+        "/login",
+        query_string={"next": "/cases?tab=all"},
+        data={"username": "viewer", "password": OLD, "csrf_token": token},
+    )
+    assert r.headers["Location"] == "/cases?tab=all"
+
+
+def test_an_unknown_name_costs_the_same_hash_check_as_a_wrong_password(site, monkeypatch):
+    checked = []
+    real = accounts.check_password_hash
+    monkeypatch.setattr(accounts, "check_password_hash", lambda h, p: checked.append(h) or real(h, p))
+    with site["engine"].connect() as c:
+        assert accounts.check_login(c, "viewer", "wrong") is None
+        assert accounts.check_login(c, "nobody", "wrong") is None
+    # both ran a full hash check of the same method (the name's existence is not in the timing)
+    assert len(checked) == 2 and checked[0].split("$")[0] == checked[1].split("$")[0]

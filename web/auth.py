@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from functools import wraps
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
@@ -153,6 +154,8 @@ def login_check() -> tuple[str, dict] | None:
 def init_app(app: Flask) -> None:
     """Login manager and CSRF; token and API-key requests carry no cookie and skip CSRF."""
     login_manager.init_app(app)
+    # a cross-site request carries no session cookie (a link from another site still opens pages)
+    app.config.update(SESSION_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_HTTPONLY=True)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "请先登录 Please log in."
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
@@ -209,6 +212,18 @@ def login_required(view):
     return inner
 
 
+def local_path(target: str) -> str | None:
+    """`target` if it is a path of this app, else None: `next` is never an open redirect.
+
+    Browsers drop tabs and line breaks inside a URL and read a backslash as a slash, so "/", a tab and
+    "/evil.example" mean "//evil.example": any control character, space or backslash refuses the target.
+    """
+    if not target.startswith("/") or any(ch <= " " or ch in "\\\x7f" for ch in target):
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc and not target.startswith("//") else None
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """The login form."""
@@ -219,9 +234,7 @@ def login():
         user = _load(*found) if found else None  # None too when the password changed in between
         if user is not None:
             login_user(user)
-            target = request.args.get("next") or ""
-            # only local paths: never an open redirect
-            return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("home.index"))
+            return redirect(local_path(request.args.get("next", "")) or url_for("home.index"))
         error = "用户名或密码错误。Wrong username or password."
     return render_template("login.html", error=error), (401 if error else 200)
 

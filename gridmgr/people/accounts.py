@@ -121,6 +121,10 @@ def new_token(conn: Connection, username: str) -> str:
     return token
 
 
+# a hash of nothing anyone can type (random per process), checked when the name is unknown
+_NO_USER_HASH = generate_password_hash(secrets.token_hex(16))
+
+
 def check_login(conn: Connection, username: str, password: str) -> tuple[int, int] | None:
     """(user id, session epoch) when the name and password match an active account.
 
@@ -130,7 +134,9 @@ def check_login(conn: Connection, username: str, password: str) -> tuple[int, in
     row = conn.execute(
         text("SELECT id, session_epoch, password_hash FROM users WHERE username = :u AND active"), {"u": username}
     ).first()
-    if row and check_password_hash(row.password_hash, password):
+    # an unknown name costs the same hash check as a wrong password: the answer's time tells nothing
+    matches = check_password_hash(row.password_hash if row else _NO_USER_HASH, password)
+    if row and matches:
         return row.id, row.session_epoch
     return None
 
