@@ -24,7 +24,7 @@ from alembic import op
 revision = "tp01"
 down_revision = None
 branch_labels = ("testplugin",)
-depends_on = "{core}"
+depends_on = {core}
 
 
 def upgrade():
@@ -42,7 +42,8 @@ def branch_plugin(tmp_path):
     core = migrate.head()
     versions = tmp_path / "versions"
     versions.mkdir()
-    (versions / "tp01_things.py").write_text(BRANCH.replace("{core}", core), encoding="utf-8")
+    # on every head the code has (the core's and the other plug-ins' branches, e.g. "0011,f001")
+    (versions / "tp01_things.py").write_text(BRANCH.replace("{core}", repr(tuple(core.split(",")))), encoding="utf-8")
     plugin = types.ModuleType("testplugin")
     plugin.gridmgr_migrations = hookimpl(lambda: [versions])  # type: ignore[attr-defined]
     hooks.manager().register(plugin, "testplugin")

@@ -1,10 +1,12 @@
 """A password change ends the account's sessions everywhere a session is taken (pages, API, tiles by
 either path); the account's API token and the other accounts' sessions are untouched."""
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from sqlalchemy import text
 
-from gridmgr.people import accounts
+from gridmgr.people import accounts, logins
 from gridmgr.web import create_app
 
 from support import csrf, insert_small_grid, login_client, tile_path
@@ -126,3 +128,44 @@ def test_an_unknown_name_costs_the_same_hash_check_as_a_wrong_password(site, mon
         assert accounts.check_login(c, "nobody", "wrong") is None
     # both ran a full hash check of the same method (the name's existence is not in the timing)
     assert len(checked) == 2 and checked[0].split("$")[0] == checked[1].split("$")[0]
+
+
+def _try(client, username, password):
+    token = csrf(client.get("/login").get_data(as_text=True))
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+def test_failed_logins_wait_with_backoff_kept_in_the_database(site):
+    app = site["app"]
+    start = datetime(2026, 10, 13, 9, 0, tzinfo=timezone.utc)
+    app.config["GRIDMGR_NOW"] = start
+    client = app.test_client()
+    assert [_try(client, "viewer", "wrong").status_code for _ in range(5)] == [401] * 5
+    r = _try(client, "viewer", OLD)  # the right password, but the name must wait now
+    assert r.status_code == 429 and r.headers["Retry-After"] == "30" and "30 秒" in r.get_data(as_text=True)
+    assert _try(app.test_client(), "other", OLD).status_code == 302  # another account from this address
+    # a name that does not exist is throttled the same way: the answers never tell which names exist
+    assert [_try(client, "nobody", "x").status_code for _ in range(6)] == [401] * 5 + [429]
+    app.config["GRIDMGR_NOW"] = start + timedelta(seconds=31)
+    assert _try(client, "viewer", "wrong").status_code == 401
+    assert _try(client, "viewer", "wrong").headers["Retry-After"] == "60"  # the wait doubles
+    app.config["GRIDMGR_NOW"] = start + timedelta(seconds=100)
+    assert _try(client, "viewer", OLD).status_code == 302  # and a success starts the count again
+    assert _try(client, "viewer", "wrong").status_code == 401
+    with site["engine"].connect() as c:
+        rows = c.execute(text("SELECT username, ok FROM login_attempts ORDER BY id")).all()
+    # every try that reached the password check is in the login audit; refused ones waited outside it
+    assert [(u, ok) for u, ok in rows if u == "viewer"] == [("viewer", False)] * 6 + [
+        ("viewer", True),
+        ("viewer", False),
+    ]
+    assert ("other", True) in rows and rows.count(("nobody", False)) == 5
+
+
+def test_the_address_waits_after_many_names_fail(site):
+    app = site["app"]
+    app.config["GRIDMGR_NOW"] = datetime(2026, 10, 13, 9, 0, tzinfo=timezone.utc)
+    client = app.test_client()
+    codes = [_try(client, f"guess{i}", "x").status_code for i in range(logins.ADDRESS_FREE)]
+    assert codes == [401] * logins.ADDRESS_FREE
+    assert _try(client, "viewer", OLD).status_code == 429  # from this address, even the right password waits

@@ -15,9 +15,10 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import BadSignature
 
+from gridmgr.cases.queries import resolve_now
 from gridmgr.cases.workflow import Actor
 from gridmgr.errors import Forbidden
-from gridmgr.people import accounts
+from gridmgr.people import accounts, logins
 from gridmgr.web.database import engine
 
 bp = Blueprint("auth", __name__)
@@ -227,16 +228,25 @@ def local_path(target: str) -> str | None:
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """The login form."""
-    error = None
+    error, status, headers = None, 200, {}
     if request.method == "POST":
-        with engine().connect() as conn:
-            found = accounts.check_login(conn, request.form.get("username", ""), request.form.get("password", ""))
+        name, address = request.form.get("username", ""), request.remote_addr or ""
+        now = resolve_now(current_app.config.get("GRIDMGR_NOW"))
+        with engine().begin() as conn:
+            wait = logins.wait_seconds(conn, name, address, now)
+            found = None if wait else accounts.check_login(conn, name, request.form.get("password", ""))
+            if not wait:
+                logins.record(conn, name, address, found is not None, now)
         user = _load(*found) if found else None  # None too when the password changed in between
         if user is not None:
             login_user(user)
             return redirect(local_path(request.args.get("next", "")) or url_for("home.index"))
-        error = "用户名或密码错误。Wrong username or password."
-    return render_template("login.html", error=error), (401 if error else 200)
+        if wait:
+            error, status = f"尝试次数过多，请 {wait} 秒后再试。Too many attempts: try again in {wait} s.", 429
+            headers["Retry-After"] = str(wait)
+        else:
+            error, status = "用户名或密码错误。Wrong username or password.", 401
+    return render_template("login.html", error=error), status, headers
 
 
 @bp.post("/logout")
