@@ -35,6 +35,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GRIDMGR_WORKERS", "2", "Server worker processes of `gridmgr serve` (gunicorn)."),
     Setting("GRIDMGR_THREADS", "4", "Threads per server worker (each serves one request at a time)."),
     Setting(
+        "GRIDMGR_PROXY_HOPS",
+        "0",
+        "Reverse proxies in front of the app (1 behind nginx): their X-Forwarded-For/-Proto give the client's "
+        "address and scheme. Leave 0 when clients reach the app directly, or they could forge their address.",
+    ),
+    Setting(
         "GRIDMGR_EXTENT",
         None,
         "City extent lon_min,lat_min,lon_max,lat_max for coordinate checks; default: the loaded "

@@ -169,3 +169,22 @@ def test_the_address_waits_after_many_names_fail(site):
     codes = [_try(client, f"guess{i}", "x").status_code for i in range(logins.ADDRESS_FREE)]
     assert codes == [401] * logins.ADDRESS_FREE
     assert _try(client, "viewer", OLD).status_code == 429  # from this address, even the right password waits
+
+
+def test_behind_a_proxy_the_throttle_sees_each_client(fresh_db):
+    """With GRIDMGR_PROXY_HOPS=1 the address is nginx's X-Forwarded-For; without it a forged header changes nothing."""
+    url, eng = fresh_db
+    now = datetime(2026, 10, 13, 9, 0, tzinfo=timezone.utc)
+    for hops, expected in (("1", ["203.0.113.7"]), ("0", ["127.0.0.1"])):
+        app = create_app({"GRIDMGR_DATABASE_URL": url, "GRIDMGR_SECRET_KEY": "k", "GRIDMGR_PROXY_HOPS": hops})
+        app.config["GRIDMGR_NOW"] = now
+        client = app.test_client()
+        token = csrf(client.get("/login").get_data(as_text=True))
+        client.post(
+            "/login",
+            data={"username": f"hops{hops}", "password": "x", "csrf_token": token},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
+        with eng.connect() as c:
+            got = c.execute(text("SELECT address FROM login_attempts WHERE username = :u"), {"u": f"hops{hops}"})
+            assert got.scalars().all() == expected

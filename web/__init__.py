@@ -19,6 +19,11 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.config["GRIDMGR"] = config
     config.flag("GRIDMGR_CLOSE_ON_CHECK")  # a bad value stops the start, not the first passed check
     app.config["SECRET_KEY"] = config.secret_key()
+    hops = config.number("GRIDMGR_PROXY_HOPS", low=0, high=5)
+    if hops:  # the login throttle's address and the cookies' scheme are the client's, not nginx's
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     app.config["JSON_AS_ASCII"] = False
     # a report carries at most 4 photos of 5 MB: refuse larger bodies before CSRF reads the whole form
     app.config["MAX_CONTENT_LENGTH"] = 25 * 1024 * 1024
