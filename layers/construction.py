@@ -5,18 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    Table,
     UniqueConstraint,
-    func,
 )
 from sqlalchemy.engine import RowMapping
 
 from gridmgr.cases.rules import Rule, not_raised
-from gridmgr.db.models import Base
-from gridmgr.plugins.features import feature_table, field_columns
+from gridmgr.plugins.features import feature_table, record_table
 from gridmgr.plugins.hooks import CodeList, hookimpl
 from gridmgr.plugins.registry import Field, Layer, Metric
 
@@ -120,14 +114,7 @@ INSPECTION_FIELDS = (
     Field("note", "text", "备注", "note", max_length=2000, aliases=("备注",)),
 )
 
-inspections = Table(
-    "site_inspections",
-    Base.metadata,
-    Column("id", BigInteger, primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    *field_columns(INSPECTION_FIELDS),
-    UniqueConstraint("inspection_no"),
-)
+inspections = record_table("site_inspections", INSPECTION_FIELDS, UniqueConstraint("inspection_no"))
 
 INSPECTIONS = Layer(
     name="site_inspections",

@@ -9,7 +9,6 @@ a seed (numpy default_rng); the anchor date ("today" of the demo) is a parameter
 
 from __future__ import annotations
 
-import csv
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 from gridmgr.cases import categories
 from gridmgr.demo.city import METRIC_CRS, SANITATION_UNIT, _as_base, _names
 from gridmgr.geo import crs as crsmod
+from gridmgr.io.tabular import write_template_csv
 from gridmgr.plugins import registry
 from gridmgr.plugins.hooks import DemoContext, DemoData, hookimpl
 
@@ -280,7 +280,10 @@ def write_demo_layers(
         "site_inspections": (inspections, ()),
         "billboards": (_billboards(r_boards, city, n.billboards, anchor, sites), ("lon", "lat")),
     }
-    return {name: _write(folder / f"{name}.csv", name, rows, geo) for name, (rows, geo) in tables.items()}
+    return {
+        name: write_template_csv(folder / f"{name}.csv", registry.get(name), rows, geo)
+        for name, (rows, geo) in tables.items()
+    }
 
 
 # ----------------------------------------------------------------------------------------------- cases
@@ -758,22 +761,6 @@ def _region_names(regions: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -
     seam = np.flatnonzero(at < 0)
     at[seam] = tree.query_nearest(points[seam], all_matches=False)[1]
     return regions["name"].to_numpy()[at].tolist()
-
-
-def _write(path: Path, layer: str, rows: list[dict], geometry: tuple[str, ...]) -> Path:
-    """Write rows as CSV with the layer's template columns (its field names) and the geometry columns."""
-    columns = [f.name for f in registry.get(layer).fields] + list(geometry)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, columns, restval="", extrasaction="raise", lineterminator="\n")
-        w.writeheader()
-        for row in rows:
-            w.writerow(
-                {
-                    k: ("true" if v else "false") if isinstance(v, (bool, np.bool_)) else ("" if v is None else v)
-                    for k, v in row.items()
-                }
-            )
-    return path
 
 
 # -------------------------------------------------------------------------------------------- the hook

@@ -162,11 +162,7 @@ def run_rules(
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    known = rules()
-    unknown = [r for r in names or () if r not in known]
-    if unknown:
-        raise InputError(f"unknown rule {', '.join(unknown)}; known: {', '.join(known)}", field="rule")
-    chosen = [known[n] for n in names or known]
+    chosen = hooks.chosen(rules(), names, "rule")
     declared = {k for r in chosen for k in r.settings}
     for key, value in (settings or {}).items():
         if key not in declared:

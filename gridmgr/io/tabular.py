@@ -308,3 +308,21 @@ def stage_frame(
         geom=wkb is not None,
         ignored=raw.ignored,
     )
+
+
+def write_template_csv(path: Path, layer: Layer, rows: list[dict], geometry: tuple[str, ...] = ()) -> Path:
+    """Rows as an import file: the layer's template columns (its field names), then the geometry columns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        out = csv.DictWriter(
+            fh, [f.name for f in layer.fields] + list(geometry), restval="", extrasaction="raise", lineterminator="\n"
+        )
+        out.writeheader()
+        for row in rows:
+            out.writerow(
+                {
+                    k: ("true" if v else "false") if isinstance(v, (bool, np.bool_)) else ("" if v is None else v)
+                    for k, v in row.items()
+                }
+            )
+    return path

@@ -106,6 +106,18 @@ def feature_table(
     )
 
 
+def record_table(name: str, fields: tuple[Field, ...], *columns: SchemaItem) -> Table:
+    """An attribute-only layer's table (inspections of a site or a contract): id, created_at and the fields."""
+    return Table(
+        name,
+        Base.metadata,
+        Column("id", BigInteger, primary_key=True),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        *field_columns(fields),
+        *columns,
+    )
+
+
 # every cell a line or polygon feature touches, with its share (length or area on the ground)
 feature_cells = Table(
     "feature_cells",

@@ -21,9 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
+
+from gridmgr.errors import InputError
 
 if TYPE_CHECKING:  # these modules import this one; the names are for annotations only
     from sqlalchemy.engine import Connection
@@ -37,6 +39,7 @@ ENTRY_POINT_GROUP = "gridmgr"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -209,3 +212,11 @@ def gather(hook: str, **kwargs: Any) -> list[Any]:
     for _, value in sorted(results, key=lambda r: r[0]):
         out.extend(value)
     return out
+
+
+def chosen(known: dict[str, T], names: list[str] | None, kind: str) -> list[T]:
+    """The items named (all when None), in the order given; InputError naming the unknown ones and the known."""
+    unknown = [n for n in names or () if n not in known]
+    if unknown:
+        raise InputError(f"unknown {kind} {', '.join(unknown)}; known: {', '.join(known)}", field=kind)
+    return [known[n] for n in names or known]

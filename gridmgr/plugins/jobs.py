@@ -11,7 +11,6 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from gridmgr.errors import InputError
 from gridmgr.plugins import hooks
 
 
@@ -31,13 +30,9 @@ def run_jobs(
     """Run the jobs (all, or those named), one transaction each; returns job → its one-line summary."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    known = jobs()
-    unknown = [n for n in names or () if n not in known]
-    if unknown:
-        raise InputError(f"unknown job {', '.join(unknown)}; known: {', '.join(known)}", field="job")
     done = {}
-    for name in names or known:
+    for job in hooks.chosen(jobs(), names, "job"):
         with engine.begin() as conn:
-            done[name] = known[name].run(conn, now)
-        progress(f"{name}: {done[name]}")
+            done[job.name] = job.run(conn, now)
+        progress(f"{job.name}: {done[job.name]}")
     return done

@@ -8,10 +8,9 @@ the shop faces, so it lies in the cells it runs through. Inspections record each
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Table, UniqueConstraint, func
+from sqlalchemy import UniqueConstraint
 
-from gridmgr.db.models import Base
-from gridmgr.plugins.features import feature_table, field_columns
+from gridmgr.plugins.features import feature_table, record_table
 from gridmgr.plugins.hooks import CodeList
 from gridmgr.plugins.registry import Field, Layer, Metric
 
@@ -159,14 +158,7 @@ INSPECTION_FIELDS = (
     Field("note", "text", "备注", "note", max_length=2000, aliases=("备注",)),
 )
 
-inspections = Table(
-    "frontage_inspections",
-    Base.metadata,
-    Column("id", BigInteger, primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    *field_columns(INSPECTION_FIELDS),
-    UniqueConstraint("inspection_no"),
-)
+inspections = record_table("frontage_inspections", INSPECTION_FIELDS, UniqueConstraint("inspection_no"))
 
 INSPECTIONS = Layer(
     name="frontage_inspections",

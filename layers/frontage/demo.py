@@ -8,7 +8,6 @@ from the demo's seed, so a demo is the same every time.
 
 from __future__ import annotations
 
-import csv
 import random
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
@@ -20,10 +19,10 @@ from sqlalchemy.engine import Connection
 
 from gridmgr.demo.city import METRIC_CRS
 from gridmgr.errors import NotFound
+from gridmgr.io.tabular import write_template_csv
 from gridmgr.layers.frontage.contracts import CONTRACTS, DUTIES, INSPECTIONS
 from gridmgr.plugins.area import features_at_sql
 from gridmgr.plugins.hooks import DemoContext, DemoData
-from gridmgr.plugins.registry import Layer
 
 SHOPS = {"test": 30, "demo": 400}  # one seed's district kept 5,200; the demo keeps its busiest streets' shops
 SLOT_M, FRONTAGE_M, SETBACK_M = 20.0, 14.0, 12.0  # a shop every 20 m of kerb, 14 m wide, 12 m off the centre line
@@ -163,22 +162,6 @@ def _inspections(contracts: list[dict[str, Any]], ctx: DemoContext) -> list[dict
     return sorted(rows, key=lambda r: (r["inspected_at"], r["inspection_no"]))
 
 
-def _write(path: Path, layer: Layer, rows: list[dict[str, Any]], geometry: tuple[str, ...]) -> Path:
-    """The rows as an import file: the layer's field names (its template's columns) and the geometry's."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        out = csv.DictWriter(fh, [f.name for f in layer.fields] + list(geometry), lineterminator="\n")
-        out.writeheader()
-        for row in rows:
-            out.writerow(
-                {
-                    k: ("true" if v else "false") if isinstance(v, bool) else ("" if v is None else v)
-                    for k, v in row.items()
-                }
-            )
-    return path
-
-
 def _rows(conn: Connection, ctx: DemoContext) -> dict[str, list[dict[str, Any]]]:
     if __name__ not in ctx.cache:  # both files come from the same contracts
         contracts = _contracts(conn, ctx)
@@ -187,11 +170,15 @@ def _rows(conn: Connection, ctx: DemoContext) -> dict[str, list[dict[str, Any]]]
 
 
 def _make_contracts(conn: Connection, ctx: DemoContext) -> Path:
-    return _write(ctx.workdir / "layers" / "frontage.csv", CONTRACTS, _rows(conn, ctx)["contracts"], ("wkt",))
+    return write_template_csv(
+        ctx.workdir / "layers" / "frontage.csv", CONTRACTS, _rows(conn, ctx)["contracts"], ("wkt",)
+    )
 
 
 def _make_inspections(conn: Connection, ctx: DemoContext) -> Path:
-    return _write(ctx.workdir / "layers" / "frontage_inspections.csv", INSPECTIONS, _rows(conn, ctx)["inspections"], ())
+    return write_template_csv(
+        ctx.workdir / "layers" / "frontage_inspections.csv", INSPECTIONS, _rows(conn, ctx)["inspections"], ()
+    )
 
 
 DEMO = (
