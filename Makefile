@@ -29,7 +29,9 @@ $(NODE_STAMP): $(wildcard package.json package-lock.json)
 	@mkdir -p node_modules && touch $(NODE_STAMP)
 
 demo: setup
-	$(BIN)/gridmgr demo
+	$(BIN)/gridmgr demo --no-serve
+	@# the job worker beside the server: when the server stops (Ctrl-C, TERM, an error) the worker finishes its job and stops
+	$(BIN)/gridmgr worker & worker=$$!; trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; $(BIN)/gridmgr serve
 
 # the machine keeps the style: ruff (lint and format) and mypy on the core, before the tests
 SOURCES := gridmgr layers web tests bench migrations tools

@@ -51,9 +51,11 @@ def _register() -> None:
         rules,
         serve,
         users,
+        worker,
     )
 
-    for module in (db, regions, grid, roster, categories, layer, rules, jobs, assign, report, users, demo, serve):
+    modules = (db, regions, grid, roster, categories, layer, rules, jobs, assign, report, users, demo, serve, worker)
+    for module in modules:
         for cmd in module.COMMANDS:
             main.add_command(cmd)
 

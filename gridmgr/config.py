@@ -40,6 +40,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Reverse proxies in front of the app (1 behind nginx): their X-Forwarded-For/-Proto give the client's "
         "address and scheme. Leave 0 when clients reach the app directly, or they could forge their address.",
     ),
+    Setting("GRIDMGR_WEBHOOK_URL", None, "Where the outbox's webhook channel POSTs a message whose payload names no url."),
     Setting(
         "GRIDMGR_EXTENT",
         None,

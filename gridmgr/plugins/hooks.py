@@ -172,6 +172,13 @@ class Spec:
         """Its scheduled jobs."""
 
     @hookspec
+    def gridmgr_outbox_channels(self) -> dict[str, Callable[[dict[str, Any]], None]] | None:
+        """Its delivery channels for outgoing messages: name → a callable that sends one payload or raises.
+
+        A mapping, not a list: gridmgr.plugins.outbox merges every plug-in's, and a name given twice is an error.
+        """
+
+    @hookspec
     def gridmgr_migrations(self) -> list[Path] | None:
         """Its Alembic version directories (a branch of its own, depending on the core's revisions)."""
 
