@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gridmgr.config import Config
 from gridmgr.db import migrate
-from gridmgr.db.engine import database_url
+from gridmgr.db.engine import owner_url
 from gridmgr.demo import loader
 from gridmgr.paths import var_dir
 
@@ -45,8 +45,11 @@ def built_from() -> str:
 
 
 def bench_engine(size: str = "demo") -> Engine:
-    """A database of the benchmarks' own (never the user's data) with the demo grid loaded once."""
-    base = make_url(database_url(Config.from_env()))
+    """A database of the benchmarks' own (never the user's data) with the demo grid loaded once.
+
+    As the owner: the benchmarks create, drop and reset their scratch database, which the app's role may not.
+    """
+    base = make_url(owner_url(Config.from_env()))
     if BENCH_DB in {base.database, "gridmgr", "postgres", "template0", "template1"}:
         # this function may drop and rebuild the database it is given: never the user's
         raise SystemExit(f"refusing to use {BENCH_DB!r} as a bench database")

@@ -25,6 +25,12 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "PostgreSQL+PostGIS URL of an existing server; unset: the embedded cluster under var/pg/.",
     ),
+    Setting(
+        "GRIDMGR_OWNER_URL",
+        None,
+        "URL of the schema's owner role, used only by `gridmgr db migrate` and `gridmgr db roles`; unset: "
+        "GRIDMGR_DATABASE_URL (an external server) or the embedded cluster's owner.",
+    ),
     Setting("GRIDMGR_VAR", None, "Working folder for the embedded cluster and demo files (default ./var)."),
     Setting(
         "GRIDMGR_SECRET_KEY",

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from gridmgr.cases import categories
-from gridmgr.db import migrate
+from gridmgr.db import migrate, roles
 from gridmgr.db.cluster import Cluster
 
 from support import DEMO_ANCHOR, insert_small_grid
@@ -36,7 +36,7 @@ def pg_admin_url():
     cluster = Cluster(base / "pg", ephemeral=True)
     cluster.start()
     try:
-        yield cluster.url("postgres")
+        yield cluster.owner_url("postgres")
     finally:
         cluster.destroy()  # no server outlives the run
         os.rmdir(base) if base.exists() and not any(base.iterdir()) else None
@@ -44,6 +44,15 @@ def pg_admin_url():
 
 def _url_for(admin_url: str, dbname: str) -> str:
     return make_url(admin_url).set(database=dbname).render_as_string(hide_password=False)
+
+
+APP_PASSWORD = uuid.uuid4().hex  # the tests' app role, made anew each run
+
+
+def app_url(admin_url: str, dbname: str) -> str:
+    """The URL of a test database as the app's login role: what the app, the CLI and the tests use."""
+    url = make_url(admin_url).set(database=dbname, username=roles.APP_ROLE, password=APP_PASSWORD)
+    return url.render_as_string(hide_password=False)
 
 
 def _admin(admin_url: str):
@@ -57,6 +66,8 @@ def template_url(pg_admin_url):
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)'))
         c.execute(text(f'CREATE DATABASE "{TEMPLATE}"'))
+        for statement in roles.role_statements(roles.APP_ROLE, APP_PASSWORD, TEMPLATE):
+            c.execute(text(statement))
     url = _url_for(pg_admin_url, TEMPLATE)
     eng = create_engine(url)
     migrate.upgrade(eng)
@@ -70,9 +81,11 @@ def template_url(pg_admin_url):
 
 
 def _clone(pg_admin_url: str, name: str) -> str:
+    """A copy of the template (its grants too), as the app role's URL."""
     with _admin(pg_admin_url).connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"'))
-    return _url_for(pg_admin_url, name)
+        c.execute(text(f'GRANT CONNECT, TEMPORARY ON DATABASE "{name}" TO {roles.APP_ROLE}'))
+    return app_url(pg_admin_url, name)
 
 
 def _drop(pg_admin_url: str, name: str) -> None:
@@ -116,6 +129,25 @@ def test_demo(pg_admin_url, template_url, tmp_path_factory):
     _drop(pg_admin_url, name)
 
 
+@pytest.fixture(scope="session")
+def owner_engine(engine, as_owner):
+    """The shared test database as its owner."""
+    eng = create_engine(as_owner(engine.url.render_as_string(hide_password=False)))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def owner_conn(owner_engine):
+    """As `conn`, but as the owner: for a test's DDL the app's role may not run (a table of its own, a trigger off)."""
+    with owner_engine.connect() as c:
+        tx = c.begin()
+        try:
+            yield c
+        finally:
+            tx.rollback()
+
+
 @pytest.fixture
 def session(conn):
     """An ORM session joined to the test's transaction (its commits become savepoints)."""
@@ -135,7 +167,29 @@ def fresh_db(pg_admin_url, template_url):
 
 
 @pytest.fixture
-def cli(fresh_db, monkeypatch, tmp_path):
+def owner_db(pg_admin_url, template_url):
+    """A database of this test's own as its owner, for what the app role may not do (migrations): (url, engine)."""
+    name = f"gm_{uuid.uuid4().hex[:12]}"
+    _clone(pg_admin_url, name)
+    url = _url_for(pg_admin_url, name)
+    eng = create_engine(url)
+    yield url, eng
+    eng.dispose()
+    _drop(pg_admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def as_owner(pg_admin_url):
+    """An app-role URL of a test database turned into its owner's (for a test's setup the app may not do)."""
+
+    def owner(url: str) -> str:
+        return _url_for(pg_admin_url, make_url(url).database)
+
+    return owner
+
+
+@pytest.fixture
+def cli(fresh_db, as_owner, monkeypatch, tmp_path):
     """Run `gridmgr ...` through click's runner against a fresh database; returns the Result."""
     from click.testing import CliRunner
 
@@ -143,6 +197,7 @@ def cli(fresh_db, monkeypatch, tmp_path):
 
     url, _ = fresh_db
     monkeypatch.setenv("GRIDMGR_DATABASE_URL", url)
+    monkeypatch.setenv("GRIDMGR_OWNER_URL", as_owner(url))  # what `db migrate` and `db roles` use, as in production
     monkeypatch.setenv("GRIDMGR_VAR", str(tmp_path / "var"))
     runner = CliRunner()
 

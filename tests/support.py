@@ -79,3 +79,12 @@ def login_client(app, username: str, password: str):
 def page_csrf(client, path: str = "/overview") -> str:
     """The CSRF token of a logged-in client's pages, for its JSON writes."""
     return csrf(client.get(path).get_data(as_text=True))
+
+
+def record_status(c, case_id: int, status: str) -> None:
+    """Write the event a test's direct status change needs (a case's status changes only with its event)."""
+    c.execute(
+        text("""INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role)
+                SELECT id, now(), 'test_setup', status, :s, 'test', 'system' FROM cases WHERE id = :c"""),
+        {"s": status, "c": case_id},
+    )

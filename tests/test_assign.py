@@ -10,7 +10,7 @@ from gridmgr.errors import CoordinateError, NotFound
 from gridmgr.grid import assign
 from gridmgr.plugins import registry
 
-from support import SMALL_ORIGIN, SMALL_STEP
+from support import SMALL_ORIGIN, SMALL_STEP, insert_small_grid
 
 X0, Y0 = SMALL_ORIGIN
 D = SMALL_STEP
@@ -80,8 +80,9 @@ def test_gcj02_point_lands_in_same_cell_as_wgs84(conn, small_grid):
 
 
 @pytest.fixture
-def point_layer(conn):
-    """A layer of our own, registered through the same registry a real layer uses."""
+def point_layer(owner_conn):
+    """A layer of our own, registered through the same registry a real layer uses (its table made as the owner)."""
+    conn = owner_conn
     md = MetaData()
     table = Table(
         "test_points",
@@ -104,7 +105,8 @@ def point_layer(conn):
     registry.unregister("test_points")
 
 
-def test_new_grid_version_and_reassign(conn, small_grid, point_layer):
+def test_new_grid_version_and_reassign(owner_conn, point_layer):
+    conn, small_grid = owner_conn, insert_small_grid(owner_conn)
     cut = datetime(2026, 1, 1, tzinfo=timezone.utc)
     p = (X0 + 0.5 * D, Y0 + 0.5 * D)
     # a feature assigned in the old grid, through the one rule, in the statement that inserts it

@@ -65,6 +65,12 @@ def run_migration(conn, step: str) -> None:
 
 
 @pytest.fixture
+def conn(owner_conn):
+    """This module's tests run the documented migration (DDL) in their transaction: as the owner."""
+    return owner_conn
+
+
+@pytest.fixture
 def manholes(conn):
     """The documented layer: table created by its migration, module registered; both gone afterwards."""
     run_migration(conn, "upgrade")

@@ -120,12 +120,12 @@ def seed_map_site(eng, now: datetime) -> dict:
             {"d": now - timedelta(hours=1), "i": out["cases"]["overdue"][0]},
         )
         closed = out["cases"]["closed"][0]
-        c.execute(text("UPDATE cases SET status = 'closed', deadline = NULL WHERE id = :i"), {"i": closed})
         c.execute(
             text("""INSERT INTO case_events (case_id, at, action, from_state, to_state, actor, role)
                           VALUES (:i, :at, 'self_handle', 'reported', 'closed', '张监督', 'supervisor')"""),
             {"i": closed, "at": now - timedelta(minutes=1)},
         )
+        c.execute(text("UPDATE cases SET status = 'closed', deadline = NULL WHERE id = :i"), {"i": closed})
         x, y = CENTRE["110101001001004"]
         out["billboard"] = c.execute(
             text("""

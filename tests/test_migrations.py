@@ -9,8 +9,8 @@ from gridmgr.db import migrate
 from gridmgr.db.schema import metadata
 
 
-def test_up_down_up(fresh_db):
-    _, eng = fresh_db
+def test_up_down_up(owner_db):
+    _, eng = owner_db
     assert migrate.current(eng) == migrate.head()
     migrate.downgrade(eng, "base")
     assert migrate.current(eng) is None

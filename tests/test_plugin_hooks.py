@@ -53,9 +53,9 @@ def branch_plugin(tmp_path):
         hooks.manager().unregister(plugin)
 
 
-def test_a_plugin_migration_branch_is_found_upgraded_and_downgraded(branch_plugin, fresh_db):
+def test_a_plugin_migration_branch_is_found_upgraded_and_downgraded(branch_plugin, owner_db):
     core = branch_plugin
-    _, eng = fresh_db
+    _, eng = owner_db
     assert "tp01" in migrate.head().split(",")  # the branch's head (it depends on the core's)
     assert migrate.current(eng) == core != migrate.head()  # the template knows only the core
     migrate.upgrade(eng)

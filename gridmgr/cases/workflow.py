@@ -370,7 +370,7 @@ def apply(
         data=data,
         settings=settings,
     )
-    _update_case(conn, case_id, updates)
+    # the event first: a case's status changes only with its event (migration 0013's trigger)
     event_id = record(
         conn,
         case_id,
@@ -386,6 +386,7 @@ def apply(
         photos=event["photos"],
         data=event["data"],
     )
+    _update_case(conn, case_id, updates)
     return Outcome(
         case_id, action, event["from_state"], event["to_state"], event["deadline_after"], event_id, event["data"]
     )

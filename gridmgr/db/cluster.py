@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -15,10 +16,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from gridmgr.db.roles import APP_ROLE, grant, role_statements
 from gridmgr.errors import ConfigError, DatabaseUnavailable
 
-SUPERUSER = "gridmgr"
+if TYPE_CHECKING:
+    import psycopg2.extensions
+
+SUPERUSER = "gridmgr"  # the owner: initdb's superuser, which runs the migrations
 INSTALL_ROOT = Path("/usr/lib/postgresql")  # Debian's server packages: one folder per major version
 NO_BINARIES = (
     "PostgreSQL server binaries (initdb, pg_ctl) were not found. Run `make setup` to install "
@@ -43,6 +52,9 @@ def find_bindir() -> Path:
     raise ConfigError(NO_BINARIES)
 
 
+ROLES_SET = 1  # state.json's mark: passwords and the app role are in place (clusters from before have none)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -61,6 +73,7 @@ class Cluster:
         self.data = self.base / "data"
         self.log = self.base / "server.log"
         self.state_file = self.base / "state.json"
+        self.password_file = self.base / "passwords.json"  # mode 600: the owner's and the app role's
         self.lock_file = self.base / ".lock"
 
     # -- locations -----------------------------------------------------------------------------
@@ -102,9 +115,23 @@ class Cluster:
     def socket_dir(self) -> str:
         return self._state()["socket_dir"]
 
-    def url(self, dbname: str = "gridmgr") -> str:
-        """The SQLAlchemy URL of a database in this cluster (over the unix socket)."""
-        return f"postgresql+psycopg2://{SUPERUSER}@/{dbname}?host={self.socket_dir}&port={self.port}"
+    def password(self, role: str) -> str:
+        """A role's password, made on first use and kept in passwords.json (readable by its owner only)."""
+        known = json.loads(self.password_file.read_text()) if self.password_file.exists() else {}
+        if role not in known:
+            known[role] = secrets.token_urlsafe(24)
+            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(known, fh)
+        return str(known[role])
+
+    def url(self, dbname: str = "gridmgr", *, role: str = APP_ROLE) -> str:
+        """The SQLAlchemy URL of a database in this cluster as a role (over the unix socket, by password)."""
+        return f"postgresql+psycopg2://{role}:{self.password(role)}@/{dbname}?host={self.socket_dir}&port={self.port}"
+
+    def owner_url(self, dbname: str = "gridmgr") -> str:
+        """The URL of a database as its owner (migrations, `gridmgr db roles`)."""
+        return self.url(dbname, role=SUPERUSER)
 
     # -- process helpers ---------------------------------------------------------------------------
     def _run(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -151,17 +178,25 @@ class Cluster:
         os.chmod(sock, 0o700)
         self._chown(sock)
         port = _free_port()
-        self._run(
-            bindir / "initdb",
-            "-D",
-            self.data,
-            "-U",
-            SUPERUSER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C.UTF-8",
-            "--no-instructions",
-        )
+        # the owner logs in by password, never by trust: initdb reads it from a file the server's user can read
+        pwfile = sock / "pw"
+        pwfile.write_text(self.password(SUPERUSER) + "\n")
+        self._chown(pwfile)
+        try:
+            self._run(
+                bindir / "initdb",
+                "-D",
+                self.data,
+                "-U",
+                SUPERUSER,
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-instructions",
+            )
+        finally:
+            pwfile.unlink()
         conf = [
             "listen_addresses = ''",
             f"port = {port}",
@@ -192,16 +227,19 @@ class Cluster:
         with self.locked():
             if not self.initialised():
                 self.init()
-            if self.running():
-                return
             st = self._state()
-            # the socket folder lives under /tmp, which a reboot empties
-            sock = Path(st["socket_dir"])
-            if not sock.exists():
-                sock.mkdir(mode=0o700)
-                self._chown(sock)
-            self._run(Path(st["bindir"]) / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "start")
+            if self.running() and st.get("roles") == ROLES_SET:
+                return
+            if not self.running():
+                # the socket folder lives under /tmp, which a reboot empties
+                sock = Path(st["socket_dir"])
+                if not sock.exists():
+                    sock.mkdir(mode=0o700)
+                    self._chown(sock)
+                self._run(Path(st["bindir"]) / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "start")
+            self._no_trust()
             self._ensure_database("gridmgr")
+            self.state_file.write_text(json.dumps({**st, "roles": ROLES_SET}))
 
     def stop(self) -> None:
         """Stop the server if it runs."""
@@ -217,20 +255,59 @@ class Cluster:
         if sock:
             shutil.rmtree(sock, ignore_errors=True)
 
-    def _ensure_database(self, name: str) -> None:
+    def _connect_owner(self, dbname: str = "postgres") -> psycopg2.extensions.connection:
+        """An autocommit connection as the owner (by password; retried while the server starts)."""
         import psycopg2
 
         for _attempt in range(50):
             try:
-                conn = psycopg2.connect(dbname="postgres", user=SUPERUSER, host=self.socket_dir, port=self.port)
+                conn = psycopg2.connect(
+                    dbname=dbname,
+                    user=SUPERUSER,
+                    password=self.password(SUPERUSER),
+                    host=self.socket_dir,
+                    port=self.port,
+                )
                 break
             except psycopg2.OperationalError:
                 time.sleep(0.1)
         else:
             raise DatabaseUnavailable(f"the embedded server did not accept connections; see {self.log}")
         conn.autocommit = True
+        return conn
+
+    def _no_trust(self) -> None:
+        """Move a cluster made before passwords (trust authentication) to password logins."""
+        hba = self.data / "pg_hba.conf"
+        if not any(line.split()[-1:] == ["trust"] for line in hba.read_text().splitlines() if line.strip()[:1] != "#"):
+            return
+        conn = self._connect_owner()  # still trusted: set the owner's password while we can
+        with conn.cursor() as cur:
+            cur.execute(f"ALTER ROLE {SUPERUSER} PASSWORD %s", (self.password(SUPERUSER),))
+            cur.execute("SELECT pg_reload_conf()")
+        conn.close()
+        hba.write_text(
+            "# gridmgr: every login by password (scram-sha-256), never trust\n"
+            "local all all scram-sha-256\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+            "host all all ::1/128 scram-sha-256\n"
+        )
+        conn = self._connect_owner()
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_reload_conf()")
+        conn.close()
+
+    def _ensure_database(self, name: str) -> None:
+        conn = self._connect_owner()
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if cur.fetchone() is None:
                 cur.execute(f'CREATE DATABASE "{name}"')
+            for statement in role_statements(APP_ROLE, self.password(APP_ROLE), name):
+                cur.execute(statement)
         conn.close()
+        # a database migrated before the app role existed gets its grants now, not at its next migration
+        engine = create_engine(self.owner_url(name), poolclass=NullPool)
+        with engine.begin() as c:
+            grant(c)
+        engine.dispose()

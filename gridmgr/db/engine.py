@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from gridmgr.config import Config
 from gridmgr.db import migrate
@@ -25,13 +26,23 @@ def embedded_cluster() -> Cluster:
 
 
 def database_url(config: Config, *, start: bool = True) -> str:
-    """The URL in force: GRIDMGR_DATABASE_URL, else the embedded cluster (started when asked)."""
+    """The app's URL: GRIDMGR_DATABASE_URL, else the embedded cluster as the app role (started when asked)."""
     if config.database_url:
         return config.database_url
     cluster = embedded_cluster()
     if start:
         cluster.start()
     return cluster.url()
+
+
+def owner_url(config: Config) -> str:
+    """The URL migrations run with: GRIDMGR_OWNER_URL, else GRIDMGR_DATABASE_URL, else the embedded owner."""
+    given = config.get("GRIDMGR_OWNER_URL") or config.database_url
+    if given:
+        return given
+    cluster = embedded_cluster()
+    cluster.start()
+    return cluster.owner_url()
 
 
 # the server checks every 2 s that the client is still there: a killed CLI's backend stops its
@@ -93,7 +104,9 @@ def connect(config: Config, *, migrate_if_needed: bool = True) -> Engine:
                 "run `gridmgr db migrate`"
             )
         if migrate_if_needed:
-            migrate.upgrade(engine)
+            owner = create_engine(owner_url(config), poolclass=NullPool)
+            migrate.upgrade(owner)
+            owner.dispose()
     return engine
 
 

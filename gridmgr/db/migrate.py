@@ -17,6 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 import gridmgr.migrations
+from gridmgr.db import roles
 from gridmgr.plugins import hooks
 
 
@@ -80,9 +81,10 @@ def current(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "heads") -> None:
-    """Migrate a database up to a revision, in one transaction."""
+    """Migrate a database up to a revision, in one transaction, and give the app role its grants on what is new."""
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), revision)
+        roles.grant(conn)
 
 
 def downgrade(engine: Engine, revision: str) -> None:

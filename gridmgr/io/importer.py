@@ -52,7 +52,9 @@ WORK_MEM = "256MB"
 # indexes (built again from pg_get_indexdef they would be stored with a differently written predicate).
 # Dropping takes an ACCESS EXCLUSIVE lock, held to the commit: readers of the table wait for the
 # import, so a table in use (lock not granted within LOCK_WAIT) is loaded with its indexes in place
-# instead. A rollback or a killed import restores the indexes.
+# instead. A rollback or a killed import restores the indexes. Only an import run as the tables' owner
+# does this (the app's login role may run no DDL): a bureau's first big load can, with GRIDMGR_DATABASE_URL
+# set to the owner's URL for that one command.
 DEFER_MIN_ROWS = 100_000
 DEFER_RATIO = 2
 LOCK_WAIT = "2s"
@@ -285,8 +287,13 @@ def _defer_indexes(conn: Connection, layer: Layer, rows: int) -> list[str]:
     """Drop the secondary indexes of a table about to take a much larger load; their definitions to rebuild."""
     t = layer.table.name
     cap = rows // DEFER_RATIO
+    # only the tables' owner may drop and build indexes: the app's role loads with them in place
+    owner = conn.execute(
+        text("SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": t}
+    )
     if (
-        rows < DEFER_MIN_ROWS
+        not owner.scalar()
+        or rows < DEFER_MIN_ROWS
         or conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT :cap) s"), {"cap": cap}).scalar_one()
         >= cap
     ):

@@ -251,6 +251,12 @@ def gridmgr_blueprints() -> list:
 
 
 @hookimpl
+def gridmgr_append_only_tables() -> list[str]:
+    """The zones' change log (its trigger refuses changes; the app role is not even granted them)."""
+    return ["parking_zone_events"]
+
+
+@hookimpl
 def gridmgr_menu() -> list[MenuEntry]:
     """The planner in the menu, after the cases."""
     return [MenuEntry("planner.index", "停车规划", "Parking", ("planner", "leader", "admin"), after="cases.queue")]
