@@ -46,7 +46,7 @@ from sqlalchemy import text
 
 from gridmgr.demo import accounts as demo_accounts
 from gridmgr.maps import tiles
-from gridmgr.people import accounts
+from gridmgr.people import accounts, credentials
 
 import common
 from common import district_points, load_note, machine
@@ -338,9 +338,10 @@ def main() -> None:
     # check, tile) run bare on the raw connection, interleaved with the raw one; what every request
     # costs whatever its tile (the app: a request refused at the login check, which reads no database);
     # a revalidation (login check and data version in one statement, a 304)
-    with eng.connect() as conn:
-        uid, epoch = conn.execute(text("SELECT id, session_epoch FROM users WHERE username = 'leader'")).one()
-    access = (accounts.ACTIVE_ID_SQL, {"account_id": uid, "epoch": epoch})
+    with eng.begin() as conn:
+        uid = conn.execute(text("SELECT id FROM users WHERE username = 'leader'")).scalar_one()
+        secret, _ = credentials.issue(conn, "session", user_id=uid, lifetime_minutes=60, idle_minutes=60)
+    access = (accounts.ACTIVE_SESSION_SQL, {"secret_hash": credentials.digest(secret)})
     bare = {"raw": [], "own": []}  # in pairs, one pair per request
     for i in rng.permutation(len(reqs)):
         pair = (("raw", run.run_raw), ("own", lambda r: run.run_endpoint_sql(r, access)))

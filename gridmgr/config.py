@@ -46,6 +46,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Reverse proxies in front of the app (1 behind nginx): their X-Forwarded-For/-Proto give the client's "
         "address and scheme. Leave 0 when clients reach the app directly, or they could forge their address.",
     ),
+    Setting("GRIDMGR_SESSION_IDLE_MINUTES", "30", "A login session ends after this many minutes without a request."),
+    Setting("GRIDMGR_SESSION_HOURS", "12", "A login session ends this many hours after the login, however busy."),
+    Setting("GRIDMGR_PASSWORD_MIN_LENGTH", "8", "Password policy: the fewest characters of a new password."),
+    Setting(
+        "GRIDMGR_PASSWORD_CLASSES",
+        "2",
+        "Password policy: how many of lower case, upper case, digits and symbols a new password mixes (等保: 3).",
+    ),
+    Setting("GRIDMGR_PASSWORD_HISTORY", "5", "Password policy: a new password may not be one of the last this many."),
+    Setting(
+        "GRIDMGR_PASSWORD_MAX_DAYS",
+        "90",
+        "Password policy: days before a password must be changed at the next login (0: never).",
+    ),
+    Setting(
+        "GRIDMGR_AUDIT_DAYS",
+        "365",
+        "Days the security audit is kept before the worker's retention job removes it (at least 180, 等保 2.0).",
+    ),
     Setting("GRIDMGR_WEBHOOK_URL", None, "Where the outbox's webhook channel POSTs a message whose payload names no url."),
     Setting(
         "GRIDMGR_EXTENT",

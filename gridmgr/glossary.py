@@ -39,7 +39,9 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "unit_handler": ("责任单位", "unit handler"),
     "planner": ("规划员", "planner"),
     "leader": ("领导", "leader"),
-    "admin": ("管理员", "administrator"),
+    "sysadmin": ("系统管理员", "system administrator"),
+    "secadmin": ("安全管理员", "security administrator"),
+    "auditor": ("审计管理员", "audit administrator"),
     "system": ("系统", "system"),
     # case sources
     "public": ("公众举报", "public report"),

@@ -33,7 +33,7 @@ D = SMALL_STEP
 SCRIPT = "<script>alert('x')</script> & 垃圾"
 # username → (role, unit code); sup_n answers for the north cells 001/002, sup_s for the south 003/004
 USERS = {
-    "admin": ("admin", None),
+    "admin": ("sysadmin", None),
     "leader": ("leader", None),
     "receiver": ("receiver", None),
     "dispatcher": ("dispatcher", None),

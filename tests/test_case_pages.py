@@ -55,7 +55,7 @@ PEOPLE = {
     "lead": ("钱值班", "shift_leader", None),
     "hw": ("孙环卫", "unit_handler", "HW01"),
     "zf": ("周执法", "unit_handler", "ZF01"),
-    "adm": ("吴管理", "admin", None),
+    "adm": ("吴管理", "sysadmin", None),
 }
 
 

@@ -39,7 +39,7 @@ ACCOUNTS = {
     "sup": ("张监督", "supervisor", "13900000001"),
     "sup2": ("王监督", "supervisor", "13900000002"),
     "lead": ("钱领导", "leader", None),
-    "adm": ("吴管理", "admin", None),
+    "adm": ("吴管理", "sysadmin", None),
 }
 # per cell: its grid leader and grid officer, with phones (so a page showing another cell's people is caught)
 CELL_PEOPLE = {

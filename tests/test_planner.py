@@ -25,7 +25,7 @@ TZ = ZoneInfo("Asia/Shanghai")
 APP_NOW = datetime(2026, 10, 13, 11, 0, tzinfo=TZ)
 PASSWORD = "secret-pass"
 PASSWORD_HASH = generate_password_hash(PASSWORD)
-USERS = {"planner": "planner", "planner2": "planner", "leader": "leader", "admin": "admin", "sup": "supervisor"}
+USERS = {"planner": "planner", "planner2": "planner", "leader": "leader", "admin": "sysadmin", "sup": "supervisor"}
 GEOD = Geod(ellps="WGS84")
 X0, Y0 = SMALL_ORIGIN
 ZONES = "/api/v1/parking/zones"
@@ -585,7 +585,7 @@ def test_only_planners_draw_and_only_leaders_and_admins_approve(world):
     assert act(world, "leader", z["id"], "retire").status_code == 403  # a leader's one kind of write: approval
     r = act(world, "admin", z["id"], "approve")
     assert r.status_code == 200 and r.json["zone"]["status"] == "approved"
-    assert r.json["zone"]["events"][-1]["role"] == "admin"
+    assert r.json["zone"]["events"][-1]["role"] == "sysadmin"
     # reading: planners, leaders and admins; the others get the public feed only
     assert call(world, "leader", "GET", f"{ZONES}/{z['id']}").status_code == 200
     assert call(world, "sup", "GET", ZONES).status_code == 403

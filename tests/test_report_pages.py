@@ -25,7 +25,7 @@ NOW = datetime(2026, 11, 10, 9, 0, tzinfo=TZ)
 PASSWORD = "secret-pass"
 HASH = generate_password_hash(PASSWORD)
 EVIL = "<script>alert('unit')</script>中队"
-ROLES = {"leader": "leader", "adm": "admin", "sup": "supervisor", "dsp": "dispatcher"}
+ROLES = {"leader": "leader", "adm": "sysadmin", "sup": "supervisor", "dsp": "dispatcher"}
 
 
 def t(month: int, day: int, hour: int = 9) -> datetime:

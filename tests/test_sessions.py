@@ -1,11 +1,14 @@
-"""A password change ends the account's sessions everywhere a session is taken (pages, API, tiles by
-either path); the account's API token and the other accounts' sessions are untouched."""
+"""Server-side sessions: logout, a password change, a role change or a lock ends them everywhere a
+session is taken (pages, API, tiles by either path), wherever the cookie was copied; idle and absolute
+lifetimes; the throttle and the audit; the account's API token and the other accounts' sessions are
+untouched."""
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
 
+from gridmgr.errors import InputError
 from gridmgr.people import accounts, logins
 from gridmgr.web import create_app
 
@@ -61,7 +64,7 @@ def test_a_password_change_ends_the_sessions_of_that_account(site):
 
 
 def test_with_strong_session_protection_too(site):
-    """Flask-Login judges the session there (the tiles take its user): the epoch is checked all the same."""
+    """Flask-Login judges the session there (the tiles take its user): the session is checked all the same."""
     app = site["app"]
     app.config["SESSION_PROTECTION"] = "strong"
     client = login_client(app, "viewer", OLD)
@@ -71,20 +74,130 @@ def test_with_strong_session_protection_too(site):
     assert answers(client) == (302, 401, 401)
 
 
-def test_a_session_that_names_its_account_the_old_way_is_logged_out(site):
-    client = login_client(site["app"], "viewer", OLD)
+def test_a_cookie_copied_before_logout_is_worth_nothing_after_it(site):
+    app = site["app"]
+    browser = login_client(app, "viewer", OLD)
+    copy = app.test_client()
+    copy.set_cookie("session", browser.get_cookie("session").value)  # what a thief or a shared PC keeps
+    assert answers(copy) == (200, 200, 200) and copy.get("/api/v1/me").status_code == 200
+    token = csrf(browser.get("/map").get_data(as_text=True))
+    assert browser.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert answers(copy) == (302, 401, 401)
+    assert copy.get("/api/v1/me").status_code == 401 and copy.get("/cases").status_code == 302
     with site["engine"].connect() as c:
-        uid = c.execute(text("SELECT id FROM users WHERE username = 'viewer'")).scalar()
-    with client.session_transaction() as session:
-        assert session["_user_id"] == accounts.session_id(uid, 0)
-        session["_user_id"] = str(uid)  # a cookie signed before session epochs existed
+        ended = c.execute(text("SELECT revoked_reason FROM credentials WHERE kind = 'session'")).scalars().all()
+        logged = c.execute(text("SELECT action FROM audit_log WHERE subject = 'viewer' ORDER BY id")).scalars().all()
+    assert ended == ["logged out"] and logged == ["account.add", "credential.issue", "login", "logout"]
+
+
+def test_a_session_ends_when_idle_and_at_its_absolute_end(site):
+    app, eng = site["app"], site["engine"]
+    client = login_client(app, "viewer", OLD)
+    assert answers(client) == (200, 200, 200)
+    with eng.begin() as c:  # half an hour without a request
+        c.execute(text("UPDATE credentials SET idle_until = now() - interval '1 second' WHERE kind = 'session'"))
     assert answers(client) == (302, 401, 401)
+    client = login_client(app, "viewer", OLD)
+    with eng.begin() as c:  # busy all day, but twelve hours after the login
+        c.execute(
+            text("""UPDATE credentials SET expires_at = now() - interval '1 second'
+                    WHERE id = (SELECT max(id) FROM credentials WHERE kind = 'session')""")
+        )
+    assert answers(client) == (302, 401, 401)
+    with eng.connect() as c:
+        idle, life = c.execute(
+            text(
+                "SELECT idle_minutes, extract(epoch FROM expires_at - created_at) / 3600 FROM credentials "
+                "WHERE kind = 'session' ORDER BY id LIMIT 1"
+            )
+        ).one()
+    assert (idle, round(life)) == (30, 12)  # GRIDMGR_SESSION_IDLE_MINUTES and GRIDMGR_SESSION_HOURS
 
 
-def test_session_ids_round_trip_and_nothing_else_parses():
-    assert accounts.parse_session_id(accounts.session_id(12, 3)) == (12, 3)
-    for bad in ("12", "12.", ".3", "12.x", "-1.0", "12.3.4", None, ""):
-        assert accounts.parse_session_id(bad) is None
+def test_a_request_moves_the_idle_limit_on(site):
+    app, eng = site["app"], site["engine"]
+    client = login_client(app, "viewer", OLD)
+    with eng.begin() as c:  # last used ten minutes ago, five minutes of idleness left
+        c.execute(
+            text("""UPDATE credentials SET last_used_at = now() - interval '10 minutes',
+                    idle_until = now() + interval '5 minutes' WHERE kind = 'session'""")
+        )
+    assert client.get("/api/v1/me").status_code == 200
+    with eng.connect() as c:
+        left = c.execute(text("SELECT idle_until - now() FROM credentials WHERE kind = 'session'")).scalar()
+    assert timedelta(minutes=29) < left <= timedelta(minutes=30)
+
+
+def test_the_cookie_is_secure_over_https(site):
+    app = site["app"]
+    for scheme, secure in (("http", False), ("https", True)):
+        client = app.test_client()
+        client.get("/login", base_url=f"{scheme}://localhost")
+        token = csrf(client.get("/login", base_url=f"{scheme}://localhost").get_data(as_text=True))
+        r = client.post(
+            "/login",
+            data={"username": "viewer", "password": OLD, "csrf_token": token},
+            base_url=f"{scheme}://localhost",
+            headers={"Referer": f"{scheme}://localhost/login"},  # Flask-WTF checks it over HTTPS
+        )
+        assert r.status_code == 302
+        assert ("; Secure" in r.headers["Set-Cookie"]) is secure
+
+
+def test_a_role_change_or_a_lock_ends_the_sessions(site):
+    app, eng = site["app"], site["engine"]
+    client = login_client(app, "viewer", OLD)
+    with eng.begin() as c:
+        accounts.set_role(c, "viewer", "planner")
+    assert answers(client) == (302, 401, 401)
+    client = login_client(app, "viewer", OLD)
+    assert client.get("/api/v1/me").get_json()["role"] == "planner"
+    with eng.begin() as c:
+        accounts.set_locked(c, "viewer", True)
+    assert answers(client) == (302, 401, 401)
+    assert _try(app.test_client(), "viewer", OLD).status_code == 401  # a locked account does not log in
+    bearer = {"Authorization": f"Bearer {site['token']}"}
+    assert app.test_client().get("/api/v1/cases", headers=bearer).status_code == 401  # nor by its token
+    with eng.begin() as c:
+        accounts.set_locked(c, "viewer", False)
+    assert _try(app.test_client(), "viewer", OLD).status_code == 302
+
+
+def test_the_password_policy(site):
+    eng = site["engine"]
+    rules = accounts.PasswordPolicy(min_length=10, classes=3, history=3, max_days=90)
+    for bad, why in (("short-1A", "at least 10"), ("onlylowercase-", "at least 3 of"), (OLD, "at least 3 of")):
+        with eng.begin() as c, pytest.raises(InputError, match=why):
+            accounts.set_password(c, "viewer", bad, rules=rules)
+    passwords = ["Second-pass-1", "Third-pass-2", "Fourth-pass-3"]
+    with eng.begin() as c:
+        for p in passwords:
+            accounts.set_password(c, "viewer", p, rules=rules)
+    for again in (passwords[-1], passwords[-2]):  # the current one and the ones before, up to `history`
+        with eng.begin() as c, pytest.raises(InputError, match="last 3 passwords"):
+            accounts.set_password(c, "viewer", again, rules=rules)
+    with eng.begin() as c:
+        accounts.set_password(c, "viewer", OLD + "-A1", rules=rules)
+        accounts.set_password(c, "viewer", passwords[0], rules=rules)  # four changes ago: allowed again
+
+
+def test_an_expired_password_must_be_changed_first(site):
+    app, eng = site["app"], site["engine"]
+    with eng.begin() as c:
+        c.execute(text("UPDATE users SET password_changed_at = now() - interval '91 days' WHERE username = 'viewer'"))
+    client = app.test_client()
+    r = _try(client, "viewer", OLD)
+    assert r.status_code == 302 and r.headers["Location"] == "/account/password"
+    assert client.get("/map").headers["Location"] == "/account/password"
+    assert client.get("/api/v1/cases").status_code == 403
+    page = client.get("/account/password")
+    token = csrf(page.get_data(as_text=True))
+    r = client.post("/account/password", data={"current": OLD, "new": OLD, "repeat": OLD, "csrf_token": token})
+    assert r.status_code == 400 and "最近 5 次" in r.get_data(as_text=True)
+    r = client.post("/account/password", data={"current": OLD, "new": NEW, "repeat": NEW, "csrf_token": token})
+    assert r.status_code == 302 and client.get("/map").status_code == 200
+    with eng.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM audit_log WHERE action = 'password.change'")).scalar() == 1
 
 
 @pytest.mark.parametrize(
@@ -153,8 +266,10 @@ def test_failed_logins_wait_with_backoff_kept_in_the_database(site):
     assert _try(client, "viewer", OLD).status_code == 302  # and a success starts the count again
     assert _try(client, "viewer", "wrong").status_code == 401
     with site["engine"].connect() as c:
-        rows = c.execute(text("SELECT username, ok FROM login_attempts ORDER BY id")).all()
-    # every try that reached the password check is in the login audit; refused ones waited outside it
+        rows = c.execute(text("SELECT subject, ok FROM audit_log WHERE action = 'login' ORDER BY id")).all()
+        locked = c.execute(text("SELECT count(*) FROM audit_log WHERE action = 'login.locked'")).scalar()
+    assert locked == 3  # the three tries the throttle turned away are audited as such
+    # every try that reached the password check is in the audit as a login; refused ones as locked
     assert [(u, ok) for u, ok in rows if u == "viewer"] == [("viewer", False)] * 6 + [
         ("viewer", True),
         ("viewer", False),
@@ -186,5 +301,7 @@ def test_behind_a_proxy_the_throttle_sees_each_client(fresh_db):
             headers={"X-Forwarded-For": "203.0.113.7"},
         )
         with eng.connect() as c:
-            got = c.execute(text("SELECT address FROM login_attempts WHERE username = :u"), {"u": f"hops{hops}"})
+            got = c.execute(
+                text("SELECT address FROM audit_log WHERE action = 'login' AND subject = :u"), {"u": f"hops{hops}"}
+            )
             assert got.scalars().all() == expected

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from gridmgr.maps import tiles
 from gridmgr.people import accounts
-from gridmgr.web import auth, create_app
+from gridmgr.web import create_app
 
 from support import insert_small_grid, tile_path
 
@@ -90,7 +90,8 @@ def test_tile_requests_do_not_go_through_the_user_loader(site, monkeypatch):
     def no_lookup(*args):
         raise AssertionError("a tile request loaded the user")
 
-    monkeypatch.setattr(auth, "_load", no_lookup)
+    for loader_query in ("session_account", "active_account", "user_for_token"):
+        monkeypatch.setattr(accounts, loader_query, no_lookup)
     seen = FlaskRequests(site["app"])
     assert client.get(tile_path(17)).status_code == 200  # the fast path
     assert client.get(tile_path(16), headers={"Authorization": f"Bearer {site['token']}"}).status_code == 200

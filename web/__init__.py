@@ -54,5 +54,5 @@ def _feature_blueprints() -> list:
     return [importlib.import_module(f"gridmgr.web.views.{name}").bp for name in FEATURE_MODULES]
 
 
-# supervisor map, case pages, API, Open311, tiles, reports: one module each (the layers bring their own)
-FEATURE_MODULES = ("cases", "api", "open311", "maps", "tiles", "reports")
+# supervisor map, case pages, API, Open311, tiles, reports, security and audit: one module each (the layers bring their own)
+FEATURE_MODULES = ("cases", "api", "open311", "maps", "tiles", "reports", "security")

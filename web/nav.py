@@ -11,11 +11,14 @@ from gridmgr.web.i18n import t
 # the core's pages; None = every logged-in user. Entries whose view is not there are left out.
 MENU = (
     MenuEntry("maps.supervisor_map", "地图", "Map"),
-    MenuEntry("cases.report_form", "上报", "Report", ("supervisor", "receiver", "admin")),
+    MenuEntry("cases.report_form", "上报", "Report", ("supervisor", "receiver", "sysadmin")),
     MenuEntry("cases.queue", "案件", "Cases"),
-    MenuEntry("reports.dashboard", "领导驾驶舱", "Dashboard", ("leader", "admin")),
-    MenuEntry("reports.reports", "考核报表", "Reports", ("leader", "admin")),
-    MenuEntry("reports.hotspots", "热点", "Hot spots", ("leader", "admin")),
+    MenuEntry("reports.dashboard", "领导驾驶舱", "Dashboard", ("leader", "sysadmin")),
+    MenuEntry("reports.reports", "考核报表", "Reports", ("leader", "sysadmin")),
+    MenuEntry("reports.hotspots", "热点", "Hot spots", ("leader", "sysadmin")),
+    MenuEntry("security.sessions", "登录会话", "Sessions", ("secadmin",)),
+    MenuEntry("security.account_list", "账号安全", "Accounts", ("secadmin",)),
+    MenuEntry("security.audit_log", "审计日志", "Audit log", ("auditor",)),
     MenuEntry("home.overview", "概览", "Overview"),
 )
 

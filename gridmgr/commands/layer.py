@@ -8,6 +8,7 @@ import click
 
 from gridmgr.cases import categories
 from gridmgr.commands import Timer, crs_option, engine, summary
+from gridmgr.people import audit
 from gridmgr.plugins import registry
 
 
@@ -91,8 +92,9 @@ def export_cmd(
     if len(areas) > 1:
         raise click.UsageError("give at most one of --district, --street, --community, --cell")
     layer = registry.get(layer_name)
-    with engine().connect() as conn:
+    with engine().begin() as conn:
         n = export_layer(conn, layer, fmt, out, area=areas[0] if areas else None)
+        audit.write(conn, "export", audit.SYSTEM, subject=out, data={"layer": layer.name, "format": fmt, "features": n})
     summary(f"{layer.name}: {n:,} features written to {out}", timer)
 
 

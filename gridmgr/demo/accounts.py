@@ -18,7 +18,10 @@ PICKS = {
     "receiver": ("ZX01", 0),
     "dispatcher": ("ZX01", 1),
     "shift_leader": ("ZX01", 2),
-    "admin": ("ZX01", 3),
+    # 三员分立: the three administrators are three people of the command centre
+    "sysadmin": ("ZX01", 3),
+    "secadmin": ("ZX01", 4),
+    "auditor": ("ZX01", 5),
     "unit_handler": ("HW01", 0),  # the sanitation office handles most cases
     "planner": ("BM04", 0),  # the transport commission plans parking
     "leader": ("BM01", 0),

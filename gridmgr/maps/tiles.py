@@ -386,7 +386,7 @@ class Fetched(NamedTuple):
     allowed: bool = True
 
 
-# an access test and its parameters: an SQL boolean expression such as accounts.ACTIVE_ID_SQL
+# an access test and its parameters: an SQL boolean expression such as accounts.ACTIVE_SESSION_SQL
 Access = tuple[str, Mapping[str, Any]]
 
 # Sent ahead of a tile's statement, in the same query string. JIT off: the planner costs both branches

@@ -259,7 +259,7 @@ def gridmgr_append_only_tables() -> list[str]:
 @hookimpl
 def gridmgr_menu() -> list[MenuEntry]:
     """The planner in the menu, after the cases."""
-    return [MenuEntry("planner.index", "停车规划", "Parking", ("planner", "leader", "admin"), after="cases.queue")]
+    return [MenuEntry("planner.index", "停车规划", "Parking", ("planner", "leader", "sysadmin"), after="cases.queue")]
 
 
 # the planner's modules: the zones' event log joins the shared metadata with the layer

@@ -5,7 +5,7 @@ layer is reached through the registry (the core never imports a layer): its decl
 the input (gridmgr.layers.parking.zone_input) and its `computed` SQL measures a zone (gridmgr.layers.parking.checks).
 The rules a zone must pass: see gridmgr.layers.parking.checks, which lists and runs them.
 
-Lifecycle: draft → submitted → approved (leader or admin) → painted (施划) → retired; a submitted zone
+Lifecycle: draft → submitted → approved (leader or system administrator) → painted (施划) → retired; a submitted zone
 can be withdrawn to draft. A geometry change after approval makes a new version (new id and number,
 `prev_zone_id` → the old one); when that version is approved, the old one ends the day it starts (CDS).
 Every change writes one row of the append-only `parking_zone_events` in the same transaction.
@@ -41,8 +41,8 @@ from gridmgr.layers.parking.checks import DEPTH_M, GEOM, LOT_ANGLE, Measure, cap
 from gridmgr.layers.parking.zone_input import EDITABLE, LAYER, ZoneInput, parse_body, refuse, time_rules_value
 
 DRAW_ROLES = ("planner",)
-APPROVE_ROLES = ("leader", "admin")
-READ_ROLES = ("planner", "leader", "admin")
+APPROVE_ROLES = ("leader", "sysadmin")
+READ_ROLES = ("planner", "leader", "sysadmin")
 PUBLISHED = ("approved", "painted")
 
 

@@ -42,7 +42,7 @@ from gridmgr.web.views.api import workflow_settings
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
-REPORTERS = ("supervisor", "receiver", "admin")
+REPORTERS = ("supervisor", "receiver", "sysadmin")
 RECEIVER_SOURCES = ("public", "hotline_12319", "hotline_12345", "video", "leader")
 MANUAL_SOURCES = tuple(s for s in CASE_SOURCES if s != "rule")  # `rule` cases come from layer rules only
 INPUT_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")

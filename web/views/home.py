@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, redirect, render_template, url_for
+from flask_login import current_user
 
 from gridmgr.grid import overview as grid_overview
 from gridmgr.web.database import engine
@@ -18,10 +19,15 @@ def healthz():
     return jsonify({"status": "ok", "database": "ok"})
 
 
+# the administrators' start pages: their work is not on the map
+ADMIN_START = {"secadmin": "security.sessions", "auditor": "security.audit_log"}
+
+
 @bp.get("/")
 def index():
     """The start: the map of the grid (its own view sends an anonymous visitor through the login)."""
-    return redirect(url_for("maps.supervisor_map"))
+    role = current_user.role if current_user.is_authenticated else None
+    return redirect(url_for(ADMIN_START.get(role or "", "maps.supervisor_map")))
 
 
 @bp.get("/overview")

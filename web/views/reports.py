@@ -28,6 +28,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy.engine import Connection
 
@@ -36,6 +37,7 @@ from gridmgr.analytics.accountability import Period
 from gridmgr.cases import queries
 from gridmgr.errors import InputError
 from gridmgr.maps import queries as map_queries
+from gridmgr.people import audit
 from gridmgr.web.auth import roles_required
 from gridmgr.web.database import engine
 from gridmgr.web.i18n import label, t
@@ -43,7 +45,7 @@ from gridmgr.web.views.api import request_today
 
 bp = Blueprint("reports", __name__)
 
-ROLES = ("leader", "admin")
+ROLES = ("leader", "sysadmin")
 DEFAULT_LEVEL = "street"
 DEFAULT_SCHEME = "jinniu"
 CACHE_SECONDS = 300
@@ -516,6 +518,8 @@ def download(fmt: str):
         report_files.write(bk, fmt, path)
         data = path.read_bytes()
     name = f"report-{form['level']}-{form['period'].label.replace('..', '_')}{'-' + form['area'] if form['area'] else ''}.{fmt}"
+    with engine().begin() as conn:  # an export of figures is audited (who took which file)
+        audit.write(conn, "export", current_user.who, subject=name, data={"bytes": len(data)})
     mime = (
         "text/csv; charset=utf-8"
         if fmt == "csv"
