@@ -65,7 +65,68 @@ SETTINGS: tuple[Setting, ...] = (
         "365",
         "Days the security audit is kept before the worker's retention job removes it (at least 180, 等保 2.0).",
     ),
-    Setting("GRIDMGR_WEBHOOK_URL", None, "Where the outbox's webhook channel POSTs a message whose payload names no url."),
+    Setting(
+        "GRIDMGR_OIDC_ISSUER",
+        None,
+        "Issuer URL (https://) of the government's OpenID Connect provider (统一身份认证); discovery at "
+        "ISSUER/.well-known/openid-configuration. Unset: no OIDC sign-in.",
+    ),
+    Setting("GRIDMGR_OIDC_CLIENT_ID", None, "This app's client id at the OpenID provider."),
+    Setting("GRIDMGR_OIDC_CLIENT_SECRET", None, "This app's client secret at the OpenID provider."),
+    Setting(
+        "GRIDMGR_OIDC_PERSON_CLAIM",
+        "employee_number",
+        "The id_token (else userinfo) claim holding the roster person's code (people.code); preferred_username "
+        "when login names are the roster codes.",
+    ),
+    Setting(
+        "GRIDMGR_OIDC_SCOPE",
+        "openid profile",
+        "Scopes asked of the provider (must include openid; add the one that releases the person claim).",
+    ),
+    Setting(
+        "GRIDMGR_LDAP_URL",
+        None,
+        "ldaps:// (or ldap:// on one host) URL of the directory; set: the login form checks names and passwords "
+        "against it. Unset: local passwords.",
+    ),
+    Setting(
+        "GRIDMGR_LDAP_USER_DN",
+        None,
+        "DN to bind as, with {username} (escaped), e.g. uid={username},ou=people,dc=example,dc=gov,dc=cn; unset: "
+        "search GRIDMGR_LDAP_BASE_DN.",
+    ),
+    Setting(
+        "GRIDMGR_LDAP_BASE_DN",
+        None,
+        "Where to search for the person (search-then-bind) when GRIDMGR_LDAP_USER_DN is unset.",
+    ),
+    Setting(
+        "GRIDMGR_LDAP_USER_FILTER",
+        "(uid={username})",
+        "Search filter that names one person, with {username} (escaped); Active Directory: (sAMAccountName={username}).",
+    ),
+    Setting("GRIDMGR_LDAP_BIND_DN", None, "Service account that searches for the person; unset: an anonymous search."),
+    Setting("GRIDMGR_LDAP_BIND_PASSWORD", None, "The service account's password."),
+    Setting(
+        "GRIDMGR_LDAP_PERSON_ATTR",
+        "employeeNumber",
+        "Directory attribute holding the roster person's code (people.code).",
+    ),
+    Setting(
+        "GRIDMGR_LDAP_CA_FILE",
+        None,
+        "CA certificates (PEM) for the directory's ldaps:// certificate; unset: the system's.",
+    ),
+    Setting(
+        "GRIDMGR_LDAP_LOCAL_USERS",
+        None,
+        "Comma-separated usernames that keep their local password when LDAP is set (a break-glass administrator); "
+        "their passwords never go to the directory.",
+    ),
+    Setting(
+        "GRIDMGR_WEBHOOK_URL", None, "Where the outbox's webhook channel POSTs a message whose payload names no url."
+    ),
     Setting(
         "GRIDMGR_EXTENT",
         None,

@@ -3,6 +3,7 @@
 set -euo pipefail
 
 want=(postgresql postgresql-contrib)
+want+=(slapd)  # the LDAP tests start a private slapd (tests/ldap_directory.py)
 # Node.js and npm install the map assets; a machine that has them (e.g. from nodesource) keeps its own
 command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
 if [ "${GRIDMGR_BROWSER:-1}" = 1 ]; then

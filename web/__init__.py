@@ -29,7 +29,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 25 * 1024 * 1024
 
     from gridmgr.web import assets, auth, database, errors, i18n, nav
-    from gridmgr.web.views import home
+    from gridmgr.web.views import home, sso
 
     database.init_app(app)
     i18n.init_app(app)
@@ -39,7 +39,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     from gridmgr.plugins import hooks
 
     # the core's pages, then each plug-in's (the `gridmgr_blueprints` hook: templates and scripts of their own)
-    for blueprint in (home.bp, auth.bp, assets.bp, *_feature_blueprints(), *hooks.gather("gridmgr_blueprints")):
+    for blueprint in (home.bp, auth.bp, sso.bp, assets.bp, *_feature_blueprints(), *hooks.gather("gridmgr_blueprints")):
         app.register_blueprint(blueprint)
     from gridmgr.web.views import tiles
 

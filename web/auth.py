@@ -32,7 +32,7 @@ from itsdangerous import BadSignature
 from gridmgr.cases.queries import resolve_now
 from gridmgr.cases.workflow import Actor
 from gridmgr.errors import Forbidden, InputError
-from gridmgr.people import accounts, audit, credentials, logins
+from gridmgr.people import accounts, audit, credentials, logins, sso
 from gridmgr.web.database import engine
 
 bp = Blueprint("auth", __name__)
@@ -312,11 +312,15 @@ def login():
         now = _now()
         with engine().begin() as conn:
             wait = logins.wait_seconds(conn, name, address, now)
-            found = None if wait else accounts.check_login(conn, name, request.form.get("password", ""))
+            # the directory when GRIDMGR_LDAP_URL is set, else the account's own password
+            config = current_app.config["GRIDMGR"]
+            proved = None if wait else sso.password_login(conn, config, name, request.form.get("password", ""))
+            found = proved.user_id if proved else None
             if wait:
                 logins.refused(conn, name, address, wait, now)
             else:
-                logins.record(conn, name, address, found is not None, now, user_id=found)
+                via = proved.via if proved else "password"
+                logins.record(conn, name, address, found is not None, now, user_id=found, via=via)
         if found is not None and sign_in(found, via="form"):
             if current_user.password_expired:
                 flash("密码已过期，请先修改。Your password has expired: choose a new one.")
