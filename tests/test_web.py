@@ -46,3 +46,49 @@ def test_database_down_is_503_without_traceback():
 def test_unknown_page_is_404_page(client):
     r = client.get("/nope")
     assert r.status_code == 404 and "返回首页" in r.get_data(as_text=True)
+
+
+def test_database_down_is_503_for_a_logged_in_user_too_and_recovers(fresh_db, pg_admin_url):
+    """Pages, a case page, the login and tiles (cookie or token): 503 with the error page, then back without a restart."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from gridmgr.people import accounts
+
+    from support import login_client, tile_path
+
+    url, eng = fresh_db
+    with eng.begin() as c:
+        insert_small_grid(c)
+        c.execute(text("INSERT INTO people (code, name, role) VALUES ('P1', '张三', 'staff')"))
+        accounts.add_user(c, "leader", "P1", "leader", "secret-pass")
+        token = accounts.new_token(c, "leader")
+    app = create_app({"GRIDMGR_DATABASE_URL": url, "GRIDMGR_SECRET_KEY": "k"})
+    client = login_client(app, "leader", "secret-pass")
+    bearer = {"Authorization": f"Bearer {token}"}
+    paths = ["/cases", "/map", "/cases/1", "/reports", "/login", "/overview", tile_path(17)]
+    name = make_url(url).database
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:  # the database goes away under the running app
+            c.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        for path in paths:
+            r = client.get(path)
+            body = r.get_data(as_text=True)
+            assert r.status_code == 503, (path, r.status_code)
+            assert "Traceback" not in body and "psycopg2" not in body, path
+        assert app.test_client().get(tile_path(17), headers=bearer).status_code == 503
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+    assert client.get("/overview").status_code == 200 and client.get("/api/v1/me").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/login", "/overview", "/healthz", "/nope", "/api/v1/openapi.json"])
+def test_every_response_carries_the_security_headers(client, path):
+    r = client.get(path)
+    assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Referrer-Policy"] == "same-origin"

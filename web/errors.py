@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import psycopg2
 from flask import Flask, jsonify, render_template, request
+from flask_login import current_user
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -10,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from gridmgr.errors import DatabaseUnavailable, GridmgrError
 from gridmgr.web.i18n import t
 
+DB_ERRORS = (OperationalError, psycopg2.OperationalError, PoolTimeout, DatabaseUnavailable)
 DB_DOWN = ("数据库暂不可用，请稍后再试。", "The database is unavailable; please try again shortly.")
 INTERNAL = ("内部错误，已记录。", "An internal error occurred and has been logged.")
 # werkzeug's own descriptions are English: pages say these instead (a description given on abort() is kept)
@@ -30,10 +33,23 @@ def _wants_json() -> bool:
     )
 
 
+def _as_nobody() -> None:
+    """Let the error page show the anonymous chrome: its menu and name would ask the dead database for the user."""
+    from flask import g
+
+    from gridmgr.web.auth import login_manager
+
+    g._login_user = login_manager.anonymous_user()  # Flask-Login's slot for the request's user: never loaded now
+
+
 def _respond(status: int, message: str | tuple[str, str]):
     """The error as JSON (both languages: API bodies do not follow the page language) or as a page."""
     if _wants_json():
         return jsonify({"error": {"status": status, "message": both(message)}}), status
+    try:  # the page shows who is logged in: found now, so that a database gone away cannot fail the page too
+        current_user._get_current_object()
+    except DB_ERRORS:
+        _as_nobody()
     return render_template(
         "error.html", status=status, message=t(*message) if isinstance(message, tuple) else message
     ), status
@@ -58,13 +74,16 @@ def init_app(app: Flask) -> None:
     def gridmgr_error(exc: GridmgrError):
         if isinstance(exc, DatabaseUnavailable):
             app.logger.warning("database unavailable: %s", exc)
+            _as_nobody()
             return _respond(503, DB_DOWN)
         return _respond(exc.status, exc.message)
 
     @app.errorhandler(OperationalError)
+    @app.errorhandler(psycopg2.OperationalError)  # the tiles' raw reads (gridmgr.maps.tiles) raise the driver's own
     @app.errorhandler(PoolTimeout)  # every pooled connection busy for the pool's whole wait
     def db_down(exc: Exception):
         app.logger.warning("database error: %s", exc)
+        _as_nobody()
         return _respond(503, DB_DOWN)
 
     @app.errorhandler(HTTPException)
