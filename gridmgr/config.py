@@ -125,6 +125,12 @@ SETTINGS: tuple[Setting, ...] = (
         "their passwords never go to the directory.",
     ),
     Setting(
+        "GRIDMGR_PUBLIC_SOURCES",
+        "public,hotline_12319,hotline_12345",
+        "The case sources anonymous Open311 lists: by default what the public reported (the web, Open311, the "
+        "hotlines), not what supervisors, leaders, video or rules raised.",
+    ),
+    Setting(
         "GRIDMGR_WEBHOOK_URL", None, "Where the outbox's webhook channel POSTs a message whose payload names no url."
     ),
     Setting(

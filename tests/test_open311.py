@@ -20,6 +20,7 @@ from gridmgr.cases import dispatch
 from gridmgr.cases.intake import NewCase, report
 from gridmgr.cases.workcalendar import WorkCalendar
 from gridmgr.cases.workflow import actor_for, apply
+from gridmgr.codes import CASE_SOURCES
 from gridmgr.people import accounts
 from gridmgr.web import create_app
 
@@ -94,9 +95,16 @@ def w(fresh_db):
     url, eng = fresh_db
     with eng.begin() as c:
         built = build(c)
-    app = create_app({"GRIDMGR_DATABASE_URL": url, "GRIDMGR_SECRET_KEY": "test-secret"})
+    # this bureau publishes its supervisors' reports too (the default lists only what the public reported)
+    app = create_app(
+        {
+            "GRIDMGR_DATABASE_URL": url,
+            "GRIDMGR_SECRET_KEY": "test-secret",
+            "GRIDMGR_PUBLIC_SOURCES": "public,hotline_12319,hotline_12345,supervisor",
+        }
+    )
     app.config["GRIDMGR_NOW"] = NOW
-    return SimpleNamespace(app=app, client=app.test_client(), engine=eng, **built)
+    return SimpleNamespace(app=app, client=app.test_client(), engine=eng, url=url, **built)
 
 
 def core_case(w, source="supervisor", category="0102", at=NOW, description="垃圾", actions=()):
@@ -479,3 +487,20 @@ def test_georeport_client_reads_what_was_posted_json_and_xml(w, live):
     page = requests.get(f"{live}/requests.xml", params={"page": 2, "page_size": 1}, timeout=10)
     parsed = xmltodict.parse(page.content)["service_requests"]["request"]
     assert page.headers["X-Total-Count"] == "2" and parsed["service_request_id"] == first
+
+
+def test_by_default_the_public_sees_only_what_the_public_reported(w):
+    """Supervisors', leaders', video and rule cases stay internal; a rule's description (巡查人 …) never shows."""
+    mine = {source: core_case(w, source=source, description=f"巡查人 张三 {source}") for source in CASE_SOURCES}
+    app = create_app({"GRIDMGR_DATABASE_URL": w.url, "GRIDMGR_SECRET_KEY": "k"})
+    app.config["GRIDMGR_NOW"] = NOW
+    listed = {i["service_request_id"]: i for i in app.test_client().get("/open311/v2/requests.json").json}
+    assert set(listed) == {mine["public"], mine["hotline_12319"], mine["hotline_12345"]}
+    for source in ("supervisor", "rule", "leader", "video"):  # not by its id either
+        assert app.test_client().get(f"/open311/v2/requests/{mine[source]}.json").status_code == 404
+    # a citizen's own words are public; a hotline transcript may name the caller
+    assert [listed[mine[s]]["description"] for s in ("hotline_12319", "hotline_12345")] == [None, None]
+    wide = create_app({"GRIDMGR_DATABASE_URL": w.url, "GRIDMGR_SECRET_KEY": "k", "GRIDMGR_PUBLIC_SOURCES": "rule"})
+    wide.config["GRIDMGR_NOW"] = NOW
+    (rule,) = wide.test_client().get("/open311/v2/requests.json").json
+    assert rule["service_request_id"] == mine["rule"] and rule["description"] is None

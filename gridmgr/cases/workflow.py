@@ -63,9 +63,17 @@ class Actor:
     role: str
     person_id: int | None = None
     unit_id: int | None = None
+    sources: tuple[str, ...] = ()  # the public reader only: the case sources the public may see
 
 
 SYSTEM = Actor(None, "系统 system", "system")
+# the public sees the requests the public made (the web, Open311, the hotlines), not those the bureau raised
+PUBLIC_SOURCES = ("public", "hotline_12319", "hotline_12345")
+
+
+def public_reader(sources: tuple[str, ...] = PUBLIC_SOURCES) -> Actor:
+    """The reader behind anonymous output: no role that acts, and only the cases of these sources."""
+    return Actor(None, "公众 public", "public", sources=sources)
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,8 @@ def scope_filter(actor: Actor, alias: str = "f") -> tuple[str, dict]:
         return f"{alias}.cell_id IN ({SUPERVISOR_CELLS})", {"scope_person": actor.person_id}
     if actor.role == "unit_handler":
         return f"{alias}.unit_id = :scope_unit", {"scope_unit": actor.unit_id}
+    if actor.role == "public":
+        return f"{alias}.source = ANY(CAST(:scope_sources AS text[]))", {"scope_sources": list(actor.sources)}
     return "true", {}
 
 

@@ -28,8 +28,8 @@ from werkzeug.exceptions import HTTPException
 
 from gridmgr.cases import filters, queries
 from gridmgr.cases.intake import MAX_DESCRIPTION, NewCase, report
-from gridmgr.cases.workflow import TERMINAL, Actor
-from gridmgr.codes import CASE_STATES
+from gridmgr.cases.workflow import PUBLIC_SOURCES, TERMINAL, Actor, public_reader
+from gridmgr.codes import CASE_SOURCES, CASE_STATES
 from gridmgr.errors import DatabaseUnavailable, Forbidden, GridmgrError, InputError, NotFound
 from gridmgr.glossary import zh
 from gridmgr.people import accounts
@@ -45,15 +45,26 @@ CONTACT = "城市管理和综合执法局 数字城管指挥中心 (the bureau's
 KEY_SERVICE = "API 密钥由管理员发放：gridmgr apikey add NAME. Keys are issued by the administrator."
 MIME = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 FMT = "<any(json, xml):fmt>"
-# the reader behind every public GET: an actor of no role, so it can never take a workflow action
-PUBLIC = Actor(None, "公众 public", "public")
 OPEN_STATES = tuple(s for s in CASE_STATES if s not in TERMINAL)
 MAX_SPAN = timedelta(days=90)  # the spec's longest start_date…end_date window (and the default one)
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 500
 MAX_ADDRESS, MAX_URL = 300, 1000
 # a description is shown to the public only for these sources: hotline transcripts and leaders'
-# instructions may name or quote the people who called or assigned them
-PUBLIC_TEXT_SOURCES = ("public", "supervisor", "video", "rule")
+# instructions may name or quote the people who called or assigned them, and a rule's names the
+# inspector whose record raised it (巡查人 …)
+PUBLIC_TEXT_SOURCES = ("public", "supervisor", "video")
+
+
+def _public() -> Actor:
+    """The reader behind every public GET: no role that acts, and only the sources GRIDMGR_PUBLIC_SOURCES lets out."""
+    raw = current_app.config["GRIDMGR"].get("GRIDMGR_PUBLIC_SOURCES") or ",".join(PUBLIC_SOURCES)
+    sources = tuple(s.strip() for s in raw.split(",") if s.strip())
+    unknown = [s for s in sources if s not in CASE_SOURCES]
+    if unknown:  # a setting's mistake, not the client's: the operator reads the log
+        raise RuntimeError(f"GRIDMGR_PUBLIC_SOURCES names unknown sources: {', '.join(unknown)}")
+    return public_reader(sources)
+
+
 # the XML element of each item of a list (JSON arrays follow the Spark convention)
 ITEM = {
     "services": "service",
@@ -268,7 +279,7 @@ def requests_list(fmt: str):
         flt = filters.CaseFilter(statuses=states, categories=_list("service_code"), period=_window(request_now()))
     with engine().connect() as conn:
         result = queries.list_cases(
-            conn, PUBLIC, flt, now=request_now(), calendar=calendar(), page=page, page_size=size
+            conn, _public(), flt, now=request_now(), calendar=calendar(), page=page, page_size=size
         )
     return respond(
         fmt,
@@ -284,7 +295,7 @@ def request_one(request_id: str, fmt: str):
     with engine().connect() as conn:
         result = queries.list_cases(
             conn,
-            PUBLIC,
+            _public(),
             filters.CaseFilter(case_nos=(request_id,)),
             now=request_now(),
             calendar=calendar(),
