@@ -8,6 +8,9 @@ from zoneinfo import ZoneInfo
 TZ = ZoneInfo("Asia/Shanghai")
 
 # These keys appear in CHECK constraints written by migrations, so they change only with a migration.
+# the years a moment or period given as input may name: a case system has no use for others, and Python's
+# date arithmetic (a period's end, a year on) overflows before the year 9999 is over
+MIN_YEAR, MAX_YEAR = 1900, 2999
 CASE_SOURCES = ("supervisor", "public", "hotline_12319", "hotline_12345", "video", "leader", "rule")
 CASE_STATES = (
     "reported",

@@ -32,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmgr.analytics import indicators
-from gridmgr.codes import TZ
+from gridmgr.codes import MAX_YEAR, MIN_YEAR, TZ
 from gridmgr.errors import InputError
 from gridmgr.plugins import registry
 
@@ -57,8 +57,15 @@ class Period:
 
     @classmethod
     def parse(cls, value: str) -> Period:
-        """Read `2026-W43`, `2026-10`, `2026Q4`, `2026` or `2026-10-01..2026-10-15`."""
-        s = str(value).strip()
+        """Read `2026-W43`, `2026-10`, `2026Q4`, `2026` or `2026-10-01..2026-10-15` (years 1900…2999)."""
+        period = cls._parse(str(value).strip())
+        # a year 9999 period's end (and its previous or next period) is past what dates can hold
+        if period.first.year < MIN_YEAR or period.last.year > MAX_YEAR:
+            raise InputError(f"bad period {value!r}: the years are {MIN_YEAR}…{MAX_YEAR}", field="period")
+        return period
+
+    @classmethod
+    def _parse(cls, s: str) -> Period:
         try:
             if m := re.fullmatch(r"(\d{4})-?W(\d{1,2})", s, re.IGNORECASE):
                 first = date.fromisocalendar(int(m[1]), int(m[2]), 1)

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gridmgr.codes import CASE_STATES, TZ
+from gridmgr.codes import CASE_STATES, MAX_YEAR, MIN_YEAR, TZ
 from gridmgr.errors import InputError
 
 DEFAULT_PAGE_SIZE = 50
@@ -123,6 +123,17 @@ def parse_float(value: str, name: str) -> float:
     return number
 
 
+# PostgreSQL takes offsets up to ±15:59 (Python up to ±23:59)
+MAX_OFFSET = timedelta(hours=15, minutes=59)
+MAX_PAGE = 1_000_000  # page × page_size stays far inside a bigint OFFSET
+
+
+def _in_years(moment: datetime, value: str, name: str) -> datetime:
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise InputError(f"{value!r}: the year is outside {MIN_YEAR}…{MAX_YEAR}", field=name)
+    return moment
+
+
 def parse_datetime(value: str, name: str, tz: ZoneInfo = TZ) -> datetime:
     """An ISO 8601 date or datetime (local time `tz` when it names no offset; a trailing Z is UTC)."""
     v = value.strip()
@@ -132,7 +143,10 @@ def parse_datetime(value: str, name: str, tz: ZoneInfo = TZ) -> datetime:
         raise InputError(
             f"{value!r} is not an ISO 8601 date or datetime such as 2026-10-13T09:00:00+08:00", field=name
         ) from None
-    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=tz)
+    offset = moment.utcoffset()
+    if offset is not None and abs(offset) > MAX_OFFSET:
+        raise InputError(f"{value!r}: a time-zone offset is at most ±15:59", field=name)
+    return _in_years(moment if offset is not None else moment.replace(tzinfo=tz), value, name)
 
 
 def parse_period(value: str, name: str = "period", tz: ZoneInfo = TZ) -> tuple[datetime, datetime]:
@@ -148,17 +162,17 @@ def parse_period(value: str, name: str = "period", tz: ZoneInfo = TZ) -> tuple[d
             raise InputError(f"{value!r}: the end is not after the start", field=name)
         return start, end
     if re.fullmatch(r"[0-9]{4}", v):
-        y = int(v)
+        y = _in_years(datetime(max(int(v), 1), 1, 1, tzinfo=tz), value, name).year
         return datetime(y, 1, 1, tzinfo=tz), datetime(y + 1, 1, 1, tzinfo=tz)
     m = re.fullmatch(r"([0-9]{4})-([0-9]{2})", v)
     if m and 1 <= int(m[2]) <= 12:
-        y, mo = int(m[1]), int(m[2])
+        y, mo = _in_years(datetime(max(int(m[1]), 1), 1, 1, tzinfo=tz), value, name).year, int(m[2])
         return datetime(y, mo, 1, tzinfo=tz), datetime(y + mo // 12, mo % 12 + 1, 1, tzinfo=tz)
     try:
         day = date.fromisoformat(v)
     except ValueError:
         raise InputError(f"{value!r} is not a period: use 2026, 2026-10, 2026-10-13 or FROM/TO", field=name) from None
-    start = datetime(day.year, day.month, day.day, tzinfo=tz)
+    start = _in_years(datetime(day.year, day.month, day.day, tzinfo=tz), value, name)
     return start, start + timedelta(days=1)
 
 
@@ -218,4 +232,7 @@ def parse_page(
     args: Mapping[str, Any], default_size: int = DEFAULT_PAGE_SIZE, max_size: int = MAX_PAGE_SIZE
 ) -> tuple[int, int]:
     """(page, page_size) from `page` (1-based) and `page_size` query values."""
-    return (_int(args.get("page"), "page", 1, 1), _int(args.get("page_size"), "page_size", default_size, 1, max_size))
+    return (
+        _int(args.get("page"), "page", 1, 1, MAX_PAGE),
+        _int(args.get("page_size"), "page_size", default_size, 1, max_size),
+    )
