@@ -37,8 +37,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from gridmgr.commands import (
+    from gridmgr.commands import (  # backup adds `db backup` / `db restore` to the db group
         assign,
+        backup,
         categories,
         db,
         demo,
@@ -54,7 +55,23 @@ def _register() -> None:
         worker,
     )
 
-    modules = (db, regions, grid, roster, categories, layer, rules, jobs, assign, report, users, demo, serve, worker)
+    modules = (
+        db,
+        backup,
+        regions,
+        grid,
+        roster,
+        categories,
+        layer,
+        rules,
+        jobs,
+        assign,
+        report,
+        users,
+        demo,
+        serve,
+        worker,
+    )
     for module in modules:
         for cmd in module.COMMANDS:
             main.add_command(cmd)
