@@ -504,3 +504,12 @@ def test_by_default_the_public_sees_only_what_the_public_reported(w):
     wide.config["GRIDMGR_NOW"] = NOW
     (rule,) = wide.test_client().get("/open311/v2/requests.json").json
     assert rule["service_request_id"] == mine["rule"] and rule["description"] is None
+
+
+@pytest.mark.parametrize("method", ["DELETE", "PUT", "PATCH"])
+def test_other_methods_are_a_405_in_the_spec_format_with_allow(w, method):
+    for path in ("/open311/v2/requests.json", "/open311/v2/requests.xml", "/open311/v2/services.json"):
+        r = w.client.open(path, method=method)
+        assert r.status_code == 405, (path, r.status_code, r.get_data(as_text=True))
+        assert set(r.headers["Allow"].replace(" ", "").split(",")) >= {"GET"}
+        assert errors_of(r)[0]["code"] == 405  # <errors><error><code>, not a CSRF refusal in JSON

@@ -92,3 +92,10 @@ def test_every_response_carries_the_security_headers(client, path):
     assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
     assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_a_405_says_which_methods_the_resource_takes(client):
+    r = client.delete("/api/v1/openapi.json")
+    assert r.status_code == 405 and "GET" in r.headers["Allow"] and r.json["error"]["status"] == 405
+    r = client.put("/overview")
+    assert r.status_code == 405 and "GET" in r.headers["Allow"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg2
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from flask_login import current_user
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from gridmgr.errors import DatabaseUnavailable, GridmgrError
 from gridmgr.web.i18n import t
@@ -25,6 +27,16 @@ HTTP_TEXT = {
     413: ("上传的内容过大。", "The upload is too large."),
     500: INTERNAL,
 }
+
+
+# blueprints whose clients expect errors in a format of their own (Open311's <errors>), by URL prefix: a
+# request refused before it reaches the blueprint (an unknown method) still gets that format
+OWN_FORMAT: dict[str, Callable[[int, str], Response]] = {}
+
+
+def own_format(prefix: str, respond: Callable[[int, str], Response]) -> None:
+    """Let the errors of requests under `prefix` be answered by `respond(status, description)`."""
+    OWN_FORMAT[prefix] = respond
 
 
 def _wants_json() -> bool:
@@ -67,6 +79,16 @@ def _http_message(exc: HTTPException) -> str | tuple[str, str]:
     return HTTP_TEXT.get(exc.code or 500) or exc.description or exc.name
 
 
+def http_error(exc: HTTPException) -> Response:
+    """An HTTP error in its client's format, a 405 with the methods it takes (`Allow`)."""
+    status = exc.code or 500
+    mine = next((fn for prefix, fn in OWN_FORMAT.items() if request.path.startswith(prefix)), None)
+    resp = make_response(mine(status, both(_http_message(exc))) if mine else _respond(status, _http_message(exc)))
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:  # what may be asked instead
+        resp.headers["Allow"] = ", ".join(exc.valid_methods)
+    return resp
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers."""
 
@@ -86,9 +108,7 @@ def init_app(app: Flask) -> None:
         _as_nobody()
         return _respond(503, DB_DOWN)
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        return _respond(exc.code or 500, _http_message(exc))
+    app.register_error_handler(HTTPException, http_error)
 
     @app.errorhandler(Exception)
     def internal(exc: Exception):

@@ -33,6 +33,7 @@ from gridmgr.codes import CASE_SOURCES, CASE_STATES
 from gridmgr.errors import DatabaseUnavailable, Forbidden, GridmgrError, InputError, NotFound
 from gridmgr.glossary import zh
 from gridmgr.people import accounts
+from gridmgr.web import errors
 from gridmgr.web.database import engine
 from gridmgr.web.errors import DB_DOWN, both
 from gridmgr.web.views.api import calendar, request_now
@@ -123,6 +124,9 @@ def _error(status: int, description: str) -> Response:
     return respond(_fmt(), "errors", [{"code": status, "description": description}], status)
 
 
+errors.own_format(bp.url_prefix + "/", _error)  # an unknown method is refused before the blueprint sees it
+
+
 @bp.errorhandler(GridmgrError)
 def _gridmgr_error(exc: GridmgrError):
     if isinstance(exc, DatabaseUnavailable):
@@ -141,7 +145,7 @@ def _db_error(exc: OperationalError):
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
-    return _error(exc.code or 400, exc.description or exc.name)
+    return errors.http_error(exc)
 
 
 @bp.errorhandler(Exception)
