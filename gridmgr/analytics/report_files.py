@@ -16,7 +16,6 @@ rank (positive = up).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +28,7 @@ from gridmgr.analytics import indicators, scoring
 from gridmgr.analytics.accountability import Period, Report
 from gridmgr.codes import TZ
 from gridmgr.errors import InputError
+from gridmgr.io import sheets
 from gridmgr.paths import ROOT
 
 NONE = "—"
@@ -52,7 +52,6 @@ _ATTRS = {
     "unit": ("所属单位", "unit"),
     "supervisor": ("监督员", "supervisor"),
 }
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -287,16 +286,18 @@ def book(
 def csv_text(value: Any, kind: str) -> str:
     """A figure as the CSV holds it; text that Excel would run as a formula gets a leading apostrophe."""
     out = display(value, kind)
-    return "'" + out if kind == "text" and value is not None and out.startswith(_FORMULA_START) else out
+    # a figure's "+2.50" or "-1" is a number to a spreadsheet, not a formula: only text is neutralised
+    return sheets.neutralise(out) if kind == "text" and value is not None else out
 
 
 def write_csv(tbl: Table, path: str | Path) -> None:
     """One table as CSV, UTF-8 with a BOM so that Excel reads the Chinese."""
-    with open(path, "w", encoding="utf-8-sig", newline="") as f:
-        out = csv.writer(f)
-        out.writerow([c.header for c in tbl.columns])
-        for row in tbl.rows:
-            out.writerow([csv_text(v, c.kind) for v, c in zip(row, tbl.columns)])
+    sheets.write_csv(
+        path,
+        [c.header for c in tbl.columns],
+        ([csv_text(v, c.kind) for v, c in zip(row, tbl.columns)] for row in tbl.rows),
+        render=str,
+    )
 
 
 def xlsx_format(value: Any, kind: str) -> str | None:
@@ -323,7 +324,6 @@ def _sheet_name(title: str, used: set[str]) -> str:
 def write_xlsx(bk: Book, path: str | Path) -> None:
     """One sheet per table (bold frozen header, widths, number formats) and a 定义 Definitions sheet."""
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
@@ -333,11 +333,7 @@ def write_xlsx(bk: Book, path: str | Path) -> None:
     used: set[str] = set()
 
     def cell(ws: Any, value: Any, fmt: str | None = None, header: bool = False) -> Any:
-        c = WriteOnlyCell(ws, value=value)
-        if isinstance(value, str):
-            c.data_type = "s"  # never a formula, whatever a name starts with
-        if fmt:
-            c.number_format = fmt
+        c = sheets.xlsx_cell(ws, value, fmt)  # text never a formula, whatever a name starts with
         if header:
             c.font, c.fill, c.alignment = bold, fill, wrap
         return c
@@ -348,12 +344,17 @@ def write_xlsx(bk: Book, path: str | Path) -> None:
         for i, col in enumerate(tbl.columns):
             longest = max([_width(r[i]) for r in shown] + [min(_width(col.header), 24)])
             ws.column_dimensions[get_column_letter(i + 1)].width = min(max(longest + 2, 6), 50)
-        ws.freeze_panes = "A2"
+        # hundreds of rows of thirty columns: landscape, one page wide, the header on every page
+        sheets.print_setup(ws, len(tbl.columns), len(tbl.rows) + 1)
         ws.auto_filter.ref = f"A1:{get_column_letter(len(tbl.columns))}{len(tbl.rows) + 1}"
         ws.append([cell(ws, c.header, header=True) for c in tbl.columns])
         for k, row in enumerate(tbl.rows):
             last = k == len(tbl.rows) - 1
-            cells = [cell(ws, NONE if v is None else v, xlsx_format(v, c.kind)) for v, c in zip(row, tbl.columns)]
+            # a missing figure is an empty cell (sums and filters skip it), missing text shows "—"
+            cells = [
+                cell(ws, (NONE if c.kind == "text" else None) if v is None else v, xlsx_format(v, c.kind))
+                for v, c in zip(row, tbl.columns)
+            ]
             if last:
                 for c in cells:
                     c.font = bold

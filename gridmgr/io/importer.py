@@ -11,7 +11,6 @@ content was imported before is recognised by its hash.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from gridmgr.grid.assign import (
     shares_join,
 )
 from gridmgr.grid.regions import city_extent
-from gridmgr.io import validate
+from gridmgr.io import sheets, validate
 from gridmgr.io.tabular import RawTable, read, stage_csv, stage_frame
 from gridmgr.io.validate import Problems, Staged
 from gridmgr.plugins.features import ST_NAMES
@@ -382,9 +381,12 @@ def _write_rejects(conn: Connection, path: str | Path, staged: Staged, problems:
         text(f"SELECT row_no, {', '.join(cols) or 'NULL'} FROM stage_raw WHERE row_no = ANY(:r) ORDER BY row_no"),
         {"r": list(problems.by_row)},
     ).all()
-    with open(Path(path), "w", newline="", encoding="utf-8-sig") as fh:
-        w = csv.writer(fh)
-        w.writerow(["record", "reasons", *(name for _, name in staged.headers)])
-        for row_no, *values in rows:
-            reasons = "; ".join(f"{f}: {m}" for f, m in problems.by_row[row_no])
-            w.writerow([staged.records[row_no], reasons, *("" if v is None else v for v in values[: len(cols)])])
+    # the input's own text goes back out, so a formula in it is neutralised like every other export's
+    sheets.write_csv(
+        Path(path),
+        ["record", "reasons", *(name for _, name in staged.headers)],
+        (
+            [staged.records[row_no], "; ".join(f"{f}: {m}" for f, m in problems.by_row[row_no]), *values[: len(cols)]]
+            for row_no, *values in rows
+        ),
+    )

@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmgr.errors import DatabaseUnavailable, InputError
+from gridmgr.io import sheets
 from gridmgr.io.validate import Staged
 from gridmgr.plugins.registry import Layer
 
@@ -49,6 +50,7 @@ class RawTable:
     lat: pd.Series | None
     file_crs: str | None  # "EPSG:n" declared by a GIS file
     ignored: list[str]  # columns that map to no field
+    spreadsheet: bool = False  # a CSV or XLSX: its neutralised text cells are restored (gridmgr.io.sheets)
 
 
 def parse_mapping(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -177,7 +179,9 @@ def read(path: Path, layer: Layer, mapping: dict[str, str]) -> RawTable:
     df = df[list(renamed)].rename(columns=renamed)
     for c in df.columns:
         df[c] = df[c].astype(str).str.strip()
-    return RawTable(df.reset_index(drop=True), records, geometry, lon, lat, file_crs, ignored)
+    return RawTable(
+        df.reset_index(drop=True), records, geometry, lon, lat, file_crs, ignored, spreadsheet=suffix in TABLE_SUFFIXES
+    )
 
 
 def _parse_wkt(values: pd.Series, records: np.ndarray) -> np.ndarray:
@@ -271,6 +275,7 @@ def stage_csv(conn: Connection, path: Path, layer: Layer, mapping: dict[str, str
         lon=by_name.get(plan.lon) if plan.lon is not None else None,
         lat=by_name.get(plan.lat) if plan.lat is not None else None,
         ignored=plan.ignored,
+        spreadsheet=True,
     )
 
 
@@ -307,6 +312,7 @@ def stage_frame(
         lat=lat,
         geom=wkb is not None,
         ignored=raw.ignored,
+        spreadsheet=raw.spreadsheet,
     )
 
 
@@ -319,10 +325,6 @@ def write_template_csv(path: Path, layer: Layer, rows: list[dict], geometry: tup
         )
         out.writeheader()
         for row in rows:
-            out.writerow(
-                {
-                    k: ("true" if v else "false") if isinstance(v, (bool, np.bool_)) else ("" if v is None else v)
-                    for k, v in row.items()
-                }
-            )
+            # the safe cell rule of every export: text a spreadsheet would run as a formula is neutralised
+            out.writerow({k: sheets.csv_value(v) for k, v in row.items()})
     return path

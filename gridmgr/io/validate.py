@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from gridmgr.geo import crs as crsmod
 from gridmgr.glossary import key_for
+from gridmgr.io.sheets import PREFIX, TRIGGERS
 from gridmgr.plugins.registry import Field, Layer
 
 LOCAL_TZ = "Asia/Shanghai"  # times without an offset are local time in mainland China
@@ -82,6 +83,7 @@ class Staged:
     lat: str | None = None
     geom: bool = False  # a `geom` geometry column, filled and checked in Python
     ignored: list[str] = field(default_factory=list)
+    spreadsheet: bool = False  # from a CSV or XLSX: its neutralised text cells are restored (gridmgr.io.sheets)
 
 
 @dataclass
@@ -157,13 +159,22 @@ def _timestamptz(v: str, o: str) -> str:
     )
 
 
-def trim(col: str) -> str:
-    """SQL: a staged value without the whitespace Python's strip() removes."""
+def trim(col: str, spreadsheet: bool = False) -> str:
+    """SQL: a staged value without the whitespace Python's strip() removes (and a sheet's neutralising apostrophe)."""
     # btrim with a set of multibyte characters costs ~0.5 µs a value: only a value that begins or
     # ends with one of them is trimmed (ascii() gives a character's code point)
-    return (
+    trimmed = (
         f"CASE WHEN ascii({col}) = ANY(:ws_codes) OR ascii(right({col}, 1)) = ANY(:ws_codes) "
         f"THEN btrim({col}, :ws) ELSE {col} END"
+    )
+    if not spreadsheet:
+        return trimmed
+    # an export's neutralised text ('=…, see gridmgr.io.sheets) reads back as it was: one apostrophe
+    # goes where apostrophes precede a formula trigger (the value starts with one, so no whitespace
+    # precedes it and the trimmed value starts with it too)
+    return (
+        f"CASE WHEN left({col}, 1) = :apos AND left(ltrim({col}, :apos), 1) = ANY(:triggers) "
+        f"THEN substr({trimmed}, 2) ELSE {trimmed} END"
     )
 
 
@@ -251,6 +262,8 @@ def _field_checks(f: Field, v: str | None) -> list[_Check]:
 PARAMS = {
     "ws": WHITESPACE,
     "ws_codes": [ord(c) for c in WHITESPACE],
+    "triggers": list(TRIGGERS),
+    "apos": PREFIX,
     "ctl": CONTROL,
     "num_plain": NUMBER_PLAIN,
     "num_exp": NUMBER_EXP,
@@ -306,7 +319,7 @@ def _distinct(conn: Connection, layer: Layer, staged: Staged) -> tuple[dict[str,
     rows = conn.execute(
         text(f"""
         SELECT {", ".join(g)}, {", ".join(f"GROUPING({x})" for x in g)}
-        FROM (SELECT {", ".join(f"{trim(c)} AS {x}" for c, x in zip(cols, g))} FROM stage_raw) s
+        FROM (SELECT {", ".join(f"{trim(c, staged.spreadsheet)} AS {x}" for c, x in zip(cols, g))} FROM stage_raw) s
         GROUP BY GROUPING SETS ({", ".join(f"({x})" for x in g)}) {having}"""),
         PARAMS,
     ).all()
@@ -364,11 +377,11 @@ def check(conn: Connection, layer: Layer, staged: Staged, problems: Problems, ex
     # and repeating an expression wherever its name is used): 1 the trimmed values; 2 ISO offsets and
     # the choice/ref lookups; 3 every check's flag; 4 the typed values and the bitmask of failed checks
     value = {name: f"v{i}" for i, name in enumerate(staged.fields)}
-    level1 = ["row_no"] + [f"{trim(col)} AS {value[name]}" for name, col in staged.fields.items()]
+    level1 = ["row_no"] + [f"{trim(col, staged.spreadsheet)} AS {value[name]}" for name, col in staged.fields.items()]
     carried = list(value.values())
     if staged.lon:
         assert staged.lat is not None  # lon and lat are staged together
-        level1 += [f"{trim(staged.lon)} AS lon", f"{trim(staged.lat)} AS lat"]
+        level1 += [f"{trim(staged.lon, staged.spreadsheet)} AS lon", f"{trim(staged.lat, staged.spreadsheet)} AS lat"]
         carried += ["lon", "lat"]
     if staged.geom:
         level1.append("geom")
@@ -463,10 +476,10 @@ def _messages(
     if not bad:
         return
     names = list(staged.fields) + (["lon", "lat"] if staged.lon else [])
-    cols = [trim(c) for c in staged.fields.values()]
+    cols = [trim(c, staged.spreadsheet) for c in staged.fields.values()]
     if staged.lon:
         assert staged.lat is not None  # lon and lat are staged together
-        cols += [trim(staged.lon), trim(staged.lat)]
+        cols += [trim(staged.lon, staged.spreadsheet), trim(staged.lat, staged.spreadsheet)]
     shown = {
         r[0]: dict(zip(names, r[1:]))
         for r in conn.execute(
@@ -494,9 +507,10 @@ def _duplicate_keys(conn: Connection, layer: Layer, staged: Staged, repeated: li
     if not repeated:
         return {}
     seen, out = set(), {}
+    k = trim(staged.fields[layer.natural_key], staged.spreadsheet)
     for row_no, key in conn.execute(
         text(f"""
-            SELECT row_no, k FROM (SELECT row_no, {trim(staged.fields[layer.natural_key])} AS k FROM stage_raw) s
+            SELECT row_no, k FROM (SELECT row_no, {k} AS k FROM stage_raw) s
             WHERE k = ANY(:keys) ORDER BY row_no"""),
         {**PARAMS, "keys": repeated},
     ):

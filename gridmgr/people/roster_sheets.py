@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import unicodedata
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gridmgr.errors import InputError
+from gridmgr.io import sheets
 
 # sheet → its columns, in template order (docs/roster.md documents each)
 SHEETS: dict[str, tuple[str, ...]] = {
@@ -91,7 +91,8 @@ def as_text(value: object) -> str | None:
         s = value.isoformat()
     else:
         s = str(value)
-    s = s.strip()
+    # a neutralised cell of our own export ('=…) reads back as the text it was
+    s = sheets.restore(s.strip())
     return s or None
 
 
@@ -196,37 +197,9 @@ def read_sheets(path: Path, problems: list[Problem]) -> tuple[dict[str, Sheet | 
 # ---------------------------------------------------------------- writing
 
 
-def _width(value: str) -> int:
-    # CJK characters take two columns in a spreadsheet
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in value)
-
-
 def _write_xlsx(path: Path, data: dict[str, list[tuple]]) -> None:
-    import openpyxl
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    bold = Font(bold=True)
-    for name, rows in data.items():
-        ws = wb.create_sheet(name)
-        ws.append(SHEETS[name])
-        for cell in ws[1]:
-            cell.font = bold
-        for row in rows:
-            ws.append(row)
-            for i, v in enumerate(row):
-                if v and v.startswith("="):  # text, not a formula: a name may start with "="
-                    ws.cell(ws.max_row, i + 1).data_type = "s"
-        ws.freeze_panes = "A2"
-        for i, col in enumerate(SHEETS[name]):
-            dim = ws.column_dimensions[get_column_letter(i + 1)]
-            widest = max([_width(col), *(_width(r[i] or "") for r in rows)])
-            dim.width = min(max(widest + 2, 8), 50)
-            dim.number_format = "@"  # codes typed in later stay text, leading zeros and all
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
+    # text columns: codes typed in later stay text, leading zeros and all
+    sheets.write_xlsx(path, {name: (SHEETS[name], rows) for name, rows in data.items()}, text_columns=True)
 
 
 def _write_csv_dir(path: Path, data: dict[str, list[tuple]]) -> None:
@@ -234,11 +207,7 @@ def _write_csv_dir(path: Path, data: dict[str, list[tuple]]) -> None:
         raise InputError("exists and is not a folder; name an .xlsx file or a folder", record=str(path))
     path.mkdir(parents=True, exist_ok=True)
     for name, rows in data.items():
-        # with a BOM, so that Excel opens the Chinese text as UTF-8
-        with open(path / f"{name}.csv", "w", encoding="utf-8-sig", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(SHEETS[name])
-            w.writerows(rows)
+        sheets.write_csv(path / f"{name}.csv", SHEETS[name], rows)
 
 
 def write_sheets(path: Path, data: dict[str, list[tuple]]) -> None:
