@@ -131,6 +131,11 @@ SETTINGS: tuple[Setting, ...] = (
         "hotlines), not what supervisors, leaders, video or rules raised.",
     ),
     Setting(
+        "GRIDMGR_METRICS_FROM",
+        "127.0.0.1,::1",
+        "Addresses and CIDRs, comma-separated, that may read /metrics (Prometheus); others get a 404. Empty: nobody.",
+    ),
+    Setting(
         "GRIDMGR_WEBHOOK_URL", None, "Where the outbox's webhook channel POSTs a message whose payload names no url."
     ),
     Setting(

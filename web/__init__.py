@@ -45,6 +45,9 @@ def create_app(config: Config | dict | None = None) -> Flask:
     from gridmgr.web.views import tiles
 
     tiles.serve_beside(app)  # tiles with a plain login skip Flask's request machinery (see there)
+    from gridmgr.web import metrics
+
+    metrics.init_app(app)  # outermost: counts the tiles' fast path too
     return app
 
 

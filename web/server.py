@@ -14,6 +14,7 @@ from gunicorn.app.base import BaseApplication
 
 from gridmgr.config import Config
 from gridmgr.db import engine as db_engine
+from gridmgr.web import metrics  # imports no prometheus_client: the master sets its folder first
 
 # a worker that answers nothing for this long is restarted; a long report export stays well inside it
 TIMEOUT_S = 120
@@ -56,6 +57,8 @@ def options(config: Config, host: str, port: int) -> dict[str, Any]:
         "forwarded_allow_ips": "127.0.0.1,::1",
         # HUP and TERM do what an operator needs; a control socket in $HOME would clash between two servers
         "control_socket_disable": True,
+        # a stopped worker's live gauges (requests in progress) leave the sum; its counts stay
+        "child_exit": metrics.child_exit,
     }
 
 
@@ -75,4 +78,6 @@ def run(config: Config, host: str, port: int, max_connections: int) -> None:
             "use fewer workers or raise max_connections"
         )
     db_engine.dispose_all()  # the workers open their own after the fork
+    # the workers inherit PROMETHEUS_MULTIPROC_DIR (a clean var/metrics) and share their counts there
+    metrics.prepare_workers()
     Server(config, options(config, host, port)).run()
