@@ -621,3 +621,10 @@ def test_pages_by_role(world):
     html = client.get("/planner").get_data(as_text=True)
     assert 'id="zone-form" autocomplete="off" hidden' in html
     assert world.app.test_client().get("/planner").status_code == 302  # to the login page
+
+
+def test_a_body_nested_too_deeply_is_a_400_not_a_500(world):
+    """100,000 nested [ made Python's JSON reader recurse out of stack: a 500; now it is a body that is not JSON."""
+    client, csrf = login(world, "planner")
+    r = client.post(ZONES, data="[" * 100_000, content_type="application/json", headers={"X-CSRFToken": csrf})
+    assert r.status_code == 400 and "Traceback" not in r.get_data(as_text=True)

@@ -28,9 +28,10 @@ def create_app(config: Config | dict | None = None) -> Flask:
     # a report carries at most 4 photos of 5 MB: refuse larger bodies before CSRF reads the whole form
     app.config["MAX_CONTENT_LENGTH"] = 25 * 1024 * 1024
 
-    from gridmgr.web import assets, auth, database, errors, headers, i18n, nav
+    from gridmgr.web import assets, auth, database, errors, headers, i18n, jsonbody, nav
     from gridmgr.web.views import home, sso
 
+    jsonbody.init_app(app)
     database.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
