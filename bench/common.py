@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import platform
 import statistics
@@ -193,3 +194,34 @@ def median_of(fn, repeat: int = 3) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def wsgi_get(app, url: str, extra_environ: dict) -> tuple[int, dict, bytes]:
+    """GET url handed to a WSGI callable as a server hands it over (extra_environ: HTTP_… keys): (status, headers, body)."""
+    path_info, _, query = url.partition("?")
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path_info,
+        "QUERY_STRING": query,
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "5000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1:5000",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        **extra_environ,
+    }
+    answer = []
+    chunks = app(environ, lambda status, hdrs, exc_info=None: answer.append((int(status[:3]), dict(hdrs))))
+    try:
+        body = b"".join(chunks)
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    return *answer[0], body

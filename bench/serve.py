@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import io
 import json
 import math
 import os
@@ -165,33 +164,8 @@ def before_statements(conn, actor, flt, now, page=1, size=filters.DEFAULT_PAGE_S
 
 def wsgi_get(app, path: str, headers: dict) -> tuple[int, bytes]:
     """GET path handed to the app's WSGI callable as a server hands it over: (status, body)."""
-    path_info, _, query = path.partition("?")
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path_info,
-        "QUERY_STRING": query,
-        "SCRIPT_NAME": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "5000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "127.0.0.1:5000",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()},
-    }
-    status = []
-    chunks = app(environ, lambda s, h, exc_info=None: status.append(int(s[:3])))
-    try:
-        body = b"".join(chunks)
-    finally:
-        getattr(chunks, "close", lambda: None)()
-    return status[0], body
+    status, _, body = common.wsgi_get(app, path, {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()})
+    return status, body
 
 
 def case_list_cost(url: str, token: str, rounds: int) -> dict:

@@ -204,34 +204,7 @@ class WsgiCaller:
 
     def get(self, url: str, **headers) -> tuple[int, dict, bytes]:
         """(status, headers, body) of GET url, with headers given as If_None_Match="…"."""
-        path_info, _, query = url.partition("?")
-        environ = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": path_info,
-            "QUERY_STRING": query,
-            "SCRIPT_NAME": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "5000",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": "127.0.0.1:5000",
-            "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-            **self.cookie,
-            **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
-        }
-        answer = []
-        chunks = self.app(environ, lambda status, hdrs, exc_info=None: answer.append((int(status[:3]), dict(hdrs))))
-        try:
-            body = b"".join(chunks)
-        finally:
-            getattr(chunks, "close", lambda: None)()
-        return *answer[0], body
+        return common.wsgi_get(self.app, url, {**self.cookie, **{f"HTTP_{k.upper()}": v for k, v in headers.items()}})
 
 
 class Runner:

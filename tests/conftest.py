@@ -103,15 +103,20 @@ def engine(pg_admin_url, template_url):
     _drop(pg_admin_url, name)
 
 
-@pytest.fixture
-def conn(engine):
-    """A connection inside a transaction that is rolled back after the test."""
+def _rolled_back(engine):
+    """A connection inside a transaction that is rolled back afterwards."""
     with engine.connect() as c:
         tx = c.begin()
         try:
             yield c
         finally:
             tx.rollback()
+
+
+@pytest.fixture
+def conn(engine):
+    """A connection inside a transaction that is rolled back after the test."""
+    yield from _rolled_back(engine)
 
 
 @pytest.fixture(scope="session")
@@ -140,12 +145,7 @@ def owner_engine(engine, as_owner):
 @pytest.fixture
 def owner_conn(owner_engine):
     """As `conn`, but as the owner: for a test's DDL the app's role may not run (a table of its own, a trigger off)."""
-    with owner_engine.connect() as c:
-        tx = c.begin()
-        try:
-            yield c
-        finally:
-            tx.rollback()
+    yield from _rolled_back(owner_engine)
 
 
 @pytest.fixture
